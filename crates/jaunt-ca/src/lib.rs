@@ -1,0 +1,33 @@
+//! The cluster's certificate authorities. An SSH user CA signs user
+//! certificates, an SSH host CA signs node host certificates (both Ed25519),
+//! and a TLS CA signs the proxy's server certificate and users' client
+//! certificates. Every function takes the time as an argument and returns
+//! values: this crate does no I/O, keeps no clock and stores nothing.
+
+mod ssh;
+mod tls;
+
+pub use ssh::{HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key};
+pub use tls::{ClientIdentity, TlsCa, ca_pin, client_identity, generate_client_csr};
+
+/// Everything that can go wrong while making or reading keys and certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("SSH key or certificate error: {0}")]
+    Ssh(#[from] ssh_key::Error),
+    #[error("TLS certificate error: {0}")]
+    Tls(#[from] rcgen::Error),
+    #[error("invalid certificate request: {0}")]
+    Invalid(String),
+    #[error("cannot parse certificate: {0}")]
+    Parse(String),
+}
+
+pub type Result<T, E = CaError> = std::result::Result<T, E>;
+
+/// How far back certificates are dated, so a client whose clock runs a
+/// little behind the auth server's can still use a fresh certificate.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+use rustls_pki_types::pem::PemObject;
+use ssh_key::certificate::CertType;
+
+const NOW: u64 = 1_800_000_000;
+
+fn user_request(ca_user: &str) -> UserCertRequest {
+    let subject = SshCa::generate().expect("key");
+    UserCertRequest {
+        public_key: subject.public_key().clone(),
+        user: ca_user.to_string(),
+        principals: vec!["alice".into(), "ubuntu".into()],
+        now: NOW,
+        ttl_secs: 3600,
+        permit_pty: true,
+        permit_port_forwarding: true,
+        permit_agent_forwarding: false,
+        source_address: None,
+    }
+}
+
+#[test]
+fn user_certificate_contents() {
+    let ca = SshCa::generate().expect("ca");
+    let req = user_request("alice");
+    let cert = ca.sign_user_cert(&req).expect("sign");
+    assert_eq!(cert.cert_type(), CertType::User);
+    assert_eq!(cert.key_id(), "alice");
+    assert_eq!(cert.valid_principals(), ["alice".to_string(), "ubuntu".to_string()]);
+    assert_eq!(cert.valid_after(), NOW - CLOCK_SKEW_SECS);
+    assert_eq!(cert.valid_before(), NOW + 3600);
+    let ext: Vec<&String> = cert.extensions().keys().collect();
+    assert_eq!(ext, ["permit-port-forwarding", "permit-pty"]);
+    assert!(cert.critical_options().is_empty());
+    assert_eq!(cert.public_key(), req.public_key.key_data());
+    assert_eq!(cert.signature_key(), ca.public_key().key_data());
+    // It verifies against this CA and no other.
+    let fp = ca.public_key().fingerprint(ssh_key::HashAlg::Sha256);
+    cert.validate_at(NOW, [&fp]).expect("valid now");
+    assert!(cert.validate_at(NOW + 7200, [&fp]).is_err(), "expired later");
+    let other = SshCa::generate().expect("other");
+    let other_fp = other.public_key().fingerprint(ssh_key::HashAlg::Sha256);
+    assert!(cert.validate_at(NOW, [&other_fp]).is_err());
+}
+
+#[test]
+fn options_and_refusals() {
+    let ca = SshCa::generate().expect("ca");
+    let mut req = user_request("bob");
+    req.permit_agent_forwarding = true;
+    req.permit_port_forwarding = false;
+    req.source_address = Some("127.0.0.1/32".into());
+    let cert = ca.sign_user_cert(&req).expect("sign");
+    let ext: Vec<&String> = cert.extensions().keys().collect();
+    assert_eq!(ext, ["permit-agent-forwarding", "permit-pty"]);
+    assert_eq!(
+        cert.critical_options().get("source-address").map(String::as_str),
+        Some("127.0.0.1/32")
+    );
+    req.principals.clear();
+    let err = ca.sign_user_cert(&req).expect_err("no principals");
+    assert!(err.to_string().contains("no logins"), "{err}");
+    let mut zero = user_request("x");
+    zero.ttl_secs = 0;
+    assert!(ca.sign_user_cert(&zero).is_err());
+}
+
+#[test]
+fn host_certificate_contents() {
+    let ca = SshCa::generate().expect("ca");
+    let node = SshCa::generate().expect("node key");
+    let cert = ca
+        .sign_host_cert(&HostCertRequest {
+            public_key: node.public_key().clone(),
+            host_id: "uuid-1".into(),
+            principals: vec!["node1".into(), "uuid-1".into()],
+            now: NOW,
+            ttl_secs: 86400,
+        })
+        .expect("sign");
+    assert_eq!(cert.cert_type(), CertType::Host);
+    assert_eq!(cert.key_id(), "uuid-1");
+    assert!(cert.extensions().is_empty());
+}
+
+#[test]
+fn ssh_ca_round_trips_and_hides_its_key() {
+    let ca = SshCa::generate().expect("ca");
+    let text = ca.to_openssh().expect("encode");
+    let back = SshCa::from_openssh(text.expose()).expect("decode");
+    assert_eq!(back.fingerprint(), ca.fingerprint());
+    assert!(ca.fingerprint().starts_with("SHA256:"));
+    assert!(!format!("{ca:?}").contains("PRIVATE"));
+    assert!(parse_public_key("not a key").is_err());
+    assert!(parse_public_key(&ca.public_openssh().expect("pub")).is_ok());
+}
+
+#[test]
+fn tls_ca_pin_server_and_client_certs() {
+    let ca = TlsCa::generate("example", NOW).expect("ca");
+    let pin = ca.pin().expect("pin");
+    assert!(pin.starts_with("sha256:") && pin.len() == 7 + 64, "{pin}");
+    let again = TlsCa::from_pem(ca.cert_pem().to_string(), ca.key_pem().clone()).expect("load");
+    assert_eq!(again.pin().expect("pin"), pin);
+
+    let (server_pem, _key) = ca
+        .issue_server_cert(&["proxy.example.com".into(), "127.0.0.1".into()], NOW, 86400)
+        .expect("server");
+    assert!(server_pem.contains("BEGIN CERTIFICATE"));
+
+    let (csr, _client_key) = generate_client_csr("mallory-asked-for-this").expect("csr");
+    let client_pem = ca.sign_client_csr(&csr, "alice", "example", NOW, 3600).expect("client");
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(client_pem.as_bytes()).expect("der");
+    let id = client_identity(&der).expect("identity");
+    assert_eq!(id.user, "alice", "the CA names the user, not the CSR");
+    assert_eq!(id.cluster, "example");
+    assert_eq!(id.not_after, (NOW + 3600) as i64);
+    assert!(ca.sign_client_csr("garbage", "alice", "example", NOW, 3600).is_err());
+}

@@ -1,0 +1,102 @@
+//! The admin protocol between `jctl` and the auth service: one JSON request
+//! and one JSON response per connection over the owner-only admin socket.
+
+use crate::api::SecondFactor;
+use crate::resources::{Role, TokenInfo, TokenKind, UserInfo};
+use crate::{Secret, Ttl};
+use serde::{Deserialize, Serialize};
+
+/// The admin socket's file name inside the data directory.
+pub const ADMIN_SOCKET: &str = "admin.sock";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    Status,
+    UserAdd {
+        name: String,
+        roles: Vec<String>,
+        logins: Vec<String>,
+        ttl: Option<Ttl>,
+    },
+    UserList,
+    UserRemove {
+        name: String,
+    },
+    UserReset {
+        name: String,
+        ttl: Option<Ttl>,
+    },
+    UserUpdate {
+        name: String,
+        roles: Option<Vec<String>>,
+        logins: Option<Vec<String>>,
+    },
+    UserUnlock {
+        name: String,
+    },
+    RoleUpsert {
+        role: Role,
+        /// Without force an existing role is an error.
+        force: bool,
+    },
+    RoleList,
+    RoleRemove {
+        name: String,
+    },
+    TokenAdd {
+        kind: TokenKind,
+        ttl: Option<Ttl>,
+        uses: Option<u32>,
+    },
+    TokenList,
+    TokenRemove {
+        token: Secret<String>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AdminResponse {
+    Status(ClusterStatus),
+    /// A signup token for a new or reset user, and the command they run.
+    Signup {
+        user: String,
+        token: Secret<String>,
+        expires: i64,
+        command: String,
+    },
+    Users {
+        users: Vec<UserInfo>,
+    },
+    Roles {
+        roles: Vec<Role>,
+    },
+    Tokens {
+        tokens: Vec<TokenInfo>,
+    },
+    TokenAdded {
+        token: TokenInfo,
+        command: String,
+    },
+    Done {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub public_addr: String,
+    pub second_factor: SecondFactor,
+    /// `SHA256:...` fingerprints of the SSH CAs' public keys.
+    pub user_ca_fingerprint: String,
+    pub host_ca_fingerprint: String,
+    /// `sha256:<hex>` of the TLS CA's SubjectPublicKeyInfo.
+    pub ca_pin: String,
+    pub users: usize,
+    pub roles: usize,
+}

@@ -1,0 +1,122 @@
+//! The HTTPS JSON API the proxy serves to `jsh` (ALPN `http/1.1`). Paths are
+//! the constants below; every error body is an [`ApiErrorBody`].
+
+use crate::Secret;
+use serde::{Deserialize, Serialize};
+
+pub const PATH_PING: &str = "/v1/ping";
+pub const PATH_SIGNUP_START: &str = "/v1/signup/start";
+pub const PATH_SIGNUP_FINISH: &str = "/v1/signup/finish";
+pub const PATH_LOGIN: &str = "/v1/login";
+pub const PATH_WHOAMI: &str = "/v1/whoami";
+
+/// The ALPN protocol of the HTTPS API on the proxy's one public port.
+pub const ALPN_HTTP: &[u8] = b"http/1.1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactor {
+    /// TOTP codes from an authenticator app (the default).
+    #[default]
+    Otp,
+    Off,
+}
+
+impl std::str::FromStr for SecondFactor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "otp" => Ok(SecondFactor::Otp),
+            "off" => Ok(SecondFactor::Off),
+            other => Err(format!("unknown second factor {other:?}: use otp or off")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PingResponse {
+    pub cluster_name: String,
+    pub public_addr: String,
+    pub second_factor: SecondFactor,
+    pub server_version: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignupStartRequest {
+    pub token: Secret<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignupStartResponse {
+    pub user: String,
+    pub second_factor: SecondFactor,
+    /// `otpauth://` URI to enrol in an authenticator app, when OTP is on.
+    pub totp_uri: Option<Secret<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignupFinishRequest {
+    pub token: Secret<String>,
+    pub password: Secret<String>,
+    pub otp: Option<Secret<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignupFinishResponse {
+    pub user: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: Secret<String>,
+    pub otp: Option<Secret<String>>,
+    /// The user's SSH public key (OpenSSH format). The private key stays on
+    /// the client.
+    pub ssh_public_key: String,
+    /// PEM certificate signing request for the TLS client certificate.
+    pub tls_csr_pem: String,
+    /// Requested certificate lifetime; capped by the user's roles.
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub cluster_name: String,
+    /// The SSH user certificate (OpenSSH `-cert.pub` line).
+    pub ssh_cert: String,
+    pub tls_cert_pem: String,
+    pub tls_ca_pem: String,
+    /// The cluster's SSH host CA public keys (OpenSSH format).
+    pub host_ca_keys: Vec<String>,
+    pub roles: Vec<String>,
+    pub logins: Vec<String>,
+    /// Unix seconds.
+    pub valid_until: i64,
+}
+
+/// Who the proxy saw on a TLS client certificate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmIResponse {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub logins: Vec<String>,
+    pub cluster_name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidCredentials,
+    Locked,
+    AccessDenied,
+    NotFound,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}

@@ -1,0 +1,12 @@
+//! Jaunt's shared vocabulary: the resources the cluster stores (users, roles,
+//! tokens), the messages `jsh` and `jctl` exchange with it, and small value
+//! types (durations, secrets). Everything here is plain data: no I/O.
+
+pub mod admin;
+pub mod api;
+pub mod duration;
+pub mod resources;
+pub mod secret;
+
+pub use duration::Ttl;
+pub use secret::Secret;
