@@ -1,0 +1,384 @@
+//! The daemon's configuration: every flag of `jaunt start` is also a key of
+//! the YAML file given with `--config`; flags win over the file, and the
+//! file wins over the defaults.
+
+use crate::{ConfigError, yaml_error};
+use jaunt_types::Ttl;
+use jaunt_types::api::SecondFactor;
+use jaunt_types::resources::validate_name;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The proxy's port when none is given.
+pub const DEFAULT_PORT: u16 = 3080;
+
+/// What a user may write, in the file or as flags. Every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub roles: Option<String>,
+    pub cluster_name: Option<String>,
+    pub listen: Option<String>,
+    pub public_addr: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub second_factor: Option<String>,
+    pub max_login_attempts: Option<u32>,
+    /// Text, parsed in `resolve`, so a mistake names the key.
+    pub lockout_duration: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// A service of the `jaunt` daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    Auth,
+    Proxy,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub services: Vec<Service>,
+    pub cluster_name: String,
+    pub listen: SocketAddr,
+    /// `host:port` that clients use to reach the proxy.
+    pub public_addr: String,
+    pub public_host: String,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub second_factor: SecondFactor,
+    pub max_login_attempts: u32,
+    pub lockout_duration: Ttl,
+    pub log_level: String,
+}
+
+struct Defaults;
+impl Defaults {
+    const DATA_DIR: &'static str = "/var/lib/jaunt";
+    const ROLES: &'static str = "auth,proxy";
+    const LISTEN: &'static str = "0.0.0.0:3080";
+    const SECOND_FACTOR: &'static str = "otp";
+    const MAX_LOGIN_ATTEMPTS: u32 = 5;
+    const LOCKOUT: Ttl = Ttl::from_secs(30 * 60);
+    const LOG_LEVEL: &'static str = "info";
+}
+
+impl FileConfig {
+    /// Parses a config file's text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, e))
+    }
+
+    /// `self` with every value that `over` sets replaced.
+    pub fn overridden_by(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            data_dir: over.data_dir.or(self.data_dir),
+            roles: over.roles.or(self.roles),
+            cluster_name: over.cluster_name.or(self.cluster_name),
+            listen: over.listen.or(self.listen),
+            public_addr: over.public_addr.or(self.public_addr),
+            tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
+            tls_key_file: over.tls_key_file.or(self.tls_key_file),
+            second_factor: over.second_factor.or(self.second_factor),
+            max_login_attempts: over.max_login_attempts.or(self.max_login_attempts),
+            lockout_duration: over.lockout_duration.or(self.lockout_duration),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}
+
+fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
+    let mut services = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let s = match part {
+            "auth" => Service::Auth,
+            "proxy" => Service::Proxy,
+            "node" => {
+                return Err(ConfigError::invalid(
+                    src,
+                    "roles",
+                    "the node service is not part of this version of jaunt; use auth,proxy",
+                ));
+            }
+            other => {
+                return Err(ConfigError::invalid(src, "roles", format!("unknown service {other:?}; known: auth, proxy")));
+            }
+        };
+        if !services.contains(&s) {
+            services.push(s);
+        }
+    }
+    services.sort();
+    if services.is_empty() {
+        return Err(ConfigError::invalid(src, "roles", "name at least one service: auth, proxy"));
+    }
+    if services == [Service::Proxy] {
+        return Err(ConfigError::invalid(
+            src,
+            "roles",
+            "the proxy runs in the same process as the auth service (several auth+proxy instances share one database); use auth,proxy",
+        ));
+    }
+    Ok(services)
+}
+
+/// Splits `host[:port]`, accepting `[v6]:port`; the port defaults to `default_port`.
+pub fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty address".into());
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or("missing ']' in IPv6 address")?;
+        match after.strip_prefix(':') {
+            Some(p) => (h.to_string(), Some(p)),
+            None if after.is_empty() => (h.to_string(), None),
+            None => return Err(format!("unexpected {after:?} after ']'")),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+            Some(_) => return Err("write IPv6 addresses as [addr]:port".into()),
+            None => (text.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(format!("invalid host {host:?}"));
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("invalid port {p:?}"))?,
+        None => default_port,
+    };
+    if port == 0 {
+        return Err("port 0 cannot be reached by clients".into());
+    }
+    Ok((host, port))
+}
+
+impl Config {
+    /// Merges the file (if any) with the flags and fills in defaults.
+    /// `hostname` is this machine's name, for the default public address.
+    pub fn resolve(file: FileConfig, flags: FileConfig, hostname: &str, src: &str) -> Result<Config, ConfigError> {
+        let s = file.overridden_by(flags);
+        let invalid = |key: &str, m: String| ConfigError::invalid(src, key, m);
+        let services = parse_services(s.roles.as_deref().unwrap_or(Defaults::ROLES), src)?;
+        let listen_text = s.listen.clone().unwrap_or_else(|| Defaults::LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen_text:?} is not an address like 0.0.0.0:3080")))?;
+        let default_public_port = if listen.port() == 0 { DEFAULT_PORT } else { listen.port() };
+        let public_text = s
+            .public_addr
+            .clone()
+            .unwrap_or_else(|| format!("{hostname}:{default_public_port}"));
+        let (public_host, public_port) =
+            split_host_port(&public_text, default_public_port).map_err(|m| invalid("public_addr", m))?;
+        let public_addr = if public_host.contains(':') {
+            format!("[{public_host}]:{public_port}")
+        } else {
+            format!("{public_host}:{public_port}")
+        };
+        let cluster_name = s.cluster_name.clone().unwrap_or_else(|| public_host.clone());
+        validate_name(&cluster_name).map_err(|m| invalid("cluster_name", m))?;
+        let second_factor = s
+            .second_factor
+            .as_deref()
+            .unwrap_or(Defaults::SECOND_FACTOR)
+            .parse::<SecondFactor>()
+            .map_err(|m| invalid("second_factor", m))?;
+        let max_login_attempts = s.max_login_attempts.unwrap_or(Defaults::MAX_LOGIN_ATTEMPTS);
+        if max_login_attempts == 0 {
+            return Err(invalid("max_login_attempts", "must be at least 1".into()));
+        }
+        let lockout_duration = match &s.lockout_duration {
+            Some(text) => text.parse::<Ttl>().map_err(|e| invalid("lockout_duration", e.to_string()))?,
+            None => Defaults::LOCKOUT,
+        };
+        if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
+            return Err(invalid(
+                "tls_cert_file",
+                "tls_cert_file and tls_key_file go together: set both or neither".into(),
+            ));
+        }
+        let log_level = s.log_level.clone().unwrap_or_else(|| Defaults::LOG_LEVEL.to_string());
+        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            return Err(invalid("log_level", format!("{log_level:?}: use error, warn, info, debug or trace")));
+        }
+        Ok(Config {
+            data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR)),
+            services,
+            cluster_name,
+            listen,
+            public_addr,
+            public_host,
+            tls_cert_file: s.tls_cert_file,
+            tls_key_file: s.tls_key_file,
+            second_factor,
+            max_login_attempts,
+            lockout_duration,
+            log_level,
+        })
+    }
+
+    pub fn runs(&self, service: Service) -> bool {
+        self.services.contains(&service)
+    }
+}
+
+/// A commented configuration file with every key: the values given as
+/// flags, the defaults for the rest.
+pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
+    let s = flags.clone();
+    let q = |v: &str| format!("{v:?}");
+    let path = |p: &Option<PathBuf>| p.as_ref().map_or("null".to_string(), |p| q(&p.display().to_string()));
+    let listen = s.listen.clone().unwrap_or_else(|| Defaults::LISTEN.to_string());
+    let public = s.public_addr.clone().unwrap_or_else(|| format!("{hostname}:{DEFAULT_PORT}"));
+    let cluster = s
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| split_host_port(&public, DEFAULT_PORT).map(|h| h.0).unwrap_or_else(|_| hostname.to_string()));
+    format!(
+        "# Jaunt daemon configuration. Start with: jaunt start --config FILE
+# Every key is also a flag of `jaunt start` (--data-dir, --public-addr, ...);
+# flags override this file. Unknown keys are errors.
+
+# Where the database, the admin socket and the proxy's TLS files live.
+data_dir: {data_dir}
+
+# Services this process runs, comma-separated: auth, proxy.
+roles: {roles}
+
+# The cluster's name; it appears in certificates and cannot change later.
+cluster_name: {cluster}
+
+# The proxy's one TLS port (HTTPS API now; SSH and node tunnels by ALPN).
+listen: {listen}
+
+# host:port that users and nodes use to reach the proxy.
+public_addr: {public}
+
+# A certificate for public_addr from your own CA (both or neither); by
+# default the proxy uses a certificate from the cluster's TLS CA.
+tls_cert_file: {cert}
+tls_key_file: {key}
+
+# Second factor at login: otp (TOTP authenticator app) or off.
+second_factor: {second}
+
+# Consecutive failed logins before an account is locked, and for how long.
+max_login_attempts: {attempts}
+lockout_duration: {lockout}
+
+# error, warn, info, debug or trace.
+log_level: {log}
+",
+        data_dir = q(&s.data_dir.as_ref().map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
+        roles = q(s.roles.as_deref().unwrap_or(Defaults::ROLES)),
+        cluster = q(&cluster),
+        listen = q(&listen),
+        public = q(&public),
+        cert = path(&s.tls_cert_file),
+        key = path(&s.tls_key_file),
+        second = q(s.second_factor.as_deref().unwrap_or(Defaults::SECOND_FACTOR)),
+        attempts = s.max_login_attempts.unwrap_or(Defaults::MAX_LOGIN_ATTEMPTS),
+        lockout = q(&s.lockout_duration.clone().unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
+        log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(file: &str, flags: FileConfig) -> Result<Config, ConfigError> {
+        let f = FileConfig::parse(file, "jaunt.yaml")?;
+        Config::resolve(f, flags, "host1", "jaunt.yaml")
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve("", FileConfig::default()).expect("defaults");
+        assert_eq!(c.services, [Service::Auth, Service::Proxy]);
+        assert_eq!(c.listen.to_string(), "0.0.0.0:3080");
+        assert_eq!(c.public_addr, "host1:3080");
+        assert_eq!(c.cluster_name, "host1");
+        assert_eq!(c.second_factor, SecondFactor::Otp);
+        assert_eq!(c.max_login_attempts, 5);
+        assert_eq!(c.lockout_duration.as_secs(), 1800);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/jaunt"));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = "cluster_name: fromfile\npublic_addr: proxy.example.com\nsecond_factor: off\n";
+        let flags = FileConfig {
+            cluster_name: Some("example".into()),
+            ..Default::default()
+        };
+        let c = resolve(file, flags).expect("resolve");
+        assert_eq!(c.cluster_name, "example");
+        assert_eq!(c.public_addr, "proxy.example.com:3080");
+        assert_eq!(c.second_factor, SecondFactor::Off);
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let table = [
+            ("listen: 0.0.0.0:3080\nlisten_addr: x\n", "unknown field `listen_addr`"),
+            ("max_login_attempts: many\n", "max_login_attempts"),
+            ("max_login_attempts: many\n", "line 1"),
+            ("lockout_duration: 3 weeks\n", "lockout_duration"),
+            ("listen: nowhere\n", "listen"),
+            ("public_addr: 'a b:1'\n", "public_addr"),
+            ("public_addr: 'host:99999'\n", "invalid port"),
+            ("second_factor: sms\n", "second_factor"),
+            ("roles: auth,dns\n", "unknown service \"dns\""),
+            ("roles: proxy\n", "same process"),
+            ("roles: auth,node\n", "node service"),
+            ("cluster_name: 'a/b'\n", "cluster_name"),
+            ("tls_cert_file: /x.pem\n", "tls_key_file"),
+            ("log_level: loud\n", "log_level"),
+            ("data_dir: [\n", "jaunt.yaml"),
+        ];
+        for (text, want) in table {
+            let err = resolve(text, FileConfig::default()).expect_err(text).to_string();
+            assert!(err.contains(want), "{text:?}: {err:?} should mention {want:?}");
+            assert!(err.starts_with("jaunt.yaml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn template_round_trips() {
+        let flags = FileConfig {
+            public_addr: Some("proxy.example.com:443".into()),
+            data_dir: Some("/srv/jaunt".into()),
+            ..Default::default()
+        };
+        let text = configure_template(&flags, "host1");
+        let parsed = FileConfig::parse(&text, "t.yaml").expect("template parses");
+        let c = Config::resolve(parsed, FileConfig::default(), "other", "t.yaml").expect("valid");
+        assert_eq!(c.public_addr, "proxy.example.com:443");
+        assert_eq!(c.cluster_name, "proxy.example.com");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/jaunt"));
+        for key in ["data_dir", "roles", "cluster_name", "listen", "public_addr", "tls_cert_file", "tls_key_file", "second_factor", "max_login_attempts", "lockout_duration", "log_level"] {
+            assert!(text.contains(&format!("\n{key}: ")), "{key} missing from template");
+        }
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("a.b", 3080), Ok(("a.b".into(), 3080)));
+        assert_eq!(split_host_port("a.b:443", 3080), Ok(("a.b".into(), 443)));
+        assert_eq!(split_host_port("[::1]:22", 3080), Ok(("::1".into(), 22)));
+        assert!(split_host_port("::1", 3080).is_err());
+        assert!(split_host_port("", 3080).is_err());
+        assert!(split_host_port("a:0", 3080).is_err());
+    }
+}

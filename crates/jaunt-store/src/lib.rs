@@ -1,0 +1,142 @@
+//! The cluster store. Everything the auth service keeps (CAs, users, roles,
+//! tokens, nodes) is a JSON value under a path-like key, with a revision for
+//! compare-and-swap and an optional expiry. That small interface is what a
+//! second backend implements: SQLite here (embedded, one machine), and
+//! PostgreSQL next, so several auth/proxy instances can share one database.
+//!
+//! Architecture Invariant: this is the only crate that speaks SQL.
+
+mod sqlite;
+
+pub use sqlite::SqliteBackend;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} was changed concurrently; try again")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored value at {key} is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Starts at 1 and grows by one on every write of this key.
+    pub revision: i64,
+    /// Unix seconds after which the item is gone.
+    pub expires: Option<i64>,
+}
+
+/// The storage interface. Every acknowledged write is durable (it survives
+/// `kill -9` of the process and, with SQLite's `synchronous=FULL`, power loss).
+/// Expired items are never returned.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Item>>;
+    /// Writes a new key; fails with `AlreadyExists` if it is there.
+    async fn create(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
+    /// Writes a key whether or not it exists.
+    async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
+    /// Writes a key only if its revision is still `revision` (`Conflict`
+    /// otherwise, `NotFound` if it is gone).
+    async fn update_if(&self, key: &str, revision: i64, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
+    /// Removes a key; `NotFound` if it was not there.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Every live item whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<Item>>;
+    /// Physically removes expired items; returns how many.
+    async fn purge_expired(&self) -> Result<usize>;
+}
+
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// A typed view over a backend: values are JSON.
+#[derive(Clone)]
+pub struct Store {
+    backend: SharedBackend,
+}
+
+/// A decoded value with the revision it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub revision: i64,
+    pub expires: Option<i64>,
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>> {
+    let value = serde_json::from_slice(&item.value).map_err(|e| StoreError::Corrupt {
+        key: item.key.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Versioned {
+        value,
+        revision: item.revision,
+        expires: item.expires,
+    })
+}
+
+impl Store {
+    pub fn new(backend: SharedBackend) -> Self {
+        Store { backend }
+    }
+
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        self.backend.get(key).await?.map(decode).transpose()
+    }
+
+    pub async fn create<T: Serialize + Sync>(&self, key: &str, value: &T, expires: Option<i64>) -> Result<i64> {
+        let bytes = encode(key, value)?;
+        Ok(self.backend.create(key, bytes, expires).await?.revision)
+    }
+
+    pub async fn put<T: Serialize + Sync>(&self, key: &str, value: &T, expires: Option<i64>) -> Result<i64> {
+        let bytes = encode(key, value)?;
+        Ok(self.backend.put(key, bytes, expires).await?.revision)
+    }
+
+    pub async fn update_if<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        revision: i64,
+        value: &T,
+        expires: Option<i64>,
+    ) -> Result<i64> {
+        let bytes = encode(key, value)?;
+        Ok(self.backend.update_if(key, revision, bytes, expires).await?.revision)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.backend.delete(key).await
+    }
+
+    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>> {
+        self.backend.list(prefix).await?.into_iter().map(decode).collect()
+    }
+}

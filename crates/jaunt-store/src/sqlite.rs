@@ -1,0 +1,266 @@
+//! The embedded SQLite backend: one table of keys, in WAL mode with
+//! `synchronous=FULL`, so an acknowledged write is on disk.
+
+use crate::{Backend, Item, Result, StoreError};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// SQLite file-backed store. Calls run on tokio's blocking pool.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Database(format!(
+                "{} was written by a newer Jaunt (schema {version}, this one knows {SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (
+                 key TEXT PRIMARY KEY NOT NULL,
+                 value BLOB NOT NULL,
+                 revision INTEGER NOT NULL,
+                 expires INTEGER
+             );
+             CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires) WHERE expires IS NOT NULL;
+             PRAGMA user_version = 1;",
+        )
+        .map_err(db_err)?;
+        Ok(SqliteBackend {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| db_err("store lock poisoned by an earlier panic"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(db_err)?
+    }
+}
+
+fn read(conn: &Connection, key: &str) -> Result<Option<Item>> {
+    conn.query_row(
+        "SELECT key, value, revision, expires FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+        params![key, now()],
+        |r| {
+            Ok(Item {
+                key: r.get(0)?,
+                value: r.get(1)?,
+                revision: r.get(2)?,
+                expires: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(db_err)
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn get(&self, key: &str) -> Result<Option<Item>> {
+        let key = key.to_string();
+        self.run(move |c| read(c, &key)).await
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+        let key = key.to_string();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db_err)?;
+            // An expired row does not count as existing.
+            tx.execute("DELETE FROM kv WHERE key = ?1 AND expires IS NOT NULL AND expires <= ?2", params![key, now()])
+                .map_err(db_err)?;
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)",
+                    params![key, value, expires],
+                )
+                .map_err(db_err)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(key));
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(Item { key, value, revision: 1, expires })
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+        let key = key.to_string();
+        self.run(move |c| {
+            let revision: i64 = c
+                .query_row(
+                    "INSERT INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value,
+                         revision = kv.revision + 1, expires = excluded.expires
+                     RETURNING revision",
+                    params![key, value, expires],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            Ok(Item { key, value, revision, expires })
+        })
+        .await
+    }
+
+    async fn update_if(&self, key: &str, revision: i64, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+        let key = key.to_string();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let changed = tx
+                .execute(
+                    "UPDATE kv SET value = ?1, revision = revision + 1, expires = ?2
+                     WHERE key = ?3 AND revision = ?4 AND (expires IS NULL OR expires > ?5)",
+                    params![value, expires, key, revision, now()],
+                )
+                .map_err(db_err)?;
+            if changed == 0 {
+                return match read(&tx, &key)? {
+                    Some(_) => Err(StoreError::Conflict(key)),
+                    None => Err(StoreError::NotFound(key)),
+                };
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(Item { key, value, revision: revision + 1, expires })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let key = key.to_string();
+        self.run(move |c| {
+            let n = c
+                .execute("DELETE FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)", params![key, now()])
+                .map_err(db_err)?;
+            if n == 0 { Err(StoreError::NotFound(key)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Item>> {
+        let prefix = prefix.to_string();
+        self.run(move |c| {
+            // Range scan on the primary key: [prefix, prefix + U+10FFFF).
+            let upper = format!("{prefix}\u{10FFFF}");
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key, value, revision, expires FROM kv
+                     WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3) ORDER BY key",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![prefix, upper, now()], |r| {
+                    Ok(Item {
+                        key: r.get(0)?,
+                        value: r.get(1)?,
+                        revision: r.get(2)?,
+                        expires: r.get(3)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<usize> {
+        self.run(|c| {
+            c.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1", params![now()])
+                .map_err(db_err)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> (tempfile::TempDir, SqliteBackend) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = SqliteBackend::open(&dir.path().join("jaunt.db")).expect("open");
+        (dir, b)
+    }
+
+    #[tokio::test]
+    async fn create_get_update_delete() {
+        let (_d, b) = temp();
+        let item = b.create("/users/alice", b"1".to_vec(), None).await.expect("create");
+        assert_eq!(item.revision, 1);
+        assert!(matches!(b.create("/users/alice", b"x".to_vec(), None).await, Err(StoreError::AlreadyExists(_))));
+        let up = b.update_if("/users/alice", 1, b"2".to_vec(), None).await.expect("cas");
+        assert_eq!(up.revision, 2);
+        assert!(matches!(b.update_if("/users/alice", 1, b"3".to_vec(), None).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(b.update_if("/users/nobody", 1, b"3".to_vec(), None).await, Err(StoreError::NotFound(_))));
+        let got = b.get("/users/alice").await.expect("get").expect("some");
+        assert_eq!(got.value, b"2");
+        let put = b.put("/users/alice", b"4".to_vec(), None).await.expect("put");
+        assert_eq!(put.revision, 3);
+        b.delete("/users/alice").await.expect("delete");
+        assert!(matches!(b.delete("/users/alice").await, Err(StoreError::NotFound(_))));
+        assert_eq!(b.get("/users/alice").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn list_by_prefix_and_expiry() {
+        let (_d, b) = temp();
+        for k in ["/roles/a", "/roles/b", "/rolesx", "/users/a"] {
+            b.put(k, b"{}".to_vec(), None).await.expect("put");
+        }
+        b.put("/roles/gone", b"{}".to_vec(), Some(now() - 1)).await.expect("put");
+        let keys: Vec<String> = b.list("/roles/").await.expect("list").into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["/roles/a", "/roles/b"]);
+        assert_eq!(b.get("/roles/gone").await.expect("get"), None);
+        // An expired key can be created again.
+        b.create("/roles/gone", b"{}".to_vec(), None).await.expect("recreate");
+        b.put("/tmp/x", b"{}".to_vec(), Some(now() - 5)).await.expect("put");
+        assert_eq!(b.purge_expired().await.expect("purge"), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jaunt.db");
+        {
+            let b = SqliteBackend::open(&path).expect("open");
+            b.put("/k", b"v".to_vec(), None).await.expect("put");
+        }
+        let b = SqliteBackend::open(&path).expect("reopen");
+        assert_eq!(b.get("/k").await.expect("get").map(|i| i.value), Some(b"v".to_vec()));
+    }
+}
