@@ -5,6 +5,9 @@
 //! values: this crate does no I/O, keeps no clock and stores nothing.
 
 mod ssh;
+
+/// The ssh-key crate at the exact version russh uses; dependents use this one.
+pub use ssh_key;
 mod tls;
 
 pub use ssh::{HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key};

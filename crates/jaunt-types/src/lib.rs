@@ -7,6 +7,7 @@ pub mod api;
 pub mod duration;
 pub mod resources;
 pub mod secret;
+pub mod timefmt;
 
 pub use duration::Ttl;
 pub use secret::Secret;

@@ -1,0 +1,134 @@
+//! The admin socket: `jctl` on the auth host sends one JSON request per
+//! connection and reads one JSON response. The socket file is mode 0600 in a
+//! 0700 data directory, and each peer's uid is checked as well: only the
+//! user the daemon runs as (or root) may administer the cluster.
+
+use crate::{AuthError, AuthServer};
+use jaunt_types::admin::{AdminRequest, AdminResponse, ClusterStatus};
+use jaunt_types::resources::TokenKind;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+/// The largest request accepted (a role file is a few KiB).
+const MAX_REQUEST: u64 = 1 << 20;
+
+impl AuthServer {
+    /// Carries out one administrative request.
+    pub async fn admin(&self, req: AdminRequest) -> AdminResponse {
+        match self.admin_inner(req).await {
+            Ok(r) => r,
+            Err(e) => AdminResponse::Error { message: e.to_string() },
+        }
+    }
+
+    async fn admin_inner(&self, req: AdminRequest) -> Result<AdminResponse, AuthError> {
+        let done = |message: String| Ok(AdminResponse::Done { message });
+        match req {
+            AdminRequest::Status => {
+                let id = &self.identity;
+                Ok(AdminResponse::Status(ClusterStatus {
+                    cluster_name: id.cluster_name.clone(),
+                    public_addr: self.config.public_addr.clone(),
+                    second_factor: self.config.second_factor,
+                    user_ca_fingerprint: id.user_ca.fingerprint(),
+                    host_ca_fingerprint: id.host_ca.fingerprint(),
+                    ca_pin: id.ca_pin()?,
+                    users: self.list_users().await?.len(),
+                    roles: self.list_roles().await?.len(),
+                }))
+            }
+            AdminRequest::UserAdd { name, roles, logins, ttl } => {
+                let invite = self.add_user(&name, roles, logins, ttl).await?;
+                Ok(signup(invite))
+            }
+            AdminRequest::UserReset { name, ttl } => Ok(signup(self.reset_user(&name, ttl).await?)),
+            AdminRequest::UserList => Ok(AdminResponse::Users {
+                users: self.list_users().await?,
+            }),
+            AdminRequest::UserRemove { name } => done(self.remove_user(&name).await?),
+            AdminRequest::UserUpdate { name, roles, logins } => done(self.update_user(&name, roles, logins).await?),
+            AdminRequest::UserUnlock { name } => done(self.unlock_user(&name).await?),
+            AdminRequest::RoleUpsert { role, force } => done(self.upsert_role(role, force).await?),
+            AdminRequest::RoleList => Ok(AdminResponse::Roles {
+                roles: self.list_roles().await?,
+            }),
+            AdminRequest::RoleRemove { name } => done(self.remove_role(&name).await?),
+            AdminRequest::TokenAdd { kind, ttl, uses } => match kind {
+                TokenKind::Node => {
+                    let (token, command) = self.add_node_token(ttl, uses).await?;
+                    Ok(AdminResponse::TokenAdded { token, command })
+                }
+                TokenKind::Signup => Err(AuthError::BadRequest(
+                    "signup tokens come from 'jctl users add' and 'jctl users reset'".into(),
+                )),
+            },
+            AdminRequest::TokenList => Ok(AdminResponse::Tokens {
+                tokens: self.list_tokens().await?,
+            }),
+            AdminRequest::TokenRemove { token } => done(self.remove_token(token.expose()).await?),
+        }
+    }
+}
+
+fn signup(invite: crate::users::SignupInvite) -> AdminResponse {
+    AdminResponse::Signup {
+        user: invite.user,
+        token: invite.token,
+        expires: invite.expires,
+        command: invite.command,
+    }
+}
+
+/// Serves the admin socket until `shutdown` completes.
+pub async fn serve(listener: UnixListener, auth: Arc<AuthServer>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let auth = auth.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, &auth).await {
+                            tracing::warn!(error = %e, "admin connection failed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The uid this process runs as, from the data directory's point of view.
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+async fn handle(mut stream: UnixStream, auth: &AuthServer) -> std::io::Result<()> {
+    let peer = stream.peer_cred()?.uid();
+    let response = if peer != 0 && peer != own_uid() {
+        tracing::warn!(uid = peer, "refused an admin connection from another user");
+        AdminResponse::Error {
+            message: "only the user the auth service runs as may use the admin socket".into(),
+        }
+    } else {
+        let mut body = Vec::new();
+        (&mut stream).take(MAX_REQUEST).read_to_end(&mut body).await?;
+        match serde_json::from_slice::<AdminRequest>(&body) {
+            Ok(req) => auth.admin(req).await,
+            Err(e) => AdminResponse::Error {
+                message: format!("malformed admin request: {e}"),
+            },
+        }
+    };
+    let bytes = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}

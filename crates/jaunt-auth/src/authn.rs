@@ -1,0 +1,224 @@
+//! Authentication: passwords (Argon2id), TOTP codes (each accepted once) and
+//! account lockout. A success yields [`Authenticated`], the only thing the
+//! certificate issuer accepts.
+
+use crate::error::AuthError;
+use crate::records::{UserRecord, user_key};
+use crate::{AuthServer, now};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use jaunt_store::StoreError;
+use jaunt_types::Secret;
+use jaunt_types::api::SecondFactor;
+use jaunt_types::timefmt::format_unix;
+use totp_rs::{Algorithm, TOTP};
+
+/// Proof that a user just authenticated. Its field is private, so only this
+/// module can make one.
+#[derive(Debug)]
+pub struct Authenticated {
+    user: UserRecord,
+}
+
+impl Authenticated {
+    pub fn user(&self) -> &UserRecord {
+        &self.user
+    }
+}
+
+/// The shortest password accepted at signup.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+pub(crate) async fn hash_password(password: String) -> Result<String, AuthError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AuthError::Internal(format!("hashing password: {e}")))
+    })
+    .await
+    .map_err(|e| AuthError::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub(crate) fn totp_for(secret_b32: &str, account: &str) -> Result<TOTP, AuthError> {
+    let bytes = totp_rs::Secret::Encoded(secret_b32.to_string())
+        .to_bytes()
+        .map_err(|e| AuthError::Internal(format!("stored TOTP secret: {e:?}")))?;
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, Some("Jaunt".to_string()), account.to_string())
+        .map_err(|e| AuthError::Internal(format!("TOTP: {e}")))
+}
+
+pub(crate) fn new_totp_secret() -> String {
+    // 160 bits, the size RFC 4226 recommends for HMAC-SHA-1.
+    totp_rs::Secret::Raw(rand::random::<[u8; 20]>().to_vec()).to_encoded().to_string()
+}
+
+/// The time step a code matches, if it matches one within one step of now
+/// and after `last_step`.
+pub(crate) fn match_totp(totp: &TOTP, code: &str, now: u64, last_step: Option<u64>) -> Option<u64> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let current = now / totp.step;
+    let mut found = None;
+    // Check every candidate step, not just until the first hit, so timing
+    // does not depend on which step matched.
+    for step in [current.saturating_sub(1), current, current + 1] {
+        let expected = totp.generate(step * totp.step);
+        let same = constant_time_eq(expected.as_bytes(), code.as_bytes());
+        if same && last_step.is_none_or(|last| step > last) {
+            found = Some(step);
+        }
+    }
+    found
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AuthServer {
+    /// Checks a user's password and, when the cluster requires it, a TOTP
+    /// code. Every failure says only "invalid credentials" and takes as long
+    /// as the others; consecutive failures lock the account.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &Secret<String>,
+        otp: Option<&Secret<String>>,
+    ) -> Result<Authenticated, AuthError> {
+        let now = now();
+        let stored = self.store.get::<UserRecord>(&user_key(user)).await?;
+        if let Some(v) = &stored {
+            if let Some(until) = v.value.locked_until.filter(|t| *t > now) {
+                return Err(locked(user, until));
+            }
+        }
+        let hash = stored
+            .as_ref()
+            .and_then(|v| v.value.password_hash.as_ref().map(|h| h.expose().clone()))
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        let password_ok = verify_password(password.expose().clone(), hash).await;
+        let otp_step = match self.config.second_factor {
+            SecondFactor::Off => Some(None),
+            SecondFactor::Otp => {
+                let record = stored.as_ref().map(|v| &v.value);
+                let seed = record.and_then(|r| r.totp_secret.as_ref());
+                match (seed, otp) {
+                    (Some(seed), Some(code)) => {
+                        let totp = totp_for(seed.expose(), user)?;
+                        match_totp(&totp, code.expose(), now as u64, record.and_then(|r| r.totp_last_step)).map(Some)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some(stored) = stored else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let success = password_ok && stored.value.password_hash.is_some() && otp_step.is_some();
+        self.record_attempt(user, stored.revision, stored.value, success, otp_step.flatten(), now)
+            .await
+    }
+
+    /// Writes the outcome of an attempt with compare-and-swap, so two
+    /// concurrent logins cannot both use one TOTP code or lose a failure.
+    async fn record_attempt(
+        &self,
+        user: &str,
+        mut revision: i64,
+        mut record: UserRecord,
+        success: bool,
+        otp_step: Option<u64>,
+        now: i64,
+    ) -> Result<Authenticated, AuthError> {
+        loop {
+            let mut next = record.clone();
+            let outcome = if success {
+                // Re-check the step against the freshest record: a code
+                // that a concurrent login used is refused here.
+                if let (Some(step), Some(last)) = (otp_step, next.totp_last_step) {
+                    if step <= last {
+                        return Err(AuthError::InvalidCredentials);
+                    }
+                }
+                next.failed_attempts = 0;
+                next.locked_until = None;
+                if otp_step.is_some() {
+                    next.totp_last_step = otp_step;
+                }
+                Ok(())
+            } else {
+                next.failed_attempts += 1;
+                if next.failed_attempts >= self.config.max_login_attempts {
+                    let until = now + self.config.lockout_duration.as_secs() as i64;
+                    next.failed_attempts = 0;
+                    next.locked_until = Some(until);
+                    tracing::warn!(user, "account locked after too many failed logins");
+                    Err(locked(user, until))
+                } else {
+                    Err(AuthError::InvalidCredentials)
+                }
+            };
+            match self.store.update_if(&user_key(user), revision, &next, None).await {
+                Ok(_) => {
+                    return outcome.map(|()| Authenticated { user: next });
+                }
+                Err(StoreError::Conflict(_)) => {
+                    let fresh = self
+                        .store
+                        .get::<UserRecord>(&user_key(user))
+                        .await?
+                        .ok_or(AuthError::InvalidCredentials)?;
+                    revision = fresh.revision;
+                    record = fresh.value;
+                }
+                Err(StoreError::NotFound(_)) => return Err(AuthError::InvalidCredentials),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn locked(user: &str, until: i64) -> AuthError {
+    AuthError::Locked {
+        user: user.to_string(),
+        until,
+        until_text: format_unix(until),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totp_codes_match_once_and_within_one_step() {
+        let seed = new_totp_secret();
+        let totp = totp_for(&seed, "alice").expect("totp");
+        let now = 1_800_000_015u64;
+        let step = now / 30;
+        let code = totp.generate(now);
+        assert_eq!(match_totp(&totp, &code, now, None), Some(step));
+        assert_eq!(match_totp(&totp, &code, now, Some(step)), None, "used once");
+        assert_eq!(match_totp(&totp, &code, now + 30, None), Some(step), "one step late is fine");
+        assert_eq!(match_totp(&totp, &code, now + 90, None), None, "three steps late is not");
+        let next = totp.generate(now + 30);
+        assert_eq!(match_totp(&totp, &next, now, Some(step)), Some(step + 1));
+        for bad in ["", "12345", "1234567", "abcdef", " "] {
+            assert_eq!(match_totp(&totp, bad, now, None), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Certificate issuance at login: an SSH user certificate and a TLS client
+//! certificate, both for the authenticated user only, with the logins and
+//! options their roles grant and a lifetime their roles cap.
+
+use crate::authn::Authenticated;
+use crate::records::{UserRecord, role_key};
+use crate::{AuthError, AuthServer, now};
+use jaunt_ca::{UserCertRequest, parse_public_key};
+use jaunt_rbac::{AccessChecker, Traits};
+use jaunt_types::Ttl;
+use jaunt_types::api::{LoginRequest, LoginResponse};
+use jaunt_types::resources::Role;
+
+/// A principal no OS login can have (logins may not start with '-'): users
+/// whose roles grant no logins still get a certificate, valid for nothing.
+const NO_LOGIN_PRINCIPAL: &str = "-jaunt-no-login";
+
+impl AuthServer {
+    /// The access checker for a user: their existing roles and traits.
+    pub async fn access_checker(&self, user: &UserRecord) -> Result<AccessChecker, AuthError> {
+        let mut roles: Vec<Role> = Vec::new();
+        for name in &user.roles {
+            match self.store.get::<Role>(&role_key(name)).await? {
+                Some(v) => roles.push(v.value),
+                None => tracing::warn!(user = %user.name, role = %name, "user refers to a role that no longer exists"),
+            }
+        }
+        Ok(AccessChecker::new(
+            user.name.clone(),
+            roles,
+            Traits {
+                logins: user.logins.clone(),
+            },
+        ))
+    }
+
+    /// Authenticates and, on success, signs the client's keys.
+    pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse, AuthError> {
+        // Parse what the client sent before spending a password check.
+        let public_key = parse_public_key(&req.ssh_public_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let who = self.authenticate(&req.user, &req.password, req.otp.as_ref()).await?;
+        self.issue_user_certs(&who, public_key, &req.tls_csr_pem, req.ttl_secs.map(Ttl::from_secs))
+            .await
+    }
+
+    async fn issue_user_certs(
+        &self,
+        who: &Authenticated,
+        public_key: jaunt_ca::ssh_key::PublicKey,
+        csr_pem: &str,
+        ttl: Option<Ttl>,
+    ) -> Result<LoginResponse, AuthError> {
+        let user = who.user();
+        let checker = self.access_checker(user).await?;
+        let ttl = checker.grant_ttl(ttl);
+        if ttl.as_secs() < 60 {
+            return Err(AuthError::BadRequest("the certificate lifetime must be at least 1m".into()));
+        }
+        let now = now();
+        let mut principals = checker.logins();
+        let logins = principals.clone();
+        if principals.is_empty() {
+            principals.push(NO_LOGIN_PRINCIPAL.to_string());
+        }
+        let id = &self.identity;
+        let cert = id.user_ca.sign_user_cert(&UserCertRequest {
+            public_key,
+            user: user.name.clone(),
+            principals,
+            now: now as u64,
+            ttl_secs: ttl.as_secs(),
+            permit_pty: true,
+            permit_port_forwarding: checker.port_forwarding(),
+            permit_agent_forwarding: checker.forward_agent(),
+            source_address: None,
+        })?;
+        let tls_cert_pem = id
+            .tls_ca
+            .sign_client_csr(csr_pem, &user.name, &id.cluster_name, now as u64, ttl.as_secs())
+            .map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        tracing::info!(user = %user.name, ttl = %ttl, "issued user certificates");
+        Ok(LoginResponse {
+            cluster_name: id.cluster_name.clone(),
+            ssh_cert: cert.to_openssh().map_err(|e| AuthError::Internal(e.to_string()))?,
+            tls_cert_pem,
+            tls_ca_pem: id.tls_ca.cert_pem().to_string(),
+            host_ca_keys: vec![id.host_ca.public_openssh()?],
+            roles: checker.role_names(),
+            logins,
+            valid_until: now + ttl.as_secs() as i64,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! The cluster's identity: its name and certificate authorities, created on
+//! the first start and reused ever after; and the proxy's TLS certificate.
+
+use crate::records::{IDENTITY_KEY, PROXY_TLS_KEY};
+use crate::{AuthError, AuthServer, now};
+use jaunt_ca::{SshCa, TlsCa};
+use jaunt_store::{Store, StoreError};
+use jaunt_types::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredIdentity {
+    cluster_name: String,
+    user_ca: Secret<String>,
+    host_ca: Secret<String>,
+    tls_ca_cert: String,
+    tls_ca_key: Secret<String>,
+}
+
+/// The loaded authorities.
+#[derive(Debug, Clone)]
+pub struct ClusterIdentity {
+    pub cluster_name: String,
+    pub user_ca: SshCa,
+    pub host_ca: SshCa,
+    pub tls_ca: TlsCa,
+}
+
+impl ClusterIdentity {
+    pub fn ca_pin(&self) -> Result<String, AuthError> {
+        Ok(self.tls_ca.pin()?)
+    }
+}
+
+pub(crate) async fn load_or_create(store: &Store, cluster_name: &str) -> Result<ClusterIdentity, AuthError> {
+    let stored = match store.get::<StoredIdentity>(IDENTITY_KEY).await? {
+        Some(v) => v.value,
+        None => {
+            let fresh = StoredIdentity {
+                cluster_name: cluster_name.to_string(),
+                user_ca: SshCa::generate()?.to_openssh()?,
+                host_ca: SshCa::generate()?.to_openssh()?,
+                tls_ca_cert: String::new(),
+                tls_ca_key: Secret::default(),
+            };
+            let tls = TlsCa::generate(cluster_name, now() as u64)?;
+            let fresh = StoredIdentity {
+                tls_ca_cert: tls.cert_pem().to_string(),
+                tls_ca_key: tls.key_pem().clone(),
+                ..fresh
+            };
+            // Instances sharing one database may race on the first start:
+            // the first writer wins and everyone uses its identity.
+            match store.create(IDENTITY_KEY, &fresh, None).await {
+                Ok(_) => {
+                    tracing::info!(cluster = cluster_name, "created the cluster's certificate authorities");
+                    fresh
+                }
+                Err(StoreError::AlreadyExists(_)) => store
+                    .get::<StoredIdentity>(IDENTITY_KEY)
+                    .await?
+                    .ok_or_else(|| AuthError::Internal("cluster identity vanished".into()))?
+                    .value,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if stored.cluster_name != cluster_name {
+        return Err(AuthError::BadRequest(format!(
+            "this data directory belongs to cluster {:?}, not {cluster_name:?}; a cluster cannot be renamed (set cluster_name: {:?})",
+            stored.cluster_name, stored.cluster_name
+        )));
+    }
+    Ok(ClusterIdentity {
+        cluster_name: stored.cluster_name,
+        user_ca: SshCa::from_openssh(stored.user_ca.expose())?,
+        host_ca: SshCa::from_openssh(stored.host_ca.expose())?,
+        tls_ca: TlsCa::from_pem(stored.tls_ca_cert, stored.tls_ca_key)?,
+    })
+}
+
+/// The proxy's TLS server certificate and key, and the CA to send along.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyTls {
+    pub names: Vec<String>,
+    pub cert_pem: String,
+    pub key_pem: Secret<String>,
+    pub ca_pem: String,
+    pub not_after: i64,
+}
+
+const PROXY_CERT_TTL: u64 = 365 * 86400;
+const PROXY_CERT_RENEW_BEFORE: i64 = 30 * 86400;
+
+impl AuthServer {
+    /// The proxy's server certificate for `names`, issued by the cluster TLS
+    /// CA; reused across restarts while the names match and it is not near
+    /// expiry.
+    pub async fn proxy_tls(&self, names: &[String]) -> Result<ProxyTls, AuthError> {
+        let now = now();
+        if let Some(v) = self.store.get::<ProxyTls>(PROXY_TLS_KEY).await? {
+            if v.value.names == names && v.value.not_after - PROXY_CERT_RENEW_BEFORE > now {
+                return Ok(v.value);
+            }
+        }
+        let (cert_pem, key_pem) = self
+            .identity
+            .tls_ca
+            .issue_server_cert(names, now as u64, PROXY_CERT_TTL)?;
+        let tls = ProxyTls {
+            names: names.to_vec(),
+            cert_pem,
+            key_pem,
+            ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            not_after: now + PROXY_CERT_TTL as i64,
+        };
+        self.store.put(PROXY_TLS_KEY, &tls, None).await?;
+        Ok(tls)
+    }
+}

@@ -1,0 +1,91 @@
+//! The auth service: it owns the cluster's identity (its certificate
+//! authorities), users, roles and join tokens, authenticates users
+//! (password, TOTP, lockout) and issues their short-lived certificates. The
+//! proxy calls it in-process; `jctl` reaches it over the admin socket.
+//!
+//! Architecture Invariant: certificates are issued only from an
+//! [`authn::Authenticated`] value, which only a successful password (and
+//! second-factor) check can build.
+
+pub mod admin;
+pub mod authn;
+mod certs;
+mod error;
+mod identity;
+mod records;
+mod roles;
+mod signup;
+mod tokens;
+mod users;
+
+pub use error::AuthError;
+pub use identity::{ClusterIdentity, ProxyTls};
+
+use jaunt_store::Store;
+use jaunt_types::Ttl;
+use jaunt_types::api::SecondFactor;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the auth service needs from the daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub cluster_name: String,
+    /// `host:port` of the proxy, for the commands it prints.
+    pub public_addr: String,
+    pub second_factor: SecondFactor,
+    pub max_login_attempts: u32,
+    pub lockout_duration: Ttl,
+}
+
+/// The auth service. Cheap to share behind an `Arc`.
+pub struct AuthServer {
+    store: Store,
+    config: AuthConfig,
+    identity: ClusterIdentity,
+    /// A hash checked when the user does not exist, so unknown users take as
+    /// long to refuse as known ones.
+    dummy_hash: String,
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl AuthServer {
+    /// Loads the cluster identity from the store, creating it (and the
+    /// preset roles) on the first start.
+    pub async fn start(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
+        let identity = identity::load_or_create(&store, &config.cluster_name).await?;
+        roles::create_presets(&store).await?;
+        let dummy_hash = authn::hash_password("jaunt-dummy-password-for-timing".to_string()).await?;
+        Ok(AuthServer {
+            store,
+            config,
+            identity,
+            dummy_hash,
+        })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    pub fn identity(&self) -> &ClusterIdentity {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Removes expired tokens and other expired records; run periodically.
+    pub async fn purge_expired(&self) -> Result<usize, AuthError> {
+        Ok(self.store.backend().purge_expired().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

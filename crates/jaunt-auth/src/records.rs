@@ -1,0 +1,86 @@
+//! What the auth service stores, and under which keys. These records hold
+//! secrets (hashes, TOTP seeds) and never leave this crate as they are.
+
+use jaunt_types::Secret;
+use jaunt_types::resources::{TokenInfo, TokenKind, UserInfo};
+use jaunt_types::timefmt::format_unix;
+use serde::{Deserialize, Serialize};
+
+pub const IDENTITY_KEY: &str = "/cluster/identity";
+pub const PROXY_TLS_KEY: &str = "/cluster/proxy_tls";
+pub const USERS: &str = "/users/";
+pub const ROLES: &str = "/roles/";
+pub const TOKENS: &str = "/tokens/";
+
+pub fn user_key(name: &str) -> String {
+    format!("{USERS}{name}")
+}
+
+pub fn role_key(name: &str) -> String {
+    format!("{ROLES}{name}")
+}
+
+pub fn token_key(token: &str) -> String {
+    format!("{TOKENS}{token}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub logins: Vec<String>,
+    pub created: i64,
+    /// Argon2id PHC string; `None` until the user signs up.
+    pub password_hash: Option<Secret<String>>,
+    /// Base32 TOTP seed, when enrolled.
+    pub totp_secret: Option<Secret<String>>,
+    /// The last TOTP time step accepted: a code is good once.
+    pub totp_last_step: Option<u64>,
+    pub failed_attempts: u32,
+    pub locked_until: Option<i64>,
+}
+
+impl UserRecord {
+    pub fn info(&self, now: i64) -> UserInfo {
+        let status = match self.locked_until {
+            Some(t) if t > now => format!("locked until {}", format_unix(t)),
+            _ if self.password_hash.is_none() => "pending signup".to_string(),
+            _ => "active".to_string(),
+        };
+        UserInfo {
+            name: self.name.clone(),
+            roles: self.roles.clone(),
+            logins: self.logins.clone(),
+            status,
+            created: self.created,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub token: Secret<String>,
+    pub kind: TokenKind,
+    pub expires: i64,
+    pub user: Option<String>,
+    pub uses_left: Option<u32>,
+    /// For signup tokens when OTP is on: the seed the user enrols.
+    pub totp_secret: Option<Secret<String>>,
+}
+
+impl TokenRecord {
+    pub fn info(&self) -> TokenInfo {
+        TokenInfo {
+            token: self.token.clone(),
+            kind: self.kind,
+            expires: self.expires,
+            user: self.user.clone(),
+            uses_left: self.uses_left,
+        }
+    }
+}
+
+/// A fresh random token: 128 bits as hex.
+pub fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
