@@ -12,7 +12,7 @@ pub mod authn;
 mod certs;
 mod error;
 mod identity;
-mod records;
+pub mod records;
 mod roles;
 mod signup;
 mod tokens;

@@ -114,6 +114,10 @@ impl AuthServer {
         Ok(())
     }
 
+    pub async fn user_record(&self, name: &str) -> Result<Option<UserRecord>, AuthError> {
+        Ok(self.store.get::<UserRecord>(&user_key(name)).await?.map(|v| v.value))
+    }
+
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, AuthError> {
         let now = now();
         Ok(self

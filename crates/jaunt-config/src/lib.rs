@@ -6,7 +6,8 @@
 mod daemon;
 mod resources;
 
-pub use daemon::{Config, DEFAULT_PORT, FileConfig, Service, configure_template, split_host_port};
+pub use daemon::{Config, DEFAULT_PORT, FileConfig, Service, configure_template};
+pub use jaunt_types::addr::split_host_port;
 pub use resources::parse_resources;
 
 /// A mistake in a file or flag, with where it is.

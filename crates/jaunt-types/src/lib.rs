@@ -2,6 +2,7 @@
 //! tokens), the messages `jsh` and `jctl` exchange with it, and small value
 //! types (durations, secrets). Everything here is plain data: no I/O.
 
+pub mod addr;
 pub mod admin;
 pub mod api;
 pub mod duration;

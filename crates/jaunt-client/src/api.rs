@@ -1,0 +1,235 @@
+//! The HTTPS client for the proxy's API. The proxy's certificate must chain
+//! to the system roots, to the cluster CA saved at an earlier login, or to a
+//! CA in the presented chain whose key matches `--ca-pin`; `--insecure`
+//! skips the check (and the caller warns).
+
+use crate::{ClientError, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use jaunt_types::api::{ALPN_HTTP, ApiErrorBody, ErrorCode};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How to trust the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// `sha256:<hex>` of the cluster TLS CA's public key.
+    pub ca_pin: Option<String>,
+    /// The cluster CA saved at an earlier login (PEM).
+    pub cluster_ca_pem: Option<String>,
+    pub insecure: bool,
+}
+
+/// A TLS client certificate and key (PEM), from `jsh login`.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+#[derive(Debug)]
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    system: Option<Arc<WebPkiServerVerifier>>,
+    saved: Vec<CertificateDer<'static>>,
+    pin: Option<String>,
+    insecure: bool,
+}
+
+fn tls_error(msg: String) -> rustls::Error {
+    rustls::Error::General(msg)
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
+        if let Some(system) = &self.system {
+            if system.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).is_ok() {
+                return Ok(ServerCertVerified::assertion());
+            }
+        }
+        let mut anchors: Vec<CertificateDer<'static>> = self.saved.clone();
+        if let Some(pin) = &self.pin {
+            let pinned: Vec<_> = intermediates
+                .iter()
+                .filter(|c| jaunt_ca::ca_pin(c).ok().as_deref() == Some(pin.as_str()))
+                .map(|c| c.clone().into_owned())
+                .collect();
+            if pinned.is_empty() {
+                return Err(tls_error(format!(
+                    "the proxy's certificate does not chain to a CA matching --ca-pin={pin}; check the pin with 'jctl status' on the auth server"
+                )));
+            }
+            anchors = pinned;
+        }
+        if anchors.is_empty() {
+            return Err(tls_error(
+                "the proxy's certificate is not trusted by this system; pass --ca-pin=sha256:... (printed by 'jctl status' and 'jctl users add') or, for a test cluster, --insecure".into(),
+            ));
+        }
+        let mut roots = RootCertStore::empty();
+        for a in anchors {
+            roots.add(a)?;
+        }
+        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| tls_error(e.to_string()))?;
+        v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn system_verifier(provider: &Arc<CryptoProvider>) -> Option<Arc<WebPkiServerVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return None;
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().ok()
+}
+
+/// A client for one proxy.
+#[derive(Clone)]
+pub struct ApiClient {
+    addr: String,
+    host: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl ApiClient {
+    /// `addr` is a normalized `host:port`.
+    pub fn new(addr: &str, trust: &Trust, client_cert: Option<&ClientCert>) -> Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls_err = |reason: String| ClientError::Tls { addr: addr.to_string(), reason };
+        let saved = match &trust.cluster_ca_pem {
+            Some(pem) => CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| tls_err(format!("saved cluster CA: {e}")))?,
+            None => Vec::new(),
+        };
+        let verifier = Verifier {
+            system: if trust.insecure { None } else { system_verifier(&provider) },
+            provider: provider.clone(),
+            saved,
+            pin: trust.ca_pin.clone(),
+            insecure: trust.insecure,
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match client_cert {
+            Some(c) => {
+                let chain = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| tls_err(format!("client certificate: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).map_err(|e| tls_err(format!("client key: {e}")))?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| tls_err(e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![ALPN_HTTP.to_vec()];
+        Ok(ApiClient {
+            addr: addr.to_string(),
+            host: crate::profile::proxy_host(addr),
+            tls: Arc::new(config),
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        self.call(Method::GET, path, Bytes::new()).await
+    }
+
+    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(Method::POST, path, Bytes::from(bytes)).await
+    }
+
+    async fn call<R: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<R> {
+        let connect_err = |reason: String| ClientError::Connect { addr: self.addr.clone(), reason };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(self.host.clone()).map_err(|e| connect_err(format!("invalid host name: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls {
+                addr: self.addr.clone(),
+                reason: e.into_inner().map(|i| i.to_string()).unwrap_or_else(|| "handshake failed".into()),
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("{path}: {e}")));
+        }
+        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api { code: body.code, message: body.message }),
+            Err(_) => Err(ClientError::Api {
+                code: ErrorCode::Internal,
+                message: format!("the proxy answered {status}"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The HTTPS JSON API for `jsh`: ping, signup, login and whoami. Errors
+//! become responses in one place, [`ApiError`]'s `IntoResponse`.
+
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use jaunt_auth::{AuthError, AuthServer};
+use jaunt_types::api::*;
+use rustls_pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower::ServiceExt;
+
+/// The verified client certificate of the connection, if any.
+#[derive(Clone)]
+struct ClientCert(Option<CertificateDer<'static>>);
+
+pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
+    Router::new()
+        .route(PATH_PING, get(ping))
+        .route(PATH_SIGNUP_START, post(signup_start))
+        .route(PATH_SIGNUP_FINISH, post(signup_finish))
+        .route(PATH_LOGIN, post(login))
+        .route(PATH_WHOAMI, get(whoami))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API path".into()) })
+        .with_state(auth)
+}
+
+pub(crate) async fn serve_connection<S>(io: S, peer: SocketAddr, cert: Option<CertificateDer<'static>>, router: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = router.map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ClientCert(cert.clone()));
+        req.extensions_mut().insert(peer);
+        req
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc))
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+}
+
+/// An error as the client sees it.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: ApiErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: String) -> Self {
+        ApiError {
+            status,
+            body: ApiErrorBody { code, message },
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            AuthError::InvalidCredentials => (S::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            AuthError::Locked { .. } => (S::FORBIDDEN, ErrorCode::Locked),
+            AuthError::AccessDenied(_) => (S::FORBIDDEN, ErrorCode::AccessDenied),
+            AuthError::NotFound(_) => (S::NOT_FOUND, ErrorCode::NotFound),
+            AuthError::AlreadyExists(_) | AuthError::BadRequest(_) => (S::BAD_REQUEST, ErrorCode::BadRequest),
+            AuthError::Store(_) | AuthError::Ca(_) | AuthError::Internal(_) => {
+                // Details stay in the server log.
+                tracing::error!(error = %e, "request failed");
+                return ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error; the cluster's log has the details".into(),
+                );
+            }
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("malformed request: {e}")))
+}
+
+async fn ping(State(auth): State<Arc<AuthServer>>) -> Json<PingResponse> {
+    let c = auth.config();
+    Json(PingResponse {
+        cluster_name: c.cluster_name.clone(),
+        public_addr: c.public_addr.clone(),
+        second_factor: c.second_factor,
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+async fn signup_start(State(auth): State<Arc<AuthServer>>, body: Bytes) -> ApiResult<SignupStartResponse> {
+    let req: SignupStartRequest = parse(&body)?;
+    Ok(Json(auth.signup_start(&req.token).await?))
+}
+
+async fn signup_finish(State(auth): State<Arc<AuthServer>>, body: Bytes) -> ApiResult<SignupFinishResponse> {
+    Ok(Json(auth.signup_finish(parse(&body)?).await?))
+}
+
+async fn login(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(peer): Extension<SocketAddr>,
+    body: Bytes,
+) -> ApiResult<LoginResponse> {
+    let req: LoginRequest = parse(&body)?;
+    let user = req.user.clone();
+    match auth.login(req).await {
+        Ok(resp) => Ok(Json(resp)),
+        Err(e) => {
+            tracing::info!(%user, %peer, reason = %e, "login refused");
+            Err(e.into())
+        }
+    }
+}
+
+async fn whoami(State(auth): State<Arc<AuthServer>>, Extension(cert): Extension<ClientCert>) -> ApiResult<WhoAmIResponse> {
+    let denied = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AccessDenied, m.to_string());
+    // rustls has verified the chain to the cluster CA and the validity
+    // window; what remains is who it names and whether they still exist.
+    let der = cert.0.ok_or_else(|| denied("this call needs the client certificate from 'jsh login'"))?;
+    let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
+    if id.cluster != auth.identity().cluster_name {
+        return Err(denied("the client certificate is for another cluster"));
+    }
+    let user = auth
+        .user_record(&id.user)
+        .await?
+        .ok_or_else(|| denied("the user of this certificate no longer exists"))?;
+    let checker = auth.access_checker(&user).await?;
+    Ok(Json(WhoAmIResponse {
+        user: user.name.clone(),
+        roles: checker.role_names(),
+        logins: checker.logins(),
+        cluster_name: id.cluster,
+    }))
+}
