@@ -198,7 +198,13 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Tls {
                 addr: self.addr.clone(),
-                reason: e.into_inner().map(|i| i.to_string()).unwrap_or_else(|| "handshake failed".into()),
+                reason: e
+                    .into_inner()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "handshake failed".into())
+                    // Our verifier's own messages are complete sentences.
+                    .trim_start_matches("unexpected error: ")
+                    .to_string(),
             })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await

@@ -22,6 +22,15 @@ pub enum SecondFactor {
     Off,
 }
 
+impl std::fmt::Display for SecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecondFactor::Otp => "otp",
+            SecondFactor::Off => "off",
+        })
+    }
+}
+
 impl std::str::FromStr for SecondFactor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -1,0 +1,2 @@
+pub mod configure;
+pub mod start;

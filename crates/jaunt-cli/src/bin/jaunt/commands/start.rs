@@ -1,0 +1,115 @@
+//! `jaunt start`: resolve the configuration, bind, run until SIGINT/SIGTERM.
+
+use crate::SettingsFlags;
+use anyhow::Context;
+use clap::Args;
+use jaunt_cli::say;
+use jaunt_config::{Config, FileConfig, Service};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// A YAML config file (see 'jaunt configure'); flags override it.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsFlags,
+}
+
+fn load(args: &StartArgs) -> anyhow::Result<(Config, bool)> {
+    let (file, source) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            let name = path.display().to_string();
+            (FileConfig::parse(&text, &name)?, name)
+        }
+        None => (FileConfig::default(), "flags".to_string()),
+    };
+    // Whether the public address names its own port; if not, and the
+    // proxy listens on port 0, it takes the port the kernel picked.
+    let public_text = args.settings.public_addr.clone().or(file.public_addr.clone());
+    let public_given = public_text.as_deref().is_some_and(has_port);
+    let config = Config::resolve(file, args.settings.to_file_config(), &crate::hostname(), &source)?;
+    Ok((config, public_given))
+}
+
+fn has_port(addr: &str) -> bool {
+    match addr.rsplit_once(':') {
+        Some((host, _)) => !addr.ends_with(']') && (!host.contains(':') || host.ends_with(']')),
+        None => false,
+    }
+}
+
+pub fn run(args: StartArgs) -> anyhow::Result<()> {
+    let (mut config, public_given) = load(&args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JAUNT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,jaunt={0},jaunt_auth={0},jaunt_proxy={0}", config.log_level))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = if config.runs(Service::Proxy) {
+            let l = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?;
+            // With port 0 the kernel picks; clients must be told the real one.
+            let bound = l.local_addr()?;
+            if !public_given && config.listen.port() == 0 {
+                config.public_addr = if config.public_host.contains(':') {
+                    format!("[{}]:{}", config.public_host, bound.port())
+                } else {
+                    format!("{}:{}", config.public_host, bound.port())
+                };
+            }
+            Some(l)
+        } else {
+            None
+        };
+        let daemon = jaunt_cli::daemon::start(&config, listener).await?;
+        let services: Vec<&str> = config
+            .services
+            .iter()
+            .map(|s| match s {
+                Service::Auth => "auth",
+                Service::Proxy => "proxy",
+            })
+            .collect();
+        say!("Jaunt cluster {:?} is running ({}).", config.cluster_name, services.join(", "))?;
+        if let Some(addr) = daemon.proxy_addr {
+            say!("  Proxy:     https://{} (listening on {addr})", config.public_addr)?;
+        }
+        say!("  CA pin:    {}", daemon.ca_pin)?;
+        say!("  Data dir:  {}", config.data_dir.display())?;
+        say!(
+            "Add a user: jctl --data-dir={} users add NAME --roles=access --logins=NAME",
+            config.data_dir.display()
+        )?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        daemon.stop().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn explicit_ports() {
+        for (addr, want) in [("a.b", false), ("a.b:443", true), ("[::1]", false), ("[::1]:22", true), ("::1", false)] {
+            assert_eq!(super::has_port(addr), want, "{addr}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `jaunt`: the daemon. `jaunt start` runs the services its roles name;
+//! `jaunt configure` prints a commented configuration file.
+
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jaunt", version, about = "Jaunt: certificate-based SSH access. The cluster daemon.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the services named by --roles (auth and proxy).
+    Start(commands::start::StartArgs),
+    /// Print a commented configuration file with every key and its default.
+    Configure(commands::configure::ConfigureArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Every setting as a flag; each is also a key of the config file.
+#[derive(Args, Clone, Default)]
+pub struct SettingsFlags {
+    /// Where the database, admin socket and TLS files live [default: /var/lib/jaunt]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Services to run, comma-separated: auth,proxy [default: auth,proxy]
+    #[arg(long)]
+    roles: Option<String>,
+    /// The cluster's name [default: the public address's host]
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// The proxy's listening address [default: 0.0.0.0:3080]
+    #[arg(long)]
+    listen: Option<String>,
+    /// host:port clients use to reach the proxy [default: <hostname>:3080]
+    #[arg(long)]
+    public_addr: Option<String>,
+    /// The proxy's certificate from your own CA (with --tls-key-file)
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// Second factor at login: otp or off [default: otp]
+    #[arg(long)]
+    second_factor: Option<String>,
+    /// Failed logins before an account locks [default: 5]
+    #[arg(long)]
+    max_login_attempts: Option<u32>,
+    /// How long a locked account stays locked [default: 30m]
+    #[arg(long)]
+    lockout_duration: Option<String>,
+    /// error, warn, info, debug or trace [default: info]
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+impl SettingsFlags {
+    fn to_file_config(&self) -> jaunt_config::FileConfig {
+        jaunt_config::FileConfig {
+            data_dir: self.data_dir.clone(),
+            roles: self.roles.clone(),
+            cluster_name: self.cluster_name.clone(),
+            listen: self.listen.clone(),
+            public_addr: self.public_addr.clone(),
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            second_factor: self.second_factor.clone(),
+            max_login_attempts: self.max_login_attempts,
+            lockout_duration: self.lockout_duration.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+/// This machine's host name, for the default public address.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    jaunt_cli::run(|| match cli.command {
+        Command::Start(args) => commands::start::run(args),
+        Command::Configure(args) => commands::configure::run(args),
+        Command::Version => {
+            jaunt_cli::say!("jaunt {}", env!("CARGO_PKG_VERSION"))?;
+            Ok(())
+        }
+    })
+}

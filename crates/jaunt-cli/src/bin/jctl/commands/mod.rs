@@ -1,0 +1,4 @@
+pub mod resources;
+pub mod status;
+pub mod tokens;
+pub mod users;

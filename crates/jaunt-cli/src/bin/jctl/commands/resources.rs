@@ -1,0 +1,134 @@
+//! `jctl create`, `jctl get`, `jctl rm`: resources by kind and name.
+
+use crate::admin::{AdminClient, unexpected};
+use crate::commands::users::print_outcome;
+use clap::Args;
+use jaunt_cli::{Format, table};
+use jaunt_types::Secret;
+use jaunt_types::admin::{AdminRequest, AdminResponse};
+use jaunt_types::resources::Role;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// A YAML file with one or more roles ('-' for stdin).
+    file: PathBuf,
+    /// Overwrite resources that exist.
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn create(admin: &AdminClient, args: CreateArgs) -> anyhow::Result<()> {
+    let (text, name) = if args.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        (s, "stdin".to_string())
+    } else {
+        let text = std::fs::read_to_string(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        (text, args.file.display().to_string())
+    };
+    // Everything is parsed and checked before anything is sent, so a bad
+    // document in the middle of a file changes nothing.
+    let roles = jaunt_config::parse_resources(&text, &name)?;
+    for role in roles {
+        print_outcome(admin.call(&AdminRequest::RoleUpsert { role, force: args.force })?)?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    /// roles, users, tokens, or role/NAME
+    what: String,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+fn roles(admin: &AdminClient) -> anyhow::Result<Vec<Role>> {
+    match admin.call(&AdminRequest::RoleList)? {
+        AdminResponse::Roles { roles } => Ok(roles),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
+    let (kind, name) = match args.what.split_once('/') {
+        Some((k, n)) => (k, Some(n)),
+        None => (args.what.as_str(), None),
+    };
+    match (kind, name) {
+        ("users" | "user", None) => crate::commands::users::list(admin, args.format),
+        ("tokens" | "token", None) => crate::commands::tokens::list(admin, args.format),
+        ("roles" | "role", name) => {
+            let mut roles = roles(admin)?;
+            if let Some(n) = name {
+                roles.retain(|r| r.name() == n);
+                if roles.is_empty() {
+                    anyhow::bail!("role {n:?} not found");
+                }
+            }
+            print_roles(&roles, args.format)
+        }
+        _ => anyhow::bail!("unknown resource {:?}: use roles, users, tokens or role/NAME", args.what),
+    }
+}
+
+fn print_roles(roles: &[Role], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => jaunt_cli::print_structured(&roles, format),
+        Format::Yaml => {
+            let mut out = std::io::stdout();
+            for (i, role) in roles.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out, "---")?;
+                }
+                out.write_all(serde_yaml_ng::to_string(role)?.as_bytes())?;
+            }
+            Ok(())
+        }
+        Format::Text => {
+            let rows: Vec<Vec<String>> = roles
+                .iter()
+                .map(|r| {
+                    let labels: Vec<String> = r
+                        .spec
+                        .allow
+                        .node_labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.values().join("|")))
+                        .collect();
+                    vec![
+                        r.name().to_string(),
+                        r.spec.allow.logins.join(","),
+                        labels.join(","),
+                        r.metadata.description.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            jaunt_cli::print_text(&table::render(&["Role", "Allowed Logins", "Node Labels", "Description"], &rows))?;
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// role/NAME, user/NAME or token/TOKEN
+    what: String,
+}
+
+pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
+    let Some((kind, name)) = args.what.split_once('/') else {
+        anyhow::bail!("say what to remove as KIND/NAME: role/NAME, user/NAME or token/TOKEN");
+    };
+    let req = match kind {
+        "role" | "roles" => AdminRequest::RoleRemove { name: name.to_string() },
+        "user" | "users" => AdminRequest::UserRemove { name: name.to_string() },
+        "token" | "tokens" => AdminRequest::TokenRemove {
+            token: Secret::new(name.to_string()),
+        },
+        other => anyhow::bail!("unknown resource kind {other:?}: use role, user or token"),
+    };
+    print_outcome(admin.call(&req)?)
+}

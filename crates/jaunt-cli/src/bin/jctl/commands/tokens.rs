@@ -1,0 +1,89 @@
+//! `jctl tokens add|ls|rm`.
+
+use crate::admin::{AdminClient, unexpected};
+use crate::commands::users::print_outcome;
+use clap::Subcommand;
+use jaunt_cli::{Format, say, table};
+use jaunt_types::admin::{AdminRequest, AdminResponse};
+use jaunt_types::resources::TokenKind;
+use jaunt_types::timefmt::format_unix;
+use jaunt_types::{Secret, Ttl};
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create a join token and print the command a node runs with it.
+    Add {
+        /// The token type: node.
+        #[arg(long = "type", default_value = "node")]
+        kind: String,
+        /// How long the token is valid [default: 30m]
+        #[arg(long)]
+        ttl: Option<Ttl>,
+        /// How many nodes may join with it [default: any number until it expires]
+        #[arg(long)]
+        uses: Option<u32>,
+    },
+    /// List tokens.
+    Ls {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Delete a token.
+    Rm { token: String },
+}
+
+pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokensCommand::Add { kind, ttl, uses } => {
+            let kind = match kind.as_str() {
+                "node" => TokenKind::Node,
+                other => anyhow::bail!("unknown token type {other:?}: use --type=node (user signup tokens come from 'jctl users add')"),
+            };
+            match admin.call(&AdminRequest::TokenAdd { kind, ttl, uses })? {
+                AdminResponse::TokenAdded { token, command } => {
+                    let left = token.expires - jaunt_client::login::now();
+                    say!("The invite token: {}", token.token.expose())?;
+                    say!(
+                        "This token will expire in {} (at {}).",
+                        Ttl::from_secs(left.max(0) as u64),
+                        format_unix(token.expires)
+                    )?;
+                    say!()?;
+                    say!("Run this on the new node to join the cluster:")?;
+                    say!()?;
+                    say!("> {command}")?;
+                    Ok(())
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        TokensCommand::Ls { format } => list(admin, format),
+        TokensCommand::Rm { token } => print_outcome(admin.call(&AdminRequest::TokenRemove {
+            token: Secret::new(token),
+        })?),
+    }
+}
+
+pub fn list(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
+    let tokens = match admin.call(&AdminRequest::TokenList)? {
+        AdminResponse::Tokens { tokens } => tokens,
+        other => return Err(unexpected(other)),
+    };
+    if format != Format::Text {
+        return jaunt_cli::print_structured(&tokens, format);
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.token.expose().clone(),
+                t.kind.to_string(),
+                format_unix(t.expires),
+                t.uses_left.map_or("unlimited".to_string(), |n| n.to_string()),
+                t.user.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    jaunt_cli::print_text(&table::render(&["Token", "Type", "Expiry Time (UTC)", "Uses Left", "User"], &rows))?;
+    Ok(())
+}

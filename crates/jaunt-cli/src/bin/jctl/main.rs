@@ -1,0 +1,51 @@
+//! `jctl`: the administrator's tool. It talks to the auth service over the
+//! admin socket in the data directory, so it runs on the auth host as the
+//! user the daemon runs as.
+
+mod admin;
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jctl", version, about = "Jaunt cluster administration (users, roles, tokens).")]
+struct Cli {
+    /// The auth service's data directory.
+    #[arg(long, env = "JAUNT_DATA_DIR", default_value = "/var/lib/jaunt", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage users.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// Manage join tokens.
+    #[command(subcommand)]
+    Tokens(commands::tokens::TokensCommand),
+    /// Create resources (roles) from a YAML file.
+    Create(commands::resources::CreateArgs),
+    /// Show resources: roles, users, tokens, or role/NAME.
+    Get(commands::resources::GetArgs),
+    /// Remove a resource: role/NAME, user/NAME or token/TOKEN.
+    Rm(commands::resources::RmArgs),
+    /// Cluster name, CA fingerprints and the CA pin.
+    Status(commands::status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let admin = admin::AdminClient::new(cli.data_dir);
+    jaunt_cli::run(|| match cli.command {
+        Command::Users(c) => commands::users::run(&admin, c),
+        Command::Tokens(c) => commands::tokens::run(&admin, c),
+        Command::Create(a) => commands::resources::create(&admin, a),
+        Command::Get(a) => commands::resources::get(&admin, a),
+        Command::Rm(a) => commands::resources::rm(&admin, a),
+        Command::Status(a) => commands::status::run(&admin, a),
+    })
+}

@@ -1,0 +1,4 @@
+pub mod login;
+pub mod logout;
+pub mod signup;
+pub mod status;

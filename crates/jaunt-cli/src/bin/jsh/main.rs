@@ -1,0 +1,69 @@
+//! `jsh`: the user's client. Sign up, log in once, and hold short-lived
+//! certificates in ~/.jsh for every node of the cluster.
+
+mod commands;
+mod prompt;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jsh", version, about = "Jaunt client: log in and reach your cluster's servers.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Set your password (and second factor) with a token from your administrator.
+    Signup(commands::signup::SignupArgs),
+    /// Log in to a cluster and get certificates.
+    Login(commands::login::LoginArgs),
+    /// Show who you are logged in as, and until when.
+    Status(commands::status::StatusArgs),
+    /// Remove your keys and certificates.
+    Logout(commands::logout::LogoutArgs),
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    jaunt_cli::run(|| match cli.command {
+        Command::Signup(a) => commands::signup::run(a),
+        Command::Login(a) => commands::login::run(a),
+        Command::Status(a) => commands::status::run(a),
+        Command::Logout(a) => commands::logout::run(a),
+        Command::Version => {
+            jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
+            Ok(())
+        }
+    })
+}
+
+/// A single-threaded runtime for one command's network calls.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Flags for how to trust the proxy, shared by signup and login.
+#[derive(clap::Args, Clone)]
+pub struct TrustFlags {
+    /// The cluster CA's pin (sha256:...), printed by 'jctl status'.
+    #[arg(long, conflicts_with = "insecure")]
+    ca_pin: Option<String>,
+    /// Do not check the proxy's certificate (test clusters only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl TrustFlags {
+    pub fn warn_if_insecure(&self) {
+        if self.insecure {
+            eprintln!(
+                "WARNING: --insecure: the proxy's certificate is not checked; anyone on the network path could impersonate the cluster."
+            );
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Assembles the daemon's services from a resolved [`Config`]: the store,
+//! the auth service with its admin socket, and the proxy on an already-bound
+//! listener. `jaunt start` and the in-process test harness both use this.
+
+use anyhow::{Context, bail};
+use jaunt_auth::{AuthConfig, AuthServer};
+use jaunt_config::{Config, Service};
+use jaunt_store::{SqliteBackend, Store};
+use jaunt_types::admin::ADMIN_SOCKET;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often expired tokens are swept from the store.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A running daemon. Dropping it does not stop it; call [`Daemon::stop`].
+pub struct Daemon {
+    pub auth: Arc<AuthServer>,
+    /// Where the proxy listens, if it runs.
+    pub proxy_addr: Option<SocketAddr>,
+    pub ca_pin: String,
+    admin_socket: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Creates the data directory readable by its owner only.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
+    }
+    Ok(())
+}
+
+fn bind_admin_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        // A live daemon would answer; a stale socket from a crash does not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another jaunt is already running with this data directory (its admin socket {} answers)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding admin socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+/// Starts the configured services. `listener` is the proxy's bound port.
+pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Result<Daemon> {
+    if !config.runs(Service::Auth) {
+        bail!("this version runs the auth service in every jaunt process; add auth to --roles");
+    }
+    prepare_data_dir(&config.data_dir)?;
+    let backend = SqliteBackend::open(&config.data_dir.join("jaunt.db"))?;
+    let store = Store::new(Arc::new(backend));
+    let auth = Arc::new(
+        AuthServer::start(
+            store,
+            AuthConfig {
+                cluster_name: config.cluster_name.clone(),
+                public_addr: config.public_addr.clone(),
+                second_factor: config.second_factor,
+                max_login_attempts: config.max_login_attempts,
+                lockout_duration: config.lockout_duration,
+            },
+        )
+        .await?,
+    );
+    let ca_pin = auth.identity().ca_pin()?;
+    let (stop, stopped) = watch::channel(false);
+    let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = Vec::new();
+
+    let admin_socket = config.data_dir.join(ADMIN_SOCKET);
+    let admin = bind_admin_socket(&admin_socket)?;
+    tasks.push(tokio::spawn(jaunt_auth::admin::serve(admin, auth.clone(), stopped_signal(stopped.clone()))));
+
+    let mut proxy_addr = None;
+    if config.runs(Service::Proxy) {
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?,
+        };
+        proxy_addr = Some(listener.local_addr()?);
+        let ca_pem = auth.identity().tls_ca.cert_pem().to_string();
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => jaunt_proxy::server_config(
+                &read_file(cert, "tls_cert_file")?,
+                &read_file(key, "tls_key_file")?,
+                &ca_pem,
+                false,
+            )?,
+            _ => {
+                let mut names = vec![config.public_host.clone()];
+                for local in ["localhost", "127.0.0.1", "::1"] {
+                    if !names.iter().any(|n| n == local) {
+                        names.push(local.to_string());
+                    }
+                }
+                let issued = auth.proxy_tls(&names).await?;
+                jaunt_proxy::server_config(&issued.cert_pem, issued.key_pem.expose(), &ca_pem, true)?
+            }
+        };
+        tasks.push(tokio::spawn(jaunt_proxy::serve(listener, auth.clone(), tls, stopped_signal(stopped.clone()))));
+    }
+
+    let purger = auth.clone();
+    let purge_stop = stopped_signal(stopped.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        tokio::pin!(purge_stop);
+        loop {
+            tokio::select! {
+                _ = &mut purge_stop => return,
+                _ = tick.tick() => {
+                    if let Err(e) = purger.purge_expired().await {
+                        tracing::warn!(error = %e, "purging expired records failed");
+                    }
+                }
+            }
+        }
+    }));
+    Ok(Daemon {
+        auth,
+        proxy_addr,
+        ca_pin,
+        admin_socket,
+        stop,
+        tasks,
+    })
+}
+
+impl Daemon {
+    /// Stops every service and removes the admin socket.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(&self.admin_socket);
+    }
+}
