@@ -19,7 +19,9 @@ impl AuthServer {
     pub async fn admin(&self, req: AdminRequest) -> AdminResponse {
         match self.admin_inner(req).await {
             Ok(r) => r,
-            Err(e) => AdminResponse::Error { message: e.to_string() },
+            Err(e) => AdminResponse::Error {
+                message: e.to_string(),
+            },
         }
     }
 
@@ -39,7 +41,12 @@ impl AuthServer {
                     roles: self.list_roles().await?.len(),
                 }))
             }
-            AdminRequest::UserAdd { name, roles, logins, ttl } => {
+            AdminRequest::UserAdd {
+                name,
+                roles,
+                logins,
+                ttl,
+            } => {
                 let invite = self.add_user(&name, roles, logins, ttl).await?;
                 Ok(signup(invite))
             }
@@ -48,7 +55,11 @@ impl AuthServer {
                 users: self.list_users().await?,
             }),
             AdminRequest::UserRemove { name } => done(self.remove_user(&name).await?),
-            AdminRequest::UserUpdate { name, roles, logins } => done(self.update_user(&name, roles, logins).await?),
+            AdminRequest::UserUpdate {
+                name,
+                roles,
+                logins,
+            } => done(self.update_user(&name, roles, logins).await?),
             AdminRequest::UserUnlock { name } => done(self.unlock_user(&name).await?),
             AdminRequest::RoleUpsert { role, force } => done(self.upsert_role(role, force).await?),
             AdminRequest::RoleList => Ok(AdminResponse::Roles {
@@ -82,7 +93,11 @@ fn signup(invite: crate::users::SignupInvite) -> AdminResponse {
 }
 
 /// Serves the admin socket until `shutdown` completes.
-pub async fn serve(listener: UnixListener, auth: Arc<AuthServer>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: UnixListener,
+    auth: Arc<AuthServer>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -108,19 +123,23 @@ pub async fn serve(listener: UnixListener, auth: Arc<AuthServer>, shutdown: impl
 /// The uid this process runs as, from the data directory's point of view.
 fn own_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 async fn handle(mut stream: UnixStream, auth: &AuthServer) -> std::io::Result<()> {
     let peer = stream.peer_cred()?.uid();
+    // Read the request before answering, even one to be refused, so the
+    // client sees the answer rather than a reset connection.
+    let mut body = Vec::new();
+    (&mut stream).take(MAX_REQUEST).read_to_end(&mut body).await?;
     let response = if peer != 0 && peer != own_uid() {
         tracing::warn!(uid = peer, "refused an admin connection from another user");
         AdminResponse::Error {
             message: "only the user the auth service runs as may use the admin socket".into(),
         }
     } else {
-        let mut body = Vec::new();
-        (&mut stream).take(MAX_REQUEST).read_to_end(&mut body).await?;
         match serde_json::from_slice::<AdminRequest>(&body) {
             Ok(req) => auth.admin(req).await,
             Err(e) => AdminResponse::Error {

@@ -5,8 +5,10 @@
 use crate::error::AuthError;
 use crate::records::{UserRecord, user_key};
 use crate::{AuthServer, now};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use jaunt_store::StoreError;
 use jaunt_types::Secret;
 use jaunt_types::api::SecondFactor;
@@ -44,7 +46,11 @@ pub(crate) async fn hash_password(password: String) -> Result<String, AuthError>
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -55,13 +61,23 @@ pub(crate) fn totp_for(secret_b32: &str, account: &str) -> Result<TOTP, AuthErro
     let bytes = totp_rs::Secret::Encoded(secret_b32.to_string())
         .to_bytes()
         .map_err(|e| AuthError::Internal(format!("stored TOTP secret: {e:?}")))?;
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, Some("Jaunt".to_string()), account.to_string())
-        .map_err(|e| AuthError::Internal(format!("TOTP: {e}")))
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        Some("Jaunt".to_string()),
+        account.to_string(),
+    )
+    .map_err(|e| AuthError::Internal(format!("TOTP: {e}")))
 }
 
 pub(crate) fn new_totp_secret() -> String {
     // 160 bits, the size RFC 4226 recommends for HMAC-SHA-1.
-    totp_rs::Secret::Raw(rand::random::<[u8; 20]>().to_vec()).to_encoded().to_string()
+    totp_rs::Secret::Raw(rand::random::<[u8; 20]>().to_vec())
+        .to_encoded()
+        .to_string()
 }
 
 /// The time step a code matches, if it matches one within one step of now
@@ -101,10 +117,12 @@ impl AuthServer {
     ) -> Result<Authenticated, AuthError> {
         let now = now();
         let stored = self.store.get::<UserRecord>(&user_key(user)).await?;
-        if let Some(v) = &stored {
-            if let Some(until) = v.value.locked_until.filter(|t| *t > now) {
-                return Err(locked(user, until));
-            }
+        if let Some(until) = stored
+            .as_ref()
+            .and_then(|v| v.value.locked_until)
+            .filter(|t| *t > now)
+        {
+            return Err(locked(user, until));
         }
         let hash = stored
             .as_ref()
@@ -119,7 +137,13 @@ impl AuthServer {
                 match (seed, otp) {
                     (Some(seed), Some(code)) => {
                         let totp = totp_for(seed.expose(), user)?;
-                        match_totp(&totp, code.expose(), now as u64, record.and_then(|r| r.totp_last_step)).map(Some)
+                        match_totp(
+                            &totp,
+                            code.expose(),
+                            now as u64,
+                            record.and_then(|r| r.totp_last_step),
+                        )
+                        .map(Some)
                     }
                     _ => None,
                 }
@@ -129,8 +153,15 @@ impl AuthServer {
             return Err(AuthError::InvalidCredentials);
         };
         let success = password_ok && stored.value.password_hash.is_some() && otp_step.is_some();
-        self.record_attempt(user, stored.revision, stored.value, success, otp_step.flatten(), now)
-            .await
+        self.record_attempt(
+            user,
+            stored.revision,
+            stored.value,
+            success,
+            otp_step.flatten(),
+            now,
+        )
+        .await
     }
 
     /// Writes the outcome of an attempt with compare-and-swap, so two
@@ -149,10 +180,10 @@ impl AuthServer {
             let outcome = if success {
                 // Re-check the step against the freshest record: a code
                 // that a concurrent login used is refused here.
-                if let (Some(step), Some(last)) = (otp_step, next.totp_last_step) {
-                    if step <= last {
-                        return Err(AuthError::InvalidCredentials);
-                    }
+                if let (Some(step), Some(last)) = (otp_step, next.totp_last_step)
+                    && step <= last
+                {
+                    return Err(AuthError::InvalidCredentials);
                 }
                 next.failed_attempts = 0;
                 next.locked_until = None;
@@ -172,7 +203,11 @@ impl AuthServer {
                     Err(AuthError::InvalidCredentials)
                 }
             };
-            match self.store.update_if(&user_key(user), revision, &next, None).await {
+            match self
+                .store
+                .update_if(&user_key(user), revision, &next, None)
+                .await
+            {
                 Ok(_) => {
                     return outcome.map(|()| Authenticated { user: next });
                 }
@@ -213,8 +248,16 @@ mod tests {
         let code = totp.generate(now);
         assert_eq!(match_totp(&totp, &code, now, None), Some(step));
         assert_eq!(match_totp(&totp, &code, now, Some(step)), None, "used once");
-        assert_eq!(match_totp(&totp, &code, now + 30, None), Some(step), "one step late is fine");
-        assert_eq!(match_totp(&totp, &code, now + 90, None), None, "three steps late is not");
+        assert_eq!(
+            match_totp(&totp, &code, now + 30, None),
+            Some(step),
+            "one step late is fine"
+        );
+        assert_eq!(
+            match_totp(&totp, &code, now + 90, None),
+            None,
+            "three steps late is not"
+        );
         let next = totp.generate(now + 30);
         assert_eq!(match_totp(&totp, &next, now, Some(step)), Some(step + 1));
         for bad in ["", "12345", "1234567", "abcdef", " "] {

@@ -22,7 +22,9 @@ impl AuthServer {
         for name in &user.roles {
             match self.store.get::<Role>(&role_key(name)).await? {
                 Some(v) => roles.push(v.value),
-                None => tracing::warn!(user = %user.name, role = %name, "user refers to a role that no longer exists"),
+                None => {
+                    tracing::warn!(user = %user.name, role = %name, "user refers to a role that no longer exists")
+                }
             }
         }
         Ok(AccessChecker::new(
@@ -37,10 +39,18 @@ impl AuthServer {
     /// Authenticates and, on success, signs the client's keys.
     pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse, AuthError> {
         // Parse what the client sent before spending a password check.
-        let public_key = parse_public_key(&req.ssh_public_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
-        let who = self.authenticate(&req.user, &req.password, req.otp.as_ref()).await?;
-        self.issue_user_certs(&who, public_key, &req.tls_csr_pem, req.ttl_secs.map(Ttl::from_secs))
-            .await
+        let public_key = parse_public_key(&req.ssh_public_key)
+            .map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let who = self
+            .authenticate(&req.user, &req.password, req.otp.as_ref())
+            .await?;
+        self.issue_user_certs(
+            &who,
+            public_key,
+            &req.tls_csr_pem,
+            req.ttl_secs.map(Ttl::from_secs),
+        )
+        .await
     }
 
     async fn issue_user_certs(
@@ -54,7 +64,9 @@ impl AuthServer {
         let checker = self.access_checker(user).await?;
         let ttl = checker.grant_ttl(ttl);
         if ttl.as_secs() == 0 {
-            return Err(AuthError::BadRequest("the certificate lifetime (--ttl) must be positive".into()));
+            return Err(AuthError::BadRequest(
+                "the certificate lifetime (--ttl) must be positive".into(),
+            ));
         }
         let now = now();
         let mut principals = checker.logins();
@@ -76,12 +88,20 @@ impl AuthServer {
         })?;
         let tls_cert_pem = id
             .tls_ca
-            .sign_client_csr(csr_pem, &user.name, &id.cluster_name, now as u64, ttl.as_secs())
+            .sign_client_csr(
+                csr_pem,
+                &user.name,
+                &id.cluster_name,
+                now as u64,
+                ttl.as_secs(),
+            )
             .map_err(|e| AuthError::BadRequest(e.to_string()))?;
         tracing::info!(user = %user.name, ttl = %ttl, "issued user certificates");
         Ok(LoginResponse {
             cluster_name: id.cluster_name.clone(),
-            ssh_cert: cert.to_openssh().map_err(|e| AuthError::Internal(e.to_string()))?,
+            ssh_cert: cert
+                .to_openssh()
+                .map_err(|e| AuthError::Internal(e.to_string()))?,
             tls_cert_pem,
             tls_ca_pem: id.tls_ca.cert_pem().to_string(),
             host_ca_keys: vec![id.host_ca.public_openssh()?],

@@ -8,8 +8,14 @@ pub enum AuthError {
     /// Wrong user, password or second factor: deliberately one message.
     #[error("invalid credentials")]
     InvalidCredentials,
-    #[error("account {user:?} is locked after too many failed logins until {until_text}; an administrator can run 'jctl users unlock {user}'")]
-    Locked { user: String, until: i64, until_text: String },
+    #[error(
+        "account {user:?} is locked after too many failed logins until {until_text}; an administrator can run 'jctl users unlock {user}'"
+    )]
+    Locked {
+        user: String,
+        until: i64,
+        until_text: String,
+    },
     #[error("access denied: {0}")]
     AccessDenied(String),
     #[error("{0}")]
@@ -25,4 +31,3 @@ pub enum AuthError {
     #[error("internal error: {0}")]
     Internal(String),
 }
-

@@ -32,7 +32,10 @@ impl ClusterIdentity {
     }
 }
 
-pub(crate) async fn load_or_create(store: &Store, cluster_name: &str) -> Result<ClusterIdentity, AuthError> {
+pub(crate) async fn load_or_create(
+    store: &Store,
+    cluster_name: &str,
+) -> Result<ClusterIdentity, AuthError> {
     let stored = match store.get::<StoredIdentity>(IDENTITY_KEY).await? {
         Some(v) => v.value,
         None => {
@@ -53,14 +56,19 @@ pub(crate) async fn load_or_create(store: &Store, cluster_name: &str) -> Result<
             // the first writer wins and everyone uses its identity.
             match store.create(IDENTITY_KEY, &fresh, None).await {
                 Ok(_) => {
-                    tracing::info!(cluster = cluster_name, "created the cluster's certificate authorities");
+                    tracing::info!(
+                        cluster = cluster_name,
+                        "created the cluster's certificate authorities"
+                    );
                     fresh
                 }
-                Err(StoreError::AlreadyExists(_)) => store
-                    .get::<StoredIdentity>(IDENTITY_KEY)
-                    .await?
-                    .ok_or_else(|| AuthError::Internal("cluster identity vanished".into()))?
-                    .value,
+                Err(StoreError::AlreadyExists(_)) => {
+                    store
+                        .get::<StoredIdentity>(IDENTITY_KEY)
+                        .await?
+                        .ok_or_else(|| AuthError::Internal("cluster identity vanished".into()))?
+                        .value
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -98,15 +106,16 @@ impl AuthServer {
     /// expiry.
     pub async fn proxy_tls(&self, names: &[String]) -> Result<ProxyTls, AuthError> {
         let now = now();
-        if let Some(v) = self.store.get::<ProxyTls>(PROXY_TLS_KEY).await? {
-            if v.value.names == names && v.value.not_after - PROXY_CERT_RENEW_BEFORE > now {
-                return Ok(v.value);
-            }
+        if let Some(v) = self.store.get::<ProxyTls>(PROXY_TLS_KEY).await?
+            && v.value.names == names
+            && v.value.not_after - PROXY_CERT_RENEW_BEFORE > now
+        {
+            return Ok(v.value);
         }
-        let (cert_pem, key_pem) = self
-            .identity
-            .tls_ca
-            .issue_server_cert(names, now as u64, PROXY_CERT_TTL)?;
+        let (cert_pem, key_pem) =
+            self.identity
+                .tls_ca
+                .issue_server_cert(names, now as u64, PROXY_CERT_TTL)?;
         let tls = ProxyTls {
             names: names.to_vec(),
             cert_pem,

@@ -60,7 +60,8 @@ impl AuthServer {
     pub async fn start(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
         let identity = identity::load_or_create(&store, &config.cluster_name).await?;
         roles::create_presets(&store).await?;
-        let dummy_hash = authn::hash_password("jaunt-dummy-password-for-timing".to_string()).await?;
+        let dummy_hash =
+            authn::hash_password("jaunt-dummy-password-for-timing".to_string()).await?;
         Ok(AuthServer {
             store,
             config,

@@ -34,7 +34,13 @@ impl AuthServer {
     }
 
     pub async fn list_roles(&self) -> Result<Vec<Role>, AuthError> {
-        Ok(self.store.list::<Role>(ROLES).await?.into_iter().map(|v| v.value).collect())
+        Ok(self
+            .store
+            .list::<Role>(ROLES)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
     }
 
     pub async fn role_exists(&self, name: &str) -> Result<bool, AuthError> {
@@ -59,7 +65,9 @@ impl AuthServer {
         }
         match self.store.delete(&role_key(name)).await {
             Ok(()) => Ok(format!("role {name:?} has been deleted")),
-            Err(StoreError::NotFound(_)) => Err(AuthError::NotFound(format!("role {name:?} not found"))),
+            Err(StoreError::NotFound(_)) => {
+                Err(AuthError::NotFound(format!("role {name:?} not found")))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -6,15 +6,23 @@ use crate::authn::{MIN_PASSWORD_LEN, hash_password, match_totp, totp_for};
 use crate::records::token_key;
 use crate::{AuthError, AuthServer, now};
 use jaunt_types::Secret;
-use jaunt_types::api::{SecondFactor, SignupFinishRequest, SignupFinishResponse, SignupStartResponse};
+use jaunt_types::api::{
+    SecondFactor, SignupFinishRequest, SignupFinishResponse, SignupStartResponse,
+};
 use jaunt_types::resources::TokenKind;
 
 impl AuthServer {
     /// What the user needs to finish signing up: their name and, with OTP,
     /// the enrolment URI.
-    pub async fn signup_start(&self, token: &Secret<String>) -> Result<SignupStartResponse, AuthError> {
+    pub async fn signup_start(
+        &self,
+        token: &Secret<String>,
+    ) -> Result<SignupStartResponse, AuthError> {
         let (record, _) = self.find_token(token.expose(), TokenKind::Signup).await?;
-        let user = record.user.clone().ok_or_else(|| AuthError::Internal("signup token without user".into()))?;
+        let user = record
+            .user
+            .clone()
+            .ok_or_else(|| AuthError::Internal("signup token without user".into()))?;
         let totp_uri = match (&self.config.second_factor, &record.totp_secret) {
             (SecondFactor::Otp, Some(seed)) => {
                 let account = format!("{user}@{}", self.identity.cluster_name);
@@ -34,9 +42,17 @@ impl AuthServer {
         })
     }
 
-    pub async fn signup_finish(&self, req: SignupFinishRequest) -> Result<SignupFinishResponse, AuthError> {
-        let (record, _) = self.find_token(req.token.expose(), TokenKind::Signup).await?;
-        let user = record.user.clone().ok_or_else(|| AuthError::Internal("signup token without user".into()))?;
+    pub async fn signup_finish(
+        &self,
+        req: SignupFinishRequest,
+    ) -> Result<SignupFinishResponse, AuthError> {
+        let (record, _) = self
+            .find_token(req.token.expose(), TokenKind::Signup)
+            .await?;
+        let user = record
+            .user
+            .clone()
+            .ok_or_else(|| AuthError::Internal("signup token without user".into()))?;
         let password = req.password.expose();
         if password.chars().count() < MIN_PASSWORD_LEN {
             return Err(AuthError::BadRequest(format!(
@@ -46,12 +62,13 @@ impl AuthServer {
         let mut otp_step = None;
         if self.config.second_factor == SecondFactor::Otp {
             let seed = record.totp_secret.clone().ok_or_else(|| {
-                AuthError::BadRequest("this signup token has no second factor; ask for a new one".into())
+                AuthError::BadRequest(
+                    "this signup token has no second factor; ask for a new one".into(),
+                )
             })?;
-            let code = req
-                .otp
-                .as_ref()
-                .ok_or_else(|| AuthError::BadRequest("enter the code your authenticator app shows".into()))?;
+            let code = req.otp.as_ref().ok_or_else(|| {
+                AuthError::BadRequest("enter the code your authenticator app shows".into())
+            })?;
             let totp = totp_for(seed.expose(), &user)?;
             otp_step = Some(
                 match_totp(&totp, code.expose(), now() as u64, None).ok_or_else(|| {
@@ -65,7 +82,12 @@ impl AuthServer {
         self.store
             .delete(&token_key(req.token.expose()))
             .await
-            .map_err(|_| AuthError::AccessDenied("the token is invalid or has expired; ask an administrator for a new one".into()))?;
+            .map_err(|_| {
+                AuthError::AccessDenied(
+                    "the token is invalid or has expired; ask an administrator for a new one"
+                        .into(),
+                )
+            })?;
         let seed = record.totp_secret.clone().filter(|_| otp_step.is_some());
         let updated = self
             .modify_user(&user, |u| {

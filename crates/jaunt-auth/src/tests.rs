@@ -21,10 +21,16 @@ impl Fixture {
     }
 
     async fn auth(&self, second_factor: SecondFactor) -> AuthServer {
-        self.auth_named("example", second_factor).await.expect("start auth")
+        self.auth_named("example", second_factor)
+            .await
+            .expect("start auth")
     }
 
-    async fn auth_named(&self, name: &str, second_factor: SecondFactor) -> Result<AuthServer, AuthError> {
+    async fn auth_named(
+        &self,
+        name: &str,
+        second_factor: SecondFactor,
+    ) -> Result<AuthServer, AuthError> {
         let store = Store::new(Arc::new(SqliteBackend::open(&self.path).expect("open")));
         AuthServer::start(
             store,
@@ -60,10 +66,19 @@ fn login_request(user: &str, password: &str, otp: Option<String>) -> (LoginReque
 
 async fn signed_up(auth: &AuthServer, user: &str, logins: &[&str]) {
     let invite = auth
-        .add_user(user, vec!["access".into()], logins.iter().map(|s| s.to_string()).collect(), None)
+        .add_user(
+            user,
+            vec!["access".into()],
+            logins.iter().map(|s| s.to_string()).collect(),
+            None,
+        )
         .await
         .expect("add user");
-    assert!(invite.command.starts_with("jsh signup --proxy=proxy.example.com:3080 --token="));
+    assert!(
+        invite
+            .command
+            .starts_with("jsh signup --proxy=proxy.example.com:3080 --token=")
+    );
     assert!(invite.command.contains("--ca-pin=sha256:"));
     auth.signup_finish(SignupFinishRequest {
         token: invite.token,
@@ -84,7 +99,11 @@ async fn identity_is_created_once_and_reused() {
     let again = f.auth(SecondFactor::Off).await;
     assert_eq!(again.identity().user_ca.fingerprint(), fp);
     assert_eq!(again.identity().ca_pin().expect("pin"), pin);
-    assert_ne!(again.identity().host_ca.fingerprint(), fp, "user and host CAs differ");
+    assert_ne!(
+        again.identity().host_ca.fingerprint(),
+        fp,
+        "user and host CAs differ"
+    );
     let renamed = f.auth_named("other", SecondFactor::Off).await;
     let err = renamed.err().expect("rename refused").to_string();
     assert!(err.contains("belongs to cluster \"example\""), "{err}");
@@ -101,22 +120,44 @@ async fn login_issues_certificates_from_roles() {
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");
     assert_eq!(cert.cert_type(), CertType::User);
     assert_eq!(cert.key_id(), "alice");
-    assert_eq!(cert.valid_principals(), ["alice".to_string(), "ubuntu".to_string()]);
+    assert_eq!(
+        cert.valid_principals(),
+        ["alice".to_string(), "ubuntu".to_string()]
+    );
     assert_eq!(cert.public_key(), key.public_key().key_data());
-    assert_eq!(cert.signature_key(), auth.identity().user_ca.public_key().key_data());
-    assert_eq!(cert.valid_before() - cert.valid_after(), 3600 + jaunt_ca::CLOCK_SKEW_SECS);
+    assert_eq!(
+        cert.signature_key(),
+        auth.identity().user_ca.public_key().key_data()
+    );
+    assert_eq!(
+        cert.valid_before() - cert.valid_after(),
+        3600 + jaunt_ca::CLOCK_SKEW_SECS
+    );
     let ext: Vec<&String> = cert.extensions().keys().collect();
-    assert_eq!(ext, ["permit-agent-forwarding", "permit-port-forwarding", "permit-pty"]);
+    assert_eq!(
+        ext,
+        [
+            "permit-agent-forwarding",
+            "permit-port-forwarding",
+            "permit-pty"
+        ]
+    );
     assert_eq!(resp.roles, ["access"]);
     assert_eq!(resp.logins, ["alice", "ubuntu"]);
-    assert_eq!(resp.host_ca_keys, [auth.identity().host_ca.public_openssh().expect("pub")]);
+    assert_eq!(
+        resp.host_ca_keys,
+        [auth.identity().host_ca.public_openssh().expect("pub")]
+    );
 
     // A TTL beyond the role's cap is cut to the cap (12h for `access`).
     let (mut long, _) = login_request("alice", PASSWORD, None);
     long.ttl_secs = Some(48 * 3600);
     let resp = auth.login(long).await.expect("login");
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");
-    assert_eq!(cert.valid_before() - cert.valid_after(), 12 * 3600 + jaunt_ca::CLOCK_SKEW_SECS);
+    assert_eq!(
+        cert.valid_before() - cert.valid_after(),
+        12 * 3600 + jaunt_ca::CLOCK_SKEW_SECS
+    );
 }
 
 #[tokio::test]
@@ -124,34 +165,65 @@ async fn failures_look_alike_and_lock_the_account() {
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
     signed_up(&auth, "bob", &["bob"]).await;
-    let unknown = auth.login(login_request("nobody", PASSWORD, None).0).await.expect_err("unknown");
-    let wrong = auth.login(login_request("bob", "wrong password!", None).0).await.expect_err("wrong");
+    let unknown = auth
+        .login(login_request("nobody", PASSWORD, None).0)
+        .await
+        .expect_err("unknown");
+    let wrong = auth
+        .login(login_request("bob", "wrong password!", None).0)
+        .await
+        .expect_err("wrong");
     assert_eq!(unknown.to_string(), "invalid credentials");
     assert_eq!(wrong.to_string(), "invalid credentials");
-    auth.login(login_request("bob", "wrong password!", None).0).await.expect_err("2");
-    let third = auth.login(login_request("bob", "wrong password!", None).0).await.expect_err("3");
+    auth.login(login_request("bob", "wrong password!", None).0)
+        .await
+        .expect_err("2");
+    let third = auth
+        .login(login_request("bob", "wrong password!", None).0)
+        .await
+        .expect_err("3");
     assert!(matches!(third, AuthError::Locked { .. }), "{third}");
     // Even the right password is refused while locked, and says so.
-    let locked = auth.login(login_request("bob", PASSWORD, None).0).await.expect_err("locked");
+    let locked = auth
+        .login(login_request("bob", PASSWORD, None).0)
+        .await
+        .expect_err("locked");
     assert!(locked.to_string().contains("locked"), "{locked}");
-    assert!(locked.to_string().contains("jctl users unlock bob"), "{locked}");
+    assert!(
+        locked.to_string().contains("jctl users unlock bob"),
+        "{locked}"
+    );
     auth.unlock_user("bob").await.expect("unlock");
-    auth.login(login_request("bob", PASSWORD, None).0).await.expect("login after unlock");
+    auth.login(login_request("bob", PASSWORD, None).0)
+        .await
+        .expect("login after unlock");
     // A success resets the count: two more failures do not lock.
     for _ in 0..2 {
-        auth.login(login_request("bob", "wrong password!", None).0).await.expect_err("wrong");
+        auth.login(login_request("bob", "wrong password!", None).0)
+            .await
+            .expect_err("wrong");
     }
-    auth.login(login_request("bob", PASSWORD, None).0).await.expect("still open");
+    auth.login(login_request("bob", PASSWORD, None).0)
+        .await
+        .expect("still open");
 }
 
 #[tokio::test]
 async fn otp_signup_and_codes_used_once() {
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Otp).await;
-    let invite = auth.add_user("carol", vec!["access".into()], vec!["carol".into()], None).await.expect("add");
+    let invite = auth
+        .add_user("carol", vec!["access".into()], vec!["carol".into()], None)
+        .await
+        .expect("add");
     let start = auth.signup_start(&invite.token).await.expect("start");
     let uri = start.totp_uri.expect("otp uri");
-    assert!(uri.expose().starts_with("otpauth://totp/Jaunt:carol%40example?"), "{}", uri.expose());
+    assert!(
+        uri.expose()
+            .starts_with("otpauth://totp/Jaunt:carol%40example?"),
+        "{}",
+        uri.expose()
+    );
     let totp = totp_rs::TOTP::from_url_unchecked(uri.expose()).expect("parse uri");
     let now = crate::now() as u64;
     let short = auth
@@ -184,14 +256,25 @@ async fn otp_signup_and_codes_used_once() {
     // The token is spent.
     assert!(auth.signup_start(&invite.token).await.is_err());
     // The signup code cannot be replayed at login; the next step's code works once.
-    let replay = auth.login(login_request("carol", PASSWORD, Some(code)).0).await.expect_err("replay");
+    let replay = auth
+        .login(login_request("carol", PASSWORD, Some(code)).0)
+        .await
+        .expect_err("replay");
     assert_eq!(replay.to_string(), "invalid credentials");
     let seed_totp = totp_for(&totp.get_secret_base32(), "carol").expect("totp");
     let next = seed_totp.generate(now + 30);
-    auth.login(login_request("carol", PASSWORD, Some(next.clone())).0).await.expect("login");
-    let again = auth.login(login_request("carol", PASSWORD, Some(next)).0).await.expect_err("reuse");
+    auth.login(login_request("carol", PASSWORD, Some(next.clone())).0)
+        .await
+        .expect("login");
+    let again = auth
+        .login(login_request("carol", PASSWORD, Some(next)).0)
+        .await
+        .expect_err("reuse");
     assert_eq!(again.to_string(), "invalid credentials");
-    let missing = auth.login(login_request("carol", PASSWORD, None).0).await.expect_err("no code");
+    let missing = auth
+        .login(login_request("carol", PASSWORD, None).0)
+        .await
+        .expect_err("no code");
     assert_eq!(missing.to_string(), "invalid credentials");
 }
 
@@ -200,43 +283,107 @@ async fn administration_through_the_admin_protocol() {
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
     let status = auth.admin(AdminRequest::Status).await;
-    let AdminResponse::Status(s) = status else { panic!("{status:?}") };
+    let AdminResponse::Status(s) = status else {
+        panic!("{status:?}")
+    };
     assert_eq!(s.cluster_name, "example");
     assert_eq!(s.roles, 3);
 
     let bad_role = auth
-        .admin(AdminRequest::UserAdd { name: "dave".into(), roles: vec!["nope".into()], logins: vec![], ttl: None })
+        .admin(AdminRequest::UserAdd {
+            name: "dave".into(),
+            roles: vec!["nope".into()],
+            logins: vec![],
+            ttl: None,
+        })
         .await;
-    assert!(matches!(&bad_role, AdminResponse::Error { message } if message.contains("role \"nope\" not found")), "{bad_role:?}");
+    assert!(
+        matches!(&bad_role, AdminResponse::Error { message } if message.contains("role \"nope\" not found")),
+        "{bad_role:?}"
+    );
     let bad_login = auth
-        .admin(AdminRequest::UserAdd { name: "dave".into(), roles: vec!["access".into()], logins: vec!["-x".into()], ttl: None })
+        .admin(AdminRequest::UserAdd {
+            name: "dave".into(),
+            roles: vec!["access".into()],
+            logins: vec!["-x".into()],
+            ttl: None,
+        })
         .await;
     assert!(matches!(bad_login, AdminResponse::Error { .. }));
     signed_up(&auth, "dave", &["dave"]).await;
     let dup = auth
-        .admin(AdminRequest::UserAdd { name: "dave".into(), roles: vec!["access".into()], logins: vec![], ttl: None })
+        .admin(AdminRequest::UserAdd {
+            name: "dave".into(),
+            roles: vec!["access".into()],
+            logins: vec![],
+            ttl: None,
+        })
         .await;
-    assert!(matches!(&dup, AdminResponse::Error { message } if message.contains("already exists")), "{dup:?}");
+    assert!(
+        matches!(&dup, AdminResponse::Error { message } if message.contains("already exists")),
+        "{dup:?}"
+    );
 
     // A role held by a user cannot be removed.
-    let held = auth.admin(AdminRequest::RoleRemove { name: "access".into() }).await;
-    assert!(matches!(&held, AdminResponse::Error { message } if message.contains("dave")), "{held:?}");
+    let held = auth
+        .admin(AdminRequest::RoleRemove {
+            name: "access".into(),
+        })
+        .await;
+    assert!(
+        matches!(&held, AdminResponse::Error { message } if message.contains("dave")),
+        "{held:?}"
+    );
 
     // Update, then reset: the old password stops working.
-    auth.update_user("dave", Some(vec!["access".into(), "editor".into()]), Some(vec!["root".into()])).await.expect("update");
-    let resp = auth.login(login_request("dave", PASSWORD, None).0).await.expect("login");
+    auth.update_user(
+        "dave",
+        Some(vec!["access".into(), "editor".into()]),
+        Some(vec!["root".into()]),
+    )
+    .await
+    .expect("update");
+    let resp = auth
+        .login(login_request("dave", PASSWORD, None).0)
+        .await
+        .expect("login");
     assert_eq!(resp.logins, ["root"]);
-    let reset = auth.admin(AdminRequest::UserReset { name: "dave".into(), ttl: None }).await;
+    let reset = auth
+        .admin(AdminRequest::UserReset {
+            name: "dave".into(),
+            ttl: None,
+        })
+        .await;
     assert!(matches!(reset, AdminResponse::Signup { .. }));
-    auth.login(login_request("dave", PASSWORD, None).0).await.expect_err("reset clears password");
+    auth.login(login_request("dave", PASSWORD, None).0)
+        .await
+        .expect_err("reset clears password");
 
-    let added = auth.admin(AdminRequest::TokenAdd { kind: jaunt_types::resources::TokenKind::Node, ttl: None, uses: None }).await;
-    let AdminResponse::TokenAdded { token, command } = added else { panic!("{added:?}") };
-    assert!(command.starts_with("jaunt start --roles=node --token="), "{command}");
-    assert!(command.contains("--proxy=proxy.example.com:3080 --ca-pin=sha256:"), "{command}");
-    let AdminResponse::Tokens { tokens } = auth.admin(AdminRequest::TokenList).await else { panic!() };
+    let added = auth
+        .admin(AdminRequest::TokenAdd {
+            kind: jaunt_types::resources::TokenKind::Node,
+            ttl: None,
+            uses: None,
+        })
+        .await;
+    let AdminResponse::TokenAdded { token, command } = added else {
+        panic!("{added:?}")
+    };
+    assert!(
+        command.starts_with("jaunt start --roles=node --token="),
+        "{command}"
+    );
+    assert!(
+        command.contains("--proxy=proxy.example.com:3080 --ca-pin=sha256:"),
+        "{command}"
+    );
+    let AdminResponse::Tokens { tokens } = auth.admin(AdminRequest::TokenList).await else {
+        panic!()
+    };
     assert!(tokens.iter().any(|t| t.token == token.token));
-    auth.remove_token(token.token.expose()).await.expect("rm token");
+    auth.remove_token(token.token.expose())
+        .await
+        .expect("rm token");
     assert!(auth.remove_token(token.token.expose()).await.is_err());
     auth.remove_user("dave").await.expect("rm user");
     assert!(auth.remove_user("dave").await.is_err());
@@ -246,11 +393,21 @@ async fn administration_through_the_admin_protocol() {
 async fn users_without_logins_get_an_unusable_principal() {
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
-    let invite = auth.add_user("ed", vec!["editor".into()], vec![], None).await.expect("add");
-    auth.signup_finish(SignupFinishRequest { token: invite.token, password: Secret::new(PASSWORD.into()), otp: None })
+    let invite = auth
+        .add_user("ed", vec!["editor".into()], vec![], None)
         .await
-        .expect("signup");
-    let resp = auth.login(login_request("ed", PASSWORD, None).0).await.expect("login");
+        .expect("add");
+    auth.signup_finish(SignupFinishRequest {
+        token: invite.token,
+        password: Secret::new(PASSWORD.into()),
+        otp: None,
+    })
+    .await
+    .expect("signup");
+    let resp = auth
+        .login(login_request("ed", PASSWORD, None).0)
+        .await
+        .expect("login");
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");
     assert_eq!(cert.valid_principals(), ["-jaunt-no-login".to_string()]);
     assert!(resp.logins.is_empty());

@@ -12,16 +12,26 @@ pub const DEFAULT_NODE_TOKEN_TTL: Ttl = Ttl::from_secs(30 * 60);
 impl AuthServer {
     pub(crate) async fn create_token(&self, record: &TokenRecord) -> Result<(), AuthError> {
         self.store
-            .create(&token_key(record.token.expose()), record, Some(record.expires))
+            .create(
+                &token_key(record.token.expose()),
+                record,
+                Some(record.expires),
+            )
             .await?;
         Ok(())
     }
 
     /// A node join token, and the command a node runs with it.
-    pub async fn add_node_token(&self, ttl: Option<Ttl>, uses: Option<u32>) -> Result<(TokenInfo, String), AuthError> {
+    pub async fn add_node_token(
+        &self,
+        ttl: Option<Ttl>,
+        uses: Option<u32>,
+    ) -> Result<(TokenInfo, String), AuthError> {
         let ttl = ttl.unwrap_or(DEFAULT_NODE_TOKEN_TTL);
         if ttl.as_secs() == 0 || uses == Some(0) {
-            return Err(AuthError::BadRequest("a token needs a positive --ttl and --uses".into()));
+            return Err(AuthError::BadRequest(
+                "a token needs a positive --ttl and --uses".into(),
+            ));
         }
         let record = TokenRecord {
             token: Secret::new(random_token()),
@@ -54,19 +64,36 @@ impl AuthServer {
     pub async fn remove_token(&self, token: &str) -> Result<String, AuthError> {
         match self.store.delete(&token_key(token)).await {
             Ok(()) => Ok("token has been deleted".to_string()),
-            Err(StoreError::NotFound(_)) => Err(AuthError::NotFound("token not found (or already expired)".into())),
+            Err(StoreError::NotFound(_)) => Err(AuthError::NotFound(
+                "token not found (or already expired)".into(),
+            )),
             Err(e) => Err(e.into()),
         }
     }
 
     /// A live token of `kind`, or an error that does not say which part
     /// (existence, kind, expiry) was wrong.
-    pub(crate) async fn find_token(&self, token: &str, kind: TokenKind) -> Result<(TokenRecord, i64), AuthError> {
-        let invalid = || AuthError::AccessDenied("the token is invalid or has expired; ask an administrator for a new one".into());
-        if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    pub(crate) async fn find_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<(TokenRecord, i64), AuthError> {
+        let invalid = || {
+            AuthError::AccessDenied(
+                "the token is invalid or has expired; ask an administrator for a new one".into(),
+            )
+        };
+        if token.is_empty()
+            || token.len() > 128
+            || !token.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(invalid());
         }
-        let v = self.store.get::<TokenRecord>(&token_key(token)).await?.ok_or_else(invalid)?;
+        let v = self
+            .store
+            .get::<TokenRecord>(&token_key(token))
+            .await?
+            .ok_or_else(invalid)?;
         if v.value.kind != kind || v.value.expires <= now() || v.value.uses_left == Some(0) {
             return Err(invalid());
         }

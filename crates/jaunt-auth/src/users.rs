@@ -22,9 +22,15 @@ pub struct SignupInvite {
 }
 
 impl AuthServer {
-    async fn check_roles_and_logins(&self, roles: &[String], logins: &[String]) -> Result<(), AuthError> {
+    async fn check_roles_and_logins(
+        &self,
+        roles: &[String],
+        logins: &[String],
+    ) -> Result<(), AuthError> {
         if roles.is_empty() {
-            return Err(AuthError::BadRequest("a user needs at least one role (--roles=access)".into()));
+            return Err(AuthError::BadRequest(
+                "a user needs at least one role (--roles=access)".into(),
+            ));
         }
         for role in roles {
             if !self.role_exists(role).await? {
@@ -85,7 +91,8 @@ impl AuthServer {
             expires: now() + ttl.as_secs() as i64,
             user: Some(name.to_string()),
             uses_left: Some(1),
-            totp_secret: (self.config.second_factor == SecondFactor::Otp).then(|| Secret::new(new_totp_secret())),
+            totp_secret: (self.config.second_factor == SecondFactor::Otp)
+                .then(|| Secret::new(new_totp_secret())),
         };
         self.create_token(&record).await?;
         let command = format!(
@@ -105,7 +112,11 @@ impl AuthServer {
     async fn remove_signup_tokens(&self, name: &str) -> Result<(), AuthError> {
         for t in self.store.list::<TokenRecord>(TOKENS).await? {
             if t.value.kind == TokenKind::Signup && t.value.user.as_deref() == Some(name) {
-                match self.store.delete(&crate::records::token_key(t.value.token.expose())).await {
+                match self
+                    .store
+                    .delete(&crate::records::token_key(t.value.token.expose()))
+                    .await
+                {
                     Ok(()) | Err(StoreError::NotFound(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -115,7 +126,11 @@ impl AuthServer {
     }
 
     pub async fn user_record(&self, name: &str) -> Result<Option<UserRecord>, AuthError> {
-        Ok(self.store.get::<UserRecord>(&user_key(name)).await?.map(|v| v.value))
+        Ok(self
+            .store
+            .get::<UserRecord>(&user_key(name))
+            .await?
+            .map(|v| v.value))
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, AuthError> {
@@ -132,7 +147,9 @@ impl AuthServer {
     pub async fn remove_user(&self, name: &str) -> Result<String, AuthError> {
         match self.store.delete(&user_key(name)).await {
             Ok(()) => {}
-            Err(StoreError::NotFound(_)) => return Err(AuthError::NotFound(format!("user {name:?} not found"))),
+            Err(StoreError::NotFound(_)) => {
+                return Err(AuthError::NotFound(format!("user {name:?} not found")));
+            }
             Err(e) => return Err(e.into()),
         }
         self.remove_signup_tokens(name).await?;
@@ -141,7 +158,11 @@ impl AuthServer {
     }
 
     /// Applies `change` to a user's record with compare-and-swap.
-    pub(crate) async fn modify_user<F>(&self, name: &str, change: F) -> Result<UserRecord, AuthError>
+    pub(crate) async fn modify_user<F>(
+        &self,
+        name: &str,
+        change: F,
+    ) -> Result<UserRecord, AuthError>
     where
         F: Fn(&mut UserRecord),
     {
@@ -153,18 +174,31 @@ impl AuthServer {
                 .ok_or_else(|| AuthError::NotFound(format!("user {name:?} not found")))?;
             let mut next = v.value;
             change(&mut next);
-            match self.store.update_if(&user_key(name), v.revision, &next, None).await {
+            match self
+                .store
+                .update_if(&user_key(name), v.revision, &next, None)
+                .await
+            {
                 Ok(_) => return Ok(next),
                 Err(StoreError::Conflict(_)) => continue,
-                Err(StoreError::NotFound(_)) => return Err(AuthError::NotFound(format!("user {name:?} not found"))),
+                Err(StoreError::NotFound(_)) => {
+                    return Err(AuthError::NotFound(format!("user {name:?} not found")));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
-    pub async fn update_user(&self, name: &str, roles: Option<Vec<String>>, logins: Option<Vec<String>>) -> Result<String, AuthError> {
+    pub async fn update_user(
+        &self,
+        name: &str,
+        roles: Option<Vec<String>>,
+        logins: Option<Vec<String>>,
+    ) -> Result<String, AuthError> {
         if roles.is_none() && logins.is_none() {
-            return Err(AuthError::BadRequest("nothing to change: give --set-roles and/or --set-logins".into()));
+            return Err(AuthError::BadRequest(
+                "nothing to change: give --set-roles and/or --set-logins".into(),
+            ));
         }
         let current = self
             .store
@@ -185,7 +219,11 @@ impl AuthServer {
     }
 
     /// Clears the password and second factor and issues a new signup token.
-    pub async fn reset_user(&self, name: &str, ttl: Option<Ttl>) -> Result<SignupInvite, AuthError> {
+    pub async fn reset_user(
+        &self,
+        name: &str,
+        ttl: Option<Ttl>,
+    ) -> Result<SignupInvite, AuthError> {
         self.modify_user(name, |u| {
             u.password_hash = None;
             u.totp_secret = None;

@@ -72,7 +72,9 @@ impl SshCa {
     }
 
     pub fn to_openssh(&self) -> Result<Secret<String>> {
-        Ok(Secret::new(self.key.to_openssh(LineEnding::LF)?.to_string()))
+        Ok(Secret::new(
+            self.key.to_openssh(LineEnding::LF)?.to_string(),
+        ))
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -121,7 +123,9 @@ impl SshCa {
 
     pub fn sign_host_cert(&self, req: &HostCertRequest) -> Result<Certificate> {
         if req.principals.is_empty() {
-            return Err(CaError::Invalid("a host certificate needs principals".into()));
+            return Err(CaError::Invalid(
+                "a host certificate needs principals".into(),
+            ));
         }
         let mut b = self.builder(&req.public_key, req.now, req.ttl_secs)?;
         b.cert_type(CertType::Host)?;
@@ -134,11 +138,18 @@ impl SshCa {
 
     fn builder(&self, key: &PublicKey, now: u64, ttl_secs: u64) -> Result<Builder> {
         if ttl_secs == 0 {
-            return Err(CaError::Invalid("certificate lifetime must be positive".into()));
+            return Err(CaError::Invalid(
+                "certificate lifetime must be positive".into(),
+            ));
         }
         let valid_after = now.saturating_sub(CLOCK_SKEW_SECS);
         let valid_before = now.saturating_add(ttl_secs);
-        let mut b = Builder::new_with_random_nonce(&mut rng(), key.key_data().clone(), valid_after, valid_before)?;
+        let mut b = Builder::new_with_random_nonce(
+            &mut rng(),
+            key.key_data().clone(),
+            valid_after,
+            valid_before,
+        )?;
         b.serial(now)?;
         Ok(b)
     }

@@ -26,7 +26,10 @@ fn user_certificate_contents() {
     let cert = ca.sign_user_cert(&req).expect("sign");
     assert_eq!(cert.cert_type(), CertType::User);
     assert_eq!(cert.key_id(), "alice");
-    assert_eq!(cert.valid_principals(), ["alice".to_string(), "ubuntu".to_string()]);
+    assert_eq!(
+        cert.valid_principals(),
+        ["alice".to_string(), "ubuntu".to_string()]
+    );
     assert_eq!(cert.valid_after(), NOW - CLOCK_SKEW_SECS);
     assert_eq!(cert.valid_before(), NOW + 3600);
     let ext: Vec<&String> = cert.extensions().keys().collect();
@@ -37,7 +40,10 @@ fn user_certificate_contents() {
     // It verifies against this CA and no other.
     let fp = ca.public_key().fingerprint(ssh_key::HashAlg::Sha256);
     cert.validate_at(NOW, [&fp]).expect("valid now");
-    assert!(cert.validate_at(NOW + 7200, [&fp]).is_err(), "expired later");
+    assert!(
+        cert.validate_at(NOW + 7200, [&fp]).is_err(),
+        "expired later"
+    );
     let other = SshCa::generate().expect("other");
     let other_fp = other.public_key().fingerprint(ssh_key::HashAlg::Sha256);
     assert!(cert.validate_at(NOW, [&other_fp]).is_err());
@@ -54,7 +60,9 @@ fn options_and_refusals() {
     let ext: Vec<&String> = cert.extensions().keys().collect();
     assert_eq!(ext, ["permit-agent-forwarding", "permit-pty"]);
     assert_eq!(
-        cert.critical_options().get("source-address").map(String::as_str),
+        cert.critical_options()
+            .get("source-address")
+            .map(String::as_str),
         Some("127.0.0.1/32")
     );
     req.principals.clear();
@@ -104,16 +112,25 @@ fn tls_ca_pin_server_and_client_certs() {
     assert_eq!(again.pin().expect("pin"), pin);
 
     let (server_pem, _key) = ca
-        .issue_server_cert(&["proxy.example.com".into(), "127.0.0.1".into()], NOW, 86400)
+        .issue_server_cert(
+            &["proxy.example.com".into(), "127.0.0.1".into()],
+            NOW,
+            86400,
+        )
         .expect("server");
     assert!(server_pem.contains("BEGIN CERTIFICATE"));
 
     let (csr, _client_key) = generate_client_csr("mallory-asked-for-this").expect("csr");
-    let client_pem = ca.sign_client_csr(&csr, "alice", "example", NOW, 3600).expect("client");
+    let client_pem = ca
+        .sign_client_csr(&csr, "alice", "example", NOW, 3600)
+        .expect("client");
     let der = rustls_pki_types::CertificateDer::from_pem_slice(client_pem.as_bytes()).expect("der");
     let id = client_identity(&der).expect("identity");
     assert_eq!(id.user, "alice", "the CA names the user, not the CSR");
     assert_eq!(id.cluster, "example");
     assert_eq!(id.not_after, (NOW + 3600) as i64);
-    assert!(ca.sign_client_csr("garbage", "alice", "example", NOW, 3600).is_err());
+    assert!(
+        ca.sign_client_csr("garbage", "alice", "example", NOW, 3600)
+            .is_err()
+    );
 }

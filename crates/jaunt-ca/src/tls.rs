@@ -6,7 +6,8 @@ use crate::{CLOCK_SKEW_SECS, CaError, Result};
 use jaunt_types::Secret;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -22,7 +23,9 @@ pub struct TlsCa {
 
 impl std::fmt::Debug for TlsCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsCa").field("pin", &self.pin().ok()).finish()
+        f.debug_struct("TlsCa")
+            .field("pin", &self.pin().ok())
+            .finish()
     }
 }
 
@@ -54,7 +57,11 @@ impl TlsCa {
         dn.push(DnType::OrganizationName, cluster.to_string());
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = when(now.saturating_sub(CLOCK_SKEW_SECS))?;
         params.not_after = when(now + 10 * 365 * 86400)?;
         let cert = params.self_signed(&key)?;
@@ -95,9 +102,16 @@ impl TlsCa {
 
     /// A server certificate for `names` (DNS names or IP addresses). Returns
     /// the certificate PEM and its private key PEM.
-    pub fn issue_server_cert(&self, names: &[String], now: u64, ttl_secs: u64) -> Result<(String, Secret<String>)> {
+    pub fn issue_server_cert(
+        &self,
+        names: &[String],
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<(String, Secret<String>)> {
         if names.is_empty() {
-            return Err(CaError::Invalid("a server certificate needs at least one name".into()));
+            return Err(CaError::Invalid(
+                "a server certificate needs at least one name".into(),
+            ));
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(key_pair_err)?;
         let mut params = CertificateParams::new(names.to_vec())?;
@@ -114,7 +128,14 @@ impl TlsCa {
 
     /// Signs a client certificate for `user` from the client's CSR. Only the
     /// CSR's public key is used: the names and lifetime are ours.
-    pub fn sign_client_csr(&self, csr_pem: &str, user: &str, cluster: &str, now: u64, ttl_secs: u64) -> Result<String> {
+    pub fn sign_client_csr(
+        &self,
+        csr_pem: &str,
+        user: &str,
+        cluster: &str,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::Invalid(format!("TLS certificate signing request: {e}")))?;
         let mut params = CertificateParams::default();
@@ -133,16 +154,16 @@ impl TlsCa {
 
 /// `sha256:<hex>` of a certificate's SubjectPublicKeyInfo (the CA pin).
 pub fn ca_pin(cert_der: &[u8]) -> Result<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-        .map_err(|e| CaError::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| CaError::Parse(e.to_string()))?;
     let spki = cert.tbs_certificate.subject_pki.raw;
     Ok(format!("sha256:{}", hex::encode(Sha256::digest(spki))))
 }
 
 /// Reads who a (verified) client certificate names.
 pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-        .map_err(|e| CaError::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| CaError::Parse(e.to_string()))?;
     let subject = cert.subject();
     let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
         it.next().and_then(|a| a.as_str().ok()).map(str::to_string)

@@ -58,7 +58,8 @@ fn bind_admin_socket(path: &Path) -> anyhow::Result<UnixListener> {
         }
         std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding admin socket {}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding admin socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -97,7 +98,11 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Re
 
     let admin_socket = config.data_dir.join(ADMIN_SOCKET);
     let admin = bind_admin_socket(&admin_socket)?;
-    tasks.push(tokio::spawn(jaunt_auth::admin::serve(admin, auth.clone(), stopped_signal(stopped.clone()))));
+    tasks.push(tokio::spawn(jaunt_auth::admin::serve(
+        admin,
+        auth.clone(),
+        stopped_signal(stopped.clone()),
+    )));
 
     let mut proxy_addr = None;
     if config.runs(Service::Proxy) {
@@ -124,10 +129,20 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Re
                     }
                 }
                 let issued = auth.proxy_tls(&names).await?;
-                jaunt_proxy::server_config(&issued.cert_pem, issued.key_pem.expose(), &ca_pem, true)?
+                jaunt_proxy::server_config(
+                    &issued.cert_pem,
+                    issued.key_pem.expose(),
+                    &ca_pem,
+                    true,
+                )?
             }
         };
-        tasks.push(tokio::spawn(jaunt_proxy::serve(listener, auth.clone(), tls, stopped_signal(stopped.clone()))));
+        tasks.push(tokio::spawn(jaunt_proxy::serve(
+            listener,
+            auth.clone(),
+            tls,
+            stopped_signal(stopped.clone()),
+        )));
     }
 
     let purger = auth.clone();

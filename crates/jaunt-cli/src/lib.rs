@@ -24,10 +24,14 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let broken_pipe = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            });
+            // Only a write to stdout that failed as such (the outermost
+            // error, with no context added) is a closed pipe to be quiet
+            // about; a broken socket deeper in the chain is a real error.
+            let broken_pipe = e
+                .chain()
+                .next()
+                .and_then(|c| c.downcast_ref::<std::io::Error>())
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }

@@ -45,7 +45,11 @@ mod tests {
         let t = super::render(
             &["Node Name", "Address", "Labels"],
             &[
-                vec!["ip-172-31-30-140".into(), "127.0.0.1:3022".into(), "env=aws".into()],
+                vec![
+                    "ip-172-31-30-140".into(),
+                    "127.0.0.1:3022".into(),
+                    "env=aws".into(),
+                ],
                 vec!["n2".into(), "⟵ Tunnel".into(), String::new()],
             ],
         );

@@ -65,10 +65,12 @@ impl ServerCertVerifier for Verifier {
         if self.insecure {
             return Ok(ServerCertVerified::assertion());
         }
-        if let Some(system) = &self.system {
-            if system.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).is_ok() {
-                return Ok(ServerCertVerified::assertion());
-            }
+        if let Some(system) = &self.system
+            && system
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .is_ok()
+        {
+            return Ok(ServerCertVerified::assertion());
         }
         let mut anchors: Vec<CertificateDer<'static>> = self.saved.clone();
         if let Some(pin) = &self.pin {
@@ -99,16 +101,38 @@ impl ServerCertVerifier for Verifier {
         v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -120,7 +144,9 @@ fn system_verifier(provider: &Arc<CryptoProvider>) -> Option<Arc<WebPkiServerVer
     if roots.is_empty() {
         return None;
     }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().ok()
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .ok()
 }
 
 /// A client for one proxy.
@@ -135,7 +161,10 @@ impl ApiClient {
     /// `addr` is a normalized `host:port`.
     pub fn new(addr: &str, trust: &Trust, client_cert: Option<&ClientCert>) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls_err = |reason: String| ClientError::Tls { addr: addr.to_string(), reason };
+        let tls_err = |reason: String| ClientError::Tls {
+            addr: addr.to_string(),
+            reason,
+        };
         let saved = match &trust.cluster_ca_pem {
             Some(pem) => CertificateDer::pem_slice_iter(pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -143,7 +172,11 @@ impl ApiClient {
             None => Vec::new(),
         };
         let verifier = Verifier {
-            system: if trust.insecure { None } else { system_verifier(&provider) },
+            system: if trust.insecure {
+                None
+            } else {
+                system_verifier(&provider)
+            },
             provider: provider.clone(),
             saved,
             pin: trust.ca_pin.clone(),
@@ -159,8 +192,11 @@ impl ApiClient {
                 let chain = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| tls_err(format!("client certificate: {e}")))?;
-                let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).map_err(|e| tls_err(format!("client key: {e}")))?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| tls_err(e.to_string()))?
+                let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes())
+                    .map_err(|e| tls_err(format!("client key: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| tls_err(e.to_string()))?
             }
             None => builder.with_no_client_auth(),
         };
@@ -185,14 +221,23 @@ impl ApiClient {
         self.call(Method::POST, path, Bytes::from(bytes)).await
     }
 
-    async fn call<R: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<R> {
-        let connect_err = |reason: String| ClientError::Connect { addr: self.addr.clone(), reason };
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<R> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: self.addr.clone(),
+            reason,
+        };
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(self.host.clone()).map_err(|e| connect_err(format!("invalid host name: {e}")))?;
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
@@ -219,7 +264,10 @@ impl ApiClient {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -228,10 +276,14 @@ impl ApiClient {
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .to_bytes();
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("{path}: {e}")));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Protocol(format!("{path}: {e}")));
         }
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api { code: body.code, message: body.message }),
+            Ok(body) => Err(ClientError::Api {
+                code: body.code,
+                message: body.message,
+            }),
             Err(_) => Err(ClientError::Api {
                 code: ErrorCode::Internal,
                 message: format!("the proxy answered {status}"),

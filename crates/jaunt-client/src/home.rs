@@ -46,7 +46,9 @@ impl Home {
         let home = std::env::var_os("HOME")
             .or_else(|| std::env::var_os("USERPROFILE"))
             .filter(|d| !d.is_empty())
-            .ok_or_else(|| ClientError::Invalid("cannot find your home directory: set HOME or JSH_HOME".into()))?;
+            .ok_or_else(|| {
+                ClientError::Invalid("cannot find your home directory: set HOME or JSH_HOME".into())
+            })?;
         Ok(Home::new(PathBuf::from(home).join(".jsh")))
     }
 
@@ -67,7 +69,9 @@ impl Home {
         self.keys_dir(profile).join(format!("{user}.ppk"))
     }
     pub fn ssh_cert_path(&self, profile: &str, user: &str, cluster: &str) -> PathBuf {
-        self.keys_dir(profile).join(format!("{user}-ssh")).join(format!("{cluster}-cert.pub"))
+        self.keys_dir(profile)
+            .join(format!("{user}-ssh"))
+            .join(format!("{cluster}-cert.pub"))
     }
     pub fn tls_cert_path(&self, profile: &str, user: &str) -> PathBuf {
         self.keys_dir(profile).join(format!("{user}.crt"))
@@ -76,7 +80,9 @@ impl Home {
         self.keys_dir(profile).join(format!("{user}.key"))
     }
     pub fn ca_path(&self, profile: &str, cluster: &str) -> PathBuf {
-        self.keys_dir(profile).join("cas").join(format!("{cluster}.pem"))
+        self.keys_dir(profile)
+            .join("cas")
+            .join(format!("{cluster}.pem"))
     }
     pub fn profile_path(&self, profile: &str) -> PathBuf {
         self.root.join(format!("{profile}.yaml"))
@@ -90,7 +96,9 @@ impl Home {
 
     /// Writes `contents` to `path` atomically, creating private directories.
     pub fn write(&self, path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
-        let dir = path.parent().ok_or_else(|| file_err(path, "no parent directory"))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| file_err(path, "no parent directory"))?;
         create_private_dir(dir)?;
         let tmp = path.with_extension(format!(
             "{}.tmp{}",
@@ -153,10 +161,10 @@ impl Home {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".yaml") {
-                if let Some(p) = self.load_profile(stem)? {
-                    out.push(p);
-                }
+            if let Some(stem) = name.strip_suffix(".yaml")
+                && let Some(p) = self.load_profile(stem)?
+            {
+                out.push(p);
             }
         }
         out.sort_by_key(|p| p.name());
@@ -165,10 +173,15 @@ impl Home {
 
     pub fn save_profile(&self, profile: &Profile, make_current: bool) -> Result<()> {
         let name = profile.name();
-        let text = serde_yaml_ng::to_string(profile).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let text =
+            serde_yaml_ng::to_string(profile).map_err(|e| ClientError::Invalid(e.to_string()))?;
         self.write(&self.profile_path(&name), text.as_bytes(), Mode::Public)?;
         if make_current {
-            self.write(&self.current_profile_path(), format!("{name}\n").as_bytes(), Mode::Public)?;
+            self.write(
+                &self.current_profile_path(),
+                format!("{name}\n").as_bytes(),
+                Mode::Public,
+            )?;
         }
         Ok(())
     }
@@ -184,7 +197,10 @@ impl Home {
             .map(str::to_string)
             .collect();
         for key in keys {
-            lines.push(format!("@cert-authority {patterns} {} type=host", key.trim()));
+            lines.push(format!(
+                "@cert-authority {patterns} {} type=host",
+                key.trim()
+            ));
         }
         let mut text = lines.join("\n");
         text.push('\n');
@@ -205,7 +221,10 @@ impl Home {
         }
         let kh = self.known_hosts_path();
         if let Some(old) = self.read_to_string(&kh)? {
-            let kept: Vec<&str> = old.lines().filter(|l| !is_cluster_ca_line(l, &profile.cluster)).collect();
+            let kept: Vec<&str> = old
+                .lines()
+                .filter(|l| !is_cluster_ca_line(l, &profile.cluster))
+                .collect();
             let mut text = kept.join("\n");
             if !text.is_empty() {
                 text.push('\n');
@@ -252,10 +271,26 @@ mod tests {
     fn known_hosts_lines_are_replaced_per_cluster() {
         let dir = tempfile::tempdir().expect("tmp");
         let home = Home::new(dir.path());
-        home.write(&home.known_hosts_path(), b"other.host ssh-ed25519 AAAA\n", Mode::Public).expect("seed");
-        home.set_host_cas("proxy.example.com", "example", &["ssh-ed25519 AAAAONE".into()]).expect("set");
-        home.set_host_cas("proxy.example.com", "example", &["ssh-ed25519 AAAATWO".into()]).expect("set");
-        home.set_host_cas("p2", "other", &["ssh-ed25519 AAAAX".into()]).expect("set");
+        home.write(
+            &home.known_hosts_path(),
+            b"other.host ssh-ed25519 AAAA\n",
+            Mode::Public,
+        )
+        .expect("seed");
+        home.set_host_cas(
+            "proxy.example.com",
+            "example",
+            &["ssh-ed25519 AAAAONE".into()],
+        )
+        .expect("set");
+        home.set_host_cas(
+            "proxy.example.com",
+            "example",
+            &["ssh-ed25519 AAAATWO".into()],
+        )
+        .expect("set");
+        home.set_host_cas("p2", "other", &["ssh-ed25519 AAAAX".into()])
+            .expect("set");
         let text = std::fs::read_to_string(home.known_hosts_path()).expect("read");
         assert_eq!(
             text,
@@ -275,7 +310,10 @@ mod tests {
         home.write(&key, b"secret", Mode::Private).expect("write");
         let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dmode = std::fs::metadata(key.parent().expect("dir")).expect("meta").permissions().mode();
+        let dmode = std::fs::metadata(key.parent().expect("dir"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(dmode & 0o777, 0o700);
     }
 }

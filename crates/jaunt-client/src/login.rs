@@ -32,7 +32,12 @@ pub fn now() -> i64 {
 
 /// How to trust `proxy`: the given pin, else the profile's; plus the cluster
 /// CA saved at the last login to it.
-pub fn trust_for(home: &Home, proxy: &str, ca_pin: Option<String>, insecure: bool) -> Result<Trust> {
+pub fn trust_for(
+    home: &Home,
+    proxy: &str,
+    ca_pin: Option<String>,
+    insecure: bool,
+) -> Result<Trust> {
     let name = proxy_host(proxy);
     let profile = home.load_profile(&name)?;
     let ca_pin = ca_pin.or_else(|| profile.as_ref().and_then(|p| p.ca_pin.clone()));
@@ -50,10 +55,15 @@ pub fn trust_for(home: &Home, proxy: &str, ca_pin: Option<String>, insecure: boo
 /// Logs in and writes keys, certificates, known_hosts and the profile.
 pub async fn login(home: &Home, client: &ApiClient, params: LoginParams) -> Result<Profile> {
     let mut rng = ssh_key::rand_core::UnwrapErr(ssh_key::getrandom::SysRng);
-    let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519).map_err(|e| ClientError::Invalid(e.to_string()))?;
+    let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
     key.set_comment(params.user.as_str());
-    let (csr_pem, tls_key_pem) = jaunt_ca::generate_client_csr(&params.user).map_err(|e| ClientError::Invalid(e.to_string()))?;
-    let public = key.public_key().to_openssh().map_err(|e| ClientError::Invalid(e.to_string()))?;
+    let (csr_pem, tls_key_pem) = jaunt_ca::generate_client_csr(&params.user)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
     let resp: LoginResponse = client
         .post(
             PATH_LOGIN,
@@ -67,23 +77,57 @@ pub async fn login(home: &Home, client: &ApiClient, params: LoginParams) -> Resu
             },
         )
         .await?;
-    let cert = Certificate::from_openssh(&resp.ssh_cert).map_err(|e| ClientError::Protocol(format!("SSH certificate: {e}")))?;
+    let cert = Certificate::from_openssh(&resp.ssh_cert)
+        .map_err(|e| ClientError::Protocol(format!("SSH certificate: {e}")))?;
     if cert.public_key() != key.public_key().key_data() {
-        return Err(ClientError::Protocol("the proxy returned a certificate for another key".into()));
+        return Err(ClientError::Protocol(
+            "the proxy returned a certificate for another key".into(),
+        ));
     }
     let name = proxy_host(&params.proxy);
     let user = &params.user;
     let cluster = &resp.cluster_name;
-    jaunt_types::resources::validate_name(cluster).map_err(|e| ClientError::Protocol(format!("cluster name: {e}")))?;
-    let private = key.to_openssh(LineEnding::LF).map_err(|e| ClientError::Invalid(e.to_string()))?;
+    jaunt_types::resources::validate_name(cluster)
+        .map_err(|e| ClientError::Protocol(format!("cluster name: {e}")))?;
+    let private = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
     let ppk = jaunt_putty::to_ppk_v3(&key).map_err(|e| ClientError::Invalid(e.to_string()))?;
-    home.write(&home.key_path(&name, user), private.as_bytes(), Mode::Private)?;
-    home.write(&home.pub_path(&name, user), format!("{public}\n").as_bytes(), Mode::Public)?;
-    home.write(&home.ppk_path(&name, user), ppk.expose().as_bytes(), Mode::Private)?;
-    home.write(&home.ssh_cert_path(&name, user, cluster), format!("{}\n", resp.ssh_cert.trim()).as_bytes(), Mode::Public)?;
-    home.write(&home.tls_key_path(&name, user), tls_key_pem.expose().as_bytes(), Mode::Private)?;
-    home.write(&home.tls_cert_path(&name, user), resp.tls_cert_pem.as_bytes(), Mode::Public)?;
-    home.write(&home.ca_path(&name, cluster), resp.tls_ca_pem.as_bytes(), Mode::Public)?;
+    home.write(
+        &home.key_path(&name, user),
+        private.as_bytes(),
+        Mode::Private,
+    )?;
+    home.write(
+        &home.pub_path(&name, user),
+        format!("{public}\n").as_bytes(),
+        Mode::Public,
+    )?;
+    home.write(
+        &home.ppk_path(&name, user),
+        ppk.expose().as_bytes(),
+        Mode::Private,
+    )?;
+    home.write(
+        &home.ssh_cert_path(&name, user, cluster),
+        format!("{}\n", resp.ssh_cert.trim()).as_bytes(),
+        Mode::Public,
+    )?;
+    home.write(
+        &home.tls_key_path(&name, user),
+        tls_key_pem.expose().as_bytes(),
+        Mode::Private,
+    )?;
+    home.write(
+        &home.tls_cert_path(&name, user),
+        resp.tls_cert_pem.as_bytes(),
+        Mode::Public,
+    )?;
+    home.write(
+        &home.ca_path(&name, cluster),
+        resp.tls_ca_pem.as_bytes(),
+        Mode::Public,
+    )?;
     home.set_host_cas(&name, cluster, &resp.host_ca_keys)?;
     let profile = Profile {
         web_proxy_addr: params.proxy.clone(),
@@ -122,7 +166,10 @@ pub fn cert_state(home: &Home, profile: &Profile) -> Result<CertState> {
     let path = home.ssh_cert_path(&profile.name(), &profile.user, &profile.cluster);
     let text = home
         .read_to_string(&path)?
-        .ok_or_else(|| ClientError::File { path: path.clone(), reason: "missing; run 'jsh login' again".into() })?;
+        .ok_or_else(|| ClientError::File {
+            path: path.clone(),
+            reason: "missing; run 'jsh login' again".into(),
+        })?;
     let cert = Certificate::from_openssh(text.trim()).map_err(|e| crate::file_err(&path, e))?;
     Ok(CertState {
         principals: cert.valid_principals().to_vec(),
@@ -133,7 +180,10 @@ pub fn cert_state(home: &Home, profile: &Profile) -> Result<CertState> {
 
 /// The command that logs this profile in again.
 pub fn relogin_command(profile: &Profile) -> String {
-    format!("jsh login --proxy={} --user={}", profile.web_proxy_addr, profile.user)
+    format!(
+        "jsh login --proxy={} --user={}",
+        profile.web_proxy_addr, profile.user
+    )
 }
 
 /// An error if the profile's certificate has expired, naming the fix.
@@ -156,7 +206,10 @@ pub fn client_cert(home: &Home, profile: &Profile) -> Result<ClientCert> {
     let name = profile.name();
     let read = |path: std::path::PathBuf| -> Result<String> {
         home.read_to_string(&path)?
-            .ok_or_else(|| ClientError::File { path, reason: "missing; run 'jsh login' again".into() })
+            .ok_or_else(|| ClientError::File {
+                path,
+                reason: "missing; run 'jsh login' again".into(),
+            })
     };
     Ok(ClientCert {
         cert_pem: read(home.tls_cert_path(&name, &profile.user))?,

@@ -33,8 +33,12 @@ impl Profile {
 
 /// Normalizes `host[:port]` to `host:port`, with the default port.
 pub fn normalize_proxy(addr: &str) -> Result<String, String> {
-    let addr = addr.trim().trim_start_matches("https://").trim_end_matches('/');
-    let (host, port) = split_host_port(addr, DEFAULT_PROXY_PORT).map_err(|e| format!("invalid --proxy {addr:?}: {e}"))?;
+    let addr = addr
+        .trim()
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let (host, port) = split_host_port(addr, DEFAULT_PROXY_PORT)
+        .map_err(|e| format!("invalid --proxy {addr:?}: {e}"))?;
     Ok(if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -55,8 +59,14 @@ mod tests {
 
     #[test]
     fn proxies() {
-        assert_eq!(normalize_proxy("proxy.example.com"), Ok("proxy.example.com:3080".into()));
-        assert_eq!(normalize_proxy("https://proxy.example.com:443/"), Ok("proxy.example.com:443".into()));
+        assert_eq!(
+            normalize_proxy("proxy.example.com"),
+            Ok("proxy.example.com:3080".into())
+        );
+        assert_eq!(
+            normalize_proxy("https://proxy.example.com:443/"),
+            Ok("proxy.example.com:443".into())
+        );
         assert_eq!(normalize_proxy("[::1]:3080"), Ok("[::1]:3080".into()));
         assert!(normalize_proxy("").is_err());
         assert!(normalize_proxy("a:b").is_err());

@@ -4,8 +4,8 @@
 
 use crate::{ConfigError, yaml_error};
 use jaunt_types::Ttl;
-use jaunt_types::api::SecondFactor;
 use jaunt_types::addr::split_host_port;
+use jaunt_types::api::SecondFactor;
 use jaunt_types::resources::validate_name;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -109,7 +109,11 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
                 ));
             }
             other => {
-                return Err(ConfigError::invalid(src, "roles", format!("unknown service {other:?}; known: auth, proxy")));
+                return Err(ConfigError::invalid(
+                    src,
+                    "roles",
+                    format!("unknown service {other:?}; known: auth, proxy"),
+                ));
             }
         };
         if !services.contains(&s) {
@@ -118,7 +122,11 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
     }
     services.sort();
     if services.is_empty() {
-        return Err(ConfigError::invalid(src, "roles", "name at least one service: auth, proxy"));
+        return Err(ConfigError::invalid(
+            src,
+            "roles",
+            "name at least one service: auth, proxy",
+        ));
     }
     if services == [Service::Proxy] {
         return Err(ConfigError::invalid(
@@ -133,27 +141,45 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
 impl Config {
     /// Merges the file (if any) with the flags and fills in defaults.
     /// `hostname` is this machine's name, for the default public address.
-    pub fn resolve(file: FileConfig, flags: FileConfig, hostname: &str, src: &str) -> Result<Config, ConfigError> {
+    pub fn resolve(
+        file: FileConfig,
+        flags: FileConfig,
+        hostname: &str,
+        src: &str,
+    ) -> Result<Config, ConfigError> {
         let s = file.overridden_by(flags);
         let invalid = |key: &str, m: String| ConfigError::invalid(src, key, m);
         let services = parse_services(s.roles.as_deref().unwrap_or(Defaults::ROLES), src)?;
-        let listen_text = s.listen.clone().unwrap_or_else(|| Defaults::LISTEN.to_string());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| invalid("listen", format!("{listen_text:?} is not an address like 0.0.0.0:3080")))?;
-        let default_public_port = if listen.port() == 0 { DEFAULT_PORT } else { listen.port() };
+        let listen_text = s
+            .listen
+            .clone()
+            .unwrap_or_else(|| Defaults::LISTEN.to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_text:?} is not an address like 0.0.0.0:3080"),
+            )
+        })?;
+        let default_public_port = if listen.port() == 0 {
+            DEFAULT_PORT
+        } else {
+            listen.port()
+        };
         let public_text = s
             .public_addr
             .clone()
             .unwrap_or_else(|| format!("{hostname}:{default_public_port}"));
-        let (public_host, public_port) =
-            split_host_port(&public_text, default_public_port).map_err(|m| invalid("public_addr", m))?;
+        let (public_host, public_port) = split_host_port(&public_text, default_public_port)
+            .map_err(|m| invalid("public_addr", m))?;
         let public_addr = if public_host.contains(':') {
             format!("[{public_host}]:{public_port}")
         } else {
             format!("{public_host}:{public_port}")
         };
-        let cluster_name = s.cluster_name.clone().unwrap_or_else(|| public_host.clone());
+        let cluster_name = s
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| public_host.clone());
         validate_name(&cluster_name).map_err(|m| invalid("cluster_name", m))?;
         let second_factor = s
             .second_factor
@@ -166,7 +192,9 @@ impl Config {
             return Err(invalid("max_login_attempts", "must be at least 1".into()));
         }
         let lockout_duration = match &s.lockout_duration {
-            Some(text) => text.parse::<Ttl>().map_err(|e| invalid("lockout_duration", e.to_string()))?,
+            Some(text) => text
+                .parse::<Ttl>()
+                .map_err(|e| invalid("lockout_duration", e.to_string()))?,
             None => Defaults::LOCKOUT,
         };
         if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
@@ -175,12 +203,21 @@ impl Config {
                 "tls_cert_file and tls_key_file go together: set both or neither".into(),
             ));
         }
-        let log_level = s.log_level.clone().unwrap_or_else(|| Defaults::LOG_LEVEL.to_string());
+        let log_level = s
+            .log_level
+            .clone()
+            .unwrap_or_else(|| Defaults::LOG_LEVEL.to_string());
         if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            return Err(invalid("log_level", format!("{log_level:?}: use error, warn, info, debug or trace")));
+            return Err(invalid(
+                "log_level",
+                format!("{log_level:?}: use error, warn, info, debug or trace"),
+            ));
         }
         Ok(Config {
-            data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR)),
+            data_dir: s
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR)),
             services,
             cluster_name,
             listen,
@@ -205,13 +242,23 @@ impl Config {
 pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
     let s = flags.clone();
     let q = |v: &str| format!("{v:?}");
-    let path = |p: &Option<PathBuf>| p.as_ref().map_or("null".to_string(), |p| q(&p.display().to_string()));
-    let listen = s.listen.clone().unwrap_or_else(|| Defaults::LISTEN.to_string());
-    let public = s.public_addr.clone().unwrap_or_else(|| format!("{hostname}:{DEFAULT_PORT}"));
-    let cluster = s
-        .cluster_name
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("null".to_string(), |p| q(&p.display().to_string()))
+    };
+    let listen = s
+        .listen
         .clone()
-        .unwrap_or_else(|| split_host_port(&public, DEFAULT_PORT).map(|h| h.0).unwrap_or_else(|_| hostname.to_string()));
+        .unwrap_or_else(|| Defaults::LISTEN.to_string());
+    let public = s
+        .public_addr
+        .clone()
+        .unwrap_or_else(|| format!("{hostname}:{DEFAULT_PORT}"));
+    let cluster = s.cluster_name.clone().unwrap_or_else(|| {
+        split_host_port(&public, DEFAULT_PORT)
+            .map(|h| h.0)
+            .unwrap_or_else(|_| hostname.to_string())
+    });
     format!(
         "# Jaunt daemon configuration. Start with: jaunt start --config FILE
 # Every key is also a flag of `jaunt start` (--data-dir, --public-addr, ...);
@@ -247,16 +294,25 @@ lockout_duration: {lockout}
 # error, warn, info, debug or trace.
 log_level: {log}
 ",
-        data_dir = q(&s.data_dir.as_ref().map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
+        data_dir = q(&s
+            .data_dir
+            .as_ref()
+            .map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
         roles = q(s.roles.as_deref().unwrap_or(Defaults::ROLES)),
         cluster = q(&cluster),
         listen = q(&listen),
         public = q(&public),
         cert = path(&s.tls_cert_file),
         key = path(&s.tls_key_file),
-        second = q(s.second_factor.as_deref().unwrap_or(Defaults::SECOND_FACTOR)),
+        second = q(s
+            .second_factor
+            .as_deref()
+            .unwrap_or(Defaults::SECOND_FACTOR)),
         attempts = s.max_login_attempts.unwrap_or(Defaults::MAX_LOGIN_ATTEMPTS),
-        lockout = q(&s.lockout_duration.clone().unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
+        lockout = q(&s
+            .lockout_duration
+            .clone()
+            .unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
         log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
     )
 }
@@ -299,7 +355,10 @@ mod tests {
     #[test]
     fn bad_configs_name_the_key() {
         let table = [
-            ("listen: 0.0.0.0:3080\nlisten_addr: x\n", "unknown field `listen_addr`"),
+            (
+                "listen: 0.0.0.0:3080\nlisten_addr: x\n",
+                "unknown field `listen_addr`",
+            ),
             ("max_login_attempts: many\n", "max_login_attempts"),
             ("max_login_attempts: many\n", "line 1"),
             ("lockout_duration: 3 weeks\n", "lockout_duration"),
@@ -316,8 +375,13 @@ mod tests {
             ("data_dir: [\n", "jaunt.yaml"),
         ];
         for (text, want) in table {
-            let err = resolve(text, FileConfig::default()).expect_err(text).to_string();
-            assert!(err.contains(want), "{text:?}: {err:?} should mention {want:?}");
+            let err = resolve(text, FileConfig::default())
+                .expect_err(text)
+                .to_string();
+            assert!(
+                err.contains(want),
+                "{text:?}: {err:?} should mention {want:?}"
+            );
             assert!(err.starts_with("jaunt.yaml"), "{err}");
         }
     }
@@ -335,9 +399,23 @@ mod tests {
         assert_eq!(c.public_addr, "proxy.example.com:443");
         assert_eq!(c.cluster_name, "proxy.example.com");
         assert_eq!(c.data_dir, PathBuf::from("/srv/jaunt"));
-        for key in ["data_dir", "roles", "cluster_name", "listen", "public_addr", "tls_cert_file", "tls_key_file", "second_factor", "max_login_attempts", "lockout_duration", "log_level"] {
-            assert!(text.contains(&format!("\n{key}: ")), "{key} missing from template");
+        for key in [
+            "data_dir",
+            "roles",
+            "cluster_name",
+            "listen",
+            "public_addr",
+            "tls_cert_file",
+            "tls_key_file",
+            "second_factor",
+            "max_login_attempts",
+            "lockout_duration",
+            "log_level",
+        ] {
+            assert!(
+                text.contains(&format!("\n{key}: ")),
+                "{key} missing from template"
+            );
         }
     }
-
 }

@@ -60,9 +60,18 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_key() {
         let table = [
-            ("kind: role\nmetadata: {name: a}\nspec:\n  allow:\n    lgins: [x]\n", "spec.allow: unknown field `lgins`"),
-            ("kind: role\nmetadata: {name: a}\nspec:\n  options:\n    max_session_ttl: forever\n", "line 5"),
-            ("kind: user\nmetadata: {name: a}\n", "unsupported kind \"user\""),
+            (
+                "kind: role\nmetadata: {name: a}\nspec:\n  allow:\n    lgins: [x]\n",
+                "spec.allow: unknown field `lgins`",
+            ),
+            (
+                "kind: role\nmetadata: {name: a}\nspec:\n  options:\n    max_session_ttl: forever\n",
+                "line 5",
+            ),
+            (
+                "kind: user\nmetadata: {name: a}\n",
+                "unsupported kind \"user\"",
+            ),
             ("kind: role\nmetadata: {name: 'a b'}\n", "metadata.name"),
             ("kind: role\nmetadata: [\n", "r.yaml"),
             ("", "no resources"),

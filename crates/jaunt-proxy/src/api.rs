@@ -30,19 +30,31 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
         .route(PATH_SIGNUP_FINISH, post(signup_finish))
         .route(PATH_LOGIN, post(login))
         .route(PATH_WHOAMI, get(whoami))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API path".into()) })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such API path".into(),
+            )
+        })
         .with_state(auth)
 }
 
-pub(crate) async fn serve_connection<S>(io: S, peer: SocketAddr, cert: Option<CertificateDer<'static>>, router: Router)
-where
+pub(crate) async fn serve_connection<S>(
+    io: S,
+    peer: SocketAddr,
+    cert: Option<CertificateDer<'static>>,
+    router: Router,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = router.map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ClientCert(cert.clone()));
-        req.extensions_mut().insert(peer);
-        req
-    });
+    let svc = router.map_request(
+        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientCert(cert.clone()));
+            req.extensions_mut().insert(peer);
+            req
+        },
+    );
     let result = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
@@ -76,7 +88,9 @@ impl From<AuthError> for ApiError {
             AuthError::Locked { .. } => (S::FORBIDDEN, ErrorCode::Locked),
             AuthError::AccessDenied(_) => (S::FORBIDDEN, ErrorCode::AccessDenied),
             AuthError::NotFound(_) => (S::NOT_FOUND, ErrorCode::NotFound),
-            AuthError::AlreadyExists(_) | AuthError::BadRequest(_) => (S::BAD_REQUEST, ErrorCode::BadRequest),
+            AuthError::AlreadyExists(_) | AuthError::BadRequest(_) => {
+                (S::BAD_REQUEST, ErrorCode::BadRequest)
+            }
             AuthError::Store(_) | AuthError::Ca(_) | AuthError::Internal(_) => {
                 // Details stay in the server log.
                 tracing::error!(error = %e, "request failed");
@@ -100,8 +114,13 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("malformed request: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("malformed request: {e}"),
+        )
+    })
 }
 
 async fn ping(State(auth): State<Arc<AuthServer>>) -> Json<PingResponse> {
@@ -114,12 +133,18 @@ async fn ping(State(auth): State<Arc<AuthServer>>) -> Json<PingResponse> {
     })
 }
 
-async fn signup_start(State(auth): State<Arc<AuthServer>>, body: Bytes) -> ApiResult<SignupStartResponse> {
+async fn signup_start(
+    State(auth): State<Arc<AuthServer>>,
+    body: Bytes,
+) -> ApiResult<SignupStartResponse> {
     let req: SignupStartRequest = parse(&body)?;
     Ok(Json(auth.signup_start(&req.token).await?))
 }
 
-async fn signup_finish(State(auth): State<Arc<AuthServer>>, body: Bytes) -> ApiResult<SignupFinishResponse> {
+async fn signup_finish(
+    State(auth): State<Arc<AuthServer>>,
+    body: Bytes,
+) -> ApiResult<SignupFinishResponse> {
     Ok(Json(auth.signup_finish(parse(&body)?).await?))
 }
 
@@ -139,11 +164,22 @@ async fn login(
     }
 }
 
-async fn whoami(State(auth): State<Arc<AuthServer>>, Extension(cert): Extension<ClientCert>) -> ApiResult<WhoAmIResponse> {
-    let denied = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::AccessDenied, m.to_string());
+async fn whoami(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+) -> ApiResult<WhoAmIResponse> {
+    let denied = |m: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::AccessDenied,
+            m.to_string(),
+        )
+    };
     // rustls has verified the chain to the cluster CA and the validity
     // window; what remains is who it names and whether they still exist.
-    let der = cert.0.ok_or_else(|| denied("this call needs the client certificate from 'jsh login'"))?;
+    let der = cert
+        .0
+        .ok_or_else(|| denied("this call needs the client certificate from 'jsh login'"))?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
     if id.cluster != auth.identity().cluster_name {
         return Err(denied("the client certificate is for another cluster"));

@@ -80,7 +80,10 @@ async fn handle(stream: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, rout
         }
     };
     let (_, conn) = tls.get_ref();
-    let client_cert = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+    let client_cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
     match protocol_of(conn.alpn_protocol()) {
         Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, router).await,
         None => tracing::debug!(%peer, "unknown ALPN protocol"),

@@ -21,9 +21,15 @@ pub enum TlsError {
 fn certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem { what, reason: e.to_string() })?;
+        .map_err(|e| TlsError::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { what, reason: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            what,
+            reason: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use jaunt_types::Secret;
 use sha2::Sha256;
-use ssh_key::private::KeypairData;
 use ssh_key::PrivateKey;
+use ssh_key::private::KeypairData;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PpkError {
@@ -88,8 +88,14 @@ mod tests {
     #[test]
     fn matches_puttygen_byte_for_byte() {
         for (key, ppk) in [
-            (include_str!("../testdata/ed25519-a"), include_str!("../testdata/ed25519-a.ppk")),
-            (include_str!("../testdata/ed25519-b"), include_str!("../testdata/ed25519-b.ppk")),
+            (
+                include_str!("../testdata/ed25519-a"),
+                include_str!("../testdata/ed25519-a.ppk"),
+            ),
+            (
+                include_str!("../testdata/ed25519-b"),
+                include_str!("../testdata/ed25519-b.ppk"),
+            ),
         ] {
             let key = PrivateKey::from_openssh(key).expect("test key");
             let ours = to_ppk_v3(&key).expect("encode");

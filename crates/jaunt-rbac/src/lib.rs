@@ -28,7 +28,9 @@ pub const DEFAULT_MAX_SESSION_TTL: Ttl = Ttl::from_secs(12 * 3600);
 pub enum Denied {
     #[error("login {login:?} is not allowed by the roles of user {user:?}")]
     Login { user: String, login: String },
-    #[error("user {user:?} may not reach this node: its labels are not allowed by the user's roles")]
+    #[error(
+        "user {user:?} may not reach this node: its labels are not allowed by the user's roles"
+    )]
     Node { user: String },
     #[error("login {login:?} on this node is denied by role {role:?}")]
     DeniedByRole { login: String, role: String },
@@ -152,7 +154,12 @@ impl AccessChecker {
     pub fn max_session_ttl(&self) -> Ttl {
         self.roles
             .iter()
-            .map(|r| r.spec.options.max_session_ttl.unwrap_or(DEFAULT_MAX_SESSION_TTL))
+            .map(|r| {
+                r.spec
+                    .options
+                    .max_session_ttl
+                    .unwrap_or(DEFAULT_MAX_SESSION_TTL)
+            })
             .min()
             .unwrap_or(DEFAULT_MAX_SESSION_TTL)
     }
@@ -185,7 +192,8 @@ impl AccessChecker {
                     && rule.verbs.iter().any(|v| v == "*" || v == verb)
             })
         };
-        !self.roles.iter().any(|r| hit(&r.spec.deny)) && self.roles.iter().any(|r| hit(&r.spec.allow))
+        !self.roles.iter().any(|r| hit(&r.spec.deny))
+            && self.roles.iter().any(|r| hit(&r.spec.allow))
     }
 }
 

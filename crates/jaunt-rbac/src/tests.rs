@@ -99,9 +99,7 @@ fn principals_expand_traits_and_drop_denied() {
     let presets = preset_roles();
     let access = checker(presets.clone(), &["alice", "ubuntu"]);
     assert_eq!(access.logins(), vec!["alice", "ubuntu"]);
-    let deny_all = role(
-        "kind: role\nmetadata: {name: x}\nspec:\n  deny:\n    logins: ['*']\n",
-    );
+    let deny_all = role("kind: role\nmetadata: {name: x}\nspec:\n  deny:\n    logins: ['*']\n");
     let none = checker(vec![presets[0].clone(), deny_all], &["alice"]);
     assert!(none.logins().is_empty());
 }
@@ -171,7 +169,10 @@ fn globs() {
 
 #[test]
 fn presets_are_valid() {
-    let names: Vec<String> = preset_roles().iter().map(|r| r.name().to_string()).collect();
+    let names: Vec<String> = preset_roles()
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
     assert_eq!(names, vec!["access", "editor", "auditor"]);
     for r in preset_roles() {
         assert_eq!(r.validate(), Ok(()));

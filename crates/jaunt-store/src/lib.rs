@@ -54,7 +54,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
     /// Writes a key only if its revision is still `revision` (`Conflict`
     /// otherwise, `NotFound` if it is gone).
-    async fn update_if(&self, key: &str, revision: i64, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
+    async fn update_if(
+        &self,
+        key: &str,
+        revision: i64,
+        value: Vec<u8>,
+        expires: Option<i64>,
+    ) -> Result<Item>;
     /// Removes a key; `NotFound` if it was not there.
     async fn delete(&self, key: &str) -> Result<()>;
     /// Every live item whose key starts with `prefix`, sorted by key.
@@ -111,12 +117,22 @@ impl Store {
         self.backend.get(key).await?.map(decode).transpose()
     }
 
-    pub async fn create<T: Serialize + Sync>(&self, key: &str, value: &T, expires: Option<i64>) -> Result<i64> {
+    pub async fn create<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        expires: Option<i64>,
+    ) -> Result<i64> {
         let bytes = encode(key, value)?;
         Ok(self.backend.create(key, bytes, expires).await?.revision)
     }
 
-    pub async fn put<T: Serialize + Sync>(&self, key: &str, value: &T, expires: Option<i64>) -> Result<i64> {
+    pub async fn put<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        expires: Option<i64>,
+    ) -> Result<i64> {
         let bytes = encode(key, value)?;
         Ok(self.backend.put(key, bytes, expires).await?.revision)
     }
@@ -129,7 +145,11 @@ impl Store {
         expires: Option<i64>,
     ) -> Result<i64> {
         let bytes = encode(key, value)?;
-        Ok(self.backend.update_if(key, revision, bytes, expires).await?.revision)
+        Ok(self
+            .backend
+            .update_if(key, revision, bytes, expires)
+            .await?
+            .revision)
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
@@ -137,6 +157,11 @@ impl Store {
     }
 
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>> {
-        self.backend.list(prefix).await?.into_iter().map(decode).collect()
+        self.backend
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
     }
 }

@@ -30,10 +30,15 @@ const SCHEMA_VERSION: i64 = 1;
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        restrict_to_owner(path)?;
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db_err)?;
@@ -66,12 +71,32 @@ impl SqliteBackend {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| db_err("store lock poisoned by an earlier panic"))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| db_err("store lock poisoned by an earlier panic"))?;
             f(&mut guard)
         })
         .await
         .map_err(db_err)?
     }
+}
+
+/// Creates the database file readable by its owner only (SQLite gives its
+/// -wal and -shm files the same mode), or tightens an existing one.
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |e: std::io::Error| StoreError::Database(format!("{}: {e}", path.display()));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(())
 }
 
 fn read(conn: &Connection, key: &str) -> Result<Option<Item>> {
@@ -133,12 +158,23 @@ impl Backend for SqliteBackend {
                     |r| r.get(0),
                 )
                 .map_err(db_err)?;
-            Ok(Item { key, value, revision, expires })
+            Ok(Item {
+                key,
+                value,
+                revision,
+                expires,
+            })
         })
         .await
     }
 
-    async fn update_if(&self, key: &str, revision: i64, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+    async fn update_if(
+        &self,
+        key: &str,
+        revision: i64,
+        value: Vec<u8>,
+        expires: Option<i64>,
+    ) -> Result<Item> {
         let key = key.to_string();
         self.run(move |c| {
             let tx = c.transaction().map_err(db_err)?;
@@ -156,7 +192,12 @@ impl Backend for SqliteBackend {
                 };
             }
             tx.commit().map_err(db_err)?;
-            Ok(Item { key, value, revision: revision + 1, expires })
+            Ok(Item {
+                key,
+                value,
+                revision: revision + 1,
+                expires,
+            })
         })
         .await
     }
@@ -165,9 +206,16 @@ impl Backend for SqliteBackend {
         let key = key.to_string();
         self.run(move |c| {
             let n = c
-                .execute("DELETE FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)", params![key, now()])
+                .execute(
+                    "DELETE FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+                    params![key, now()],
+                )
                 .map_err(db_err)?;
-            if n == 0 { Err(StoreError::NotFound(key)) } else { Ok(()) }
+            if n == 0 {
+                Err(StoreError::NotFound(key))
+            } else {
+                Ok(())
+            }
         })
         .await
     }
@@ -200,8 +248,11 @@ impl Backend for SqliteBackend {
 
     async fn purge_expired(&self) -> Result<usize> {
         self.run(|c| {
-            c.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1", params![now()])
-                .map_err(db_err)
+            c.execute(
+                "DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
+                params![now()],
+            )
+            .map_err(db_err)
         })
         .await
     }
@@ -220,19 +271,40 @@ mod tests {
     #[tokio::test]
     async fn create_get_update_delete() {
         let (_d, b) = temp();
-        let item = b.create("/users/alice", b"1".to_vec(), None).await.expect("create");
+        let item = b
+            .create("/users/alice", b"1".to_vec(), None)
+            .await
+            .expect("create");
         assert_eq!(item.revision, 1);
-        assert!(matches!(b.create("/users/alice", b"x".to_vec(), None).await, Err(StoreError::AlreadyExists(_))));
-        let up = b.update_if("/users/alice", 1, b"2".to_vec(), None).await.expect("cas");
+        assert!(matches!(
+            b.create("/users/alice", b"x".to_vec(), None).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let up = b
+            .update_if("/users/alice", 1, b"2".to_vec(), None)
+            .await
+            .expect("cas");
         assert_eq!(up.revision, 2);
-        assert!(matches!(b.update_if("/users/alice", 1, b"3".to_vec(), None).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(b.update_if("/users/nobody", 1, b"3".to_vec(), None).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            b.update_if("/users/alice", 1, b"3".to_vec(), None).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            b.update_if("/users/nobody", 1, b"3".to_vec(), None).await,
+            Err(StoreError::NotFound(_))
+        ));
         let got = b.get("/users/alice").await.expect("get").expect("some");
         assert_eq!(got.value, b"2");
-        let put = b.put("/users/alice", b"4".to_vec(), None).await.expect("put");
+        let put = b
+            .put("/users/alice", b"4".to_vec(), None)
+            .await
+            .expect("put");
         assert_eq!(put.revision, 3);
         b.delete("/users/alice").await.expect("delete");
-        assert!(matches!(b.delete("/users/alice").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            b.delete("/users/alice").await,
+            Err(StoreError::NotFound(_))
+        ));
         assert_eq!(b.get("/users/alice").await.expect("get"), None);
     }
 
@@ -242,13 +314,25 @@ mod tests {
         for k in ["/roles/a", "/roles/b", "/rolesx", "/users/a"] {
             b.put(k, b"{}".to_vec(), None).await.expect("put");
         }
-        b.put("/roles/gone", b"{}".to_vec(), Some(now() - 1)).await.expect("put");
-        let keys: Vec<String> = b.list("/roles/").await.expect("list").into_iter().map(|i| i.key).collect();
+        b.put("/roles/gone", b"{}".to_vec(), Some(now() - 1))
+            .await
+            .expect("put");
+        let keys: Vec<String> = b
+            .list("/roles/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
         assert_eq!(keys, ["/roles/a", "/roles/b"]);
         assert_eq!(b.get("/roles/gone").await.expect("get"), None);
         // An expired key can be created again.
-        b.create("/roles/gone", b"{}".to_vec(), None).await.expect("recreate");
-        b.put("/tmp/x", b"{}".to_vec(), Some(now() - 5)).await.expect("put");
+        b.create("/roles/gone", b"{}".to_vec(), None)
+            .await
+            .expect("recreate");
+        b.put("/tmp/x", b"{}".to_vec(), Some(now() - 5))
+            .await
+            .expect("put");
         assert_eq!(b.purge_expired().await.expect("purge"), 1);
     }
 
@@ -261,6 +345,9 @@ mod tests {
             b.put("/k", b"v".to_vec(), None).await.expect("put");
         }
         let b = SqliteBackend::open(&path).expect("reopen");
-        assert_eq!(b.get("/k").await.expect("get").map(|i| i.value), Some(b"v".to_vec()));
+        assert_eq!(
+            b.get("/k").await.expect("get").map(|i| i.value),
+            Some(b"v".to_vec())
+        );
     }
 }

@@ -24,7 +24,9 @@ pub fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), S
         return Err(format!("invalid host {host:?}"));
     }
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("invalid port {p:?}"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {p:?}"))?,
         None => default_port,
     };
     if port == 0 {

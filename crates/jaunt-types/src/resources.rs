@@ -113,7 +113,10 @@ impl Role {
             return Err(format!("kind: expected \"role\", got {:?}", self.kind));
         }
         if self.version != "v1" {
-            return Err(format!("version: only \"v1\" is known, got {:?}", self.version));
+            return Err(format!(
+                "version: only \"v1\" is known, got {:?}",
+                self.version
+            ));
         }
         validate_name(&self.metadata.name).map_err(|e| format!("metadata.name: {e}"))
     }

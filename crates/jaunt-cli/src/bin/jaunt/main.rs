@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "jaunt", version, about = "Jaunt: certificate-based SSH access. The cluster daemon.")]
+#[command(
+    name = "jaunt",
+    version,
+    about = "Jaunt: certificate-based SSH access. The cluster daemon."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -31,11 +31,13 @@ impl AdminClient {
         })?;
         let body = serde_json::to_vec(req)?;
         stream.write_all(&body).context("sending the request")?;
-        stream.shutdown(std::net::Shutdown::Write)?;
+        stream.shutdown(std::net::Shutdown::Write).context("sending the request")?;
         let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).context("reading the answer")?;
-        let resp: AdminResponse =
-            serde_json::from_slice(&answer).context("the auth service sent an answer jctl does not understand")?;
+        stream
+            .read_to_end(&mut answer)
+            .context("reading the answer")?;
+        let resp: AdminResponse = serde_json::from_slice(&answer)
+            .context("the auth service sent an answer jctl does not understand")?;
         if let AdminResponse::Error { message } = resp {
             bail!("{message}");
         }

@@ -10,10 +10,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "jctl", version, about = "Jaunt cluster administration (users, roles, tokens).")]
+#[command(
+    name = "jctl",
+    version,
+    about = "Jaunt cluster administration (users, roles, tokens)."
+)]
 struct Cli {
     /// The auth service's data directory.
-    #[arg(long, env = "JAUNT_DATA_DIR", default_value = "/var/lib/jaunt", global = true)]
+    #[arg(
+        long,
+        env = "JAUNT_DATA_DIR",
+        default_value = "/var/lib/jaunt",
+        global = true
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,

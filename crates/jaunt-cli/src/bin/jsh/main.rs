@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "jsh", version, about = "Jaunt client: log in and reach your cluster's servers.")]
+#[command(
+    name = "jsh",
+    version,
+    about = "Jaunt client: log in and reach your cluster's servers."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,9 @@ fn main() -> ExitCode {
 
 /// A single-threaded runtime for one command's network calls.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Flags for how to trust the proxy, shared by signup and login.

@@ -13,7 +13,10 @@ pub struct Prompter {
 
 impl Prompter {
     pub fn new(password_stdin: bool) -> anyhow::Result<Self> {
-        if !password_stdin && !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        if !password_stdin
+            && !std::io::stdin().is_terminal()
+            && std::fs::File::open("/dev/tty").is_err()
+        {
             bail!("no terminal to ask for the password on: pass it with --password-stdin");
         }
         Ok(Prompter {
@@ -24,7 +27,10 @@ impl Prompter {
 
     fn next_line(&mut self, what: &str) -> anyhow::Result<String> {
         match self.lines.next() {
-            Some(line) => Ok(line.context("reading stdin")?.trim_end_matches('\r').to_string()),
+            Some(line) => Ok(line
+                .context("reading stdin")?
+                .trim_end_matches('\r')
+                .to_string()),
             None => bail!("stdin ended before the {what}"),
         }
     }
@@ -34,7 +40,9 @@ impl Prompter {
         if self.from_stdin {
             return Ok(Secret::new(self.next_line(what)?));
         }
-        Ok(Secret::new(rpassword::prompt_password(prompt).context("reading the password")?))
+        Ok(Secret::new(
+            rpassword::prompt_password(prompt).context("reading the password")?,
+        ))
     }
 
     /// A visible answer such as a one-time code.
@@ -44,7 +52,7 @@ impl Prompter {
         Ok(self.next_line(what)?.trim().to_string())
     }
 
-    pub fn from_stdin(&self) -> bool {
+    pub fn reads_stdin(&self) -> bool {
         self.from_stdin
     }
 }

@@ -15,11 +15,16 @@ pub struct ConfigureArgs {
 }
 
 pub fn run(args: ConfigureArgs) -> anyhow::Result<()> {
-    let text = jaunt_config::configure_template(&args.settings.to_file_config(), &crate::hostname());
+    let text =
+        jaunt_config::configure_template(&args.settings.to_file_config(), &crate::hostname());
     match args.output {
         Some(path) => {
             std::fs::write(&path, &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            jaunt_cli::say!("Wrote {}. Start with: jaunt start --config={}", path.display(), path.display())?;
+            jaunt_cli::say!(
+                "Wrote {}. Start with: jaunt start --config={}",
+                path.display(),
+                path.display()
+            )?;
         }
         None => std::io::stdout().write_all(text.as_bytes())?,
     }

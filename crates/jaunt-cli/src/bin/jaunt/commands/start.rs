@@ -19,7 +19,8 @@ pub struct StartArgs {
 fn load(args: &StartArgs) -> anyhow::Result<(Config, bool)> {
     let (file, source) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
             let name = path.display().to_string();
             (FileConfig::parse(&text, &name)?, name)
         }
@@ -27,9 +28,18 @@ fn load(args: &StartArgs) -> anyhow::Result<(Config, bool)> {
     };
     // Whether the public address names its own port; if not, and the
     // proxy listens on port 0, it takes the port the kernel picked.
-    let public_text = args.settings.public_addr.clone().or(file.public_addr.clone());
+    let public_text = args
+        .settings
+        .public_addr
+        .clone()
+        .or(file.public_addr.clone());
     let public_given = public_text.as_deref().is_some_and(has_port);
-    let config = Config::resolve(file, args.settings.to_file_config(), &crate::hostname(), &source)?;
+    let config = Config::resolve(
+        file,
+        args.settings.to_file_config(),
+        &crate::hostname(),
+        &source,
+    )?;
     Ok((config, public_given))
 }
 
@@ -44,12 +54,18 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let (mut config, public_given) = load(&args)?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JAUNT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,jaunt={0},jaunt_auth={0},jaunt_proxy={0}", config.log_level))),
+            tracing_subscriber::EnvFilter::try_from_env("JAUNT_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!(
+                    "warn,jaunt={0},jaunt_auth={0},jaunt_proxy={0}",
+                    config.log_level
+                ))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = if config.runs(Service::Proxy) {
             let l = tokio::net::TcpListener::bind(config.listen)
@@ -77,9 +93,16 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 Service::Proxy => "proxy",
             })
             .collect();
-        say!("Jaunt cluster {:?} is running ({}).", config.cluster_name, services.join(", "))?;
+        say!(
+            "Jaunt cluster {:?} is running ({}).",
+            config.cluster_name,
+            services.join(", ")
+        )?;
         if let Some(addr) = daemon.proxy_addr {
-            say!("  Proxy:     https://{} (listening on {addr})", config.public_addr)?;
+            say!(
+                "  Proxy:     https://{} (listening on {addr})",
+                config.public_addr
+            )?;
         }
         say!("  CA pin:    {}", daemon.ca_pin)?;
         say!("  Data dir:  {}", config.data_dir.display())?;
@@ -108,7 +131,13 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn explicit_ports() {
-        for (addr, want) in [("a.b", false), ("a.b:443", true), ("[::1]", false), ("[::1]:22", true), ("::1", false)] {
+        for (addr, want) in [
+            ("a.b", false),
+            ("a.b:443", true),
+            ("[::1]", false),
+            ("[::1]:22", true),
+            ("::1", false),
+        ] {
             assert_eq!(super::has_port(addr), want, "{addr}");
         }
     }

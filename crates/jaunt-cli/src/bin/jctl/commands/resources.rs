@@ -25,14 +25,18 @@ pub fn create(admin: &AdminClient, args: CreateArgs) -> anyhow::Result<()> {
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
         (s, "stdin".to_string())
     } else {
-        let text = std::fs::read_to_string(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        let text = std::fs::read_to_string(&args.file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
         (text, args.file.display().to_string())
     };
     // Everything is parsed and checked before anything is sent, so a bad
     // document in the middle of a file changes nothing.
     let roles = jaunt_config::parse_resources(&text, &name)?;
     for role in roles {
-        print_outcome(admin.call(&AdminRequest::RoleUpsert { role, force: args.force })?)?;
+        print_outcome(admin.call(&AdminRequest::RoleUpsert {
+            role,
+            force: args.force,
+        })?)?;
     }
     Ok(())
 }
@@ -70,7 +74,10 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
             }
             print_roles(&roles, args.format)
         }
-        _ => anyhow::bail!("unknown resource {:?}: use roles, users, tokens or role/NAME", args.what),
+        _ => anyhow::bail!(
+            "unknown resource {:?}: use roles, users, tokens or role/NAME",
+            args.what
+        ),
     }
 }
 
@@ -106,7 +113,10 @@ fn print_roles(roles: &[Role], format: Format) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            jaunt_cli::print_text(&table::render(&["Role", "Allowed Logins", "Node Labels", "Description"], &rows))?;
+            jaunt_cli::print_text(&table::render(
+                &["Role", "Allowed Logins", "Node Labels", "Description"],
+                &rows,
+            ))?;
             Ok(())
         }
     }
@@ -123,8 +133,12 @@ pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
         anyhow::bail!("say what to remove as KIND/NAME: role/NAME, user/NAME or token/TOKEN");
     };
     let req = match kind {
-        "role" | "roles" => AdminRequest::RoleRemove { name: name.to_string() },
-        "user" | "users" => AdminRequest::UserRemove { name: name.to_string() },
+        "role" | "roles" => AdminRequest::RoleRemove {
+            name: name.to_string(),
+        },
+        "user" | "users" => AdminRequest::UserRemove {
+            name: name.to_string(),
+        },
         "token" | "tokens" => AdminRequest::TokenRemove {
             token: Secret::new(name.to_string()),
         },

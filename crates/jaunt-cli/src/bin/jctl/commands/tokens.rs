@@ -37,7 +37,9 @@ pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Add { kind, ttl, uses } => {
             let kind = match kind.as_str() {
                 "node" => TokenKind::Node,
-                other => anyhow::bail!("unknown token type {other:?}: use --type=node (user signup tokens come from 'jctl users add')"),
+                other => anyhow::bail!(
+                    "unknown token type {other:?}: use --type=node (user signup tokens come from 'jctl users add')"
+                ),
             };
             match admin.call(&AdminRequest::TokenAdd { kind, ttl, uses })? {
                 AdminResponse::TokenAdded { token, command } => {
@@ -79,11 +81,15 @@ pub fn list(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
                 t.token.expose().clone(),
                 t.kind.to_string(),
                 format_unix(t.expires),
-                t.uses_left.map_or("unlimited".to_string(), |n| n.to_string()),
+                t.uses_left
+                    .map_or("unlimited".to_string(), |n| n.to_string()),
                 t.user.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    jaunt_cli::print_text(&table::render(&["Token", "Type", "Expiry Time (UTC)", "Uses Left", "User"], &rows))?;
+    jaunt_cli::print_text(&table::render(
+        &["Token", "Type", "Expiry Time (UTC)", "Uses Left", "User"],
+        &rows,
+    ))?;
     Ok(())
 }

@@ -49,7 +49,12 @@ pub enum UsersCommand {
 
 pub fn run(admin: &AdminClient, cmd: UsersCommand) -> anyhow::Result<()> {
     let req = match cmd {
-        UsersCommand::Add { name, roles, logins, ttl } => AdminRequest::UserAdd {
+        UsersCommand::Add {
+            name,
+            roles,
+            logins,
+            ttl,
+        } => AdminRequest::UserAdd {
             name,
             roles: split_list(&roles),
             logins: split_list(&logins),
@@ -58,7 +63,11 @@ pub fn run(admin: &AdminClient, cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Ls { format } => return list(admin, format),
         UsersCommand::Rm { name } => AdminRequest::UserRemove { name },
         UsersCommand::Reset { name, ttl } => AdminRequest::UserReset { name, ttl },
-        UsersCommand::Update { name, set_roles, set_logins } => AdminRequest::UserUpdate {
+        UsersCommand::Update {
+            name,
+            set_roles,
+            set_logins,
+        } => AdminRequest::UserUpdate {
             name,
             roles: set_roles.as_deref().map(split_list),
             logins: set_logins.as_deref().map(split_list),
@@ -74,7 +83,12 @@ pub fn print_outcome(resp: AdminResponse) -> anyhow::Result<()> {
         AdminResponse::Done { message } => {
             say!("{}", capitalize(&message))?;
         }
-        AdminResponse::Signup { user, expires, command, .. } => {
+        AdminResponse::Signup {
+            user,
+            expires,
+            command,
+            ..
+        } => {
             let left = expires - jaunt_client::login::now();
             say!(
                 "User {user:?} needs to set a password. Share this command with them; it works once, for {} (until {}):",
@@ -108,8 +122,18 @@ pub fn list(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
     }
     let rows: Vec<Vec<String>> = users
         .iter()
-        .map(|u| vec![u.name.clone(), u.roles.join(","), u.logins.join(","), u.status.clone()])
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.roles.join(","),
+                u.logins.join(","),
+                u.status.clone(),
+            ]
+        })
         .collect();
-    jaunt_cli::print_text(&table::render(&["User", "Roles", "Logins", "Status"], &rows))?;
+    jaunt_cli::print_text(&table::render(
+        &["User", "Roles", "Logins", "Status"],
+        &rows,
+    ))?;
     Ok(())
 }

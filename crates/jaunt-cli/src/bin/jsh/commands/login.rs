@@ -55,17 +55,28 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         .or(profile_user)
         .or_else(os_user)
         .ok_or_else(|| anyhow::anyhow!("cannot tell who you are: pass --user"))?;
-    let trust = trust_for(&home, &proxy, args.trust.ca_pin.clone(), args.trust.insecure)?;
+    let trust = trust_for(
+        &home,
+        &proxy,
+        args.trust.ca_pin.clone(),
+        args.trust.insecure,
+    )?;
     args.trust.warn_if_insecure();
     let client = ApiClient::new(&proxy, &trust, None)?;
     let rt = crate::runtime()?;
     let ping: PingResponse = rt.block_on(client.get(PATH_PING))?;
     let mut prompt = Prompter::new(args.password_stdin)?;
-    let password = prompt.secret(&format!("Enter password for Jaunt user {user}: "), "password")?;
+    let password = prompt.secret(
+        &format!("Enter password for Jaunt user {user}: "),
+        "password",
+    )?;
     let otp = match (ping.second_factor, args.otp.clone()) {
         (SecondFactor::Off, _) => None,
         (SecondFactor::Otp, Some(code)) => Some(Secret::new(code)),
-        (SecondFactor::Otp, None) => Some(Secret::new(prompt.line("Enter an OTP code from your authenticator app: ", "one-time code")?)),
+        (SecondFactor::Otp, None) => Some(Secret::new(prompt.line(
+            "Enter an OTP code from your authenticator app: ",
+            "one-time code",
+        )?)),
     };
     let profile = rt.block_on(jaunt_client::login::login(
         &home,

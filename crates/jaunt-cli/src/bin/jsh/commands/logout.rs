@@ -21,7 +21,11 @@ pub fn run(args: LogoutArgs) -> anyhow::Result<()> {
                 anyhow::bail!("you are not logged in to {addr}");
             };
             home.remove_profile(&profile)?;
-            say!("Logged out {} from {}.", profile.user, profile.web_proxy_addr)?;
+            say!(
+                "Logged out {} from {}.",
+                profile.user,
+                profile.web_proxy_addr
+            )?;
         }
         None => {
             let profiles = home.profiles()?;

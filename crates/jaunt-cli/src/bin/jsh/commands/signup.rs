@@ -30,7 +30,12 @@ pub struct SignupArgs {
 pub fn run(args: SignupArgs) -> anyhow::Result<()> {
     let proxy = normalize_proxy(&args.proxy).map_err(anyhow::Error::msg)?;
     let home = Home::from_env()?;
-    let trust = jaunt_client::login::trust_for(&home, &proxy, args.trust.ca_pin.clone(), args.trust.insecure)?;
+    let trust = jaunt_client::login::trust_for(
+        &home,
+        &proxy,
+        args.trust.ca_pin.clone(),
+        args.trust.insecure,
+    )?;
     args.trust.warn_if_insecure();
     let client = ApiClient::new(&proxy, &trust, None)?;
     let token = Secret::new(args.token.clone());
@@ -38,7 +43,7 @@ pub fn run(args: SignupArgs) -> anyhow::Result<()> {
     crate::runtime()?.block_on(async {
         let start: SignupStartResponse = client.post(PATH_SIGNUP_START, &SignupStartRequest { token: token.clone() }).await?;
         let user = start.user.clone();
-        let password = if prompt.from_stdin() {
+        let password = if prompt.reads_stdin() {
             prompt.secret("", "password")?
         } else {
             let first = prompt.secret(&format!("Choose a password for Jaunt user {user}: "), "password")?;

@@ -16,19 +16,34 @@ pub fn print_profile(home: &Home, profile: &Profile, current: bool) -> anyhow::R
     let state = cert_state(home, profile)?;
     let left = state.valid_before - now();
     let validity = if left > 0 {
-        format!("{} [valid for {}]", format_unix(state.valid_before), format_remaining(left))
+        format!(
+            "{} [valid for {}]",
+            format_unix(state.valid_before),
+            format_remaining(left)
+        )
     } else {
         format!("{} [EXPIRED]", format_unix(state.valid_before))
     };
     let marker = if current { ">" } else { " " };
-    say!("{marker} Profile URL:        https://{}", profile.web_proxy_addr)?;
+    say!(
+        "{marker} Profile URL:        https://{}",
+        profile.web_proxy_addr
+    )?;
     say!("  Logged in as:       {}", profile.user)?;
     say!("  Cluster:            {}", profile.cluster)?;
     say!("  Roles:              {}", profile.roles.join(", "))?;
-    let logins: Vec<&String> = state.principals.iter().filter(|p| !p.starts_with('-')).collect();
+    let logins: Vec<&String> = state
+        .principals
+        .iter()
+        .filter(|p| !p.starts_with('-'))
+        .collect();
     say!(
         "  Logins:             {}",
-        logins.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        logins
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )?;
     say!("  Valid until:        {validity}")?;
     say!("  Extensions:         {}", state.extensions.join(", "))?;
@@ -42,7 +57,11 @@ pub fn run(_args: StatusArgs) -> anyhow::Result<()> {
         return Err(ClientError::NoProxy.into());
     };
     let valid = print_profile(&home, &current, true)?;
-    let others: Vec<Profile> = home.profiles()?.into_iter().filter(|p| p.name() != current.name()).collect();
+    let others: Vec<Profile> = home
+        .profiles()?
+        .into_iter()
+        .filter(|p| p.name() != current.name())
+        .collect();
     if !others.is_empty() {
         say!("Other profiles:")?;
         for p in &others {

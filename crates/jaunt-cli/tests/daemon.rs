@@ -1,0 +1,336 @@
+//! The `jaunt` daemon as a subprocess: configuration, durability across
+//! `kill -9`, what it logs, and the admin socket's protection.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+fn jctl(data_dir: &std::path::Path, args: &[&str]) -> Out {
+    let mut cmd = Command::new(bin("jctl"));
+    cmd.args(args).env("JAUNT_DATA_DIR", data_dir);
+    run(cmd, "")
+}
+
+#[test]
+fn bad_config_files_name_the_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let table = [
+        (
+            "listen: 127.0.0.1:0\nlisten_adr: x\n",
+            vec!["bad.yaml", "unknown field `listen_adr`", "line 2"],
+        ),
+        (
+            "max_login_attempts: lots\n",
+            vec!["bad.yaml", "max_login_attempts", "line 1"],
+        ),
+        ("second_factor: sms\n", vec!["bad.yaml", "second_factor"]),
+        (
+            "lockout_duration: 1 fortnight\n",
+            vec!["bad.yaml", "lockout_duration"],
+        ),
+        ("roles: [\n", vec!["bad.yaml"]),
+    ];
+    for (text, wants) in table {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).expect("write");
+        let mut cmd = Command::new(bin("jaunt"));
+        cmd.args(["start", "--config"]).arg(&path);
+        let out = run(cmd, "");
+        assert_eq!(out.code, Some(1), "{text:?}: {out:?}");
+        for want in wants {
+            assert!(
+                out.stderr.contains(want),
+                "{text:?}: {:?} should mention {want:?}",
+                out.stderr
+            );
+        }
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    let mut missing = Command::new(bin("jaunt"));
+    missing.args(["start", "--config", "/nonexistent/jaunt.yaml"]);
+    run(missing, "").fails_with("/nonexistent/jaunt.yaml");
+}
+
+#[test]
+fn configure_writes_a_file_that_starts_a_cluster_and_acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("jaunt.yaml");
+    let mut configure = Command::new(bin("jaunt"));
+    configure
+        .args([
+            "configure",
+            "--cluster-name=example",
+            "--listen=127.0.0.1:0",
+            "--public-addr=127.0.0.1",
+            "--second-factor=off",
+            "-o",
+        ])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data);
+    run(configure, "").ok();
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    assert!(
+        text.contains("# Second factor at login"),
+        "commented:\n{text}"
+    );
+
+    let cfg_arg = cfg.display().to_string();
+    let mut daemon = Daemon::spawn(&["--config", &cfg_arg], &dir.path().join("jaunt.log"));
+    assert!(
+        daemon.proxy.starts_with("127.0.0.1:") && !daemon.proxy.ends_with(":0"),
+        "{}",
+        daemon.proxy
+    );
+    let status = jctl(&data, &["status", "--format=json"]).ok();
+    let before: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    jctl(
+        &data,
+        &["users", "add", "grace", "--roles=access", "--logins=grace"],
+    )
+    .ok();
+    std::fs::write(dir.path().join("role.yaml"), "kind: role\nmetadata: {name: dev}\nspec:\n  allow:\n    logins: [deploy]\n    node_labels: {env: dev}\n").expect("role");
+    jctl(
+        &data,
+        &[
+            "create",
+            &dir.path().join("role.yaml").display().to_string(),
+        ],
+    )
+    .ok();
+
+    daemon.kill9();
+    let daemon = Daemon::spawn(&["--config", &cfg_arg], &dir.path().join("jaunt2.log"));
+    let after: serde_json::Value =
+        serde_json::from_str(&jctl(&data, &["status", "--format=json"]).ok().stdout).expect("json");
+    for key in [
+        "cluster_name",
+        "user_ca_fingerprint",
+        "host_ca_fingerprint",
+        "ca_pin",
+    ] {
+        assert_eq!(before[key], after[key], "{key} survives a restart");
+    }
+    let users = jctl(&data, &["users", "ls"]).ok();
+    assert!(users.stdout.contains("grace"), "{}", users.stdout);
+    let roles = jctl(&data, &["get", "role/dev", "--format=yaml"]).ok();
+    assert!(roles.stdout.contains("- deploy"), "{}", roles.stdout);
+    drop(daemon);
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let log = dir.path().join("jaunt.log");
+    let data_arg = data.display().to_string();
+    let daemon = Daemon::spawn(
+        &[
+            "--data-dir",
+            &data_arg,
+            "--cluster-name=example",
+            "--listen=127.0.0.1:0",
+            "--public-addr=127.0.0.1",
+            "--second-factor=off",
+            "--log-level=trace",
+        ],
+        &log,
+    );
+    let added = jctl(
+        &data,
+        &["users", "add", "heidi", "--roles=access", "--logins=heidi"],
+    )
+    .ok();
+    let token = token_from(&added.stdout);
+    let pin = format!(
+        "--ca-pin={}",
+        jctl(&data, &["status", "--format=json"])
+            .ok()
+            .stdout
+            .split('"')
+            .skip_while(|s| *s != "ca_pin")
+            .nth(2)
+            .unwrap_or_default()
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let proxy = format!("--proxy={}", daemon.proxy);
+    run(
+        jsh_command(
+            &home,
+            &[
+                "signup",
+                &proxy,
+                &format!("--token={token}"),
+                &pin,
+                "--password-stdin",
+            ],
+        ),
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    run(
+        jsh_command(
+            &home,
+            &["login", &proxy, "--user=heidi", &pin, "--password-stdin"],
+        ),
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    run(
+        jsh_command(
+            &home,
+            &["login", &proxy, "--user=heidi", &pin, "--password-stdin"],
+        ),
+        "wrong password here\n",
+    )
+    .fails_with("invalid credentials");
+    let node = jctl(&data, &["tokens", "add", "--type=node"]).ok();
+    let node_token = node
+        .stdout
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(node_token.len(), 32, "{}", node.stdout);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("issued user certificates"),
+        "the log has content:\n{text}"
+    );
+    let private_key = std::fs::read_to_string(home.join(".jsh/keys/127.0.0.1/heidi")).expect("key");
+    let key_body: String = private_key.lines().nth(1).unwrap_or_default().to_string();
+    for secret in [
+        token.as_str(),
+        node_token.as_str(),
+        PASSWORD,
+        "wrong password here",
+        "$argon2id$",
+        key_body.as_str(),
+    ] {
+        assert!(!secret.is_empty());
+        assert!(
+            !text.contains(secret),
+            "the log contains a secret ({secret:.8}...)"
+        );
+    }
+}
+
+#[test]
+fn the_admin_socket_is_for_its_owner_only() {
+    let c = Cluster::start(Options::default());
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&c.data_dir), 0o700);
+    assert_eq!(mode(&c.data_dir.join("admin.sock")), 0o600);
+    for db in ["jaunt.db", "jaunt.db-wal"] {
+        assert_eq!(
+            mode(&c.data_dir.join(db)),
+            0o600,
+            "{db} is for its owner only"
+        );
+    }
+    // Another OS user is refused by the file system before the socket.
+    let out = run(
+        {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin("jctl"))
+                .arg("--data-dir")
+                .arg(&c.data_dir)
+                .arg("status");
+            cmd
+        },
+        "",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("ERROR: "), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("run jctl as the user that runs jaunt"),
+        "{}",
+        out.stderr
+    );
+
+    // With the file permissions loosened by hand, the peer-uid check still refuses.
+    std::fs::set_permissions(&c.data_dir, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    std::fs::set_permissions(
+        c.data_dir.join("admin.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .expect("chmod sock");
+    let out = run(
+        {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin("jctl"))
+                .arg("--data-dir")
+                .arg(&c.data_dir)
+                .arg("users")
+                .arg("ls");
+            cmd
+        },
+        "",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("only the user the auth service runs as may use the admin socket"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn role_files_are_checked_before_anything_changes() {
+    let c = Cluster::start(Options::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(
+        &path,
+        "kind: role\nmetadata: {name: ok-role}\n---\nkind: role\nmetadata: {name: broken}\nspec:\n  allow:\n    logins: [x]\n    node_lables: {env: dev}\n",
+    )
+    .expect("write");
+    let file = path.display().to_string();
+    let out = c.jctl(&["create", &file]).fails_with("roles.yaml");
+    assert!(
+        out.stderr.contains("unknown field `node_lables`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("line 9"), "{}", out.stderr);
+    let roles = c.jctl(&["get", "roles"]).ok();
+    assert!(
+        !roles.stdout.contains("ok-role"),
+        "nothing was created:\n{}",
+        roles.stdout
+    );
+
+    std::fs::write(&path, "kind: role\nmetadata: {name: ops}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {env: [prod, 'staging-*']}\n  deny:\n    logins: [postgres]\n  options: {max_session_ttl: 1h}\n").expect("write");
+    c.jctl(&["create", &file]).ok();
+    c.jctl(&["create", &file])
+        .fails_with("already exists; use 'jctl create -f'");
+    c.jctl(&["create", "-f", &file]).ok();
+    let json = c.jctl(&["get", "role/ops", "--format=json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v[0]["spec"]["options"]["max_session_ttl"], "1h");
+    c.jctl(&["users", "add", "ivan", "--roles=ops"]).ok();
+    c.jctl(&["rm", "role/ops"]).fails_with("held by ivan");
+    c.jctl(&[
+        "users",
+        "update",
+        "ivan",
+        "--set-roles=access",
+        "--set-logins=ivan",
+    ])
+    .ok();
+    c.jctl(&["rm", "role/ops"]).ok();
+    c.jctl(&["get", "role/ops"]).fails_with("not found");
+    c.jctl(&["users", "add", "judy", "--roles=nope"])
+        .fails_with("role \"nope\" not found");
+    c.jctl(&["users", "rm", "ivan"]).ok();
+    c.jctl(&["users", "rm", "ivan"]).fails_with("not found");
+}

@@ -1,0 +1,341 @@
+//! Signup, login, status and logout with the real jsh and jctl against an
+//! in-process cluster.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::*;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs `jsh signup` as a person would: password, then reads the otpauth
+/// URI it prints and answers with the current code. Returns the TOTP.
+fn signup_with_otp(c: &Cluster, home: &std::path::Path, token: &str) -> totp_rs::TOTP {
+    let mut child = jsh_command(
+        home,
+        &[
+            "signup",
+            &format!("--proxy={}", c.proxy),
+            &format!("--token={token}"),
+            &format!("--ca-pin={}", c.ca_pin),
+            "--password-stdin",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn signup");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{PASSWORD}").expect("password");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut uri = None;
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(u) = line.strip_prefix("Or add it by hand: ") {
+            uri = Some(u.to_string());
+            break;
+        }
+    }
+    let uri = uri.unwrap_or_else(|| panic!("no otpauth URI in:\n{printed}"));
+    assert!(
+        printed.contains('█') || printed.contains('▀'),
+        "a QR code is drawn:\n{printed}"
+    );
+    assert!(
+        uri.starts_with("otpauth://totp/Jaunt:alice%40example?"),
+        "{uri}"
+    );
+    let totp = totp_rs::TOTP::from_url_unchecked(&uri).expect("uri");
+    writeln!(stdin, "{}", totp.generate(unix_now())).expect("code");
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "signup failed: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("User alice is ready")),
+        "{rest:?}"
+    );
+    totp
+}
+
+#[test]
+fn signup_with_otp_then_login_status_logout() {
+    let c = Cluster::start(Options {
+        second_factor: "otp",
+        ..Default::default()
+    });
+    let token = c.add_user("alice", "alice,ubuntu");
+    let home = c.user_home("alice");
+    let totp = signup_with_otp(&c, &home, &token);
+
+    // The signup token is spent.
+    c.jsh(
+        &home,
+        &[
+            "signup",
+            &format!("--proxy={}", c.proxy),
+            &format!("--token={token}"),
+            &format!("--ca-pin={}", c.ca_pin),
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .fails_with("token is invalid or has expired");
+
+    // Wrong code, missing code: the one message.
+    c.login(&home, "alice", &["--otp=000000"], &format!("{PASSWORD}\n"))
+        .fails_with("invalid credentials");
+
+    // The code of the next time step has not been used yet.
+    let code = totp.generate(unix_now() + 30);
+    let out = c
+        .login(
+            &home,
+            "alice",
+            &[&format!("--otp={code}")],
+            &format!("{PASSWORD}\n"),
+        )
+        .ok();
+    assert!(
+        out.stdout.contains("Logged in as:       alice"),
+        "{}",
+        out.stdout
+    );
+    // The same code again is refused: codes are good once.
+    c.login(
+        &home,
+        "alice",
+        &[&format!("--otp={code}")],
+        &format!("{PASSWORD}\n"),
+    )
+    .fails_with("invalid credentials");
+
+    let status = c.jsh(&home, &["status"], "").ok();
+    let want = [
+        format!("> Profile URL:        https://{}", c.proxy),
+        "  Logged in as:       alice".to_string(),
+        "  Cluster:            example".to_string(),
+        "  Roles:              access".to_string(),
+        "  Logins:             alice, ubuntu".to_string(),
+        "  Extensions:         permit-agent-forwarding, permit-port-forwarding, permit-pty"
+            .to_string(),
+    ];
+    for line in want {
+        assert!(
+            status.stdout.lines().any(|l| l == line),
+            "missing {line:?} in\n{}",
+            status.stdout
+        );
+    }
+    assert!(
+        status.stdout.contains("[valid for 11h59m") || status.stdout.contains("[valid for 12h]"),
+        "{}",
+        status.stdout
+    );
+
+    // The files of the reference layout, private ones private.
+    let jsh = home.join(".jsh");
+    let keys = jsh.join("keys/127.0.0.1");
+    for (path, mode) in [
+        (keys.join("alice"), 0o600),
+        (keys.join("alice.ppk"), 0o600),
+        (keys.join("alice.key"), 0o600),
+        (keys.join("alice.pub"), 0o644),
+        (keys.join("alice.crt"), 0o644),
+        (keys.join("alice-ssh/example-cert.pub"), 0o644),
+        (keys.join("cas/example.pem"), 0o644),
+        (jsh.join("known_hosts"), 0o644),
+        (jsh.join("127.0.0.1.yaml"), 0o644),
+        (jsh.join("current-profile"), 0o644),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            mode,
+            "{}",
+            path.display()
+        );
+    }
+    let known_hosts = std::fs::read_to_string(jsh.join("known_hosts")).expect("known_hosts");
+    assert!(
+        known_hosts.starts_with("@cert-authority 127.0.0.1,example,*.example ssh-ed25519 "),
+        "{known_hosts}"
+    );
+
+    let out = c.jsh(&home, &["logout"], "").ok();
+    assert!(
+        out.stdout.contains("Logged out all users"),
+        "{}",
+        out.stdout
+    );
+    assert!(!keys.exists(), "keys removed");
+    c.jsh(&home, &["status"], "")
+        .fails_with("No proxy address specified, missed --proxy flag?");
+}
+
+#[test]
+fn login_without_a_proxy_or_with_the_wrong_trust() {
+    let c = Cluster::start(Options::default());
+    let home = c.signed_up("bob", "bob");
+    c.jsh(
+        &home,
+        &["login", "--user=bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .fails_with("No proxy address specified, missed --proxy flag?");
+    let proxy = format!("--proxy={}", c.proxy);
+    c.jsh(
+        &home,
+        &["login", &proxy, "--user=bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .fails_with("--ca-pin");
+    let wrong_pin = format!("--ca-pin=sha256:{}", "0".repeat(64));
+    c.jsh(
+        &home,
+        &[
+            "login",
+            &proxy,
+            "--user=bob",
+            &wrong_pin,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .fails_with("does not chain to a CA matching --ca-pin");
+    let out = c
+        .jsh(
+            &home,
+            &[
+                "login",
+                &proxy,
+                "--user=bob",
+                "--insecure",
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .ok();
+    assert!(out.stderr.contains("WARNING: --insecure"), "{}", out.stderr);
+    // Once logged in, the saved cluster CA is trusted without flags.
+    c.jsh(
+        &home,
+        &["login", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+}
+
+#[test]
+fn lockout_after_consecutive_failures_until_unlocked() {
+    let c = Cluster::start(Options {
+        max_login_attempts: 3,
+        ..Default::default()
+    });
+    let home = c.signed_up("carol", "carol");
+    let unknown = c
+        .login(&home, "nobody", &[], &format!("{PASSWORD}\n"))
+        .fails_with("invalid credentials");
+    let wrong = c
+        .login(&home, "carol", &[], "not the password\n")
+        .fails_with("invalid credentials");
+    assert_eq!(
+        unknown.stderr, wrong.stderr,
+        "unknown user and wrong password look the same"
+    );
+    c.login(&home, "carol", &[], "not the password\n")
+        .fails_with("invalid credentials");
+    c.login(&home, "carol", &[], "not the password\n")
+        .fails_with("locked");
+    let locked = c
+        .login(&home, "carol", &[], &format!("{PASSWORD}\n"))
+        .fails_with("is locked after too many failed logins until ");
+    assert!(
+        locked.stderr.contains("jctl users unlock carol"),
+        "{}",
+        locked.stderr
+    );
+    let users = c.jctl(&["users", "ls"]).ok();
+    assert!(users.stdout.contains("locked until"), "{}", users.stdout);
+    c.jctl(&["users", "unlock", "carol"]).ok();
+    c.login(&home, "carol", &[], &format!("{PASSWORD}\n")).ok();
+}
+
+#[test]
+fn short_certificates_expire_and_say_how_to_log_in_again() {
+    let c = Cluster::start(Options::default());
+    let home = c.signed_up("dave", "dave");
+    c.login(&home, "dave", &["--ttl=2s"], &format!("{PASSWORD}\n"))
+        .ok();
+    let expired = eventually("the certificate to expire", Duration::from_secs(20), || {
+        let out = c.jsh(&home, &["status"], "");
+        (out.code == Some(1)).then_some(out)
+    });
+    assert!(expired.stdout.contains("[EXPIRED]"), "{}", expired.stdout);
+    let relogin = format!(
+        "run 'jsh login --proxy={} --user=dave' to log in again",
+        c.proxy
+    );
+    assert!(expired.stderr.contains("has expired"), "{}", expired.stderr);
+    assert!(expired.stderr.contains(&relogin), "{}", expired.stderr);
+    c.login(&home, "dave", &["--ttl=0s"], &format!("{PASSWORD}\n"))
+        .fails_with("must be positive");
+}
+
+#[test]
+fn signup_refuses_short_passwords_and_bad_tokens() {
+    let c = Cluster::start(Options::default());
+    let token = c.add_user("erin", "erin");
+    let home = c.user_home("erin");
+    let signup = |token: &str, password: &str| {
+        c.jsh(
+            &home,
+            &[
+                "signup",
+                &format!("--proxy={}", c.proxy),
+                &format!("--token={token}"),
+                &format!("--ca-pin={}", c.ca_pin),
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    signup(&token, "short").fails_with("at least 12 characters");
+    signup("not-a-token", PASSWORD).fails_with("token is invalid or has expired");
+    signup(&token, PASSWORD).ok();
+}
+
+#[test]
+fn puttygen_reads_the_ppk_as_the_same_key() {
+    let c = Cluster::start(Options::default());
+    let home = c.signed_up("frank", "frank");
+    c.login(&home, "frank", &[], &format!("{PASSWORD}\n")).ok();
+    let keys = home.join(".jsh/keys/127.0.0.1");
+    let out = std::process::Command::new("puttygen")
+        .arg(keys.join("frank.ppk"))
+        .args(["-O", "public-openssh"])
+        .output()
+        .expect("puttygen is installed by scripts/test.sh (Debian package putty-tools)");
+    assert!(
+        out.status.success(),
+        "puttygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_ppk = String::from_utf8_lossy(&out.stdout);
+    let public = std::fs::read_to_string(keys.join("frank.pub")).expect("pub");
+    let blob = |s: &str| s.split_whitespace().nth(1).map(str::to_string);
+    assert_eq!(blob(&from_ppk), blob(&public));
+    assert!(blob(&public).is_some());
+}

@@ -1,0 +1,306 @@
+//! The integration-test harness: a whole cluster (store, auth, proxy) in
+//! this process on port 0 in a temporary directory, and the real `jsh`,
+//! `jctl` and `jaunt` binaries run as subprocesses against it.
+
+#![allow(dead_code)]
+
+use jaunt_config::{Config, FileConfig};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "jsh" => PathBuf::from(env!("CARGO_BIN_EXE_jsh")),
+        "jctl" => PathBuf::from(env!("CARGO_BIN_EXE_jctl")),
+        "jaunt" => PathBuf::from(env!("CARGO_BIN_EXE_jaunt")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// What a finished command said.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Exit code 1 and `ERROR: ...` mentioning `fragment`.
+    pub fn fails_with(self, fragment: &str) -> Self {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected failure, got:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains("ERROR: "),
+            "no ERROR line: {}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(fragment),
+            "stderr should mention {fragment:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs a command with `stdin` and collects its output.
+pub fn run(mut cmd: Command, stdin: &str) -> Out {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait");
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Polls `check` until it returns `Some` or the deadline passes.
+pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub struct Options {
+    pub second_factor: &'static str,
+    pub max_login_attempts: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            second_factor: "off",
+            max_login_attempts: 5,
+        }
+    }
+}
+
+/// A cluster running in this process.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    /// `127.0.0.1:port`
+    pub proxy: String,
+    pub ca_pin: String,
+    rt: Option<tokio::runtime::Runtime>,
+    daemon: Option<jaunt_cli::daemon::Daemon>,
+}
+
+impl Cluster {
+    pub fn start(opts: Options) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let flags = FileConfig {
+            data_dir: Some(data_dir.clone()),
+            cluster_name: Some("example".into()),
+            listen: Some("127.0.0.1:0".into()),
+            public_addr: Some(format!("127.0.0.1:{port}")),
+            second_factor: Some(opts.second_factor.into()),
+            max_login_attempts: Some(opts.max_login_attempts),
+            ..Default::default()
+        };
+        let config =
+            Config::resolve(FileConfig::default(), flags, "test-host", "test").expect("config");
+        let daemon = rt
+            .block_on(jaunt_cli::daemon::start(&config, Some(listener)))
+            .expect("start cluster");
+        let ca_pin = daemon.ca_pin.clone();
+        Cluster {
+            dir,
+            data_dir,
+            proxy: format!("127.0.0.1:{port}"),
+            ca_pin,
+            rt: Some(rt),
+            daemon: Some(daemon),
+        }
+    }
+
+    pub fn jctl(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(bin("jctl"));
+        cmd.args(args).env("JAUNT_DATA_DIR", &self.data_dir);
+        run(cmd, "")
+    }
+
+    /// A fresh, empty `~/.jsh` for one user of this cluster.
+    pub fn user_home(&self, name: &str) -> PathBuf {
+        let home = self.dir.path().join(format!("home-{name}"));
+        std::fs::create_dir_all(&home).expect("home");
+        home
+    }
+
+    pub fn jsh(&self, home: &Path, args: &[&str], stdin: &str) -> Out {
+        run(jsh_command(home, args), stdin)
+    }
+
+    /// `jctl users add`; returns the signup token.
+    pub fn add_user(&self, name: &str, logins: &str) -> String {
+        let out = self
+            .jctl(&[
+                "users",
+                "add",
+                name,
+                "--roles=access",
+                &format!("--logins={logins}"),
+            ])
+            .ok();
+        token_from(&out.stdout)
+    }
+
+    /// Adds and signs up a user (second factor off); returns their home.
+    pub fn signed_up(&self, name: &str, logins: &str) -> PathBuf {
+        let token = self.add_user(name, logins);
+        let home = self.user_home(name);
+        self.jsh(
+            &home,
+            &[
+                "signup",
+                &format!("--proxy={}", self.proxy),
+                &format!("--token={token}"),
+                &format!("--ca-pin={}", self.ca_pin),
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .ok();
+        home
+    }
+
+    pub fn login(&self, home: &Path, user: &str, extra: &[&str], stdin: &str) -> Out {
+        let proxy = format!("--proxy={}", self.proxy);
+        let user = format!("--user={user}");
+        let pin = format!("--ca-pin={}", self.ca_pin);
+        let mut args = vec![
+            "login",
+            proxy.as_str(),
+            user.as_str(),
+            pin.as_str(),
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        self.jsh(home, &args, stdin)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let (Some(rt), Some(daemon)) = (self.rt.take(), self.daemon.take()) {
+            rt.block_on(daemon.stop());
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+pub fn jsh_command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("jsh"));
+    cmd.args(args)
+        .env("JSH_HOME", home.join(".jsh"))
+        .env("HOME", home)
+        .env("USER", "jaunt-test-nobody");
+    cmd
+}
+
+/// The `--token=` value in `jctl users add` output.
+pub fn token_from(stdout: &str) -> String {
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--token="))
+        .unwrap_or_else(|| panic!("no token in: {stdout}"))
+        .to_string()
+}
+
+/// A `jaunt start` subprocess, stopped (SIGKILL) on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub proxy: String,
+    pub stderr_log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `jaunt start ARGS` and waits for its "is running" banner.
+    pub fn spawn(args: &[&str], log: &Path) -> Daemon {
+        let stderr = std::fs::File::create(log).expect("log file");
+        let mut child = Command::new(bin("jaunt"))
+            .arg("start")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn jaunt");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut proxy = None;
+        for line in lines.by_ref() {
+            let line = line.expect("read");
+            if let Some(rest) = line.trim().strip_prefix("Proxy:     https://") {
+                proxy = rest.split_whitespace().next().map(str::to_string);
+            }
+            if line.starts_with("Add a user:") {
+                break;
+            }
+        }
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let proxy = proxy.unwrap_or_else(|| {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("jaunt did not start:\n{log}")
+        });
+        Daemon {
+            child,
+            proxy,
+            stderr_log: log.to_path_buf(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
