@@ -133,7 +133,10 @@ async fn handle(mut stream: UnixStream, auth: &AuthServer) -> std::io::Result<()
     // Read the request before answering, even one to be refused, so the
     // client sees the answer rather than a reset connection.
     let mut body = Vec::new();
-    (&mut stream).take(MAX_REQUEST).read_to_end(&mut body).await?;
+    (&mut stream)
+        .take(MAX_REQUEST)
+        .read_to_end(&mut body)
+        .await?;
     let response = if peer != 0 && peer != own_uid() {
         tracing::warn!(uid = peer, "refused an admin connection from another user");
         AdminResponse::Error {

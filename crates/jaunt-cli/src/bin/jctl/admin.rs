@@ -31,7 +31,9 @@ impl AdminClient {
         })?;
         let body = serde_json::to_vec(req)?;
         stream.write_all(&body).context("sending the request")?;
-        stream.shutdown(std::net::Shutdown::Write).context("sending the request")?;
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .context("sending the request")?;
         let mut answer = Vec::new();
         stream
             .read_to_end(&mut answer)
