@@ -342,3 +342,76 @@ fn role_files_are_checked_before_anything_changes() {
     c.jctl(&["users", "rm", "ivan"]).ok();
     c.jctl(&["users", "rm", "ivan"]).fails_with("not found");
 }
+
+#[test]
+fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
+    use jaunt_client::ClientError;
+    use jaunt_client::api::{ApiClient, Trust};
+    use std::io::{Read, Write};
+    let c = Cluster::start(Options::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let client = ApiClient::new(
+        &c.proxy,
+        &Trust {
+            ca_pin: Some(c.ca_pin.clone()),
+            ..Default::default()
+        },
+        None,
+    )
+    .expect("client");
+    let bodies = [
+        serde_json::json!({"user": "x"}),
+        serde_json::json!([1, 2, 3]),
+        serde_json::json!({"user": "x", "password": "p", "otp": null, "ssh_public_key": "garbage", "tls_csr_pem": "garbage", "ttl_secs": 60}),
+        serde_json::json!({"user": "\u{0}\u{ffff}", "password": "p", "otp": null, "ssh_public_key": "ssh-ed25519 AAAA", "tls_csr_pem": "", "ttl_secs": null}),
+    ];
+    for body in bodies {
+        let err = rt
+            .block_on(client.post::<_, serde_json::Value>(jaunt_types::api::PATH_LOGIN, &body))
+            .expect_err("refused");
+        match err {
+            ClientError::Api { code, message } => {
+                assert_eq!(code, jaunt_types::api::ErrorCode::BadRequest, "{message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{body}: {other}"),
+        }
+    }
+    let err = rt
+        .block_on(client.post::<_, serde_json::Value>("/v1/nope", &serde_json::json!({})))
+        .expect_err("404");
+    assert!(
+        matches!(
+            err,
+            ClientError::Api {
+                code: jaunt_types::api::ErrorCode::NotFound,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    for garbage in [
+        &b"not json"[..],
+        b"{\"op\":\"user_add\"}",
+        b"",
+        &[0xff; 4096],
+    ] {
+        let mut s = std::os::unix::net::UnixStream::connect(c.data_dir.join("admin.sock"))
+            .expect("connect");
+        s.write_all(garbage).expect("write");
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(answer.contains("malformed admin request"), "{answer}");
+    }
+    // Still serving both.
+    c.jctl(&["status"]).ok();
+    let ping: jaunt_types::api::PingResponse = rt
+        .block_on(client.get(jaunt_types::api::PATH_PING))
+        .expect("ping");
+    assert_eq!(ping.cluster_name, "example");
+}

@@ -57,6 +57,11 @@ pub fn run(args: SignupArgs) -> anyhow::Result<()> {
             Some(uri) => {
                 let qr = QrCode::new(uri.expose().as_bytes())?
                     .render::<Dense1x2>()
+                    // Light modules as blocks, as `qrencode -t utf8` draws
+                    // them: on the usual dark terminal the code reads the
+                    // right way round, with a light quiet zone.
+                    .dark_color(Dense1x2::Light)
+                    .light_color(Dense1x2::Dark)
                     .quiet_zone(true)
                     .build();
                 say!("Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, ...):")?;
