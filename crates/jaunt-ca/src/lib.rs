@@ -9,9 +9,11 @@ mod ssh;
 /// The ssh-key crate at the exact version russh uses; dependents use this one.
 pub use ssh_key;
 mod tls;
+mod verify;
 
 pub use ssh::{HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key};
 pub use tls::{ClientIdentity, TlsCa, ca_pin, client_identity, generate_client_csr};
+pub use verify::{CertIdentity, CertRefusal, UserCertCheck, check_user_cert, cidr_contains};
 
 /// Everything that can go wrong while making or reading keys and certificates.
 #[derive(Debug, thiserror::Error)]

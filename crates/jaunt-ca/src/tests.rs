@@ -134,3 +134,158 @@ fn tls_ca_pin_server_and_client_certs() {
             .is_err()
     );
 }
+
+mod user_cert_checks {
+    use super::*;
+    use crate::verify::*;
+    use ssh_key::Certificate;
+
+    fn check<'a>(
+        cas: &'a [ssh_key::public::KeyData],
+        login: &'a str,
+        now: u64,
+    ) -> UserCertCheck<'a> {
+        UserCertCheck {
+            user_cas: cas,
+            login,
+            now,
+            client_ip: Some("127.0.0.1".parse().expect("ip")),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_certificate() {
+        let ca = SshCa::generate().expect("ca");
+        let cert = ca.sign_user_cert(&user_request("alice")).expect("sign");
+        let cas = [ca.public_key().key_data().clone()];
+        let id = check_user_cert(&cert, &check(&cas, "ubuntu", NOW)).expect("accepted");
+        assert_eq!(id.user, "alice");
+        assert!(id.permit_pty && id.permit_port_forwarding && !id.permit_agent_forwarding);
+    }
+
+    #[test]
+    fn every_refusal() {
+        let ca = SshCa::generate().expect("ca");
+        let other = SshCa::generate().expect("other");
+        let cas = [ca.public_key().key_data().clone()];
+        let good = ca.sign_user_cert(&user_request("alice")).expect("sign");
+        let foreign = other.sign_user_cert(&user_request("alice")).expect("sign");
+        let host = ca
+            .sign_host_cert(&HostCertRequest {
+                public_key: SshCa::generate().expect("k").public_key().clone(),
+                host_id: "alice".into(),
+                principals: vec!["alice".into()],
+                now: NOW,
+                ttl_secs: 3600,
+            })
+            .expect("host");
+        let mut pinned = user_request("alice");
+        pinned.source_address = Some("10.0.0.0/8, 192.168.1.7".into());
+        let pinned = ca.sign_user_cert(&pinned).expect("sign");
+
+        type Case<'a> = (
+            &'a str,
+            &'a Certificate,
+            &'a str,
+            u64,
+            fn(&CertRefusal) -> bool,
+        );
+        let table: Vec<Case> = vec![
+            ("another CA", &foreign, "alice", NOW, |r| {
+                matches!(r, CertRefusal::WrongCa { .. })
+            }),
+            ("host cert", &host, "alice", NOW, |r| {
+                matches!(r, CertRefusal::NotUserCert("host"))
+            }),
+            ("expired", &good, "alice", NOW + 3600, |r| {
+                matches!(r, CertRefusal::Expired { .. })
+            }),
+            ("not yet", &good, "alice", NOW - 3600, |r| {
+                matches!(r, CertRefusal::NotYetValid { .. })
+            }),
+            ("principal", &good, "root", NOW, |r| {
+                matches!(r, CertRefusal::Principal { .. })
+            }),
+            ("source", &pinned, "alice", NOW, |r| {
+                matches!(r, CertRefusal::SourceAddress { .. })
+            }),
+        ];
+        for (name, cert, login, now, want) in table {
+            let err = check_user_cert(cert, &check(&cas, login, now)).expect_err(name);
+            assert!(want(&err), "{name}: got {err}");
+            assert!(!err.to_string().is_empty());
+        }
+        // The message tells an expired user what to do.
+        let err = check_user_cert(&good, &check(&cas, "alice", NOW + 3600)).expect_err("expired");
+        assert!(err.to_string().contains("jsh login"), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_certificate_fails_its_signature() {
+        let ca = SshCa::generate().expect("ca");
+        let cas = [ca.public_key().key_data().clone()];
+        let cert = ca.sign_user_cert(&user_request("alice")).expect("sign");
+        // Rename the principal "ubuntu" to "ubunto" in the signed bytes.
+        let mut bytes = cert.to_bytes().expect("bytes");
+        let at = bytes
+            .windows(6)
+            .position(|w| w == b"ubuntu")
+            .expect("principal");
+        bytes[at + 5] = b'o';
+        let forged = Certificate::from_bytes(&bytes).expect("still parses");
+        let err = check_user_cert(&forged, &check(&cas, "ubunto", NOW)).expect_err("forged");
+        assert_eq!(err, CertRefusal::BadSignature);
+    }
+
+    /// A certificate whose signing key is itself a certificate: ssh-key will
+    /// not even decode it, and were it decoded, the exact CA comparison
+    /// would refuse it.
+    #[test]
+    fn a_certificate_as_signing_key_is_refused() {
+        let ca = SshCa::generate().expect("ca");
+        let ca_cert = ca.sign_user_cert(&user_request("ca")).expect("sign");
+        let cert = ca.sign_user_cert(&user_request("alice")).expect("sign");
+        let bytes = cert.to_bytes().expect("bytes");
+        let ca_blob = ca.public_key().to_bytes().expect("blob");
+        let at = bytes
+            .windows(ca_blob.len())
+            .rposition(|w| w == ca_blob.as_slice())
+            .expect("signature key blob");
+        let cert_blob = ca_cert.to_bytes().expect("cert blob");
+        let mut forged = bytes[..at - 4].to_vec();
+        forged.extend_from_slice(&(cert_blob.len() as u32).to_be_bytes());
+        forged.extend_from_slice(&cert_blob);
+        forged.extend_from_slice(&bytes[at + ca_blob.len()..]);
+        let cas = [ca.public_key().key_data().clone()];
+        match Certificate::from_bytes(&forged) {
+            Err(_) => {}
+            Ok(parsed) => {
+                let err =
+                    check_user_cert(&parsed, &check(&cas, "alice", NOW)).expect_err("refused");
+                assert!(
+                    matches!(err, CertRefusal::WrongCa { .. } | CertRefusal::BadSignature),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let table = [
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.0/8", "127.9.9.9", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("0.0.0.0/0", "8.8.8.8", true),
+            ("::1/128", "::1", true),
+            ("::1", "::2", false),
+            ("127.0.0.1/32", "::ffff:127.0.0.1", true),
+            ("garbage", "127.0.0.1", false),
+            ("10.0.0.0/33", "10.0.0.1", false),
+        ];
+        for (cidr, addr, want) in table {
+            assert_eq!(cidr_contains(cidr, ip(addr)), want, "{cidr} {addr}");
+        }
+    }
+}
