@@ -90,6 +90,7 @@ impl AuthServer {
             .tls_ca
             .sign_client_csr(
                 csr_pem,
+                jaunt_ca::IdentityKind::User,
                 &user.name,
                 &id.cluster_name,
                 now as u64,

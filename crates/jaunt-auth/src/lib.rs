@@ -12,6 +12,7 @@ pub mod authn;
 mod certs;
 mod error;
 mod identity;
+pub mod nodes;
 pub mod records;
 mod roles;
 mod signup;
@@ -35,6 +36,8 @@ pub struct AuthConfig {
     pub second_factor: SecondFactor,
     pub max_login_attempts: u32,
     pub lockout_duration: Ttl,
+    /// A node that has not sent a heartbeat for this long is offline.
+    pub node_offline_after: Ttl,
 }
 
 /// The auth service. Cheap to share behind an `Arc`.

@@ -40,6 +40,7 @@ impl Fixture {
                 second_factor,
                 max_login_attempts: 3,
                 lockout_duration: Ttl::from_secs(600),
+                node_offline_after: Ttl::from_secs(60),
             },
         )
         .await

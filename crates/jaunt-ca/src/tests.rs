@@ -122,15 +122,16 @@ fn tls_ca_pin_server_and_client_certs() {
 
     let (csr, _client_key) = generate_client_csr("mallory-asked-for-this").expect("csr");
     let client_pem = ca
-        .sign_client_csr(&csr, "alice", "example", NOW, 3600)
+        .sign_client_csr(&csr, IdentityKind::User, "alice", "example", NOW, 3600)
         .expect("client");
     let der = rustls_pki_types::CertificateDer::from_pem_slice(client_pem.as_bytes()).expect("der");
     let id = client_identity(&der).expect("identity");
     assert_eq!(id.user, "alice", "the CA names the user, not the CSR");
     assert_eq!(id.cluster, "example");
+    assert_eq!(id.kind, IdentityKind::User);
     assert_eq!(id.not_after, (NOW + 3600) as i64);
     assert!(
-        ca.sign_client_csr("garbage", "alice", "example", NOW, 3600)
+        ca.sign_client_csr("garbage", IdentityKind::User, "alice", "example", NOW, 3600)
             .is_err()
     );
 }

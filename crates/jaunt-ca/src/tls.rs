@@ -29,10 +29,29 @@ impl std::fmt::Debug for TlsCa {
     }
 }
 
+/// What a client certificate identifies: a person or a node. Carried in
+/// the subject's organizational unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    User,
+    Node,
+}
+
+impl IdentityKind {
+    fn unit(self) -> &'static str {
+        match self {
+            IdentityKind::User => "user",
+            IdentityKind::Node => "node",
+        }
+    }
+}
+
 /// Who a client certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
+    /// The user name, or the node's UUID.
     pub user: String,
+    pub kind: IdentityKind,
     pub cluster: String,
     /// Unix seconds.
     pub not_after: i64,
@@ -131,6 +150,7 @@ impl TlsCa {
     pub fn sign_client_csr(
         &self,
         csr_pem: &str,
+        kind: IdentityKind,
         user: &str,
         cluster: &str,
         now: u64,
@@ -142,6 +162,7 @@ impl TlsCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, user.to_string());
         dn.push(DnType::OrganizationName, cluster.to_string());
+        dn.push(DnType::OrganizationalUnitName, kind.unit().to_string());
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -171,8 +192,18 @@ pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity> {
     let user = first(&mut subject.iter_common_name())
         .ok_or_else(|| CaError::Parse("client certificate has no common name".into()))?;
     let cluster = first(&mut subject.iter_organization()).unwrap_or_default();
+    let kind = match first(&mut subject.iter_organizational_unit()).as_deref() {
+        Some("user") => IdentityKind::User,
+        Some("node") => IdentityKind::Node,
+        other => {
+            return Err(CaError::Parse(format!(
+                "client certificate of unknown kind {other:?}"
+            )));
+        }
+    };
     Ok(ClientIdentity {
         user,
+        kind,
         cluster,
         not_after: cert.validity().not_after.timestamp(),
     })

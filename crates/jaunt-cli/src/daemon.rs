@@ -85,6 +85,7 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Re
                 second_factor: config.second_factor,
                 max_login_attempts: config.max_login_attempts,
                 lockout_duration: config.lockout_duration,
+                node_offline_after: config.node_offline_after,
             },
         )
         .await?,

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub max_login_attempts: Option<u32>,
     /// Text, parsed in `resolve`, so a mistake names the key.
     pub lockout_duration: Option<String>,
+    /// Text, parsed in `resolve`.
+    pub node_offline_after: Option<String>,
     pub log_level: Option<String>,
 }
 
@@ -54,6 +56,7 @@ pub struct Config {
     pub second_factor: SecondFactor,
     pub max_login_attempts: u32,
     pub lockout_duration: Ttl,
+    pub node_offline_after: Ttl,
     pub log_level: String,
 }
 
@@ -65,6 +68,7 @@ impl Defaults {
     const SECOND_FACTOR: &'static str = "otp";
     const MAX_LOGIN_ATTEMPTS: u32 = 5;
     const LOCKOUT: Ttl = Ttl::from_secs(30 * 60);
+    const NODE_OFFLINE_AFTER: Ttl = Ttl::from_secs(60);
     const LOG_LEVEL: &'static str = "info";
 }
 
@@ -90,6 +94,7 @@ impl FileConfig {
             second_factor: over.second_factor.or(self.second_factor),
             max_login_attempts: over.max_login_attempts.or(self.max_login_attempts),
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
+            node_offline_after: over.node_offline_after.or(self.node_offline_after),
             log_level: over.log_level.or(self.log_level),
         }
     }
@@ -197,6 +202,15 @@ impl Config {
                 .map_err(|e| invalid("lockout_duration", e.to_string()))?,
             None => Defaults::LOCKOUT,
         };
+        let node_offline_after = match &s.node_offline_after {
+            Some(text) => text
+                .parse::<Ttl>()
+                .map_err(|e| invalid("node_offline_after", e.to_string()))?,
+            None => Defaults::NODE_OFFLINE_AFTER,
+        };
+        if node_offline_after.as_secs() == 0 {
+            return Err(invalid("node_offline_after", "must be positive".into()));
+        }
         if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
             return Err(invalid(
                 "tls_cert_file",
@@ -228,6 +242,7 @@ impl Config {
             second_factor,
             max_login_attempts,
             lockout_duration,
+            node_offline_after,
             log_level,
         })
     }
@@ -291,6 +306,10 @@ second_factor: {second}
 max_login_attempts: {attempts}
 lockout_duration: {lockout}
 
+# A node whose heartbeats stop for this long leaves `jsh ls` and is
+# reported offline when dialled.
+node_offline_after: {offline}
+
 # error, warn, info, debug or trace.
 log_level: {log}
 ",
@@ -313,6 +332,10 @@ log_level: {log}
             .lockout_duration
             .clone()
             .unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
+        offline = q(&s
+            .node_offline_after
+            .clone()
+            .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
         log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
     )
 }

@@ -30,6 +30,10 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
         .route(PATH_SIGNUP_FINISH, post(signup_finish))
         .route(PATH_LOGIN, post(login))
         .route(PATH_WHOAMI, get(whoami))
+        .route(PATH_NODES, get(list_nodes))
+        .route(PATH_NODE_JOIN, post(node_join))
+        .route(PATH_NODE_HEARTBEAT, post(node_heartbeat))
+        .route(PATH_NODE_AUTHORIZE, post(node_authorize))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -168,6 +172,7 @@ async fn whoami(
     State(auth): State<Arc<AuthServer>>,
     Extension(cert): Extension<ClientCert>,
 ) -> ApiResult<WhoAmIResponse> {
+    let name = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
     let denied = |m: &str| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -175,17 +180,8 @@ async fn whoami(
             m.to_string(),
         )
     };
-    // rustls has verified the chain to the cluster CA and the validity
-    // window; what remains is who it names and whether they still exist.
-    let der = cert
-        .0
-        .ok_or_else(|| denied("this call needs the client certificate from 'jsh login'"))?;
-    let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
-    if id.cluster != auth.identity().cluster_name {
-        return Err(denied("the client certificate is for another cluster"));
-    }
     let user = auth
-        .user_record(&id.user)
+        .user_record(&name)
         .await?
         .ok_or_else(|| denied("the user of this certificate no longer exists"))?;
     let checker = auth.access_checker(&user).await?;
@@ -193,6 +189,80 @@ async fn whoami(
         user: user.name.clone(),
         roles: checker.role_names(),
         logins: checker.logins(),
-        cluster_name: id.cluster,
+        cluster_name: auth.identity().cluster_name.clone(),
     }))
+}
+
+/// The verified identity on the connection's client certificate, of the
+/// kind the endpoint needs.
+fn caller(
+    auth: &AuthServer,
+    cert: ClientCert,
+    kind: jaunt_ca::IdentityKind,
+) -> Result<String, ApiError> {
+    let denied = |m: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::AccessDenied,
+            m.to_string(),
+        )
+    };
+    let der = cert.0.ok_or_else(|| match kind {
+        jaunt_ca::IdentityKind::User => {
+            denied("this call needs the client certificate from 'jsh login'")
+        }
+        jaunt_ca::IdentityKind::Node => denied("this call needs a node certificate"),
+    })?;
+    let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
+    if id.cluster != auth.identity().cluster_name || id.kind != kind {
+        return Err(denied("this certificate is not valid for this call"));
+    }
+    Ok(id.user)
+}
+
+async fn list_nodes(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+) -> ApiResult<NodeListResponse> {
+    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
+    let nodes = auth.nodes_for(&user, true).await?;
+    Ok(Json(NodeListResponse {
+        cluster_name: auth.identity().cluster_name.clone(),
+        nodes: nodes.iter().map(|n| n.info()).collect(),
+    }))
+}
+
+async fn node_join(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(peer): Extension<SocketAddr>,
+    body: Bytes,
+) -> ApiResult<NodeJoinResponse> {
+    let req: NodeJoinRequest = parse(&body)?;
+    let name = req.name.clone();
+    match auth.join_node(req).await {
+        Ok(r) => Ok(Json(r)),
+        Err(e) => {
+            tracing::warn!(node = %name, %peer, reason = %e, "node join refused");
+            Err(e.into())
+        }
+    }
+}
+
+async fn node_heartbeat(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    body: Bytes,
+) -> ApiResult<HeartbeatResponse> {
+    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
+    Ok(Json(auth.heartbeat(&uuid, parse(&body)?).await?))
+}
+
+async fn node_authorize(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    body: Bytes,
+) -> ApiResult<AuthorizeResponse> {
+    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
+    let req: AuthorizeRequest = parse(&body)?;
+    Ok(Json(auth.authorize_login(&uuid, &req).await?))
 }

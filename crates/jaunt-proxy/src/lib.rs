@@ -1,14 +1,17 @@
 //! The proxy: the cluster's one public port. Every connection is TLS; the
-//! ALPN protocol the client asks for decides what it is. Today that is the
-//! HTTPS JSON API for `jsh` (`http/1.1`, also the default when a client
-//! names none); SSH relaying and node reverse tunnels join as further ALPN
-//! protocols on the same port.
+//! ALPN protocol the client asks for decides what it is: the HTTPS JSON API
+//! for `jsh` and nodes (`http/1.1`, also the default when a client names
+//! none), a relayed SSH connection (`jaunt-ssh/1`), or a node's reverse
+//! tunnel (`jaunt-tunnel/1`).
 //!
 //! Architecture Invariant: the proxy holds no keys of its own besides its
 //! TLS certificate; it asks the auth service for every decision.
 
 mod api;
+mod lines;
+mod relay;
 mod tls;
+mod tunnel;
 
 pub use tls::{TlsError, server_config};
 
@@ -27,12 +30,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Http,
+    Ssh,
+    Tunnel,
 }
 
 fn protocol_of(alpn: Option<&[u8]>) -> Option<Protocol> {
+    use jaunt_types::api::{ALPN_HTTP, ALPN_SSH, ALPN_TUNNEL};
     match alpn {
         None => Some(Protocol::Http),
-        Some(p) if p == jaunt_types::api::ALPN_HTTP => Some(Protocol::Http),
+        Some(p) if p == ALPN_HTTP => Some(Protocol::Http),
+        Some(p) if p == ALPN_SSH => Some(Protocol::Ssh),
+        Some(p) if p == ALPN_TUNNEL => Some(Protocol::Tunnel),
         Some(_) => None,
     }
 }
@@ -45,16 +53,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let router = api::router(auth);
+    let tunnels = Arc::new(tunnel::Tunnels::default());
+    let router = api::router(auth.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let acceptor = acceptor.clone();
-                    let router = router.clone();
-                    tokio::spawn(async move { handle(stream, peer, acceptor, router).await });
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone() };
+                    tokio::spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
@@ -66,9 +74,17 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, router: axum::Router) {
+/// What every connection needs.
+struct Ctx {
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    auth: Arc<AuthServer>,
+    tunnels: Arc<tunnel::Tunnels>,
+}
+
+async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -85,8 +101,38 @@ async fn handle(stream: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, rout
         .and_then(|c| c.first())
         .map(|c| c.clone().into_owned());
     match protocol_of(conn.alpn_protocol()) {
-        Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, router).await,
+        Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, ctx.router).await,
+        Some(Protocol::Ssh) => relay::serve(tls, peer, client_cert, &ctx.auth, &ctx.tunnels).await,
+        Some(Protocol::Tunnel) => serve_tunnel(tls, peer, client_cert, &ctx).await,
         None => tracing::debug!(%peer, "unknown ALPN protocol"),
+    }
+}
+
+/// A node's tunnel connection: its certificate says which node it is.
+async fn serve_tunnel<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    ctx: &Ctx,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let node = cert
+        .and_then(|der| jaunt_ca::client_identity(&der).ok())
+        .filter(|id| {
+            id.kind == jaunt_ca::IdentityKind::Node
+                && id.cluster == ctx.auth.identity().cluster_name
+        });
+    let Some(node) = node else {
+        tracing::warn!(%peer, "tunnel connection without a node certificate refused");
+        return;
+    };
+    match tunnel::read_hello(&mut stream).await {
+        Ok(tunnel::TunnelHello::Control) => ctx.tunnels.serve_control(node.user, stream).await,
+        Ok(tunnel::TunnelHello::Data(id)) => {
+            ctx.tunnels.accept_data(&node.user, id, Box::new(stream))
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "bad tunnel hello"),
     }
 }
 
@@ -98,6 +144,8 @@ mod tests {
     fn alpn_dispatch() {
         assert_eq!(protocol_of(None), Some(Protocol::Http));
         assert_eq!(protocol_of(Some(b"http/1.1")), Some(Protocol::Http));
+        assert_eq!(protocol_of(Some(b"jaunt-ssh/1")), Some(Protocol::Ssh));
+        assert_eq!(protocol_of(Some(b"jaunt-tunnel/1")), Some(Protocol::Tunnel));
         assert_eq!(protocol_of(Some(b"h2")), None);
     }
 }

@@ -66,6 +66,13 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![jaunt_types::api::ALPN_HTTP.to_vec()];
+    config.alpn_protocols = [
+        jaunt_types::api::ALPN_HTTP,
+        jaunt_types::api::ALPN_SSH,
+        jaunt_types::api::ALPN_TUNNEL,
+    ]
+    .iter()
+    .map(|p| p.to_vec())
+    .collect();
     Ok(Arc::new(config))
 }

@@ -129,3 +129,107 @@ pub struct ApiErrorBody {
     pub code: ErrorCode,
     pub message: String,
 }
+
+// ---- Nodes ----------------------------------------------------------------
+
+pub const PATH_NODE_JOIN: &str = "/v1/nodes/join";
+pub const PATH_NODE_HEARTBEAT: &str = "/v1/nodes/heartbeat";
+pub const PATH_NODE_AUTHORIZE: &str = "/v1/nodes/authorize";
+/// `GET`: the nodes the caller (a user certificate) may see.
+pub const PATH_NODES: &str = "/v1/nodes";
+
+/// ALPN of a relayed SSH connection from a client (`jsh proxy ssh`).
+pub const ALPN_SSH: &[u8] = b"jaunt-ssh/1";
+/// ALPN of a node's reverse tunnel (control and data connections).
+pub const ALPN_TUNNEL: &[u8] = b"jaunt-tunnel/1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeJoinRequest {
+    pub token: Secret<String>,
+    pub name: String,
+    pub labels: crate::resources::Labels,
+    /// `host:port` the proxy dials (direct mode); `None`: reverse tunnel.
+    pub addr: Option<String>,
+    /// The node's SSH host public key (OpenSSH format).
+    pub host_public_key: String,
+    pub tls_csr_pem: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeJoinResponse {
+    pub uuid: String,
+    pub cluster_name: String,
+    pub host_cert: String,
+    pub tls_cert_pem: String,
+    pub tls_ca_pem: String,
+    pub user_ca_keys: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub name: String,
+    pub labels: crate::resources::Labels,
+    pub addr: Option<String>,
+    pub host_public_key: String,
+    /// When the node's host certificate expires (Unix seconds).
+    pub host_cert_valid_before: u64,
+    /// A CSR, when the node's TLS certificate is due for renewal.
+    pub tls_csr_pem: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// A renewed host certificate, when the old one is past half its life.
+    pub host_cert: Option<String>,
+    pub tls_cert_pem: Option<String>,
+    pub user_ca_keys: Vec<String>,
+    /// How often to heartbeat.
+    pub heartbeat_secs: u64,
+}
+
+/// A node as clients see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub uuid: String,
+    pub name: String,
+    pub labels: crate::resources::Labels,
+    /// `host:port` for direct nodes; `None` for reverse-tunnel nodes.
+    pub addr: Option<String>,
+    /// Unix seconds of the last heartbeat.
+    pub last_seen: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeListResponse {
+    pub cluster_name: String,
+    pub nodes: Vec<NodeInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub user: String,
+    pub login: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthorizeResponse {
+    pub allowed: bool,
+    /// Why not, when not allowed.
+    pub reason: String,
+    pub port_forwarding: bool,
+    pub forward_agent: bool,
+}
+
+/// The first line a client sends on an `ALPN_SSH` connection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DialRequest {
+    /// `[login@]host[:port]` as the user wrote it.
+    pub target: String,
+    pub cluster: Option<String>,
+}
+
+/// The proxy's answer line; on success the SSH bytes follow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DialResponse {
+    pub error: Option<String>,
+}

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod duration;
 pub mod resources;
+pub mod route;
 pub mod secret;
 pub mod timefmt;
 

@@ -60,6 +60,9 @@ pub struct SettingsFlags {
     /// How long a locked account stays locked [default: 30m]
     #[arg(long)]
     lockout_duration: Option<String>,
+    /// A node silent this long is offline [default: 60s]
+    #[arg(long)]
+    node_offline_after: Option<String>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long)]
     log_level: Option<String>,
@@ -78,6 +81,7 @@ impl SettingsFlags {
             second_factor: self.second_factor.clone(),
             max_login_attempts: self.max_login_attempts,
             lockout_duration: self.lockout_duration.clone(),
+            node_offline_after: self.node_offline_after.clone(),
             log_level: self.log_level.clone(),
         }
     }

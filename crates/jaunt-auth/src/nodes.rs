@@ -1,0 +1,298 @@
+//! Nodes: joining with a token, heartbeats into the inventory, host and TLS
+//! certificate renewal, which nodes a user may see, and whether a user may
+//! log in as a login on a node (asked by the node at each login).
+
+use crate::records::{TokenRecord, token_key};
+use crate::{AuthError, AuthServer, now};
+use jaunt_ca::{HostCertRequest, IdentityKind, parse_public_key};
+use jaunt_store::StoreError;
+use jaunt_types::api::*;
+use jaunt_types::resources::{Labels, TokenKind, validate_name};
+use serde::{Deserialize, Serialize};
+
+pub const NODES: &str = "/nodes/";
+
+/// How long node certificates (SSH host and TLS) live; renewed at half.
+pub const NODE_CERT_TTL: u64 = 7 * 86400;
+/// A node silent this long is forgotten entirely.
+const NODE_FORGET_AFTER: i64 = 7 * 86400;
+
+fn node_key(uuid: &str) -> String {
+    format!("{NODES}{uuid}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub uuid: String,
+    pub name: String,
+    pub labels: Labels,
+    pub addr: Option<String>,
+    pub host_public_key: String,
+    pub last_seen: i64,
+}
+
+impl NodeRecord {
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            uuid: self.uuid.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            addr: self.addr.clone(),
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+fn validate_node(name: &str, labels: &Labels, addr: Option<&str>) -> Result<(), AuthError> {
+    validate_name(name).map_err(|e| AuthError::BadRequest(format!("node name: {e}")))?;
+    for (k, v) in labels {
+        let ok = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:*".contains(c))
+        };
+        if !ok(k, 63) || !ok(v, 255) || k == "*" {
+            return Err(AuthError::BadRequest(format!(
+                "label {k:?}={v:?}: use letters, digits and -_./: (keys up to 63, values up to 255 characters)"
+            )));
+        }
+    }
+    if let Some(addr) = addr {
+        jaunt_types::addr::split_host_port(addr, 0)
+            .map_err(|e| AuthError::BadRequest(format!("node address {addr:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+impl AuthServer {
+    fn host_principals(&self, uuid: &str, name: &str, addr: Option<&str>) -> Vec<String> {
+        let cluster = &self.identity.cluster_name;
+        let mut p = vec![
+            name.to_string(),
+            format!("{name}.{cluster}"),
+            uuid.to_string(),
+            format!("{uuid}.{cluster}"),
+        ];
+        if let Some(host) = addr
+            .and_then(|a| jaunt_types::addr::split_host_port(a, 1).ok())
+            .map(|(h, _)| h)
+            && !p.contains(&host)
+        {
+            p.push(host);
+        }
+        p
+    }
+
+    fn sign_host(
+        &self,
+        uuid: &str,
+        name: &str,
+        addr: Option<&str>,
+        host_key: &str,
+    ) -> Result<String, AuthError> {
+        let public_key =
+            parse_public_key(host_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
+            public_key,
+            host_id: uuid.to_string(),
+            principals: self.host_principals(uuid, name, addr),
+            now: now() as u64,
+            ttl_secs: NODE_CERT_TTL,
+        })?;
+        cert.to_openssh()
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    fn sign_node_tls(&self, uuid: &str, csr: &str) -> Result<String, AuthError> {
+        self.identity
+            .tls_ca
+            .sign_client_csr(
+                csr,
+                IdentityKind::Node,
+                uuid,
+                &self.identity.cluster_name,
+                now() as u64,
+                NODE_CERT_TTL,
+            )
+            .map_err(|e| AuthError::BadRequest(e.to_string()))
+    }
+
+    pub fn user_ca_keys(&self) -> Result<Vec<String>, AuthError> {
+        Ok(vec![self.identity.user_ca.public_openssh()?])
+    }
+
+    /// Spends one use of a node token, atomically.
+    async fn consume_node_token(&self, token: &str) -> Result<(), AuthError> {
+        loop {
+            let (record, revision) = self.find_token(token, TokenKind::Node).await?;
+            let result = match record.uses_left {
+                None => return Ok(()),
+                Some(1) => self.store.delete(&token_key(token)).await,
+                Some(n) => {
+                    let next = TokenRecord {
+                        uses_left: Some(n - 1),
+                        ..record.clone()
+                    };
+                    self.store
+                        .update_if(&token_key(token), revision, &next, Some(record.expires))
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn join_node(&self, req: NodeJoinRequest) -> Result<NodeJoinResponse, AuthError> {
+        validate_node(&req.name, &req.labels, req.addr.as_deref())?;
+        parse_public_key(&req.host_public_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        self.consume_node_token(req.token.expose()).await?;
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let host_cert =
+            self.sign_host(&uuid, &req.name, req.addr.as_deref(), &req.host_public_key)?;
+        let tls_cert_pem = self.sign_node_tls(&uuid, &req.tls_csr_pem)?;
+        let record = NodeRecord {
+            uuid: uuid.clone(),
+            name: req.name.clone(),
+            labels: req.labels,
+            addr: req.addr,
+            host_public_key: req.host_public_key,
+            last_seen: now(),
+        };
+        self.store
+            .create(&node_key(&uuid), &record, Some(now() + NODE_FORGET_AFTER))
+            .await?;
+        tracing::info!(node = %req.name, %uuid, "node joined");
+        Ok(NodeJoinResponse {
+            uuid,
+            cluster_name: self.identity.cluster_name.clone(),
+            host_cert,
+            tls_cert_pem,
+            tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            user_ca_keys: self.user_ca_keys()?,
+        })
+    }
+
+    pub async fn node(&self, uuid: &str) -> Result<Option<NodeRecord>, AuthError> {
+        Ok(self
+            .store
+            .get::<NodeRecord>(&node_key(uuid))
+            .await?
+            .map(|v| v.value))
+    }
+
+    pub async fn heartbeat(
+        &self,
+        uuid: &str,
+        req: HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, AuthError> {
+        validate_node(&req.name, &req.labels, req.addr.as_deref())?;
+        let existing = self.node(uuid).await?.ok_or_else(|| {
+            AuthError::AccessDenied(
+                "this node is not in the inventory; join it again with a new token".into(),
+            )
+        })?;
+        let now = now();
+        let renew_host = req.host_public_key != existing.host_public_key
+            || req.name != existing.name
+            || req.addr != existing.addr
+            || (req.host_cert_valid_before as i64) - now < (NODE_CERT_TTL / 2) as i64;
+        let host_cert = if renew_host {
+            Some(self.sign_host(uuid, &req.name, req.addr.as_deref(), &req.host_public_key)?)
+        } else {
+            None
+        };
+        let tls_cert_pem = match &req.tls_csr_pem {
+            Some(csr) => Some(self.sign_node_tls(uuid, csr)?),
+            None => None,
+        };
+        let record = NodeRecord {
+            uuid: uuid.to_string(),
+            name: req.name,
+            labels: req.labels,
+            addr: req.addr,
+            host_public_key: req.host_public_key,
+            last_seen: now,
+        };
+        self.store
+            .put(&node_key(uuid), &record, Some(now + NODE_FORGET_AFTER))
+            .await?;
+        Ok(HeartbeatResponse {
+            host_cert,
+            tls_cert_pem,
+            user_ca_keys: self.user_ca_keys()?,
+            heartbeat_secs: (self.config.node_offline_after.as_secs() / 4).max(1),
+        })
+    }
+
+    /// Every node in the inventory, online or not.
+    pub async fn all_nodes(&self) -> Result<Vec<NodeRecord>, AuthError> {
+        Ok(self
+            .store
+            .list::<NodeRecord>(NODES)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    pub fn is_online(&self, node: &NodeRecord) -> bool {
+        now() - node.last_seen <= self.config.node_offline_after.as_secs() as i64
+    }
+
+    /// The nodes `user` may see; `online_only` drops silent ones.
+    pub async fn nodes_for(
+        &self,
+        user: &str,
+        online_only: bool,
+    ) -> Result<Vec<NodeRecord>, AuthError> {
+        let record = self
+            .user_record(user)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
+        let checker = self.access_checker(&record).await?;
+        let mut nodes: Vec<NodeRecord> = self
+            .all_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| checker.node_visible(&n.labels) && (!online_only || self.is_online(n)))
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name).then(a.uuid.cmp(&b.uuid)));
+        Ok(nodes)
+    }
+
+    /// Asked by node `uuid` when `user` logs in as `login`.
+    pub async fn authorize_login(
+        &self,
+        uuid: &str,
+        req: &AuthorizeRequest,
+    ) -> Result<AuthorizeResponse, AuthError> {
+        let deny = |reason: String| AuthorizeResponse {
+            allowed: false,
+            reason,
+            port_forwarding: false,
+            forward_agent: false,
+        };
+        let Some(node) = self.node(uuid).await? else {
+            return Ok(deny("this node is not in the inventory".into()));
+        };
+        let Some(user) = self.user_record(&req.user).await? else {
+            return Ok(deny(format!("user {:?} no longer exists", req.user)));
+        };
+        let checker = self.access_checker(&user).await?;
+        Ok(match checker.check_login(&req.login, &node.labels) {
+            Ok(()) => AuthorizeResponse {
+                allowed: true,
+                reason: String::new(),
+                port_forwarding: checker.port_forwarding(),
+                forward_agent: checker.forward_agent(),
+            },
+            Err(denied) => deny(denied.to_string()),
+        })
+    }
+}

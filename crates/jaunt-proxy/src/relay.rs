@@ -1,0 +1,113 @@
+//! The SSH relay (ALPN `jaunt-ssh/1`): a logged-in user names a target; the
+//! proxy checks the user may see that node, connects to it (dialling its
+//! address or through its reverse tunnel) and then only copies bytes. The
+//! SSH session is end to end between the client and the node.
+
+use crate::lines::{read_json_line, write_json_line};
+use crate::tunnel::{BoxedStream, Tunnels};
+use jaunt_auth::AuthServer;
+use jaunt_ca::IdentityKind;
+use jaunt_types::api::{DialRequest, DialResponse};
+use jaunt_types::route::{parse_target, resolve};
+use jaunt_types::timefmt::format_unix;
+use rustls_pki_types::CertificateDer;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve<S>(
+    mut client: S,
+    peer: SocketAddr,
+    cert: Option<CertificateDer<'static>>,
+    auth: &AuthServer,
+    tunnels: &Tunnels,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let node = match connect(&mut client, cert, auth, tunnels).await {
+        Ok(node) => node,
+        Err(message) => {
+            tracing::info!(%peer, reason = %message, "relay refused");
+            let _ = write_json_line(
+                &mut client,
+                &DialResponse {
+                    error: Some(message),
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    if write_json_line(&mut client, &DialResponse { error: None })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut node = node;
+    match tokio::io::copy_bidirectional(&mut client, &mut node).await {
+        Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
+        Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
+    }
+}
+
+async fn connect<S: AsyncRead + Unpin>(
+    client: &mut S,
+    cert: Option<CertificateDer<'static>>,
+    auth: &AuthServer,
+    tunnels: &Tunnels,
+) -> Result<BoxedStream, String> {
+    let der = cert.ok_or("the proxy needs your certificate: run 'jsh login'")?;
+    let id = jaunt_ca::client_identity(&der).map_err(|e| e.to_string())?;
+    if id.kind != IdentityKind::User || id.cluster != auth.identity().cluster_name {
+        return Err("this certificate cannot open SSH sessions".into());
+    }
+    let req: DialRequest = read_json_line(client)
+        .await
+        .map_err(|e| format!("malformed dial request: {e}"))?;
+    let cluster = &auth.identity().cluster_name;
+    if let Some(asked) = req
+        .cluster
+        .as_deref()
+        .filter(|c| !c.is_empty() && *c != cluster)
+    {
+        return Err(format!(
+            "cluster {asked:?} is not known to this proxy (it serves {cluster:?})"
+        ));
+    }
+    let target = parse_target(&req.target)?;
+    let nodes = auth
+        .nodes_for(&id.user, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let infos: Vec<_> = nodes.iter().map(|n| n.info()).collect();
+    let chosen = resolve(&infos, &target.host, target.port, cluster).map_err(|e| e.to_string())?;
+    let node = nodes
+        .iter()
+        .find(|n| n.uuid == chosen.uuid)
+        .ok_or("node vanished")?;
+    if !auth.is_online(node) && !tunnels.is_connected(&node.uuid) {
+        return Err(format!(
+            "node {} is offline: its last heartbeat was at {}; check that it is running ('jsh ls' lists online nodes)",
+            node.name,
+            format_unix(node.last_seen)
+        ));
+    }
+    match &node.addr {
+        Some(addr) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| format!("node {} at {addr} did not answer in time", node.name))?
+                .map_err(|e| format!("cannot reach node {} at {addr}: {e}", node.name))?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream))
+        }
+        None => tunnels
+            .dial(&node.uuid, &node.name)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
