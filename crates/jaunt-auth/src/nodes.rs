@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub const NODES: &str = "/nodes/";
 
-/// How long node certificates (SSH host and TLS) live; renewed at half.
-pub const NODE_CERT_TTL: u64 = 7 * 86400;
+use jaunt_types::api::NODE_CERT_TTL_SECS as NODE_CERT_TTL;
 /// A node silent this long is forgotten entirely.
 const NODE_FORGET_AFTER: i64 = 7 * 86400;
 

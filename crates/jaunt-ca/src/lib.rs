@@ -12,7 +12,10 @@ mod tls;
 mod verify;
 
 pub use ssh::{HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key};
-pub use tls::{ClientIdentity, IdentityKind, TlsCa, ca_pin, client_identity, generate_client_csr};
+pub use tls::{
+    ClientIdentity, IdentityKind, TlsCa, ca_pin, client_identity, client_identity_pem,
+    generate_client_csr,
+};
 pub use verify::{CertIdentity, CertRefusal, UserCertCheck, check_user_cert, cidr_contains};
 
 /// Everything that can go wrong while making or reading keys and certificates.

@@ -209,6 +209,13 @@ pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity> {
     })
 }
 
+/// Reads who a PEM client certificate names.
+pub fn client_identity_pem(pem: &str) -> Result<ClientIdentity> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| CaError::Parse(e.to_string()))?;
+    client_identity(&der)
+}
+
 /// A new client key and a CSR for it: `(csr_pem, key_pem)`.
 pub fn generate_client_csr(user: &str) -> Result<(String, Secret<String>)> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(key_pair_err)?;

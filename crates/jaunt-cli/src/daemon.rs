@@ -20,11 +20,13 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A running daemon. Dropping it does not stop it; call [`Daemon::stop`].
 pub struct Daemon {
-    pub auth: Arc<AuthServer>,
+    pub auth: Option<Arc<AuthServer>>,
     /// Where the proxy listens, if it runs.
     pub proxy_addr: Option<SocketAddr>,
-    pub ca_pin: String,
-    admin_socket: PathBuf,
+    /// The cluster CA pin, when this process runs auth.
+    pub ca_pin: Option<String>,
+    pub node: Option<jaunt_node::Node>,
+    admin_socket: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -68,12 +70,78 @@ fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
 }
 
-/// Starts the configured services. `listener` is the proxy's bound port.
-pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Result<Daemon> {
-    if !config.runs(Service::Auth) {
-        bail!("this version runs the auth service in every jaunt process; add auth to --roles");
-    }
+/// Starts the configured services. `listener` is the proxy's bound port;
+/// `ssh_listener` the node's, in direct mode.
+pub async fn start(
+    config: &Config,
+    listener: Option<TcpListener>,
+    ssh_listener: Option<TcpListener>,
+) -> anyhow::Result<Daemon> {
     prepare_data_dir(&config.data_dir)?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut daemon = Daemon {
+        auth: None,
+        proxy_addr: None,
+        ca_pin: None,
+        node: None,
+        admin_socket: None,
+        stop,
+        tasks: Vec::new(),
+    };
+    if config.runs(Service::Auth) {
+        let (auth, admin_socket, proxy_addr) =
+            start_auth(config, listener, &stopped, &mut tasks).await?;
+        daemon.ca_pin = Some(auth.identity().ca_pin()?);
+        daemon.auth = Some(auth);
+        daemon.admin_socket = Some(admin_socket);
+        daemon.proxy_addr = proxy_addr;
+    }
+    if let Some(node) = &config.node {
+        let mut advertise_addr = node.advertise_addr.clone();
+        let listener = match (ssh_listener, node.ssh_listen) {
+            (Some(l), _) => Some(l),
+            (None, Some(addr)) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for SSH on {addr}"))?,
+            ),
+            (None, None) => None,
+        };
+        // With port 0 the kernel picks; the proxy must be told the real one.
+        if let (Some(l), Some(adv)) = (&listener, &advertise_addr)
+            && adv.ends_with(":0")
+        {
+            advertise_addr = Some(format!(
+                "{}:{}",
+                &adv[..adv.len() - 2],
+                l.local_addr()?.port()
+            ));
+        }
+        let node_config = jaunt_node::NodeConfig {
+            data_dir: config.data_dir.clone(),
+            token: node.token.clone(),
+            proxy: node.proxy.clone(),
+            ca_pin: node.ca_pin.clone().or_else(|| daemon.ca_pin.clone()),
+            nodename: node.nodename.clone(),
+            labels: node.labels.clone(),
+            advertise_addr,
+        };
+        daemon.node = Some(jaunt_node::start(node_config, listener).await?);
+    }
+    daemon.tasks = tasks;
+    Ok(daemon)
+}
+
+async fn start_auth(
+    config: &Config,
+    listener: Option<TcpListener>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<(Arc<AuthServer>, PathBuf, Option<SocketAddr>)> {
+    let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let backend = SqliteBackend::open(&config.data_dir.join("jaunt.db"))?;
     let store = Store::new(Arc::new(backend));
     let auth = Arc::new(
@@ -90,13 +158,6 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Re
         )
         .await?,
     );
-    let ca_pin = auth.identity().ca_pin()?;
-    let (stop, stopped) = watch::channel(false);
-    let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let mut tasks = Vec::new();
-
     let admin_socket = config.data_dir.join(ADMIN_SOCKET);
     let admin = bind_admin_socket(&admin_socket)?;
     tasks.push(tokio::spawn(jaunt_auth::admin::serve(
@@ -162,23 +223,21 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> anyhow::Re
             }
         }
     }));
-    Ok(Daemon {
-        auth,
-        proxy_addr,
-        ca_pin,
-        admin_socket,
-        stop,
-        tasks,
-    })
+    Ok((auth, admin_socket, proxy_addr))
 }
 
 impl Daemon {
     /// Stops every service and removes the admin socket.
     pub async fn stop(self) {
+        if let Some(node) = self.node {
+            node.stop();
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
-        let _ = std::fs::remove_file(&self.admin_socket);
+        if let Some(sock) = self.admin_socket {
+            let _ = std::fs::remove_file(sock);
+        }
     }
 }

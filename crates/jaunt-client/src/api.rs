@@ -221,12 +221,9 @@ impl ApiClient {
         self.call(Method::POST, path, Bytes::from(bytes)).await
     }
 
-    async fn call<R: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Bytes,
-    ) -> Result<R> {
+    /// A TLS connection to the proxy speaking `alpn`, with this client's
+    /// trust and certificate.
+    pub async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let connect_err = |reason: String| ClientError::Connect {
             addr: self.addr.clone(),
             reason,
@@ -238,7 +235,14 @@ impl ApiClient {
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(self.host.clone())
             .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+        let config = if alpn == ALPN_HTTP {
+            self.tls.clone()
+        } else {
+            let mut c = (*self.tls).clone();
+            c.alpn_protocols = vec![alpn.to_vec()];
+            Arc::new(c)
+        };
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| ClientError::Tls {
@@ -251,6 +255,23 @@ impl ApiClient {
                     .trim_start_matches("unexpected error: ")
                     .to_string(),
             })?;
+        if tls.get_ref().1.alpn_protocol() != Some(alpn) {
+            return Err(ClientError::Protocol(format!(
+                "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
+                self.addr,
+                String::from_utf8_lossy(alpn)
+            )));
+        }
+        Ok(tls)
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<R> {
+        let tls = self.connect(ALPN_HTTP).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;

@@ -32,6 +32,20 @@ pub struct FileConfig {
     /// Text, parsed in `resolve`.
     pub node_offline_after: Option<String>,
     pub log_level: Option<String>,
+    /// Node: the join token (only needed for the first start).
+    pub token: Option<String>,
+    /// Node: the proxy to join, `host:port`.
+    pub proxy: Option<String>,
+    /// Node: the cluster CA pin.
+    pub ca_pin: Option<String>,
+    /// Node: its name [default: the host name].
+    pub nodename: Option<String>,
+    /// Node: labels, `k=v,k=v`.
+    pub labels: Option<String>,
+    /// Node: serve SSH on this address (direct mode) instead of a tunnel.
+    pub ssh_listen: Option<String>,
+    /// Node: the address the proxy dials [default: ssh_listen].
+    pub advertise_addr: Option<String>,
 }
 
 /// A service of the `jaunt` daemon.
@@ -39,6 +53,19 @@ pub struct FileConfig {
 pub enum Service {
     Auth,
     Proxy,
+    Node,
+}
+
+/// The node service's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSettings {
+    pub token: Option<jaunt_types::Secret<String>>,
+    pub proxy: String,
+    pub ca_pin: Option<String>,
+    pub nodename: String,
+    pub labels: jaunt_types::resources::Labels,
+    pub ssh_listen: Option<SocketAddr>,
+    pub advertise_addr: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -58,12 +85,14 @@ pub struct Config {
     pub lockout_duration: Ttl,
     pub node_offline_after: Ttl,
     pub log_level: String,
+    pub node: Option<NodeSettings>,
 }
 
 struct Defaults;
 impl Defaults {
     const DATA_DIR: &'static str = "/var/lib/jaunt";
     const ROLES: &'static str = "auth,proxy";
+    const NODE_ROLES: &'static str = "node";
     const LISTEN: &'static str = "0.0.0.0:3080";
     const SECOND_FACTOR: &'static str = "otp";
     const MAX_LOGIN_ATTEMPTS: u32 = 5;
@@ -96,6 +125,13 @@ impl FileConfig {
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
             log_level: over.log_level.or(self.log_level),
+            token: over.token.or(self.token),
+            proxy: over.proxy.or(self.proxy),
+            ca_pin: over.ca_pin.or(self.ca_pin),
+            nodename: over.nodename.or(self.nodename),
+            labels: over.labels.or(self.labels),
+            ssh_listen: over.ssh_listen.or(self.ssh_listen),
+            advertise_addr: over.advertise_addr.or(self.advertise_addr),
         }
     }
 }
@@ -106,18 +142,12 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
         let s = match part {
             "auth" => Service::Auth,
             "proxy" => Service::Proxy,
-            "node" => {
-                return Err(ConfigError::invalid(
-                    src,
-                    "roles",
-                    "the node service is not part of this version of jaunt; use auth,proxy",
-                ));
-            }
+            "node" => Service::Node,
             other => {
                 return Err(ConfigError::invalid(
                     src,
                     "roles",
-                    format!("unknown service {other:?}; known: auth, proxy"),
+                    format!("unknown service {other:?}; known: auth, proxy, node"),
                 ));
             }
         };
@@ -130,10 +160,10 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
         return Err(ConfigError::invalid(
             src,
             "roles",
-            "name at least one service: auth, proxy",
+            "name at least one service: auth, proxy, node",
         ));
     }
-    if services == [Service::Proxy] {
+    if services.contains(&Service::Proxy) && !services.contains(&Service::Auth) {
         return Err(ConfigError::invalid(
             src,
             "roles",
@@ -141,6 +171,99 @@ fn parse_services(text: &str, src: &str) -> Result<Vec<Service>, ConfigError> {
         ));
     }
     Ok(services)
+}
+
+/// Parses `k=v,k=v` labels.
+pub fn parse_labels(text: &str) -> Result<jaunt_types::resources::Labels, String> {
+    let mut labels = jaunt_types::resources::Labels::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(format!("{part:?} has an empty key"));
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(labels)
+}
+
+fn node_settings(
+    s: &FileConfig,
+    hostname: &str,
+    public_addr: &str,
+    runs_proxy: bool,
+    src: &str,
+) -> Result<NodeSettings, ConfigError> {
+    let invalid = |key: &str, m: String| ConfigError::invalid(src, key, m);
+    let proxy = match (&s.proxy, runs_proxy) {
+        (Some(p), _) => {
+            let (h, port) = split_host_port(p, DEFAULT_PORT).map_err(|m| invalid("proxy", m))?;
+            format!("{h}:{port}")
+        }
+        (None, true) => public_addr.to_string(),
+        (None, false) => {
+            return Err(invalid(
+                "proxy",
+                "a node needs --proxy=HOST:PORT (the cluster's proxy)".into(),
+            ));
+        }
+    };
+    let nodename = s.nodename.clone().unwrap_or_else(|| hostname.to_string());
+    validate_name(&nodename).map_err(|m| invalid("nodename", m))?;
+    let labels =
+        parse_labels(s.labels.as_deref().unwrap_or("")).map_err(|m| invalid("labels", m))?;
+    let ssh_listen = match &s.ssh_listen {
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "ssh_listen",
+                format!("{text:?} is not an address like 0.0.0.0:3022"),
+            )
+        })?),
+        None => None,
+    };
+    let advertise_addr = match (&s.advertise_addr, ssh_listen) {
+        // Port 0 with a port-0 listener: the port the kernel picks.
+        (Some(a), Some(l)) if l.port() == 0 && a.ends_with(":0") => {
+            split_host_port(&format!("{}:1", &a[..a.len() - 2]), 1)
+                .map_err(|m| invalid("advertise_addr", m))?;
+            Some(a.clone())
+        }
+        (Some(a), _) => {
+            let (h, p) = split_host_port(a, ssh_listen.map_or(3022, |l| l.port()))
+                .map_err(|m| invalid("advertise_addr", m))?;
+            Some(format!("{h}:{p}"))
+        }
+        (None, Some(l)) if l.ip().is_unspecified() => {
+            return Err(invalid(
+                "advertise_addr",
+                format!(
+                    "the node listens on {l}; say which address the proxy should dial with --advertise-addr=HOST:PORT"
+                ),
+            ));
+        }
+        (None, Some(l)) => Some(l.to_string()),
+        (None, None) => None,
+    };
+    if s.ca_pin
+        .as_deref()
+        .is_some_and(|p| !p.starts_with("sha256:"))
+    {
+        return Err(invalid(
+            "ca_pin",
+            "a CA pin looks like sha256:<hex> (see 'jctl status')".into(),
+        ));
+    }
+    Ok(NodeSettings {
+        token: s.token.clone().map(jaunt_types::Secret::new),
+        proxy,
+        ca_pin: s.ca_pin.clone(),
+        nodename,
+        labels,
+        ssh_listen,
+        advertise_addr,
+    })
 }
 
 impl Config {
@@ -154,7 +277,13 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let s = file.overridden_by(flags);
         let invalid = |key: &str, m: String| ConfigError::invalid(src, key, m);
-        let services = parse_services(s.roles.as_deref().unwrap_or(Defaults::ROLES), src)?;
+        // A node's flags imply the node role when --roles is not given.
+        let default_roles = if s.token.is_some() || s.proxy.is_some() {
+            Defaults::NODE_ROLES
+        } else {
+            Defaults::ROLES
+        };
+        let services = parse_services(s.roles.as_deref().unwrap_or(default_roles), src)?;
         let listen_text = s
             .listen
             .clone()
@@ -227,7 +356,19 @@ impl Config {
                 format!("{log_level:?}: use error, warn, info, debug or trace"),
             ));
         }
+        let node = if services.contains(&Service::Node) {
+            Some(node_settings(
+                &s,
+                hostname,
+                &public_addr,
+                services.contains(&Service::Proxy),
+                src,
+            )?)
+        } else {
+            None
+        };
         Ok(Config {
+            node,
             data_dir: s
                 .data_dir
                 .clone()
@@ -257,6 +398,10 @@ impl Config {
 pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
     let s = flags.clone();
     let q = |v: &str| format!("{v:?}");
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map_or("null".to_string(), |v| format!("{v:?}"))
+    };
     let path = |p: &Option<PathBuf>| {
         p.as_ref()
             .map_or("null".to_string(), |p| q(&p.display().to_string()))
@@ -312,6 +457,20 @@ node_offline_after: {offline}
 
 # error, warn, info, debug or trace.
 log_level: {log}
+
+# --- The node service (roles: node) ---
+# The join token from 'jctl tokens add --type=node' (first start only),
+# the proxy to join, and the cluster CA pin printed with the token.
+token: {token}
+proxy: {proxy}
+ca_pin: {pin}
+# This node's name and labels (k=v,k=v).
+nodename: {nodename}
+labels: {labels}
+# Direct mode: serve SSH here and have the proxy dial advertise_addr.
+# Without ssh_listen the node keeps a reverse tunnel to the proxy instead.
+ssh_listen: {ssh_listen}
+advertise_addr: {advertise}
 ",
         data_dir = q(&s
             .data_dir
@@ -337,6 +496,13 @@ log_level: {log}
             .clone()
             .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
         log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
+        token = opt(&s.token),
+        proxy = opt(&s.proxy),
+        pin = opt(&s.ca_pin),
+        nodename = q(s.nodename.as_deref().unwrap_or(hostname)),
+        labels = q(s.labels.as_deref().unwrap_or("")),
+        ssh_listen = opt(&s.ssh_listen),
+        advertise = opt(&s.advertise_addr),
     )
 }
 
@@ -391,7 +557,18 @@ mod tests {
             ("second_factor: sms\n", "second_factor"),
             ("roles: auth,dns\n", "unknown service \"dns\""),
             ("roles: proxy\n", "same process"),
-            ("roles: auth,node\n", "node service"),
+            ("roles: node\n", "needs --proxy"),
+            ("roles: node\nproxy: p:1\nlabels: 'x'\n", "labels"),
+            (
+                "roles: node\nproxy: p:1\nssh_listen: '0.0.0.0:3022'\n",
+                "advertise_addr",
+            ),
+            (
+                "roles: node\nproxy: p:1\nssh_listen: 'nowhere'\n",
+                "ssh_listen",
+            ),
+            ("roles: node\nproxy: p:1\nca_pin: abc\n", "ca_pin"),
+            ("roles: node\nproxy: p:1\nnodename: 'a b'\n", "nodename"),
             ("cluster_name: 'a/b'\n", "cluster_name"),
             ("tls_cert_file: /x.pem\n", "tls_key_file"),
             ("log_level: loud\n", "log_level"),

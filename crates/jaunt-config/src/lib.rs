@@ -6,7 +6,9 @@
 mod daemon;
 mod resources;
 
-pub use daemon::{Config, DEFAULT_PORT, FileConfig, Service, configure_template};
+pub use daemon::{
+    Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, configure_template, parse_labels,
+};
 pub use jaunt_types::addr::split_host_port;
 pub use resources::parse_resources;
 

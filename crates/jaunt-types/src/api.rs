@@ -132,6 +132,10 @@ pub struct ApiErrorBody {
 
 // ---- Nodes ----------------------------------------------------------------
 
+/// How long node certificates (SSH host and TLS client) live; nodes renew
+/// them past half their life.
+pub const NODE_CERT_TTL_SECS: u64 = 7 * 86400;
+
 pub const PATH_NODE_JOIN: &str = "/v1/nodes/join";
 pub const PATH_NODE_HEARTBEAT: &str = "/v1/nodes/heartbeat";
 pub const PATH_NODE_AUTHORIZE: &str = "/v1/nodes/authorize";

@@ -96,6 +96,7 @@ pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> 
 pub struct Options {
     pub second_factor: &'static str,
     pub max_login_attempts: u32,
+    pub node_offline_after: &'static str,
 }
 
 impl Default for Options {
@@ -103,6 +104,7 @@ impl Default for Options {
         Options {
             second_factor: "off",
             max_login_attempts: 5,
+            node_offline_after: "60s",
         }
     }
 }
@@ -138,14 +140,15 @@ impl Cluster {
             public_addr: Some(format!("127.0.0.1:{port}")),
             second_factor: Some(opts.second_factor.into()),
             max_login_attempts: Some(opts.max_login_attempts),
+            node_offline_after: Some(opts.node_offline_after.into()),
             ..Default::default()
         };
         let config =
             Config::resolve(FileConfig::default(), flags, "test-host", "test").expect("config");
         let daemon = rt
-            .block_on(jaunt_cli::daemon::start(&config, Some(listener)))
+            .block_on(jaunt_cli::daemon::start(&config, Some(listener), None))
             .expect("start cluster");
-        let ca_pin = daemon.ca_pin.clone();
+        let ca_pin = daemon.ca_pin.clone().expect("auth runs");
         Cluster {
             dir,
             data_dir,
@@ -154,6 +157,56 @@ impl Cluster {
             rt: Some(rt),
             daemon: Some(daemon),
         }
+    }
+
+    /// The running auth service (for the CA keys tests sign with).
+    pub fn auth(&self) -> &jaunt_auth::AuthServer {
+        self.daemon
+            .as_ref()
+            .and_then(|d| d.auth.as_deref())
+            .expect("auth runs")
+    }
+
+    /// Joins a node in this process: direct mode on a port-0 listener when
+    /// `direct`, else through a reverse tunnel. Its data lives in `dir/name`.
+    pub fn add_node(&self, name: &str, labels: &str, direct: bool) -> jaunt_node::Node {
+        let out = self.jctl(&["tokens", "add", "--type=node"]).ok();
+        let token = out
+            .stdout
+            .split_whitespace()
+            .nth(3)
+            .expect("token")
+            .to_string();
+        self.start_node(name, labels, direct, Some(token))
+    }
+
+    pub fn start_node(
+        &self,
+        name: &str,
+        labels: &str,
+        direct: bool,
+        token: Option<String>,
+    ) -> jaunt_node::Node {
+        let rt = self.rt.as_ref().expect("runtime");
+        let listener = direct.then(|| {
+            rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind")
+        });
+        let advertise = listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr").to_string());
+        let cfg = jaunt_node::NodeConfig {
+            data_dir: self.dir.path().join(format!("node-{name}")),
+            token: token.map(jaunt_types::Secret::new),
+            proxy: self.proxy.clone(),
+            ca_pin: Some(self.ca_pin.clone()),
+            nodename: name.to_string(),
+            labels: jaunt_config::parse_labels(labels).expect("labels"),
+            advertise_addr: advertise,
+        };
+        std::fs::create_dir_all(&cfg.data_dir).expect("node dir");
+        rt.block_on(jaunt_node::start(cfg, listener))
+            .expect("node starts")
     }
 
     pub fn jctl(&self, args: &[&str]) -> Out {
@@ -276,7 +329,7 @@ impl Daemon {
             if let Some(rest) = line.trim().strip_prefix("Proxy:     https://") {
                 proxy = rest.split_whitespace().next().map(str::to_string);
             }
-            if line.starts_with("Add a user:") {
+            if line.starts_with("Add a user:") || line.starts_with("Ready.") {
                 break;
             }
         }
@@ -303,4 +356,50 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// An OS user made for a test, removed (with its home) on drop. Names start
+/// with `jt` and a random part, so they cannot clash with real accounts.
+pub struct OsUser {
+    pub name: String,
+}
+
+impl OsUser {
+    pub fn create(tag: &str) -> OsUser {
+        let name = format!("jt{tag}{:06x}", std::process::id() & 0xffffff);
+        let _ = Command::new("userdel").args(["-r", &name]).output();
+        let out = Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", &name])
+            .output()
+            .expect("useradd");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OsUser { name }
+    }
+}
+
+impl Drop for OsUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .output();
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+    }
+}
+
+/// `ssh -F <jsh config>` with batch mode (never a prompt), for the user
+/// whose home holds the config (its ProxyCommand runs that user's jsh).
+pub fn ssh(config: &Path, args: &[&str], stdin: &str) -> Out {
+    let home = config.parent().expect("config lives in the user's home");
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=20"])
+        .args(args)
+        .env("JSH_HOME", home.join(".jsh"))
+        .env("HOME", home);
+    run(cmd, stdin)
 }

@@ -24,6 +24,8 @@ enum Command {
     Start(commands::start::StartArgs),
     /// Print a commented configuration file with every key and its default.
     Configure(commands::configure::ConfigureArgs),
+    /// Inside a session: who, where, and the session's ID.
+    Status,
     /// Print the version.
     Version,
 }
@@ -63,6 +65,27 @@ pub struct SettingsFlags {
     /// A node silent this long is offline [default: 60s]
     #[arg(long)]
     node_offline_after: Option<String>,
+    /// Node: the join token from 'jctl tokens add' (first start only)
+    #[arg(long)]
+    token: Option<String>,
+    /// Node: the proxy to join, host:port
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Node: the cluster CA pin (sha256:...)
+    #[arg(long)]
+    ca_pin: Option<String>,
+    /// Node: its name [default: the host name]
+    #[arg(long)]
+    nodename: Option<String>,
+    /// Node: labels, k=v,k=v
+    #[arg(long)]
+    labels: Option<String>,
+    /// Node: serve SSH here (direct mode) instead of through a reverse tunnel
+    #[arg(long)]
+    ssh_listen: Option<String>,
+    /// Node: the host:port the proxy dials [default: --ssh-listen]
+    #[arg(long)]
+    advertise_addr: Option<String>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long)]
     log_level: Option<String>,
@@ -83,6 +106,13 @@ impl SettingsFlags {
             lockout_duration: self.lockout_duration.clone(),
             node_offline_after: self.node_offline_after.clone(),
             log_level: self.log_level.clone(),
+            token: self.token.clone(),
+            proxy: self.proxy.clone(),
+            ca_pin: self.ca_pin.clone(),
+            nodename: self.nodename.clone(),
+            labels: self.labels.clone(),
+            ssh_listen: self.ssh_listen.clone(),
+            advertise_addr: self.advertise_addr.clone(),
         }
     }
 }
@@ -101,6 +131,7 @@ fn main() -> ExitCode {
     jaunt_cli::run(|| match cli.command {
         Command::Start(args) => commands::start::run(args),
         Command::Configure(args) => commands::configure::run(args),
+        Command::Status => commands::status::run(),
         Command::Version => {
             jaunt_cli::say!("jaunt {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -28,6 +28,13 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Remove your keys and certificates.
     Logout(commands::logout::LogoutArgs),
+    /// List the nodes you may reach.
+    Ls(commands::ls::LsArgs),
+    /// Relay connections for other clients (PuTTY, OpenSSH).
+    #[command(subcommand)]
+    Proxy(commands::proxy::ProxyCommand),
+    /// Print an OpenSSH client configuration for the cluster's nodes.
+    Config(commands::config::ConfigArgs),
     /// Print the version.
     Version,
 }
@@ -39,6 +46,9 @@ fn main() -> ExitCode {
         Command::Login(a) => commands::login::run(a),
         Command::Status(a) => commands::status::run(a),
         Command::Logout(a) => commands::logout::run(a),
+        Command::Ls(a) => commands::ls::run(a),
+        Command::Proxy(c) => commands::proxy::run(c),
+        Command::Config(a) => commands::config::run(a),
         Command::Version => {
             jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -1,2 +1,3 @@
 pub mod configure;
 pub mod start;
+pub mod status;

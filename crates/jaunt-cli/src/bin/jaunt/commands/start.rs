@@ -84,37 +84,66 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let daemon = jaunt_cli::daemon::start(&config, listener).await?;
+        let daemon = jaunt_cli::daemon::start(&config, listener, None).await?;
         let services: Vec<&str> = config
             .services
             .iter()
             .map(|s| match s {
                 Service::Auth => "auth",
                 Service::Proxy => "proxy",
+                Service::Node => "node",
             })
             .collect();
-        say!(
-            "Jaunt cluster {:?} is running ({}).",
-            config.cluster_name,
-            services.join(", ")
-        )?;
+        match &daemon.node {
+            Some(node) if daemon.auth.is_none() => say!(
+                "Jaunt node {:?} of cluster {:?} is running.",
+                node_name(&config),
+                node.cluster
+            )?,
+            _ => say!(
+                "Jaunt cluster {:?} is running ({}).",
+                config.cluster_name,
+                services.join(", ")
+            )?,
+        }
         if let Some(addr) = daemon.proxy_addr {
             say!(
                 "  Proxy:     https://{} (listening on {addr})",
                 config.public_addr
             )?;
         }
-        say!("  CA pin:    {}", daemon.ca_pin)?;
+        if let Some(pin) = &daemon.ca_pin {
+            say!("  CA pin:    {pin}")?;
+        }
+        if let Some(node) = &daemon.node {
+            let mode = match node.ssh_addr {
+                Some(addr) => format!("SSH on {addr}"),
+                None => "reverse tunnel to the proxy".to_string(),
+            };
+            say!("  Node:      {} ({}), {mode}", node.uuid, node.cluster)?;
+        }
         say!("  Data dir:  {}", config.data_dir.display())?;
-        say!(
-            "Add a user: jctl --data-dir={} users add NAME --roles=access --logins=NAME",
-            config.data_dir.display()
-        )?;
+        if daemon.auth.is_some() {
+            say!(
+                "Add a user: jctl --data-dir={} users add NAME --roles=access --logins=NAME",
+                config.data_dir.display()
+            )?;
+        } else {
+            say!("Ready.")?;
+        }
         wait_for_signal().await?;
         tracing::info!("shutting down");
         daemon.stop().await;
         Ok(())
     })
+}
+
+fn node_name(config: &Config) -> String {
+    config
+        .node
+        .as_ref()
+        .map(|n| n.nodename.clone())
+        .unwrap_or_default()
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

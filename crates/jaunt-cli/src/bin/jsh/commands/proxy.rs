@@ -1,0 +1,85 @@
+//! `jsh proxy ssh`: the stdio proxy PuTTY and OpenSSH run. It connects
+//! stdin and stdout to a node's SSH server through the proxy; the SSH
+//! session itself is end to end between the SSH client and the node.
+
+use clap::{Args, Subcommand};
+use jaunt_client::api::ApiClient;
+use jaunt_client::home::Home;
+use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
+use jaunt_types::api::{ALPN_SSH, DialRequest, DialResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Subcommand)]
+pub enum ProxyCommand {
+    /// Relay an SSH connection to a node over stdin/stdout.
+    Ssh(ProxySshArgs),
+}
+
+#[derive(Args)]
+pub struct ProxySshArgs {
+    #[arg(long)]
+    cluster: Option<String>,
+    /// host:port of the proxy [default: the current profile's]
+    #[arg(long)]
+    proxy: Option<String>,
+    /// login@host[:port]
+    target: String,
+}
+
+pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
+    let ProxyCommand::Ssh(args) = cmd;
+    let home = Home::from_env()?;
+    let profile = active_profile(&home, args.proxy.as_deref())?;
+    require_valid(&home, &profile)?;
+    let trust = trust_for(&home, &profile.web_proxy_addr, None, false)?;
+    let client = ApiClient::new(
+        &profile.web_proxy_addr,
+        &trust,
+        Some(&client_cert(&home, &profile)?),
+    )?;
+    crate::runtime()?.block_on(async move {
+        let mut conn = client.connect(ALPN_SSH).await?;
+        let mut line = serde_json::to_vec(&DialRequest {
+            target: args.target.clone(),
+            cluster: args.cluster.clone(),
+        })?;
+        line.push(b'\n');
+        conn.write_all(&line).await?;
+        conn.flush().await?;
+        let mut answer = Vec::new();
+        loop {
+            let b = conn
+                .read_u8()
+                .await
+                .map_err(|e| anyhow::anyhow!("the proxy closed the connection: {e}"))?;
+            if b == b'\n' {
+                break;
+            }
+            answer.push(b);
+            if answer.len() > 8192 {
+                anyhow::bail!("the proxy sent a malformed answer");
+            }
+        }
+        let resp: DialResponse = serde_json::from_slice(&answer)?;
+        if let Some(error) = resp.error {
+            anyhow::bail!("{error}");
+        }
+        let (mut from_node, mut to_node) = tokio::io::split(conn);
+        let up = async {
+            let mut stdin = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut stdin, &mut to_node).await;
+            let _ = to_node.shutdown().await;
+        };
+        let down = async {
+            let mut stdout = tokio::io::stdout();
+            let _ = tokio::io::copy(&mut from_node, &mut stdout).await;
+            let _ = stdout.flush().await;
+        };
+        // The session is over when the node side closes.
+        tokio::select! {
+            _ = down => {}
+            _ = async { up.await; std::future::pending::<()>().await } => {}
+        }
+        Ok(())
+    })
+}

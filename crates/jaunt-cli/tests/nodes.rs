@@ -1,0 +1,390 @@
+//! Nodes and the proxy path with the real clients: `jsh ls`, stock OpenSSH
+//! through `jsh config` to a direct node and a reverse-tunnel node, `jaunt
+//! status` inside sessions, and every refusal. Runs as root (it creates OS
+//! users for logins).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+struct Setup {
+    c: Cluster,
+    os: OsUser,
+    home: PathBuf,
+    ssh_config: PathBuf,
+    nodes: Vec<jaunt_node::Node>,
+}
+
+fn setup(tag: &str) -> Setup {
+    let c = Cluster::start(Options {
+        node_offline_after: "2s",
+        ..Default::default()
+    });
+    let os = OsUser::create(tag);
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let nodes = vec![
+        c.add_node("node1", "env=dev,team=db", true),
+        c.add_node("node2", "env=prod", false),
+    ];
+    let config = c.jsh(&home, &["config"], "").ok();
+    let ssh_config = home.join("ssh_config");
+    std::fs::write(&ssh_config, config.stdout).expect("ssh config");
+    // The tunnel node is reachable once its tunnel is up.
+    eventually("node2's tunnel", Duration::from_secs(20), || {
+        let out = ssh(
+            &ssh_config,
+            &[&format!("{}@node2.example", os.name), "true"],
+            "",
+        );
+        if out.code != Some(0) {
+            eprintln!("not yet: {out:?}");
+        }
+        (out.code == Some(0)).then_some(())
+    });
+    Setup {
+        c,
+        os,
+        home,
+        ssh_config,
+        nodes,
+    }
+}
+
+#[test]
+fn nodes_are_listed_and_reached_with_openssh_directly_and_through_tunnels() {
+    let s = setup("a");
+    let ls = s.c.jsh(&s.home, &["ls"], "").ok();
+    let lines: Vec<&str> = ls.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["Node", "Name", "Address", "Labels"],
+        "{}",
+        ls.stdout
+    );
+    assert!(lines[1].starts_with("--------- "), "{}", ls.stdout);
+    let node1 = lines
+        .iter()
+        .find(|l| l.starts_with("node1 "))
+        .expect("node1 row");
+    assert!(
+        node1.contains("127.0.0.1:") && node1.ends_with("env=dev,team=db"),
+        "{node1}"
+    );
+    let node2 = lines
+        .iter()
+        .find(|l| l.starts_with("node2 "))
+        .expect("node2 row");
+    assert!(
+        node2.contains("⟵ Tunnel") && node2.ends_with("env=prod"),
+        "{node2}"
+    );
+    let json = s.c.jsh(&s.home, &["ls", "--format=json"], "").ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v.as_array().map(|a| a.len()), Some(2));
+    assert_eq!(
+        v[1]["addr"],
+        serde_json::Value::Null,
+        "tunnel nodes have no address"
+    );
+    let filtered =
+        s.c.jsh(&s.home, &["ls", "--format=names", "env=prod"], "")
+            .ok();
+    assert_eq!(filtered.stdout, "node2\n");
+
+    for (node, uuid) in [("node1", &s.nodes[0].uuid), ("node2", &s.nodes[1].uuid)] {
+        let target = format!("{}@{node}.example", s.os.name);
+        let out = ssh(
+            &s.ssh_config,
+            &[&target, "echo hi from $(whoami); exit 7"],
+            "",
+        );
+        assert_eq!(out.code, Some(7), "{node}: {out:?}");
+        assert_eq!(out.stdout, format!("hi from {}\n", s.os.name));
+        // stdin reaches the command and its end lets the command finish.
+        let out = ssh(&s.ssh_config, &[&target, "wc -c"], &"x".repeat(100_000)).ok();
+        assert_eq!(out.stdout.trim(), "100000", "{node}");
+        let jaunt = bin("jaunt").display().to_string();
+        let status = ssh(&s.ssh_config, &[&target, &jaunt, "status"], "").ok();
+        let want = [
+            format!(
+                "User ID     : alice, logged in as {} from 127.0.0.1 ",
+                s.os.name
+            ),
+            "Cluster Name: example".to_string(),
+            format!("Host UUID   : {uuid}"),
+            "Session ID  : ".to_string(),
+            format!(
+                "Session URL : https://{}/web/cluster/example/console/session/",
+                s.c.proxy
+            ),
+        ];
+        for w in want {
+            assert!(
+                status.stdout.lines().any(|l| l.starts_with(&w)),
+                "{node}: missing {w:?} in\n{}",
+                status.stdout
+            );
+        }
+        // A terminal when asked for one.
+        let tty = ssh(&s.ssh_config, &["-tt", &target, "tty; echo TERM=$TERM"], "").ok();
+        assert!(tty.stdout.contains("/dev/pts/"), "{node}: {}", tty.stdout);
+    }
+    let mut outside = Command::new(bin("jaunt"));
+    outside.arg("status").env_remove("JAUNT_SESSION_ID");
+    run(outside, "").fails_with("You are not inside of a Jaunt SSH session");
+}
+
+/// An ssh config like `jsh config`'s, with another key and certificate.
+fn config_with(s: &Setup, key: &Path, cert: Option<&Path>) -> PathBuf {
+    let text = std::fs::read_to_string(&s.ssh_config).expect("config");
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("IdentityFile ") {
+            out.push_str(&format!("    IdentityFile \"{}\"\n", key.display()));
+        } else if t.starts_with("CertificateFile ") {
+            if let Some(cert) = cert {
+                out.push_str(&format!("    CertificateFile \"{}\"\n", cert.display()));
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let name = key
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = s.home.join(format!("{name}.ssh_config"));
+    std::fs::write(&path, out).expect("write");
+    path
+}
+
+fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    key
+}
+
+/// Signs `key.pub` with `ca`; returns the certificate path.
+fn sign(ca: &Path, key: &Path, args: &[&str]) -> PathBuf {
+    let out = Command::new("ssh-keygen")
+        .arg("-s")
+        .arg(ca)
+        .args(args)
+        .arg(key.with_extension("pub"))
+        .output()
+        .expect("ssh-keygen -s");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(format!("{}-cert.pub", key.display()))
+}
+
+#[test]
+fn every_refusal_with_real_openssh() {
+    let s = setup("r");
+    let dir = tempfile::tempdir().expect("tmp");
+    let target = format!("{}@node1.example", s.os.name);
+
+    // Login not allowed by the roles.
+    let out = ssh(&s.ssh_config, &["root@node1.example", "true"], "");
+    assert_eq!(out.code, Some(255), "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
+
+    // Unknown node.
+    let out = ssh(
+        &s.ssh_config,
+        &[&format!("{}@ghost.example", s.os.name), "true"],
+        "",
+    );
+    assert_eq!(out.code, Some(255));
+    assert!(
+        out.stderr
+            .contains("direct dialing to nodes not found in inventory is not supported"),
+        "{}",
+        out.stderr
+    );
+
+    // Certificates made with ssh-keygen: the cluster's real user CA for the
+    // control case and the near misses, another CA for the foreign one.
+    let ca = dir.path().join("user_ca");
+    let ca_text = s.c.auth().identity().user_ca.to_openssh().expect("ca");
+    std::fs::write(&ca, ca_text.expose()).expect("ca file");
+    std::fs::set_permissions(&ca, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let other_ca = keygen(dir.path(), "other_ca");
+    let principal = s.os.name.as_str();
+
+    let good = keygen(dir.path(), "good");
+    let good_cert = sign(
+        &ca,
+        &good,
+        &["-I", "alice", "-n", principal, "-V", "-5m:+1h"],
+    );
+    let out = ssh(
+        &config_with(&s, &good, Some(&good_cert)),
+        &[&target, "echo ok"],
+        "",
+    );
+    assert_eq!(out.stdout, "ok\n", "the control certificate works: {out:?}");
+
+    type Case<'a> = (&'a str, &'a str, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "foreign",
+            "other",
+            vec!["-I", "alice", "-n", principal, "-V", "-5m:+1h"],
+        ),
+        (
+            "host",
+            "ours",
+            vec!["-h", "-I", "alice", "-n", principal, "-V", "-5m:+1h"],
+        ),
+        (
+            "expired",
+            "ours",
+            vec!["-I", "alice", "-n", principal, "-V", "20200101:20200102"],
+        ),
+        (
+            "principal",
+            "ours",
+            vec!["-I", "alice", "-n", "someone-else", "-V", "-5m:+1h"],
+        ),
+        (
+            "unknown-user",
+            "ours",
+            vec!["-I", "mallory", "-n", principal, "-V", "-5m:+1h"],
+        ),
+        (
+            "source",
+            "ours",
+            vec![
+                "-I",
+                "alice",
+                "-n",
+                principal,
+                "-V",
+                "-5m:+1h",
+                "-O",
+                "source-address=10.9.9.9/32",
+            ],
+        ),
+        (
+            "force-command",
+            "ours",
+            vec![
+                "-I",
+                "alice",
+                "-n",
+                principal,
+                "-V",
+                "-5m:+1h",
+                "-O",
+                "force-command=true",
+            ],
+        ),
+    ];
+    for (name, signer, args) in cases {
+        let key = keygen(dir.path(), name);
+        let signer = if signer == "ours" { &ca } else { &other_ca };
+        let cert = sign(signer, &key, &args);
+        let out = ssh(
+            &config_with(&s, &key, Some(&cert)),
+            &[&target, "echo ok"],
+            "",
+        );
+        assert_eq!(out.code, Some(255), "{name}: {out:?}");
+        assert!(
+            out.stderr.contains("Permission denied (publickey)"),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(!out.stdout.contains("ok"), "{name}");
+    }
+    // A plain key, no certificate: never accepted.
+    let plain = keygen(dir.path(), "plain");
+    let out = ssh(&config_with(&s, &plain, None), &[&target, "echo ok"], "");
+    assert_eq!(out.code, Some(255), "plain key: {out:?}");
+
+    // Node labels not allowed: a role limited to env=dev cannot see node2.
+    let role = dir.path().join("dev.yaml");
+    std::fs::write(&role, "kind: role\nmetadata: {name: dev-only}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: dev}\n").expect("role");
+    s.c.jctl(&["create", &role.display().to_string()]).ok();
+    s.c.jctl(&["users", "update", "alice", "--set-roles=dev-only"])
+        .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+    let names = s.c.jsh(&s.home, &["ls", "--format=names"], "").ok();
+    assert_eq!(names.stdout, "node1\n");
+    let out = ssh(
+        &s.ssh_config,
+        &[&format!("{}@node2.example", s.os.name), "true"],
+        "",
+    );
+    assert!(
+        out.stderr
+            .contains("direct dialing to nodes not found in inventory is not supported"),
+        "{}",
+        out.stderr
+    );
+    // A certificate issued before the change is checked against today's roles.
+    let out = ssh(
+        &config_with(&s, &good, Some(&good_cert)),
+        &[&format!("{}@node1.example", s.os.name), "echo ok"],
+        "",
+    )
+    .ok();
+    assert_eq!(out.stdout, "ok\n");
+
+    // An offline node: it stays in the inventory but says so when dialled.
+    let mut nodes = s.nodes;
+    nodes.remove(0).stop();
+    let out = eventually("node1 to go offline", Duration::from_secs(20), || {
+        let out = ssh(&s.ssh_config, &[&target, "true"], "");
+        out.stderr.contains("is offline").then_some(out)
+    });
+    assert!(
+        out.stderr.contains("node node1 is offline"),
+        "{}",
+        out.stderr
+    );
+    let names = s.c.jsh(&s.home, &["ls", "--format=names"], "").ok();
+    assert_eq!(names.stdout, "", "offline nodes leave jsh ls");
+}
+
+#[test]
+fn a_node_restarts_without_its_token() {
+    let s = setup("n");
+    let uuid = s.nodes[0].uuid.clone();
+    let mut nodes = s.nodes;
+    nodes.remove(0).stop();
+    let again = s.c.start_node("node1", "env=dev,team=db", true, None);
+    assert_eq!(again.uuid, uuid, "the stored identity is reused");
+    let config = s.c.jsh(&s.home, &["config"], "").ok();
+    std::fs::write(&s.ssh_config, config.stdout).expect("config");
+    let out = eventually(
+        "node1 back with its new address",
+        Duration::from_secs(20),
+        || {
+            let out = ssh(
+                &s.ssh_config,
+                &[&format!("{}@node1.example", s.os.name), "echo back"],
+                "",
+            );
+            (out.code == Some(0)).then_some(out)
+        },
+    );
+    assert_eq!(out.stdout, "back\n");
+}

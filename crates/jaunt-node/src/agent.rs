@@ -1,0 +1,443 @@
+//! The node's life: join once with a token (the identity is then stored, so
+//! restarts need none), heartbeat to stay in the inventory and renew
+//! certificates, and serve SSH on a direct listener or through a reverse
+//! tunnel to the proxy that reconnects with backoff.
+
+use crate::server::{Connection, NodeContext, parse_ca_keys};
+use jaunt_ca::ssh_key::{Algorithm, Certificate, LineEnding, PrivateKey};
+use jaunt_client::api::{ApiClient, ClientCert, Trust};
+use jaunt_client::home::{Home, Mode};
+use jaunt_types::Secret;
+use jaunt_types::api::*;
+use jaunt_types::resources::Labels;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// What `jaunt start --roles=node` is told.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub token: Option<Secret<String>>,
+    /// `host:port` of the proxy.
+    pub proxy: String,
+    pub ca_pin: Option<String>,
+    pub nodename: String,
+    pub labels: Labels,
+    /// `host:port` the proxy dials; `None`: reverse tunnel.
+    pub advertise_addr: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(
+        "this node has not joined a cluster yet: start it with --token (from 'jctl tokens add --type=node')"
+    )]
+    NoToken,
+    #[error("joining the cluster: {0}")]
+    Join(String),
+    #[error("{path}: {reason}")]
+    Identity { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Client(#[from] jaunt_client::ClientError),
+    #[error("{0}")]
+    Key(String),
+}
+
+/// The node's credentials, stored in `<data_dir>/node-identity.json` (0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredIdentity {
+    uuid: String,
+    cluster: String,
+    host_key: Secret<String>,
+    host_cert: String,
+    tls_key: Secret<String>,
+    tls_cert: String,
+    tls_ca: String,
+    user_ca_keys: Vec<String>,
+}
+
+const IDENTITY_FILE: &str = "node-identity.json";
+
+fn identity_path(dir: &Path) -> PathBuf {
+    dir.join(IDENTITY_FILE)
+}
+
+fn load_identity(dir: &Path) -> Result<Option<StoredIdentity>, NodeError> {
+    let path = identity_path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| NodeError::Identity {
+                path,
+                reason: format!("{e}; delete it and join again with a new token"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NodeError::Identity {
+            path,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn save_identity(dir: &Path, id: &StoredIdentity) -> Result<(), NodeError> {
+    let path = identity_path(dir);
+    let text = serde_json::to_vec_pretty(id).map_err(|e| NodeError::Key(e.to_string()))?;
+    Home::new(dir)
+        .write(&path, &text, Mode::Private)
+        .map_err(|e| NodeError::Identity {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+async fn join(cfg: &NodeConfig) -> Result<StoredIdentity, NodeError> {
+    let token = cfg.token.clone().ok_or(NodeError::NoToken)?;
+    let mut rng = jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng);
+    let host_key = PrivateKey::random(&mut rng, Algorithm::Ed25519)
+        .map_err(|e| NodeError::Key(e.to_string()))?;
+    let (csr, tls_key) =
+        jaunt_ca::generate_client_csr(&cfg.nodename).map_err(|e| NodeError::Key(e.to_string()))?;
+    let trust = Trust {
+        ca_pin: cfg.ca_pin.clone(),
+        ..Default::default()
+    };
+    let api = ApiClient::new(&cfg.proxy, &trust, None)?;
+    let resp: NodeJoinResponse = api
+        .post(
+            PATH_NODE_JOIN,
+            &NodeJoinRequest {
+                token,
+                name: cfg.nodename.clone(),
+                labels: cfg.labels.clone(),
+                addr: cfg.advertise_addr.clone(),
+                host_public_key: host_key
+                    .public_key()
+                    .to_openssh()
+                    .map_err(|e| NodeError::Key(e.to_string()))?,
+                tls_csr_pem: csr,
+            },
+        )
+        .await
+        .map_err(|e| NodeError::Join(e.to_string()))?;
+    Ok(StoredIdentity {
+        uuid: resp.uuid,
+        cluster: resp.cluster_name,
+        host_key: Secret::new(
+            host_key
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| NodeError::Key(e.to_string()))?
+                .to_string(),
+        ),
+        host_cert: resp.host_cert,
+        tls_key,
+        tls_cert: resp.tls_cert_pem,
+        tls_ca: resp.tls_ca_pem,
+        user_ca_keys: resp.user_ca_keys,
+    })
+}
+
+fn api_for(cfg: &NodeConfig, id: &StoredIdentity) -> Result<ApiClient, NodeError> {
+    let trust = Trust {
+        ca_pin: cfg.ca_pin.clone(),
+        cluster_ca_pem: Some(id.tls_ca.clone()),
+        insecure: false,
+    };
+    Ok(ApiClient::new(
+        &cfg.proxy,
+        &trust,
+        Some(&ClientCert {
+            cert_pem: id.tls_cert.clone(),
+            key_pem: id.tls_key.expose().clone(),
+        }),
+    )?)
+}
+
+fn ssh_config(id: &StoredIdentity) -> Result<Arc<russh::server::Config>, NodeError> {
+    let key = PrivateKey::from_openssh(id.host_key.expose())
+        .map_err(|e| NodeError::Key(e.to_string()))?;
+    let cert = Certificate::from_openssh(id.host_cert.trim())
+        .map_err(|e| NodeError::Key(e.to_string()))?;
+    Ok(Arc::new(russh::server::Config {
+        keys: vec![key],
+        certificates: vec![cert],
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        ..Default::default()
+    }))
+}
+
+/// A running node.
+pub struct Node {
+    pub uuid: String,
+    pub cluster: String,
+    pub ssh_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+type SharedConfig = Arc<RwLock<Arc<russh::server::Config>>>;
+
+/// Joins (or loads the stored identity) and starts serving. `listener` is
+/// the bound SSH port in direct mode.
+pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Node, NodeError> {
+    let id = match load_identity(&cfg.data_dir)? {
+        Some(id) => id,
+        None => {
+            let id = join(&cfg).await?;
+            save_identity(&cfg.data_dir, &id)?;
+            tracing::info!(uuid = %id.uuid, cluster = %id.cluster, "joined the cluster");
+            id
+        }
+    };
+    let ctx = Arc::new(NodeContext {
+        cluster: id.cluster.clone(),
+        uuid: id.uuid.clone(),
+        proxy_addr: cfg.proxy.clone(),
+        user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
+        api: RwLock::new(api_for(&cfg, &id)?),
+    });
+    let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
+    let mut tasks = Vec::new();
+    let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    match listener {
+        Some(l) => tasks.push(tokio::spawn(serve_direct(l, ctx.clone(), config.clone()))),
+        None => tasks.push(tokio::spawn(serve_tunnel(ctx.clone(), config.clone()))),
+    }
+    tasks.push(tokio::spawn(heartbeat_loop(
+        cfg,
+        id.clone(),
+        ctx.clone(),
+        config,
+    )));
+    Ok(Node {
+        uuid: id.uuid,
+        cluster: id.cluster,
+        ssh_addr,
+        tasks,
+    })
+}
+
+fn current(config: &SharedConfig) -> Option<Arc<russh::server::Config>> {
+    config.read().ok().map(|c| c.clone())
+}
+
+async fn serve_direct(listener: TcpListener, ctx: Arc<NodeContext>, config: SharedConfig) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "SSH accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let local = stream.local_addr().unwrap_or(peer);
+        serve_one(stream, peer, local, ctx.clone(), &config);
+    }
+}
+
+fn serve_one<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ctx: Arc<NodeContext>,
+    config: &SharedConfig,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(config) = current(config) else {
+        return;
+    };
+    tokio::spawn(async move {
+        match russh::server::run_stream(config, stream, Connection::new(ctx, peer, local)).await {
+            Ok(session) => {
+                if let Err(e) = session.await {
+                    tracing::debug!(%peer, error = %e, "SSH connection ended");
+                }
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "SSH handshake failed"),
+        }
+    });
+}
+
+/// Keeps the reverse tunnel up; reconnects with backoff.
+async fn serve_tunnel(ctx: Arc<NodeContext>, config: SharedConfig) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match tunnel_once(&ctx, &config).await {
+            Ok(()) => backoff = Duration::from_millis(250),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "reverse tunnel down"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(15));
+    }
+}
+
+async fn tunnel_once(ctx: &Arc<NodeContext>, config: &SharedConfig) -> Result<(), NodeError> {
+    let api = ctx
+        .api
+        .read()
+        .map_err(|_| NodeError::Key("lock".into()))?
+        .clone();
+    let mut control = api.connect(ALPN_TUNNEL).await?;
+    control
+        .write_all(b"\"control\"\n")
+        .await
+        .map_err(|e| NodeError::Join(e.to_string()))?;
+    control
+        .flush()
+        .await
+        .map_err(|e| NodeError::Join(e.to_string()))?;
+    tracing::info!("reverse tunnel to the proxy is up");
+    let mut lines = BufReader::new(control).lines();
+    while let Some(line) = lines
+        .next_line()
+        .await
+        .map_err(|e| NodeError::Join(e.to_string()))?
+    {
+        let Ok(serde_json::Value::Object(cmd)) = serde_json::from_str::<serde_json::Value>(&line)
+        else {
+            continue;
+        };
+        let Some(id) = cmd.get("dial").and_then(|v| v.as_u64()) else {
+            continue;
+        };
+        let api = api.clone();
+        let ctx = ctx.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            match api.connect(ALPN_TUNNEL).await {
+                Ok(mut data) => {
+                    if data
+                        .write_all(format!("{{\"data\":{id}}}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let peer = data
+                        .get_ref()
+                        .0
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let local = data.get_ref().0.local_addr().unwrap_or(peer);
+                    serve_one(data, peer, local, ctx, &config);
+                }
+                Err(e) => tracing::warn!(error = %e, "tunnel data connection failed"),
+            }
+        });
+    }
+    Ok(())
+}
+
+fn cert_valid_before(pem: &str) -> u64 {
+    Certificate::from_openssh(pem.trim())
+        .map(|c| c.valid_before())
+        .unwrap_or(0)
+}
+
+async fn heartbeat_loop(
+    cfg: NodeConfig,
+    mut id: StoredIdentity,
+    ctx: Arc<NodeContext>,
+    config: SharedConfig,
+) {
+    let mut every = Duration::from_secs(5);
+    loop {
+        match heartbeat_once(&cfg, &mut id, &ctx, &config).await {
+            Ok(secs) => every = Duration::from_secs(secs.max(1)),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn heartbeat_once(
+    cfg: &NodeConfig,
+    id: &mut StoredIdentity,
+    ctx: &NodeContext,
+    config: &SharedConfig,
+) -> Result<u64, NodeError> {
+    let host_key = PrivateKey::from_openssh(id.host_key.expose())
+        .map_err(|e| NodeError::Key(e.to_string()))?;
+    let tls_expiry = jaunt_ca::client_identity_pem(&id.tls_cert)
+        .map(|i| i.not_after)
+        .unwrap_or(0);
+    let now = jaunt_client::login::now();
+    let tls_half_life = (NODE_CERT_TTL_SECS / 2) as i64;
+    let new_tls = if tls_expiry - now < tls_half_life {
+        Some(
+            jaunt_ca::generate_client_csr(&cfg.nodename)
+                .map_err(|e| NodeError::Key(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let api = ctx
+        .api
+        .read()
+        .map_err(|_| NodeError::Key("lock".into()))?
+        .clone();
+    let resp: HeartbeatResponse = api
+        .post(
+            PATH_NODE_HEARTBEAT,
+            &HeartbeatRequest {
+                name: cfg.nodename.clone(),
+                labels: cfg.labels.clone(),
+                addr: cfg.advertise_addr.clone(),
+                host_public_key: host_key
+                    .public_key()
+                    .to_openssh()
+                    .map_err(|e| NodeError::Key(e.to_string()))?,
+                host_cert_valid_before: cert_valid_before(&id.host_cert),
+                tls_csr_pem: new_tls.as_ref().map(|(csr, _)| csr.clone()),
+            },
+        )
+        .await?;
+    let mut changed = false;
+    if let Some(cert) = resp.host_cert {
+        id.host_cert = cert;
+        changed = true;
+    }
+    if let (Some(cert), Some((_, key))) = (resp.tls_cert_pem, new_tls) {
+        id.tls_cert = cert;
+        id.tls_key = key;
+        changed = true;
+    }
+    if resp.user_ca_keys != id.user_ca_keys {
+        id.user_ca_keys = resp.user_ca_keys;
+        changed = true;
+    }
+    if changed {
+        save_identity(&cfg.data_dir, id)?;
+        if let Ok(mut cas) = ctx.user_cas.write() {
+            *cas = parse_ca_keys(&id.user_ca_keys);
+        }
+        let api = api_for(cfg, id)?;
+        if let Ok(mut a) = ctx.api.write() {
+            *a = api;
+        }
+        let fresh = ssh_config(id)?;
+        if let Ok(mut c) = config.write() {
+            *c = fresh;
+        }
+        tracing::info!("node certificates renewed");
+    }
+    Ok(resp.heartbeat_secs)
+}

@@ -1,0 +1,13 @@
+//! The node service: it joins the cluster with a token, presents a host
+//! certificate, accepts only user certificates from the cluster's user CA
+//! whose roles allow the login here, and runs sessions as OS users.
+//!
+//! Architecture Invariant: only this crate runs processes as other users,
+//! and only its `os::spawn` module contains unsafe code.
+
+pub mod agent;
+pub mod os;
+pub mod server;
+pub mod session;
+
+pub use agent::{Node, NodeConfig, NodeError, start};

@@ -1,0 +1,487 @@
+//! The node's SSH server (russh): it authenticates users only by
+//! certificates from this cluster's user CA that their roles allow for the
+//! requested login here, then runs session channels as that OS user.
+
+use crate::os;
+use crate::session::{self, Exit, Input, PtyRequest, SessionInfo};
+use jaunt_ca::ssh_key::Certificate;
+use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
+use jaunt_client::api::ApiClient;
+use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse, PATH_NODE_AUTHORIZE};
+use russh::keys::PublicKey;
+use russh::server::{Auth, Handler, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Sig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// What every connection of this node shares.
+pub struct NodeContext {
+    pub cluster: String,
+    pub uuid: String,
+    pub proxy_addr: String,
+    /// This cluster's user CA keys, refreshed by heartbeats.
+    pub user_cas: RwLock<Vec<jaunt_ca::ssh_key::public::KeyData>>,
+    /// The API client with this node's certificate.
+    pub api: RwLock<ApiClient>,
+}
+
+/// An authenticated connection's user.
+struct Identity {
+    cert: CertIdentity,
+    login: String,
+    authz: AuthorizeResponse,
+}
+
+struct ChannelState {
+    writer: russh::ChannelWriteHalf<Msg>,
+    pty: Option<PtyRequest>,
+    env: Vec<(String, String)>,
+    input: Option<mpsc::Sender<Input>>,
+}
+
+pub struct Connection {
+    ctx: Arc<NodeContext>,
+    client: SocketAddr,
+    server: SocketAddr,
+    identity: Option<Identity>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+impl Connection {
+    pub fn new(ctx: Arc<NodeContext>, client: SocketAddr, server: SocketAddr) -> Self {
+        Connection {
+            ctx,
+            client,
+            server,
+            identity: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    fn refuse(&self, login: &str, reason: &str) -> Auth {
+        tracing::warn!(client = %self.client, %login, %reason, "authentication refused");
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
+    }
+
+    async fn authorize(&self, user: &str, login: &str) -> Result<AuthorizeResponse, String> {
+        let api = self
+            .ctx
+            .api
+            .read()
+            .map_err(|_| "lock poisoned".to_string())?
+            .clone();
+        api.post(
+            PATH_NODE_AUTHORIZE,
+            &AuthorizeRequest {
+                user: user.to_string(),
+                login: login.to_string(),
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot ask the auth service: {e}"))
+    }
+
+    /// Starts a session channel's process (command `None`: a shell).
+    fn start(
+        &mut self,
+        channel: ChannelId,
+        command: Option<String>,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let (Some(id), Some(state)) = (self.identity.as_ref(), self.channels.get_mut(&channel))
+        else {
+            return session.channel_failure(channel);
+        };
+        if state.input.is_some() {
+            // One process per channel.
+            return session.channel_failure(channel);
+        }
+        let info = SessionInfo {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            user: id.cert.user.clone(),
+            login: id.login.clone(),
+            cluster: self.ctx.cluster.clone(),
+            host_uuid: self.ctx.uuid.clone(),
+            proxy_addr: self.ctx.proxy_addr.clone(),
+            client: self.client,
+            server: self.server,
+        };
+        let pty = if id.cert.permit_pty {
+            state.pty.clone()
+        } else {
+            None
+        };
+        let (tx, rx) = mpsc::channel(64);
+        state.input = Some(tx);
+        let out = state.writer.make_writer();
+        let err = state.writer.make_writer_ext(Some(1));
+        let env = state.env.clone();
+        let login = id.login.clone();
+        let handle = session.handle();
+        session.channel_success(channel)?;
+        tracing::info!(user = %info.user, %login, session = %info.session_id, kind = if command.is_some() { "exec" } else { "shell" }, "session started");
+        tokio::spawn(async move {
+            let exit = match os::lookup(&login) {
+                Ok(user) => match session::run(command, info, user, pty, env, out, err, rx).await {
+                    Ok(exit) => exit,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session failed to start");
+                        let _ = handle
+                            .extended_data(
+                                channel,
+                                1,
+                                format!("Failed to launch: {e}\r\n").into_bytes(),
+                            )
+                            .await;
+                        Exit::Code(255)
+                    }
+                },
+                Err(e) => {
+                    let _ = handle
+                        .extended_data(
+                            channel,
+                            1,
+                            format!("Failed to launch: {e}\r\n").into_bytes(),
+                        )
+                        .await;
+                    Exit::Code(1)
+                }
+            };
+            match exit {
+                Exit::Code(code) => {
+                    let _ = handle.exit_status_request(channel, code).await;
+                }
+                Exit::Signal(name) => {
+                    let _ = handle
+                        .exit_signal_request(
+                            channel,
+                            Sig::Custom(name),
+                            false,
+                            String::new(),
+                            String::new(),
+                        )
+                        .await;
+                }
+            }
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+        });
+        Ok(())
+    }
+
+    async fn send_input(&mut self, channel: ChannelId, input: Input) {
+        if let Some(tx) = self.channels.get(&channel).and_then(|c| c.input.clone()) {
+            // Waiting here is the back-pressure: a process that does not read
+            // its input slows its sender, not the node.
+            let _ = tx.send(input).await;
+        }
+    }
+}
+
+fn signal_of(sig: &Sig) -> Option<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal as S;
+    Some(match sig {
+        Sig::ABRT => S::SIGABRT,
+        Sig::ALRM => S::SIGALRM,
+        Sig::FPE => S::SIGFPE,
+        Sig::HUP => S::SIGHUP,
+        Sig::ILL => S::SIGILL,
+        Sig::INT => S::SIGINT,
+        Sig::KILL => S::SIGKILL,
+        Sig::PIPE => S::SIGPIPE,
+        Sig::QUIT => S::SIGQUIT,
+        Sig::SEGV => S::SIGSEGV,
+        Sig::TERM => S::SIGTERM,
+        Sig::USR1 => S::SIGUSR1,
+        Sig::Custom(_) => return None,
+    })
+}
+
+fn clamp(v: u32) -> u16 {
+    v.clamp(1, u16::MAX as u32) as u16
+}
+
+impl Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        Ok(self.refuse(user, "no credentials offered"))
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.refuse(
+            user,
+            "passwords are not accepted; use a certificate from 'jsh login'",
+        ))
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        _key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.refuse(
+            user,
+            "plain public keys are not accepted; use a certificate from 'jsh login'",
+        ))
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        login: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let cas = self
+            .ctx
+            .user_cas
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let check = UserCertCheck {
+            user_cas: &cas,
+            login,
+            now,
+            client_ip: Some(self.client.ip()),
+        };
+        let identity = match check_user_cert(cert, &check) {
+            Ok(id) => id,
+            Err(refusal) => return Ok(self.refuse(login, &refusal.to_string())),
+        };
+        let authz = match self.authorize(&identity.user, login).await {
+            Ok(a) => a,
+            Err(e) => return Ok(self.refuse(login, &e)),
+        };
+        if !authz.allowed {
+            return Ok(self.refuse(
+                login,
+                &format!("user {:?}: {}", identity.user, authz.reason),
+            ));
+        }
+        tracing::info!(user = %identity.user, %login, client = %self.client, "user authenticated");
+        self.identity = Some(Identity {
+            cert: identity,
+            login: login.to_string(),
+            authz,
+        });
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let id = channel.id();
+        // Input arrives through the handler callbacks; the read half is
+        // dropped so russh never waits on a queue nobody reads.
+        let (read, writer) = channel.split();
+        drop(read);
+        self.channels.insert(
+            id,
+            ChannelState {
+                writer,
+                pty: None,
+                env: Vec::new(),
+                input: None,
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let allowed = self
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.authz.port_forwarding && i.cert.permit_port_forwarding);
+        let Ok(port) = u16::try_from(port) else {
+            reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
+        if !allowed {
+            tracing::warn!(client = %self.client, %host, port, "port forwarding refused: not allowed by the user's roles");
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let target = match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(%host, port, error = %e, "port forward target unreachable");
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        reply.accept().await;
+        tracing::info!(%host, port, "port forward opened");
+        tokio::spawn(async move {
+            let mut target = target;
+            let mut stream = channel.into_stream();
+            let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let permitted = self.identity.as_ref().is_some_and(|i| i.cert.permit_pty);
+        match self.channels.get_mut(&channel) {
+            Some(state) if permitted && state.input.is_none() => {
+                state.pty = Some(PtyRequest {
+                    term: term.to_string(),
+                    cols: clamp(cols),
+                    rows: clamp(rows),
+                });
+                session.channel_success(channel)
+            }
+            _ => session.channel_failure(channel),
+        }
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(state) if session::env_allowed(name) && state.env.len() < 64 => {
+                state.env.push((name.to_string(), value.to_string()));
+                session.channel_success(channel)
+            }
+            _ => session.channel_failure(channel),
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, None, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.start(channel, Some(command), session)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(
+            subsystem = name,
+            "subsystem refused: not supported by this node yet"
+        );
+        session.channel_failure(channel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send_input(
+            channel,
+            Input::Resize {
+                cols: clamp(cols),
+                rows: clamp(rows),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(sig) = signal_of(&signal) {
+            self.send_input(channel, Input::Signal(sig)).await;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send_input(channel, Input::Data(data.to_vec())).await;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send_input(channel, Input::Eof).await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+}
+
+/// Parses OpenSSH public key lines into key data, skipping bad lines.
+pub fn parse_ca_keys(lines: &[String]) -> Vec<jaunt_ca::ssh_key::public::KeyData> {
+    lines
+        .iter()
+        .filter_map(|l| PublicKey::from_openssh(l.trim()).ok())
+        .map(|k| k.key_data().clone())
+        .collect()
+}

@@ -1,0 +1,281 @@
+//! One SSH session channel's process: its environment, running a command or
+//! a login shell as the OS user (with a PTY when asked), feeding it input,
+//! and reporting how it ended.
+
+use crate::os::{OsUser, spawn};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Who and where, for the environment and `jaunt status`.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub user: String,
+    pub login: String,
+    pub cluster: String,
+    pub host_uuid: String,
+    pub proxy_addr: String,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct PtyRequest {
+    pub term: String,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What arrives from the client for a running session.
+#[derive(Debug)]
+pub enum Input {
+    Data(Vec<u8>),
+    Eof,
+    Resize { cols: u16, rows: u16 },
+    Signal(nix::sys::signal::Signal),
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Code(u32),
+    Signal(String),
+}
+
+/// Client-sent variables a session accepts; everything else is dropped.
+pub fn env_allowed(name: &str) -> bool {
+    name == "LANG" || name == "LANGUAGE" || name == "TZ" || name.starts_with("LC_")
+}
+
+fn environment(
+    info: &SessionInfo,
+    user: &OsUser,
+    term: Option<&str>,
+    client_env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let path = if user.uid.is_root() {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    } else {
+        "/usr/local/bin:/usr/bin:/bin:/usr/games"
+    };
+    let mut env = vec![
+        ("HOME".to_string(), user.home.display().to_string()),
+        ("USER".to_string(), user.name.clone()),
+        ("LOGNAME".to_string(), user.name.clone()),
+        ("SHELL".to_string(), user.shell.display().to_string()),
+        ("PATH".to_string(), path.to_string()),
+        ("MAIL".to_string(), format!("/var/mail/{}", user.name)),
+        (
+            "SSH_CLIENT".to_string(),
+            format!(
+                "{} {} {}",
+                info.client.ip(),
+                info.client.port(),
+                info.server.port()
+            ),
+        ),
+        (
+            "SSH_CONNECTION".to_string(),
+            format!(
+                "{} {} {} {}",
+                info.client.ip(),
+                info.client.port(),
+                info.server.ip(),
+                info.server.port()
+            ),
+        ),
+        ("JAUNT_SESSION_ID".to_string(), info.session_id.clone()),
+        ("JAUNT_CLUSTER_NAME".to_string(), info.cluster.clone()),
+        ("JAUNT_HOST_UUID".to_string(), info.host_uuid.clone()),
+        ("JAUNT_USER".to_string(), info.user.clone()),
+        ("JAUNT_PROXY_ADDR".to_string(), info.proxy_addr.clone()),
+    ];
+    if let Some(term) = term {
+        env.push(("TERM".to_string(), term.to_string()));
+    }
+    for (k, v) in client_env.iter().filter(|(k, _)| env_allowed(k)) {
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+fn shell_args(user: &OsUser, command: Option<&str>) -> (String, Vec<String>) {
+    let shell = user.shell.display().to_string();
+    match command {
+        Some(cmd) => (shell, vec!["-c".to_string(), cmd.to_string()]),
+        None => (shell, Vec::new()),
+    }
+}
+
+/// argv[0] of a login shell: its base name with a leading '-'.
+fn login_arg0(user: &OsUser) -> String {
+    let base = user
+        .shell
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sh".into());
+    format!("-{base}")
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return Exit::Code(code as u32);
+    }
+    match status
+        .signal()
+        .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+    {
+        // SSH names signals without the SIG prefix.
+        Some(sig) => Exit::Signal(sig.as_str().trim_start_matches("SIG").to_string()),
+        None => Exit::Code(255),
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: W) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.flush().await;
+}
+
+/// Runs the session to its end. `out` and `err` are the channel's stdout
+/// and stderr writers; `input` carries what the client sends.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<W1, W2>(
+    command: Option<String>,
+    info: SessionInfo,
+    user: OsUser,
+    pty: Option<PtyRequest>,
+    client_env: Vec<(String, String)>,
+    out: W1,
+    err: W2,
+    mut input: mpsc::Receiver<Input>,
+) -> std::io::Result<Exit>
+where
+    W1: AsyncWrite + Unpin + Send + 'static,
+    W2: AsyncWrite + Unpin + Send + 'static,
+{
+    let cwd = if user.home.is_dir() {
+        user.home.clone()
+    } else {
+        "/".into()
+    };
+    let (program, args) = shell_args(&user, command.as_deref());
+    match pty {
+        Some(pty) => {
+            let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
+            pty_master
+                .resize(pty_process::Size::new(pty.rows, pty.cols))
+                .map_err(std::io::Error::other)?;
+            let mut cmd = pty_process::Command::new(&program)
+                .args(&args)
+                .env_clear()
+                .envs(environment(&info, &user, Some(&pty.term), &client_env))
+                .current_dir(&cwd);
+            if command.is_none() {
+                cmd = cmd.arg0(login_arg0(&user));
+            }
+            let mut child = spawn::pty_as_user(cmd, &user)
+                .spawn(pts)
+                .map_err(std::io::Error::other)?;
+            let (reader, mut writer) = pty_master.into_split();
+            let output = tokio::spawn(pump(reader, out));
+            drop(err);
+            let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status?,
+                    msg = input.recv() => match msg {
+                        Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
+                        Some(Input::Resize { cols, rows }) => { let _ = writer.resize(pty_process::Size::new(rows, cols)); }
+                        Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                        // On a terminal, EOF is a ^D the client typed, already in the data.
+                        Some(Input::Eof) | None => {}
+                    }
+                }
+            };
+            // The terminal's output ends when the last process holding it
+            // exits; wait briefly for it so the tail of the output is sent.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), output).await;
+            Ok(exit_of(status))
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new(&program);
+            cmd.args(&args)
+                .env_clear()
+                .envs(environment(&info, &user, None, &client_env))
+                .current_dir(&cwd)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            if command.is_none() {
+                cmd.arg0(login_arg0(&user));
+            }
+            spawn::as_user(&mut cmd, &user);
+            let mut child = cmd.spawn()?;
+            let stdout = child
+                .stdout
+                .take()
+                .ok_or_else(|| std::io::Error::other("no stdout"))?;
+            let stderr = child
+                .stderr
+                .take()
+                .ok_or_else(|| std::io::Error::other("no stderr"))?;
+            let mut stdin = child.stdin.take();
+            let out_task = tokio::spawn(pump(stdout, out));
+            let err_task = tokio::spawn(pump(stderr, err));
+            let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+            let mut input_open = true;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status?,
+                    msg = input.recv(), if input_open => match msg {
+                        Some(Input::Data(d)) => {
+                            if let Some(s) = stdin.as_mut()
+                                && s.write_all(&d).await.is_err()
+                            {
+                                stdin = None;
+                            }
+                        }
+                        // Closing stdin is what lets `ssh host cmd < file` finish.
+                        Some(Input::Eof) | None => { stdin = None; input_open = false; }
+                        Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                        Some(Input::Resize { .. }) => {}
+                    }
+                }
+            };
+            let _ = out_task.await;
+            let _ = err_task.await;
+            Ok(exit_of(status))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_environment_is_filtered() {
+        for (name, ok) in [
+            ("LANG", true),
+            ("LC_ALL", true),
+            ("TZ", true),
+            ("LD_PRELOAD", false),
+            ("PATH", false),
+            ("JAUNT_USER", false),
+        ] {
+            assert_eq!(super::env_allowed(name), ok, "{name}");
+        }
+    }
+}
