@@ -126,6 +126,8 @@ pub async fn start(
             nodename: node.nodename.clone(),
             labels: node.labels.clone(),
             advertise_addr,
+            // This very binary serves SFTP as `jaunt sftp-server`.
+            sftp_helper: std::env::current_exe().ok(),
         };
         daemon.node = Some(jaunt_node::start(node_config, listener).await?);
     }

@@ -388,3 +388,88 @@ fn a_node_restarts_without_its_token() {
     );
     assert_eq!(out.stdout, "back\n");
 }
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn sftp_and_scp_round_trip_10_mib_as_the_login_user() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup("f");
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("src.bin");
+    let mut bytes = vec![0u8; 10 * 1024 * 1024];
+    // Not all one value, so a shifted or truncated copy cannot match.
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+    }
+    std::fs::write(&src, &bytes).expect("write");
+    let want = sha256_of(&src);
+    let os_home = PathBuf::from(format!("/home/{}", s.os.name));
+    let os_uid = std::fs::metadata(&os_home).expect("home").uid();
+    for node in ["node1", "node2"] {
+        let host = format!("{}@{node}.example", s.os.name);
+        // scp (OpenSSH 9 speaks SFTP underneath).
+        let back = dir.path().join(format!("{node}-scp.bin"));
+        let mut up = Command::new("scp");
+        up.arg("-F")
+            .arg(&s.ssh_config)
+            .args(["-o", "BatchMode=yes"])
+            .arg(&src)
+            .arg(format!("{host}:up-{node}.bin"));
+        up.env("JSH_HOME", s.home.join(".jsh"));
+        run(up, "").ok();
+        let remote = os_home.join(format!("up-{node}.bin"));
+        assert_eq!(sha256_of(&remote), want, "{node}: upload");
+        assert_eq!(
+            std::fs::metadata(&remote).expect("meta").uid(),
+            os_uid,
+            "{node}: written as the login user"
+        );
+        let mut down = Command::new("scp");
+        down.arg("-F")
+            .arg(&s.ssh_config)
+            .args(["-o", "BatchMode=yes"])
+            .arg(format!("{host}:up-{node}.bin"))
+            .arg(&back);
+        down.env("JSH_HOME", s.home.join(".jsh"));
+        run(down, "").ok();
+        assert_eq!(sha256_of(&back), want, "{node}: download");
+        // sftp with a batch of operations.
+        let got = dir.path().join(format!("{node}-sftp.bin"));
+        let batch = format!(
+            "put {src} s.bin\nget s.bin {got}\nmkdir d\nrename s.bin d/s.bin\nls d\nrm d/s.bin\nrmdir d\n",
+            src = src.display(),
+            got = got.display()
+        );
+        let mut sftp = Command::new("sftp");
+        sftp.arg("-F")
+            .arg(&s.ssh_config)
+            .args(["-o", "BatchMode=yes", "-b", "-"])
+            .arg(&host);
+        sftp.env("JSH_HOME", s.home.join(".jsh"));
+        let out = run(sftp, &batch).ok();
+        assert!(out.stdout.contains("d/s.bin"), "{node}: {}", out.stdout);
+        assert_eq!(sha256_of(&got), want, "{node}: sftp get");
+        // The OS says no where the login user may not write.
+        let mut denied = Command::new("sftp");
+        denied
+            .arg("-F")
+            .arg(&s.ssh_config)
+            .args(["-o", "BatchMode=yes", "-b", "-"])
+            .arg(&host);
+        denied.env("JSH_HOME", s.home.join(".jsh"));
+        let out = run(denied, &format!("put {} /root/nope.bin\n", src.display()));
+        assert_ne!(out.code, Some(0), "{node}: {out:?}");
+        assert!(!Path::new("/root/nope.bin").exists());
+    }
+}

@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub labels: Labels,
     /// `host:port` the proxy dials; `None`: reverse tunnel.
     pub advertise_addr: Option<String>,
+    /// The `jaunt` binary, for the sftp subsystem (`jaunt sftp-server`).
+    pub sftp_helper: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +213,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         proxy_addr: cfg.proxy.clone(),
         user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
         api: RwLock::new(api_for(&cfg, &id)?),
+        sftp_helper: cfg.sftp_helper.clone(),
     });
     let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
     let mut tasks = Vec::new();

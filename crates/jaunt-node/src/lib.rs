@@ -9,5 +9,6 @@ pub mod agent;
 pub mod os;
 pub mod server;
 pub mod session;
+pub mod sftp;
 
 pub use agent::{Node, NodeConfig, NodeError, start};

@@ -3,7 +3,7 @@
 //! requested login here, then runs session channels as that OS user.
 
 use crate::os;
-use crate::session::{self, Exit, Input, PtyRequest, SessionInfo};
+use crate::session::{self, Exit, Input, Launch, PtyRequest, SessionInfo};
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
 use jaunt_client::api::ApiClient;
@@ -25,6 +25,8 @@ pub struct NodeContext {
     pub user_cas: RwLock<Vec<jaunt_ca::ssh_key::public::KeyData>>,
     /// The API client with this node's certificate.
     pub api: RwLock<ApiClient>,
+    /// The `jaunt` binary, run as `jaunt sftp-server` for the sftp subsystem.
+    pub sftp_helper: Option<std::path::PathBuf>,
 }
 
 /// An authenticated connection's user.
@@ -90,7 +92,7 @@ impl Connection {
     fn start(
         &mut self,
         channel: ChannelId,
-        command: Option<String>,
+        launch: Launch,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
         let (Some(id), Some(state)) = (self.identity.as_ref(), self.channels.get_mut(&channel))
@@ -111,10 +113,15 @@ impl Connection {
             client: self.client,
             server: self.server,
         };
-        let pty = if id.cert.permit_pty {
-            state.pty.clone()
-        } else {
-            None
+        let pty = match launch {
+            Launch::Subsystem(..) => None,
+            _ if id.cert.permit_pty => state.pty.clone(),
+            _ => None,
+        };
+        let kind = match &launch {
+            Launch::Shell => "shell",
+            Launch::Exec(_) => "exec",
+            Launch::Subsystem(..) => "subsystem",
         };
         let (tx, rx) = mpsc::channel(64);
         state.input = Some(tx);
@@ -124,10 +131,10 @@ impl Connection {
         let login = id.login.clone();
         let handle = session.handle();
         session.channel_success(channel)?;
-        tracing::info!(user = %info.user, %login, session = %info.session_id, kind = if command.is_some() { "exec" } else { "shell" }, "session started");
+        tracing::info!(user = %info.user, %login, session = %info.session_id, kind, "session started");
         tokio::spawn(async move {
             let exit = match os::lookup(&login) {
-                Ok(user) => match session::run(command, info, user, pty, env, out, err, rx).await {
+                Ok(user) => match session::run(launch, info, user, pty, env, out, err, rx).await {
                     Ok(exit) => exit,
                     Err(e) => {
                         tracing::warn!(error = %e, "session failed to start");
@@ -389,7 +396,7 @@ impl Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.start(channel, None, session)
+        self.start(channel, Launch::Shell, session)
     }
 
     async fn exec_request(
@@ -399,7 +406,7 @@ impl Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
-        self.start(channel, Some(command), session)
+        self.start(channel, Launch::Exec(command), session)
     }
 
     async fn subsystem_request(
@@ -408,11 +415,16 @@ impl Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(
-            subsystem = name,
-            "subsystem refused: not supported by this node yet"
-        );
-        session.channel_failure(channel)
+        match (name, &self.ctx.sftp_helper) {
+            ("sftp", Some(helper)) => {
+                let launch = Launch::Subsystem(helper.clone(), vec!["sftp-server".to_string()]);
+                self.start(channel, launch, session)
+            }
+            _ => {
+                tracing::info!(subsystem = name, "unknown subsystem refused");
+                session.channel_failure(channel)
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

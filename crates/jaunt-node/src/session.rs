@@ -28,6 +28,17 @@ pub struct PtyRequest {
     pub rows: u16,
 }
 
+/// What a session channel runs.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// The user's login shell.
+    Shell,
+    /// A command, through the user's shell.
+    Exec(String),
+    /// A program run directly (the SFTP helper), with its arguments.
+    Subsystem(std::path::PathBuf, Vec<String>),
+}
+
 /// What arrives from the client for a running session.
 #[derive(Debug)]
 pub enum Input {
@@ -101,11 +112,12 @@ fn environment(
     env
 }
 
-fn shell_args(user: &OsUser, command: Option<&str>) -> (String, Vec<String>) {
+fn program(user: &OsUser, launch: &Launch) -> (String, Vec<String>) {
     let shell = user.shell.display().to_string();
-    match command {
-        Some(cmd) => (shell, vec!["-c".to_string(), cmd.to_string()]),
-        None => (shell, Vec::new()),
+    match launch {
+        Launch::Exec(cmd) => (shell, vec!["-c".to_string(), cmd.clone()]),
+        Launch::Shell => (shell, Vec::new()),
+        Launch::Subsystem(path, args) => (path.display().to_string(), args.clone()),
     }
 }
 
@@ -153,7 +165,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: 
 /// and stderr writers; `input` carries what the client sends.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<W1, W2>(
-    command: Option<String>,
+    launch: Launch,
     info: SessionInfo,
     user: OsUser,
     pty: Option<PtyRequest>,
@@ -171,7 +183,8 @@ where
     } else {
         "/".into()
     };
-    let (program, args) = shell_args(&user, command.as_deref());
+    let (program, args) = program(&user, &launch);
+    let login_shell = matches!(launch, Launch::Shell);
     match pty {
         Some(pty) => {
             let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
@@ -183,7 +196,7 @@ where
                 .env_clear()
                 .envs(environment(&info, &user, Some(&pty.term), &client_env))
                 .current_dir(&cwd);
-            if command.is_none() {
+            if login_shell {
                 cmd = cmd.arg0(login_arg0(&user));
             }
             let mut child = spawn::pty_as_user(cmd, &user)
@@ -220,7 +233,7 @@ where
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
-            if command.is_none() {
+            if login_shell {
                 cmd.arg0(login_arg0(&user));
             }
             spawn::as_user(&mut cmd, &user);

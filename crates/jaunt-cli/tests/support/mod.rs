@@ -203,6 +203,7 @@ impl Cluster {
             nodename: name.to_string(),
             labels: jaunt_config::parse_labels(labels).expect("labels"),
             advertise_addr: advertise,
+            sftp_helper: Some(bin("jaunt")),
         };
         std::fs::create_dir_all(&cfg.data_dir).expect("node dir");
         rt.block_on(jaunt_node::start(cfg, listener))

@@ -26,6 +26,9 @@ enum Command {
     Configure(commands::configure::ConfigureArgs),
     /// Inside a session: who, where, and the session's ID.
     Status,
+    /// Serve SFTP on stdin/stdout (the node runs this as the login user).
+    #[command(hide = true)]
+    SftpServer,
     /// Print the version.
     Version,
 }
@@ -132,6 +135,13 @@ fn main() -> ExitCode {
         Command::Start(args) => commands::start::run(args),
         Command::Configure(args) => commands::configure::run(args),
         Command::Status => commands::status::run(),
+        Command::SftpServer => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(jaunt_node::sftp::serve_stdio());
+            Ok(())
+        }
         Command::Version => {
             jaunt_cli::say!("jaunt {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -1,0 +1,435 @@
+//! The SFTP file server. It runs in a helper process (`jaunt sftp-server`)
+//! that the node starts as the login user, speaking SFTP on stdin/stdout, so
+//! the kernel applies that user's permissions to every file operation.
+
+use russh_sftp::protocol::{
+    Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
+};
+use std::collections::HashMap;
+use std::io::SeekFrom;
+use std::path::{Component, Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// The most a single read returns: what OpenSSH's sftp-server allows.
+const MAX_READ: u32 = 256 * 1024;
+/// Directory entries sent per READDIR reply.
+const DIR_CHUNK: usize = 128;
+
+#[derive(Default)]
+pub struct FileServer {
+    next: u64,
+    files: HashMap<String, tokio::fs::File>,
+    dirs: HashMap<String, Vec<File>>,
+}
+
+fn status(e: std::io::Error) -> StatusCode {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => StatusCode::NoSuchFile,
+        std::io::ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
+        _ => StatusCode::Failure,
+    }
+}
+
+fn ok(id: u32) -> Status {
+    Status {
+        id,
+        status_code: StatusCode::Ok,
+        error_message: "Ok".to_string(),
+        language_tag: "en-US".to_string(),
+    }
+}
+
+/// `.` and `..` resolved lexically, against the working directory.
+fn absolute(path: &str) -> PathBuf {
+    let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let joined = if path.is_empty() {
+        base
+    } else {
+        base.join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn longname(name: &str, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    let kind = if meta.is_dir() {
+        'd'
+    } else if meta.file_type().is_symlink() {
+        'l'
+    } else {
+        '-'
+    };
+    let bits: String = (0..9)
+        .map(|i| {
+            let bit = 1 << (8 - i);
+            if mode & bit == 0 {
+                '-'
+            } else {
+                ['r', 'w', 'x'][i % 3]
+            }
+        })
+        .collect();
+    format!(
+        "{kind}{bits} {:>4} {:<8} {:<8} {:>8} {name}",
+        meta.nlink(),
+        meta.uid(),
+        meta.gid(),
+        meta.len()
+    )
+}
+
+impl FileServer {
+    fn handle(&mut self) -> String {
+        self.next += 1;
+        self.next.to_string()
+    }
+
+    async fn apply_attrs(path: &Path, attrs: &FileAttributes) -> Result<(), StatusCode> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(size) = attrs.size {
+            let f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .await
+                .map_err(status)?;
+            f.set_len(size).await.map_err(status)?;
+        }
+        if let Some(perm) = attrs.permissions {
+            tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(perm & 0o7777))
+                .await
+                .map_err(status)?;
+        }
+        if let (Some(atime), Some(mtime)) = (attrs.atime, attrs.mtime) {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(atime as u64);
+            let mt = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
+            let f = std::fs::File::options()
+                .write(true)
+                .open(path)
+                .or_else(|_| std::fs::File::open(path))
+                .map_err(status)?;
+            f.set_times(std::fs::FileTimes::new().set_accessed(at).set_modified(mt))
+                .map_err(status)?;
+        }
+        if attrs.uid.is_some() || attrs.gid.is_some() {
+            std::os::unix::fs::chown(path, attrs.uid, attrs.gid).map_err(status)?;
+        }
+        Ok(())
+    }
+}
+
+impl russh_sftp::server::Handler for FileServer {
+    type Error = StatusCode;
+
+    fn unimplemented(&self) -> Self::Error {
+        StatusCode::OpUnsupported
+    }
+
+    async fn init(
+        &mut self,
+        _version: u32,
+        _extensions: HashMap<String, String>,
+    ) -> Result<Version, Self::Error> {
+        Ok(Version::new())
+    }
+
+    async fn open(
+        &mut self,
+        id: u32,
+        filename: String,
+        pflags: OpenFlags,
+        attrs: FileAttributes,
+    ) -> Result<Handle, Self::Error> {
+        let mut opts = tokio::fs::OpenOptions::new();
+        opts.read(pflags.contains(OpenFlags::READ))
+            .write(pflags.contains(OpenFlags::WRITE) || pflags.contains(OpenFlags::APPEND))
+            .append(pflags.contains(OpenFlags::APPEND))
+            .truncate(pflags.contains(OpenFlags::TRUNCATE));
+        if pflags.contains(OpenFlags::CREATE) {
+            if pflags.contains(OpenFlags::EXCLUDE) {
+                opts.create_new(true);
+            } else {
+                opts.create(true);
+            }
+            opts.mode(attrs.permissions.unwrap_or(0o644) & 0o7777);
+        }
+        let file = opts.open(absolute(&filename)).await.map_err(status)?;
+        let handle = self.handle();
+        self.files.insert(handle.clone(), file);
+        Ok(Handle { id, handle })
+    }
+
+    async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
+        if let Some(mut f) = self.files.remove(&handle) {
+            f.flush().await.map_err(status)?;
+            return Ok(ok(id));
+        }
+        if self.dirs.remove(&handle).is_some() {
+            return Ok(ok(id));
+        }
+        Err(StatusCode::Failure)
+    }
+
+    async fn read(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, Self::Error> {
+        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        f.seek(SeekFrom::Start(offset)).await.map_err(status)?;
+        let mut data = vec![0u8; len.min(MAX_READ) as usize];
+        let mut filled = 0;
+        while filled < data.len() {
+            let n = f.read(&mut data[filled..]).await.map_err(status)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Err(StatusCode::Eof);
+        }
+        data.truncate(filled);
+        Ok(Data { id, data })
+    }
+
+    async fn write(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<Status, Self::Error> {
+        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        f.seek(SeekFrom::Start(offset)).await.map_err(status)?;
+        f.write_all(&data).await.map_err(status)?;
+        Ok(ok(id))
+    }
+
+    async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let meta = tokio::fs::symlink_metadata(absolute(&path))
+            .await
+            .map_err(status)?;
+        Ok(Attrs {
+            id,
+            attrs: (&meta).into(),
+        })
+    }
+
+    async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let meta = tokio::fs::metadata(absolute(&path)).await.map_err(status)?;
+        Ok(Attrs {
+            id,
+            attrs: (&meta).into(),
+        })
+    }
+
+    async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
+        let f = self.files.get(&handle).ok_or(StatusCode::Failure)?;
+        let meta = f.metadata().await.map_err(status)?;
+        Ok(Attrs {
+            id,
+            attrs: (&meta).into(),
+        })
+    }
+
+    async fn setstat(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        Self::apply_attrs(&absolute(&path), &attrs).await?;
+        Ok(ok(id))
+    }
+
+    async fn fsetstat(
+        &mut self,
+        id: u32,
+        handle: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        if let Some(size) = attrs.size {
+            f.set_len(size).await.map_err(status)?;
+        }
+        if let Some(perm) = attrs.permissions {
+            f.set_permissions(std::fs::Permissions::from_mode(perm & 0o7777))
+                .await
+                .map_err(status)?;
+        }
+        if let (Some(atime), Some(mtime)) = (attrs.atime, attrs.mtime) {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(atime as u64);
+            let mt = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
+            let std_file = f.try_clone().await.map_err(status)?.into_std().await;
+            std_file
+                .set_times(std::fs::FileTimes::new().set_accessed(at).set_modified(mt))
+                .map_err(status)?;
+        }
+        Ok(ok(id))
+    }
+
+    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        let dir = absolute(&path);
+        let mut entries = vec![];
+        for name in [".", ".."] {
+            if let Ok(meta) = std::fs::metadata(dir.join(name)) {
+                entries.push(File {
+                    filename: name.to_string(),
+                    longname: longname(name, &meta),
+                    attrs: (&meta).into(),
+                });
+            }
+        }
+        let mut rd = tokio::fs::read_dir(&dir).await.map_err(status)?;
+        while let Some(e) = rd.next_entry().await.map_err(status)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(meta) = tokio::fs::symlink_metadata(e.path()).await {
+                entries.push(File {
+                    longname: longname(&name, &meta),
+                    filename: name,
+                    attrs: (&meta).into(),
+                });
+            }
+        }
+        // Served from the end, in chunks.
+        entries.reverse();
+        let handle = self.handle();
+        self.dirs.insert(handle.clone(), entries);
+        Ok(Handle { id, handle })
+    }
+
+    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+        let entries = self.dirs.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        if entries.is_empty() {
+            return Err(StatusCode::Eof);
+        }
+        let take = entries.len().min(DIR_CHUNK);
+        let files: Vec<File> = (0..take).filter_map(|_| entries.pop()).collect();
+        Ok(Name { id, files })
+    }
+
+    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
+        tokio::fs::remove_file(absolute(&filename))
+            .await
+            .map_err(status)?;
+        Ok(ok(id))
+    }
+
+    async fn mkdir(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(attrs.permissions.unwrap_or(0o755) & 0o7777);
+        b.create(absolute(&path)).map_err(status)?;
+        Ok(ok(id))
+    }
+
+    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
+        tokio::fs::remove_dir(absolute(&path))
+            .await
+            .map_err(status)?;
+        Ok(ok(id))
+    }
+
+    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let abs = absolute(&path);
+        let real = std::fs::canonicalize(&abs).unwrap_or(abs);
+        let name = real.display().to_string();
+        Ok(Name {
+            id,
+            files: vec![File::dummy(name)],
+        })
+    }
+
+    async fn rename(
+        &mut self,
+        id: u32,
+        oldpath: String,
+        newpath: String,
+    ) -> Result<Status, Self::Error> {
+        tokio::fs::rename(absolute(&oldpath), absolute(&newpath))
+            .await
+            .map_err(status)?;
+        Ok(ok(id))
+    }
+
+    async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let target = tokio::fs::read_link(absolute(&path))
+            .await
+            .map_err(status)?;
+        Ok(Name {
+            id,
+            files: vec![File::dummy(target.display().to_string())],
+        })
+    }
+
+    async fn symlink(
+        &mut self,
+        id: u32,
+        linkpath: String,
+        targetpath: String,
+    ) -> Result<Status, Self::Error> {
+        // OpenSSH (and so every client) sends the target first and the new
+        // link second, the reverse of the draft's field names.
+        std::os::unix::fs::symlink(&linkpath, absolute(&targetpath)).map_err(status)?;
+        Ok(ok(id))
+    }
+}
+
+/// A reader that tells when its input has ended.
+struct EndSignal<R> {
+    inner: R,
+    ended: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EndSignal<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let ended = match &poll {
+            std::task::Poll::Ready(Ok(())) => buf.filled().len() == before,
+            std::task::Poll::Ready(Err(_)) => true,
+            std::task::Poll::Pending => false,
+        };
+        if ended && let Some(tx) = self.ended.take() {
+            let _ = tx.send(());
+        }
+        poll
+    }
+}
+
+/// Serves SFTP on stdin/stdout until the client closes its side.
+pub async fn serve_stdio() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stdin = EndSignal {
+        inner: tokio::io::stdin(),
+        ended: Some(tx),
+    };
+    let stream = tokio::io::join(stdin, tokio::io::stdout());
+    // russh-sftp serves on a task of its own and returns at once; the end of
+    // stdin (the channel's EOF) is the end of the session.
+    russh_sftp::server::run(stream, FileServer::default()).await;
+    let _ = rx.await;
+}
