@@ -365,6 +365,33 @@ fn every_refusal_with_real_openssh() {
 }
 
 #[test]
+fn the_tunnel_node_comes_back_after_a_proxy_restart() {
+    let mut s = setup("p");
+    s.c.restart();
+    let out = eventually(
+        "node2 back through a new tunnel",
+        Duration::from_secs(30),
+        || {
+            let out = ssh(
+                &s.ssh_config,
+                &[&format!("{}@node2.example", s.os.name), "echo again"],
+                "",
+            );
+            (out.code == Some(0)).then_some(out)
+        },
+    );
+    assert_eq!(out.stdout, "again\n");
+    // The direct node was never away.
+    let out = ssh(
+        &s.ssh_config,
+        &[&format!("{}@node1.example", s.os.name), "echo direct"],
+        "",
+    )
+    .ok();
+    assert_eq!(out.stdout, "direct\n");
+}
+
+#[test]
 fn a_node_restarts_without_its_token() {
     let s = setup("n");
     let uuid = s.nodes[0].uuid.clone();

@@ -56,13 +56,19 @@ pub async fn serve(
     let tunnels = Arc::new(tunnel::Tunnels::default());
     let router = api::router(auth.clone());
     tokio::pin!(shutdown);
+    // Live connections end with the proxy, as they would with its process.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => {
+                connections.abort_all();
+                return;
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone() };
-                    tokio::spawn(async move { handle(stream, peer, ctx).await });
+                    connections.spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.

@@ -118,6 +118,7 @@ pub struct Cluster {
     pub ca_pin: String,
     rt: Option<tokio::runtime::Runtime>,
     daemon: Option<jaunt_cli::daemon::Daemon>,
+    config: Config,
 }
 
 impl Cluster {
@@ -156,7 +157,26 @@ impl Cluster {
             ca_pin,
             rt: Some(rt),
             daemon: Some(daemon),
+            config,
         }
+    }
+
+    /// Stops auth and proxy (ending their connections) and starts them
+    /// again on the same port and data directory.
+    pub fn restart(&mut self) {
+        let rt = self.rt.as_ref().expect("runtime");
+        if let Some(d) = self.daemon.take() {
+            rt.block_on(d.stop());
+        }
+        let listener = eventually(
+            "the proxy port to be free again",
+            Duration::from_secs(10),
+            || rt.block_on(tokio::net::TcpListener::bind(&self.proxy)).ok(),
+        );
+        let daemon = rt
+            .block_on(jaunt_cli::daemon::start(&self.config, Some(listener), None))
+            .expect("restart");
+        self.daemon = Some(daemon);
     }
 
     /// The running auth service (for the CA keys tests sign with).
