@@ -16,7 +16,10 @@ pub use tls::{
     ClientIdentity, IdentityKind, TlsCa, ca_pin, client_identity, client_identity_pem,
     generate_client_csr,
 };
-pub use verify::{CertIdentity, CertRefusal, UserCertCheck, check_user_cert, cidr_contains};
+pub use verify::{
+    CertIdentity, CertRefusal, HostCertRefusal, UserCertCheck, check_host_cert, check_user_cert,
+    cidr_contains,
+};
 
 /// Everything that can go wrong while making or reading keys and certificates.
 #[derive(Debug, thiserror::Error)]

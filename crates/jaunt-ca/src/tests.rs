@@ -290,3 +290,57 @@ mod user_cert_checks {
         }
     }
 }
+
+mod host_cert_checks {
+    use super::*;
+    use crate::verify::*;
+
+    #[test]
+    fn table() {
+        let ca = SshCa::generate().expect("ca");
+        let other = SshCa::generate().expect("other");
+        let cas = [ca.public_key().key_data().clone()];
+        let host = |signer: &SshCa| {
+            signer
+                .sign_host_cert(&HostCertRequest {
+                    public_key: SshCa::generate().expect("k").public_key().clone(),
+                    host_id: "u1".into(),
+                    principals: vec!["node1".into(), "node1.example".into()],
+                    now: NOW,
+                    ttl_secs: 3600,
+                })
+                .expect("sign")
+        };
+        let good = host(&ca);
+        check_host_cert(&good, &cas, "node1", NOW).expect("node1");
+        check_host_cert(&good, &cas, "node1.example", NOW).expect("node1.example");
+        let user = ca
+            .sign_user_cert(&user_request("node1"))
+            .expect("user cert");
+        type Case = (
+            &'static str,
+            ssh_key::Certificate,
+            &'static str,
+            u64,
+            fn(&HostCertRefusal) -> bool,
+        );
+        let table: Vec<Case> = vec![
+            ("foreign", host(&other), "node1", NOW, |r| {
+                matches!(r, HostCertRefusal::WrongCa { .. })
+            }),
+            ("user cert", user, "alice", NOW, |r| {
+                matches!(r, HostCertRefusal::NotHostCert)
+            }),
+            ("expired", good.clone(), "node1", NOW + 7200, |r| {
+                matches!(r, HostCertRefusal::Expired { .. })
+            }),
+            ("other host", good, "node2", NOW, |r| {
+                matches!(r, HostCertRefusal::Principal { .. })
+            }),
+        ];
+        for (name, cert, h, now, want) in table {
+            let err = check_host_cert(&cert, &cas, h, now).expect_err(name);
+            assert!(want(&err), "{name}: {err}");
+        }
+    }
+}

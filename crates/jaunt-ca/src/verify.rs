@@ -162,3 +162,59 @@ fn mask_eq(a: u128, b: u128, bits: u32, width: u32) -> bool {
     let shift = width - bits;
     (a >> shift) == (b >> shift)
 }
+
+/// Why a node's host certificate was refused by a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostCertRefusal {
+    #[error("the node's host certificate is signed by {signer}, not by this cluster's host CA")]
+    WrongCa { signer: String },
+    #[error("the node's host certificate signature does not verify")]
+    BadSignature,
+    #[error("the node presented a user certificate as its host certificate")]
+    NotHostCert,
+    #[error(
+        "the node's host certificate is not valid now (valid {valid_after}..{valid_before}, now {now})"
+    )]
+    Expired {
+        valid_after: u64,
+        valid_before: u64,
+        now: u64,
+    },
+    #[error("the node's host certificate is for {allowed}, not {host:?}")]
+    Principal { host: String, allowed: String },
+}
+
+/// Checks a node's host certificate as a client: signed by one of this
+/// cluster's host CA keys, of type host, valid now, naming `host`.
+pub fn check_host_cert(
+    cert: &Certificate,
+    host_cas: &[KeyData],
+    host: &str,
+    now: u64,
+) -> Result<(), HostCertRefusal> {
+    let signer = cert.signature_key();
+    if !host_cas.iter().any(|ca| ca == signer) {
+        return Err(HostCertRefusal::WrongCa {
+            signer: signer.fingerprint(HashAlg::Sha256).to_string(),
+        });
+    }
+    cert.verify_signature()
+        .map_err(|_| HostCertRefusal::BadSignature)?;
+    if cert.cert_type() != CertType::Host {
+        return Err(HostCertRefusal::NotHostCert);
+    }
+    if now < cert.valid_after() || now >= cert.valid_before() {
+        return Err(HostCertRefusal::Expired {
+            valid_after: cert.valid_after(),
+            valid_before: cert.valid_before(),
+            now,
+        });
+    }
+    if !cert.valid_principals().iter().any(|p| p == host) {
+        return Err(HostCertRefusal::Principal {
+            host: host.to_string(),
+            allowed: cert.valid_principals().join(", "),
+        });
+    }
+    Ok(())
+}

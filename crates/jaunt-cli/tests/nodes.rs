@@ -500,3 +500,90 @@ fn sftp_and_scp_round_trip_10_mib_as_the_login_user() {
         assert!(!Path::new("/root/nope.bin").exists());
     }
 }
+
+#[test]
+fn jsh_ssh_runs_commands_with_exit_codes_stdin_terminals_and_forwards() {
+    let s = setup("s");
+    let login = s.os.name.clone();
+    for node in ["node1", "node2"] {
+        let target = format!("{login}@{node}");
+        let out =
+            s.c.jsh(&s.home, &["ssh", &target, "echo on $(whoami); exit 5"], "");
+        assert_eq!(out.code, Some(5), "{node}: {out:?}");
+        assert_eq!(out.stdout, format!("on {login}\n"));
+        let out =
+            s.c.jsh(&s.home, &["ssh", &target, "cat"], "piped input\n")
+                .ok();
+        assert_eq!(out.stdout, "piped input\n");
+        let out = s.c.jsh(&s.home, &["ssh", "-t", &target, "tty"], "").ok();
+        assert!(out.stdout.contains("/dev/pts/"), "{node}: {}", out.stdout);
+    }
+    s.c.jsh(&s.home, &["ssh", "root@node1", "true"], "")
+        .fails_with("access denied to root on node1");
+    s.c.jsh(&s.home, &["ssh", &format!("{login}@ghost"), "true"], "")
+        .fails_with("direct dialing to nodes not found in inventory is not supported");
+
+    // -L: a local port reaches a TCP service as seen from the node.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("echo");
+    let echo_port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in echo.incoming().flatten() {
+            let mut c = conn;
+            let mut r = c.try_clone().expect("clone");
+            let _ = std::io::copy(&mut r, &mut c);
+        }
+    });
+    let local_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let forward = format!("{local_port}:127.0.0.1:{echo_port}");
+    let mut child = jsh_command(
+        &s.home,
+        &["ssh", "-L", &forward, &format!("{login}@node1"), "sleep 30"],
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("jsh ssh -L");
+    let reply = eventually("the forwarded port", Duration::from_secs(20), || {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", local_port)).ok()?;
+        sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        sock.write_all(b"ping through the tunnel").ok()?;
+        let mut buf = [0u8; 23];
+        sock.read_exact(&mut buf).ok()?;
+        Some(buf.to_vec())
+    });
+    assert_eq!(reply, b"ping through the tunnel");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A role that turns port forwarding off: the node refuses the channel.
+    let role = s.home.join("nofwd.yaml");
+    std::fs::write(&role, "kind: role\nmetadata: {name: no-forwarding}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {port_forwarding: false}\n").expect("role");
+    s.c.jctl(&["create", &role.display().to_string()]).ok();
+    s.c.jctl(&["users", "update", "alice", "--set-roles=no-forwarding"])
+        .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+    let out = ssh(
+        &s.ssh_config,
+        &[
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-W",
+            &format!("127.0.0.1:{echo_port}"),
+            &format!("{login}@node1.example"),
+        ],
+        "",
+    );
+    assert_ne!(out.code, Some(0), "forwarding refused: {out:?}");
+    assert!(
+        out.stderr.contains("administratively prohibited"),
+        "{}",
+        out.stderr
+    );
+}

@@ -6,6 +6,8 @@ pub mod api;
 pub mod home;
 pub mod login;
 pub mod profile;
+pub mod relay;
+pub mod ssh;
 
 use jaunt_types::api::ErrorCode;
 use std::path::PathBuf;

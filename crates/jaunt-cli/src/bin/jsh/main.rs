@@ -28,6 +28,8 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Remove your keys and certificates.
     Logout(commands::logout::LogoutArgs),
+    /// Open a shell or run a command on a node.
+    Ssh(commands::ssh::SshArgs),
     /// List the nodes you may reach.
     Ls(commands::ls::LsArgs),
     /// Relay connections for other clients (PuTTY, OpenSSH).
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(a),
         Command::Logout(a) => commands::logout::run(a),
         Command::Ls(a) => commands::ls::run(a),
+        Command::Ssh(a) => commands::ssh::run(a),
         Command::Proxy(c) => commands::proxy::run(c),
         Command::Config(a) => commands::config::run(a),
         Command::Version => {

@@ -4,4 +4,5 @@ pub mod logout;
 pub mod ls;
 pub mod proxy;
 pub mod signup;
+pub mod ssh;
 pub mod status;

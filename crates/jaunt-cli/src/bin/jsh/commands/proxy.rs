@@ -6,8 +6,7 @@ use clap::{Args, Subcommand};
 use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
 use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
-use jaunt_types::api::{ALPN_SSH, DialRequest, DialResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 #[derive(Subcommand)]
 pub enum ProxyCommand {
@@ -38,32 +37,8 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
         Some(&client_cert(&home, &profile)?),
     )?;
     crate::runtime()?.block_on(async move {
-        let mut conn = client.connect(ALPN_SSH).await?;
-        let mut line = serde_json::to_vec(&DialRequest {
-            target: args.target.clone(),
-            cluster: args.cluster.clone(),
-        })?;
-        line.push(b'\n');
-        conn.write_all(&line).await?;
-        conn.flush().await?;
-        let mut answer = Vec::new();
-        loop {
-            let b = conn
-                .read_u8()
-                .await
-                .map_err(|e| anyhow::anyhow!("the proxy closed the connection: {e}"))?;
-            if b == b'\n' {
-                break;
-            }
-            answer.push(b);
-            if answer.len() > 8192 {
-                anyhow::bail!("the proxy sent a malformed answer");
-            }
-        }
-        let resp: DialResponse = serde_json::from_slice(&answer)?;
-        if let Some(error) = resp.error {
-            anyhow::bail!("{error}");
-        }
+        let conn =
+            jaunt_client::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;
         let (mut from_node, mut to_node) = tokio::io::split(conn);
         let up = async {
             let mut stdin = tokio::io::stdin();

@@ -1,0 +1,254 @@
+//! `jsh ssh`: an SSH session to a node through the proxy, with the
+//! certificate from `jsh login`; the remote exit code becomes jsh's own.
+
+use clap::Args;
+use jaunt_client::api::ApiClient;
+use jaunt_client::home::Home;
+use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
+use russh::ChannelMsg;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Args)]
+pub struct SshArgs {
+    /// The node's port [default: its registered port]
+    #[arg(short = 'p', long = "port")]
+    port: Option<u16>,
+    /// Forward a local port: [bind:]port:host:hostport
+    #[arg(short = 'L')]
+    forwards: Vec<String>,
+    /// Forward your SSH agent.
+    #[arg(short = 'A')]
+    agent: bool,
+    /// Force a terminal.
+    #[arg(short = 't', conflicts_with = "no_tty")]
+    tty: bool,
+    /// Never a terminal.
+    #[arg(short = 'T')]
+    no_tty: bool,
+    #[arg(long)]
+    cluster: Option<String>,
+    /// [login@]host
+    target: String,
+    /// A command to run instead of a shell.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `[bind:]port:host:hostport`.
+fn parse_forward(spec: &str) -> anyhow::Result<(String, u16, String, u16)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (bind, port, host, hostport) = match parts.as_slice() {
+        [p, h, hp] => ("127.0.0.1", *p, *h, *hp),
+        [b, p, h, hp] => (*b, *p, *h, *hp),
+        _ => anyhow::bail!("-L {spec:?}: use [bind:]port:host:hostport"),
+    };
+    let num = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| anyhow::anyhow!("-L {spec:?}: {s:?} is not a port"))
+    };
+    Ok((
+        bind.to_string(),
+        num(port)?,
+        host.to_string(),
+        num(hostport)?,
+    ))
+}
+
+/// Puts the terminal in raw mode until dropped.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enable() -> Self {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        match tcgetattr(&stdin) {
+            Ok(saved) => {
+                let mut raw = saved.clone();
+                cfmakeraw(&mut raw);
+                let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+                RawMode(Some(saved))
+            }
+            Err(_) => RawMode(None),
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+fn window() -> (u32, u32) {
+    terminal_size::terminal_size()
+        .map(|(terminal_size::Width(w), terminal_size::Height(h))| (w as u32, h as u32))
+        .unwrap_or((80, 24))
+}
+
+pub fn run(args: SshArgs) -> anyhow::Result<()> {
+    if args.agent {
+        anyhow::bail!(
+            "agent forwarding (-A) is not supported by jsh yet; use OpenSSH with 'jsh config'"
+        );
+    }
+    let (login, host) = match args.target.rsplit_once('@') {
+        Some((l, h)) => (l.to_string(), h.to_string()),
+        None => (
+            crate::commands::login::os_user()
+                .ok_or_else(|| anyhow::anyhow!("give the login as LOGIN@HOST"))?,
+            args.target.clone(),
+        ),
+    };
+    let forwards = args
+        .forwards
+        .iter()
+        .map(|f| parse_forward(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let home = Home::from_env()?;
+    let profile = active_profile(&home, None)?;
+    require_valid(&home, &profile)?;
+    if let Some(c) = args.cluster.as_deref().filter(|c| *c != profile.cluster) {
+        anyhow::bail!(
+            "cluster {c:?} is not known; you are logged in to {:?}",
+            profile.cluster
+        );
+    }
+    let trust = trust_for(&home, &profile.web_proxy_addr, None, false)?;
+    let client = ApiClient::new(
+        &profile.web_proxy_addr,
+        &trust,
+        Some(&client_cert(&home, &profile)?),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(async {
+        let handle = Arc::new(
+            jaunt_client::ssh::connect(&home, &profile, &client, &login, &host, args.port).await?,
+        );
+        for (bind, port, fhost, fport) in forwards {
+            let listener = tokio::net::TcpListener::bind((bind.as_str(), port)).await?;
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                while let Ok((mut sock, peer)) = listener.accept().await {
+                    let handle = handle.clone();
+                    let fhost = fhost.clone();
+                    tokio::spawn(async move {
+                        match handle
+                            .channel_open_direct_tcpip(
+                                fhost.clone(),
+                                fport as u32,
+                                peer.ip().to_string(),
+                                peer.port() as u32,
+                            )
+                            .await
+                        {
+                            Ok(ch) => {
+                                let mut stream = ch.into_stream();
+                                let _ = tokio::io::copy_bidirectional(&mut sock, &mut stream).await;
+                            }
+                            Err(e) => {
+                                eprintln!("jsh: port forward to {fhost}:{fport} refused: {e}")
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        let channel = handle.channel_open_session().await?;
+        let interactive = std::io::stdin().is_terminal();
+        let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
+        if want_pty {
+            let (cols, rows) = window();
+            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+            channel
+                .request_pty(true, &term, cols, rows, 0, 0, &[])
+                .await?;
+        }
+        if args.command.is_empty() {
+            channel.request_shell(true).await?;
+        } else {
+            channel.exec(true, args.command.join(" ")).await?;
+        }
+        let _raw = (want_pty && interactive).then(RawMode::enable);
+        let (mut reader, writer) = channel.split();
+        let writer = Arc::new(writer);
+        let input = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut stdin = tokio::io::stdin();
+                let mut to_node = writer.make_writer();
+                let _ = tokio::io::copy(&mut stdin, &mut to_node).await;
+                let _ = to_node.flush().await;
+                let _ = writer.eof().await;
+            })
+        };
+        let resize = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let Ok(mut winch) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+                else {
+                    return;
+                };
+                while winch.recv().await.is_some() {
+                    let (cols, rows) = window();
+                    let _ = writer.window_change(cols, rows, 0, 0).await;
+                }
+            })
+        };
+        let mut stdout = tokio::io::stdout();
+        let mut stderr = tokio::io::stderr();
+        let mut code: Option<i32> = None;
+        while let Some(msg) = reader.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    stdout.write_all(&data).await?;
+                    stdout.flush().await?;
+                }
+                ChannelMsg::ExtendedData { data, .. } => {
+                    stderr.write_all(&data).await?;
+                    stderr.flush().await?;
+                }
+                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
+                // As OpenSSH: a command killed by a signal exits 255.
+                ChannelMsg::ExitSignal { .. } => code = Some(255),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        input.abort();
+        resize.abort();
+        anyhow::Ok(code.unwrap_or(255))
+    });
+    let code = code?;
+    // Leave quickly: a blocking read of stdin may still be pending.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forwards() {
+        assert_eq!(
+            super::parse_forward("8080:db:5432").ok(),
+            Some(("127.0.0.1".into(), 8080, "db".into(), 5432))
+        );
+        assert_eq!(
+            super::parse_forward("0.0.0.0:8080:db:5432").ok(),
+            Some(("0.0.0.0".into(), 8080, "db".into(), 5432))
+        );
+        assert!(super::parse_forward("8080:db").is_err());
+        assert!(super::parse_forward("x:db:1").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! An SSH client session to a node through the proxy (for `jsh ssh`): it
+//! trusts only host certificates from the cluster's host CA that name the
+//! host, and logs in with the user certificate from `jsh login`.
+
+use crate::api::ApiClient;
+use crate::home::Home;
+use crate::profile::Profile;
+use crate::relay::dial;
+use crate::{ClientError, Result};
+use jaunt_ca::ssh_key::public::KeyData;
+use jaunt_ca::ssh_key::{Certificate, PrivateKey, PublicKey};
+use russh::client::{self, Handle};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Checks the node's host certificate during the handshake.
+pub struct HostCheck {
+    host_cas: Vec<KeyData>,
+    /// Names the certificate may carry for this node.
+    names: Vec<String>,
+    /// Why the last check failed, to tell the user.
+    pub refusal: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl client::Handler for HostCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        let now = crate::login::now().max(0) as u64;
+        let verdict = match key {
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
+                let mut last = None;
+                let mut ok = false;
+                for name in &self.names {
+                    match jaunt_ca::check_host_cert(cert, &self.host_cas, name, now) {
+                        Ok(()) => {
+                            ok = true;
+                            break;
+                        }
+                        Err(e) => last = Some(e.to_string()),
+                    }
+                }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(last.unwrap_or_default())
+                }
+            }
+            russh::keys::PublicKeyOrCertificate::PublicKey { .. } => Err(
+                "the node presented a plain host key, not a certificate from the cluster's host CA"
+                    .to_string(),
+            ),
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                if let Ok(mut r) = self.refusal.lock() {
+                    *r = Some(why);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The host CA keys from `known_hosts`' `@cert-authority` lines for `cluster`.
+pub fn host_cas(home: &Home, cluster: &str) -> Result<Vec<KeyData>> {
+    let text = home
+        .read_to_string(&home.known_hosts_path())?
+        .unwrap_or_default();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        if parts.next() != Some("@cert-authority") {
+            continue;
+        }
+        let Some(patterns) = parts.next() else {
+            continue;
+        };
+        if !patterns.split(',').any(|p| p == format!("*.{cluster}")) {
+            continue;
+        }
+        let rest: Vec<&str> = parts.collect();
+        if rest.len() >= 2
+            && let Ok(k) = PublicKey::from_openssh(&format!("{} {}", rest[0], rest[1]))
+        {
+            keys.push(k.key_data().clone());
+        }
+    }
+    if keys.is_empty() {
+        return Err(ClientError::Invalid(format!(
+            "no host CA for cluster {cluster:?} in {}; run 'jsh login' again",
+            home.known_hosts_path().display()
+        )));
+    }
+    Ok(keys)
+}
+
+/// Connects and authenticates `login` on `host` through the proxy.
+pub async fn connect(
+    home: &Home,
+    profile: &Profile,
+    client: &ApiClient,
+    login: &str,
+    host: &str,
+    port: Option<u16>,
+) -> Result<Handle<HostCheck>> {
+    let target = match port {
+        Some(p) => format!("{login}@{host}:{p}"),
+        None => format!("{login}@{host}"),
+    };
+    let stream = dial(client, &target, Some(&profile.cluster)).await?;
+    let bare = host
+        .strip_suffix(&format!(".{}", profile.cluster))
+        .unwrap_or(host);
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let check = HostCheck {
+        host_cas: host_cas(home, &profile.cluster)?,
+        names: vec![bare.to_string(), format!("{bare}.{}", profile.cluster)],
+        refusal: refusal.clone(),
+    };
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        // Ask for the node's host certificate, not its bare key: the
+        // cluster's host CA is the only trust anchor for nodes.
+        preferred: russh::Preferred {
+            host_key_certificates: std::borrow::Cow::Owned(vec![
+                jaunt_ca::ssh_key::Algorithm::Ed25519,
+            ]),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let mut handle = match client::connect_stream(config, stream, check).await {
+        Ok(h) => h,
+        Err(e) => {
+            let why = refusal.lock().ok().and_then(|r| r.clone());
+            return Err(ClientError::Invalid(why.unwrap_or_else(|| {
+                format!("SSH handshake with {host} failed: {e}")
+            })));
+        }
+    };
+    let name = profile.name();
+    let key_path = home.key_path(&name, &profile.user);
+    let cert_path = home.ssh_cert_path(&name, &profile.user, &profile.cluster);
+    let key_text = home
+        .read_to_string(&key_path)?
+        .ok_or_else(|| ClientError::File {
+            path: key_path.clone(),
+            reason: "missing; run 'jsh login'".into(),
+        })?;
+    let key = PrivateKey::from_openssh(&key_text).map_err(|e| crate::file_err(&key_path, e))?;
+    let cert_text = home
+        .read_to_string(&cert_path)?
+        .ok_or_else(|| ClientError::File {
+            path: cert_path.clone(),
+            reason: "missing; run 'jsh login'".into(),
+        })?;
+    let cert =
+        Certificate::from_openssh(cert_text.trim()).map_err(|e| crate::file_err(&cert_path, e))?;
+    let result = handle
+        .authenticate_openssh_cert(login, Arc::new(key), cert)
+        .await
+        .map_err(|e| ClientError::Protocol(format!("authentication: {e}")))?;
+    if !result.success() {
+        return Err(ClientError::Api {
+            code: jaunt_types::api::ErrorCode::AccessDenied,
+            message: format!(
+                "access denied to {login} on {host}: check the logins your roles allow ('jsh status' lists them)"
+            ),
+        });
+    }
+    Ok(handle)
+}
