@@ -318,6 +318,25 @@ fn every_refusal_with_real_openssh() {
     let out = ssh(&config_with(&s, &plain, None), &[&target, "echo ok"], "");
     assert_eq!(out.code, Some(255), "plain key: {out:?}");
 
+    // A login the roles allow but the node's OS lacks: a clear message.
+    s.c.jctl(&[
+        "users",
+        "update",
+        "alice",
+        &format!("--set-logins={},jtnosuchuser", s.os.name),
+    ])
+    .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+    let out = ssh(&s.ssh_config, &["jtnosuchuser@node1.example", "true"], "");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("Failed to launch: user \"jtnosuchuser\" does not exist on this node"),
+        "{}",
+        out.stderr
+    );
+
     // Node labels not allowed: a role limited to env=dev cannot see node2.
     let role = dir.path().join("dev.yaml");
     std::fs::write(&role, "kind: role\nmetadata: {name: dev-only}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: dev}\n").expect("role");
@@ -586,4 +605,81 @@ fn jsh_ssh_runs_commands_with_exit_codes_stdin_terminals_and_forwards() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn agent_forwarding_when_the_roles_allow_it() {
+    let s = setup("g");
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock = dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    eventually("ssh-agent's socket", Duration::from_secs(10), || {
+        sock.exists().then_some(())
+    });
+    let key = keygen(dir.path(), "agentkey");
+    let mut add = Command::new("ssh-add");
+    add.arg(&key).env("SSH_AUTH_SOCK", &sock);
+    run(add, "").ok();
+    let fingerprint = {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .expect("fp");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let with_agent = |s: &Setup| {
+        let home = s.ssh_config.parent().expect("home").to_path_buf();
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&s.ssh_config)
+            .args([
+                "-A",
+                "-o",
+                "BatchMode=yes",
+                &format!("{}@node1.example", s.os.name),
+                "ssh-add -l; ls -ld \"$(dirname \"$SSH_AUTH_SOCK\")\"",
+            ])
+            .env("SSH_AUTH_SOCK", &sock)
+            .env("JSH_HOME", home.join(".jsh"))
+            .env("HOME", &home);
+        run(cmd, "")
+    };
+    let out = with_agent(&s).ok();
+    assert!(
+        out.stdout.contains(&fingerprint),
+        "the node sees the forwarded key: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("drwx------ 2 {} ", s.os.name)),
+        "socket dir is the user's alone: {}",
+        out.stdout
+    );
+
+    // A role without forward_agent: the request is refused.
+    let role = s.home.join("noagent.yaml");
+    std::fs::write(&role, "kind: role\nmetadata: {name: no-agent}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {forward_agent: false}\n").expect("role");
+    s.c.jctl(&["create", &role.display().to_string()]).ok();
+    s.c.jctl(&["users", "update", "alice", "--set-roles=no-agent"])
+        .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+    let out = with_agent(&s);
+    assert!(
+        !out.stdout.contains(&fingerprint),
+        "no agent without the role: {out:?}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
 }

@@ -20,10 +20,36 @@ pub struct HostCheck {
     names: Vec<String>,
     /// Why the last check failed, to tell the user.
     pub refusal: Arc<std::sync::Mutex<Option<String>>>,
+    /// The local agent to lend the node (`-A`), if any.
+    pub agent_socket: Option<std::path::PathBuf>,
 }
 
 impl client::Handler for HostCheck {
     type Error = russh::Error;
+
+    /// The node opens one of these per use of the forwarded agent; it is
+    /// refused unless the user asked for forwarding.
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let Some(path) = self.agent_socket.clone() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        tokio::spawn(async move {
+            if let Ok(mut local) = tokio::net::UnixStream::connect(&path).await {
+                let mut remote = channel.into_stream();
+                let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+            }
+        });
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -107,6 +133,7 @@ pub async fn connect(
     login: &str,
     host: &str,
     port: Option<u16>,
+    agent_socket: Option<std::path::PathBuf>,
 ) -> Result<Handle<HostCheck>> {
     let target = match port {
         Some(p) => format!("{login}@{host}:{p}"),
@@ -121,6 +148,7 @@ pub async fn connect(
         host_cas: host_cas(home, &profile.cluster)?,
         names: vec![bare.to_string(), format!("{bare}.{}", profile.cluster)],
         refusal: refusal.clone(),
+        agent_socket,
     };
     let config = Arc::new(client::Config {
         inactivity_timeout: None,

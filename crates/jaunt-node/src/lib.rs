@@ -6,6 +6,7 @@
 //! and only its `os::spawn` module contains unsafe code.
 
 pub mod agent;
+pub mod agent_forward;
 pub mod os;
 pub mod server;
 pub mod session;

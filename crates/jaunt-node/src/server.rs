@@ -49,6 +49,8 @@ pub struct Connection {
     server: SocketAddr,
     identity: Option<Identity>,
     channels: HashMap<ChannelId, ChannelState>,
+    /// The forwarded agent, once a channel asked for it.
+    agent: Option<crate::agent_forward::AgentForward>,
 }
 
 impl Connection {
@@ -59,6 +61,7 @@ impl Connection {
             server,
             identity: None,
             channels: HashMap::new(),
+            agent: None,
         }
     }
 
@@ -112,6 +115,7 @@ impl Connection {
             proxy_addr: self.ctx.proxy_addr.clone(),
             client: self.client,
             server: self.server,
+            agent_socket: self.agent.as_ref().map(|a| a.socket().to_path_buf()),
         };
         let pty = match launch {
             Launch::Subsystem(..) => None,
@@ -373,6 +377,38 @@ impl Handler for Connection {
             }
             _ => session.channel_failure(channel),
         }
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(id) = self.identity.as_ref() else {
+            return Ok(false);
+        };
+        if !(id.authz.forward_agent && id.cert.permit_agent_forwarding) {
+            tracing::warn!(client = %self.client, "agent forwarding refused: not allowed by the user's roles");
+            return Ok(false);
+        }
+        if self.agent.is_none() {
+            let user = match os::lookup(&id.login) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::info!(error = %e, "agent forwarding refused");
+                    return Ok(false);
+                }
+            };
+            match crate::agent_forward::AgentForward::start(&user, session.handle()) {
+                Ok(a) => self.agent = Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent forwarding failed");
+                    return Ok(false);
+                }
+            }
+        }
+        tracing::info!(?channel, "agent forwarding on");
+        Ok(true)
     }
 
     async fn env_request(

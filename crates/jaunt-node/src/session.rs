@@ -19,6 +19,8 @@ pub struct SessionInfo {
     pub proxy_addr: String,
     pub client: SocketAddr,
     pub server: SocketAddr,
+    /// The forwarded agent's socket, when the client asked for one.
+    pub agent_socket: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,9 @@ fn environment(
     ];
     if let Some(term) = term {
         env.push(("TERM".to_string(), term.to_string()));
+    }
+    if let Some(sock) = &info.agent_socket {
+        env.push(("SSH_AUTH_SOCK".to_string(), sock.display().to_string()));
     }
     for (k, v) in client_env.iter().filter(|(k, _)| env_allowed(k)) {
         env.push((k.clone(), v.clone()));

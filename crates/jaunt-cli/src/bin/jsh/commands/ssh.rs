@@ -94,11 +94,17 @@ fn window() -> (u32, u32) {
 }
 
 pub fn run(args: SshArgs) -> anyhow::Result<()> {
-    if args.agent {
-        anyhow::bail!(
-            "agent forwarding (-A) is not supported by jsh yet; use OpenSSH with 'jsh config'"
-        );
-    }
+    let agent_socket = match args.agent {
+        true => Some(
+            std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(std::path::PathBuf::from)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("-A: no agent to forward (SSH_AUTH_SOCK is not set)")
+                })?,
+        ),
+        false => None,
+    };
     let (login, host) = match args.target.rsplit_once('@') {
         Some((l, h)) => (l.to_string(), h.to_string()),
         None => (
@@ -133,7 +139,16 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         .build()?;
     let code = runtime.block_on(async {
         let handle = Arc::new(
-            jaunt_client::ssh::connect(&home, &profile, &client, &login, &host, args.port).await?,
+            jaunt_client::ssh::connect(
+                &home,
+                &profile,
+                &client,
+                &login,
+                &host,
+                args.port,
+                agent_socket.clone(),
+            )
+            .await?,
         );
         for (bind, port, fhost, fport) in forwards {
             let listener = tokio::net::TcpListener::bind((bind.as_str(), port)).await?;
@@ -165,6 +180,9 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
             });
         }
         let channel = handle.channel_open_session().await?;
+        if agent_socket.is_some() {
+            channel.agent_forward(true).await?;
+        }
         let interactive = std::io::stdin().is_terminal();
         let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
         if want_pty {
