@@ -130,8 +130,22 @@ fn nodes_are_listed_and_reached_with_openssh_directly_and_through_tunnels() {
             );
         }
         // A terminal when asked for one.
-        let tty = ssh(&s.ssh_config, &["-tt", &target, "tty; echo TERM=$TERM"], "").ok();
+        let tty = ssh(
+            &s.ssh_config,
+            &[
+                "-tt",
+                &target,
+                "tty; echo TERM=$TERM; echo SSH_TTY=$SSH_TTY",
+            ],
+            "",
+        )
+        .ok();
         assert!(tty.stdout.contains("/dev/pts/"), "{node}: {}", tty.stdout);
+        assert!(
+            tty.stdout.contains("SSH_TTY=/dev/pts/"),
+            "{node}: {}",
+            tty.stdout
+        );
     }
     let mut outside = Command::new(bin("jaunt"));
     outside.arg("status").env_remove("JAUNT_SESSION_ID");
@@ -682,4 +696,31 @@ fn agent_forwarding_when_the_roles_allow_it() {
     );
     let _ = agent.kill();
     let _ = agent.wait();
+}
+
+#[test]
+fn an_expired_certificate_is_refused_with_the_command_to_log_in_again() {
+    let s = setup("x");
+    s.c.login(&s.home, "alice", &["--ttl=2s"], &format!("{PASSWORD}\n"))
+        .ok();
+    let out = eventually("the certificate to expire", Duration::from_secs(20), || {
+        let out = ssh(
+            &s.ssh_config,
+            &[&format!("{}@node1.example", s.os.name), "true"],
+            "",
+        );
+        out.stderr.contains("expired").then_some(out)
+    });
+    assert_eq!(out.code, Some(255));
+    let relogin = format!(
+        "run 'jsh login --proxy={} --user=alice' to log in again",
+        s.c.proxy
+    );
+    assert!(out.stderr.contains(&relogin), "{}", out.stderr);
+    s.c.jsh(
+        &s.home,
+        &["ssh", &format!("{}@node1", s.os.name), "true"],
+        "",
+    )
+    .fails_with(&relogin);
 }

@@ -66,6 +66,7 @@ fn environment(
     info: &SessionInfo,
     user: &OsUser,
     term: Option<&str>,
+    tty: Option<&std::path::Path>,
     client_env: &[(String, String)],
 ) -> Vec<(String, String)> {
     let path = if user.uid.is_root() {
@@ -107,6 +108,9 @@ fn environment(
     ];
     if let Some(term) = term {
         env.push(("TERM".to_string(), term.to_string()));
+    }
+    if let Some(tty) = tty {
+        env.push(("SSH_TTY".to_string(), tty.display().to_string()));
     }
     if let Some(sock) = &info.agent_socket {
         env.push(("SSH_AUTH_SOCK".to_string(), sock.display().to_string()));
@@ -193,13 +197,20 @@ where
     match pty {
         Some(pty) => {
             let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
+            let tty = nix::unistd::ttyname(std::os::fd::AsFd::as_fd(&pts)).ok();
             pty_master
                 .resize(pty_process::Size::new(pty.rows, pty.cols))
                 .map_err(std::io::Error::other)?;
             let mut cmd = pty_process::Command::new(&program)
                 .args(&args)
                 .env_clear()
-                .envs(environment(&info, &user, Some(&pty.term), &client_env))
+                .envs(environment(
+                    &info,
+                    &user,
+                    Some(&pty.term),
+                    tty.as_deref(),
+                    &client_env,
+                ))
                 .current_dir(&cwd);
             if login_shell {
                 cmd = cmd.arg0(login_arg0(&user));
@@ -232,7 +243,7 @@ where
             let mut cmd = tokio::process::Command::new(&program);
             cmd.args(&args)
                 .env_clear()
-                .envs(environment(&info, &user, None, &client_env))
+                .envs(environment(&info, &user, None, None, &client_env))
                 .current_dir(&cwd)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
