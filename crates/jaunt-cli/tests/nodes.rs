@@ -54,6 +54,18 @@ fn setup(tag: &str) -> Setup {
     }
 }
 
+/// Gives alice only the role in `yaml` (named `name`) and logs in again.
+fn switch_role(s: &Setup, name: &str, yaml: &str) {
+    let role = s.home.join(format!("{name}.yaml"));
+    std::fs::write(&role, yaml).expect("role");
+    s.c.jctl(&["create", "-f", &role.display().to_string()])
+        .ok();
+    s.c.jctl(&["users", "update", "alice", &format!("--set-roles={name}")])
+        .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+}
+
 #[test]
 fn nodes_are_listed_and_reached_with_openssh_directly_and_through_tunnels() {
     let s = setup("a");
@@ -352,13 +364,11 @@ fn every_refusal_with_real_openssh() {
     );
 
     // Node labels not allowed: a role limited to env=dev cannot see node2.
-    let role = dir.path().join("dev.yaml");
-    std::fs::write(&role, "kind: role\nmetadata: {name: dev-only}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: dev}\n").expect("role");
-    s.c.jctl(&["create", &role.display().to_string()]).ok();
-    s.c.jctl(&["users", "update", "alice", "--set-roles=dev-only"])
-        .ok();
-    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
-        .ok();
+    switch_role(
+        &s,
+        "dev-only",
+        "kind: role\nmetadata: {name: dev-only}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: dev}\n",
+    );
     let names = s.c.jsh(&s.home, &["ls", "--format=names"], "").ok();
     assert_eq!(names.stdout, "node1\n");
     let out = ssh(
@@ -595,13 +605,11 @@ fn jsh_ssh_runs_commands_with_exit_codes_stdin_terminals_and_forwards() {
     let _ = child.wait();
 
     // A role that turns port forwarding off: the node refuses the channel.
-    let role = s.home.join("nofwd.yaml");
-    std::fs::write(&role, "kind: role\nmetadata: {name: no-forwarding}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {port_forwarding: false}\n").expect("role");
-    s.c.jctl(&["create", &role.display().to_string()]).ok();
-    s.c.jctl(&["users", "update", "alice", "--set-roles=no-forwarding"])
-        .ok();
-    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
-        .ok();
+    switch_role(
+        &s,
+        "no-forwarding",
+        "kind: role\nmetadata: {name: no-forwarding}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {port_forwarding: false}\n",
+    );
     let out = ssh(
         &s.ssh_config,
         &[
@@ -682,13 +690,11 @@ fn agent_forwarding_when_the_roles_allow_it() {
     );
 
     // A role without forward_agent: the request is refused.
-    let role = s.home.join("noagent.yaml");
-    std::fs::write(&role, "kind: role\nmetadata: {name: no-agent}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {forward_agent: false}\n").expect("role");
-    s.c.jctl(&["create", &role.display().to_string()]).ok();
-    s.c.jctl(&["users", "update", "alice", "--set-roles=no-agent"])
-        .ok();
-    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
-        .ok();
+    switch_role(
+        &s,
+        "no-agent",
+        "kind: role\nmetadata: {name: no-agent}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {forward_agent: false}\n",
+    );
     let out = with_agent(&s);
     assert!(
         !out.stdout.contains(&fingerprint),

@@ -216,3 +216,17 @@ pub fn client_cert(home: &Home, profile: &Profile) -> Result<ClientCert> {
         key_pem: read(home.tls_key_path(&name, &profile.user))?,
     })
 }
+
+/// The profile a command acts on (`--proxy`'s or the current one), checked
+/// unexpired, with an API client that presents its certificate.
+pub fn logged_in_client(home: &Home, proxy: Option<&str>) -> Result<(Profile, ApiClient)> {
+    let profile = active_profile(home, proxy)?;
+    require_valid(home, &profile)?;
+    let trust = trust_for(home, &profile.web_proxy_addr, None, false)?;
+    let client = ApiClient::new(
+        &profile.web_proxy_addr,
+        &trust,
+        Some(&client_cert(home, &profile)?),
+    )?;
+    Ok((profile, client))
+}

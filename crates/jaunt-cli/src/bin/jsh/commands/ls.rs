@@ -2,9 +2,8 @@
 
 use clap::Args;
 use jaunt_cli::{print_text, say, table};
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
-use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
+use jaunt_client::login::logged_in_client;
 use jaunt_types::api::{NodeInfo, NodeListResponse, PATH_NODES};
 use std::io::IsTerminal;
 
@@ -31,20 +30,13 @@ pub fn fetch_nodes(
     cluster: Option<&str>,
 ) -> anyhow::Result<(jaunt_client::profile::Profile, Vec<NodeInfo>)> {
     let home = Home::from_env()?;
-    let profile = active_profile(&home, None)?;
-    require_valid(&home, &profile)?;
+    let (profile, client) = logged_in_client(&home, None)?;
     if let Some(c) = cluster.filter(|c| *c != profile.cluster) {
         anyhow::bail!(
             "cluster {c:?} is not known; you are logged in to {:?}",
             profile.cluster
         );
     }
-    let trust = trust_for(&home, &profile.web_proxy_addr, None, false)?;
-    let client = ApiClient::new(
-        &profile.web_proxy_addr,
-        &trust,
-        Some(&client_cert(&home, &profile)?),
-    )?;
     let resp: NodeListResponse = crate::runtime()?.block_on(client.get(PATH_NODES))?;
     Ok((profile, resp.nodes))
 }

@@ -3,9 +3,8 @@
 //! session itself is end to end between the SSH client and the node.
 
 use clap::{Args, Subcommand};
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
-use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
+use jaunt_client::login::logged_in_client;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Subcommand)]
@@ -28,14 +27,7 @@ pub struct ProxySshArgs {
 pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
     let ProxyCommand::Ssh(args) = cmd;
     let home = Home::from_env()?;
-    let profile = active_profile(&home, args.proxy.as_deref())?;
-    require_valid(&home, &profile)?;
-    let trust = trust_for(&home, &profile.web_proxy_addr, None, false)?;
-    let client = ApiClient::new(
-        &profile.web_proxy_addr,
-        &trust,
-        Some(&client_cert(&home, &profile)?),
-    )?;
+    let (_, client) = logged_in_client(&home, args.proxy.as_deref())?;
     crate::runtime()?.block_on(async move {
         let conn =
             jaunt_client::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;

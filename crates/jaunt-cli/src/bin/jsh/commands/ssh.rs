@@ -2,9 +2,8 @@
 //! certificate from `jsh login`; the remote exit code becomes jsh's own.
 
 use clap::Args;
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
-use jaunt_client::login::{active_profile, client_cert, require_valid, trust_for};
+use jaunt_client::login::logged_in_client;
 use russh::ChannelMsg;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -119,20 +118,13 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         .map(|f| parse_forward(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let home = Home::from_env()?;
-    let profile = active_profile(&home, None)?;
-    require_valid(&home, &profile)?;
+    let (profile, client) = logged_in_client(&home, None)?;
     if let Some(c) = args.cluster.as_deref().filter(|c| *c != profile.cluster) {
         anyhow::bail!(
             "cluster {c:?} is not known; you are logged in to {:?}",
             profile.cluster
         );
     }
-    let trust = trust_for(&home, &profile.web_proxy_addr, None, false)?;
-    let client = ApiClient::new(
-        &profile.web_proxy_addr,
-        &trust,
-        Some(&client_cert(&home, &profile)?),
-    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
