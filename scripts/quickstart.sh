@@ -44,6 +44,16 @@ else
   done
 fi
 
+# One node, joined through a reverse tunnel, so there is a server to reach.
+if [ ! -f "$dir/node/node-identity.json" ] || ! kill -0 "$(cat "$dir/node.pid" 2>/dev/null)" 2>/dev/null; then
+  token=$("$bin/jctl" --data-dir "$data" tokens add --type=node --ttl=5m | awk '/invite token/ {print $4}')
+  pin=$("$bin/jctl" --data-dir "$data" status | awk '/CA pin/ {print $3}')
+  nohup "$bin/jaunt" start --roles=node --data-dir "$dir/node" --token="$token" \
+    --proxy="localhost:$port" --ca-pin="$pin" --nodename=demo-node --labels=env=demo \
+    >"$dir/node.log" 2>&1 &
+  echo $! >"$dir/node.pid"
+fi
+
 if "$bin/jctl" --data-dir "$data" users ls | awk 'NR>2 {print $1}' | grep -qx "$user"; then
   invite=$("$bin/jctl" --data-dir "$data" users reset "$user")
 else
@@ -54,7 +64,8 @@ signup=$(echo "$invite" | grep -o 'jsh signup .*')
 cat <<MSG
 
 Jaunt cluster "demo" is running: proxy https://localhost:$port, data in $data
-(log: $dir/jaunt.log; stop it with: kill \$(cat $dir/jaunt.pid)).
+with one node, demo-node (logs in $dir; stop both with:
+kill \$(cat $dir/jaunt.pid) \$(cat $dir/node.pid)).
 
 Your user "$user" (roles access,editor; login $user) is ready to sign up.
 
@@ -62,6 +73,8 @@ Your user "$user" (roles access,editor; login $user) is ready to sign up.
   $signup
   jsh login --proxy=localhost:$port --user=$user
   jsh status
+  jsh ls
+  jsh ssh $user@demo-node
 
 MSG
 if [ "$factor" = otp ]; then
