@@ -60,6 +60,7 @@ else
   invite=$("$bin/jctl" --data-dir "$data" users add "$user" --roles=access,editor --logins="$user")
 fi
 signup=$(echo "$invite" | grep -o 'jsh signup .*')
+pin=$("$bin/jctl" --data-dir "$data" status | awk '/CA pin/ {print $3}')
 
 cat <<MSG
 
@@ -71,7 +72,7 @@ Your user "$user" (roles access,editor; login $user) is ready to sign up.
 
   export PATH="$bin:\$PATH"
   $signup
-  jsh login --proxy=localhost:$port --user=$user
+  jsh login --proxy=localhost:$port --user=$user --ca-pin=$pin
   jsh status
   jsh ls
   jsh ssh $user@demo-node
