@@ -1,8 +1,12 @@
-//! PuTTY's formats. PuTTY will not load an OpenSSH private key, so `jsh
-//! login` also writes the user's key as a PPK file.
+//! PuTTY's formats: PPK key files (PuTTY will not load an OpenSSH private
+//! key), saved-session and host-CA names and values, Validity strings.
+//! Pure: text in, text out; the client crate reads and writes the files.
 //!
 //! Architecture Invariant: this is the only crate that knows PuTTY's formats.
 
+pub mod names;
 mod ppk;
+pub mod settings;
+pub mod validity;
 
 pub use ppk::{PpkError, to_ppk_v3};
