@@ -40,8 +40,7 @@ pub fn escape_registry(name: &str) -> String {
     let mut out = String::new();
     for (i, b) in name.bytes().enumerate() {
         let escape = matches!(b, b' ' | b'\\' | b'*' | b'?' | b'%')
-            || b < 0x20
-            || b >= 0x7f
+            || !(0x20..0x7f).contains(&b)
             || (i == 0 && b == b'.');
         if escape {
             out.push_str(&format!("%{b:02X}"));
