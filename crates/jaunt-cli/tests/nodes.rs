@@ -10,50 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 use support::*;
 
-struct Setup {
-    c: Cluster,
-    os: OsUser,
-    home: PathBuf,
-    ssh_config: PathBuf,
-    nodes: Vec<jaunt_node::Node>,
-}
-
-fn setup(tag: &str) -> Setup {
-    let c = Cluster::start(Options {
-        node_offline_after: "2s",
-        ..Default::default()
-    });
-    let os = OsUser::create(tag);
-    let home = c.signed_up("alice", &os.name);
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
-    let nodes = vec![
-        c.add_node("node1", "env=dev,team=db", true),
-        c.add_node("node2", "env=prod", false),
-    ];
-    let config = c.jsh(&home, &["config"], "").ok();
-    let ssh_config = home.join("ssh_config");
-    std::fs::write(&ssh_config, config.stdout).expect("ssh config");
-    // The tunnel node is reachable once its tunnel is up.
-    eventually("node2's tunnel", Duration::from_secs(20), || {
-        let out = ssh(
-            &ssh_config,
-            &[&format!("{}@node2.example", os.name), "true"],
-            "",
-        );
-        if out.code != Some(0) {
-            eprintln!("not yet: {out:?}");
-        }
-        (out.code == Some(0)).then_some(())
-    });
-    Setup {
-        c,
-        os,
-        home,
-        ssh_config,
-        nodes,
-    }
-}
-
 /// Gives alice only the role in `yaml` (named `name`) and logs in again.
 fn switch_role(s: &Setup, name: &str, yaml: &str) {
     let role = s.home.join(format!("{name}.yaml"));

@@ -6,6 +6,7 @@ pub mod api;
 pub mod home;
 pub mod login;
 pub mod profile;
+pub mod putty;
 pub mod relay;
 pub mod ssh;
 

@@ -144,14 +144,17 @@ pub async fn login(home: &Home, client: &ApiClient, params: LoginParams) -> Resu
 
 /// The profile a command acts on: `--proxy`'s, else the current one.
 pub fn active_profile(home: &Home, proxy: Option<&str>) -> Result<Profile> {
-    let profile = match proxy {
+    match proxy {
         Some(p) => {
             let addr = crate::profile::normalize_proxy(p).map_err(ClientError::Invalid)?;
-            home.load_profile(&proxy_host(&addr))?
+            home.load_profile(&proxy_host(&addr))?.ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "you are not logged in to {addr}: run 'jsh login --proxy={addr}'"
+                ))
+            })
         }
-        None => home.current_profile()?,
-    };
-    profile.ok_or(ClientError::NoProxy)
+        None => home.current_profile()?.ok_or(ClientError::NoProxy),
+    }
 }
 
 /// What the certificate on disk says, for `jsh status`.

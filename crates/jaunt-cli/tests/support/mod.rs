@@ -424,3 +424,49 @@ pub fn ssh(config: &Path, args: &[&str], stdin: &str) -> Out {
         .env("HOME", home);
     run(cmd, stdin)
 }
+
+/// A cluster with one direct node (node1) and one tunnel node (node2), an
+/// OS user, and alice signed up and logged in with that login.
+pub struct Setup {
+    pub c: Cluster,
+    pub os: OsUser,
+    pub home: PathBuf,
+    pub ssh_config: PathBuf,
+    pub nodes: Vec<jaunt_node::Node>,
+}
+
+pub fn setup(tag: &str) -> Setup {
+    let c = Cluster::start(Options {
+        node_offline_after: "2s",
+        ..Default::default()
+    });
+    let os = OsUser::create(tag);
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let nodes = vec![
+        c.add_node("node1", "env=dev,team=db", true),
+        c.add_node("node2", "env=prod", false),
+    ];
+    let config = c.jsh(&home, &["config"], "").ok();
+    let ssh_config = home.join("ssh_config");
+    std::fs::write(&ssh_config, config.stdout).expect("ssh config");
+    // The tunnel node is reachable once its tunnel is up.
+    eventually("node2's tunnel", Duration::from_secs(20), || {
+        let out = ssh(
+            &ssh_config,
+            &[&format!("{}@node2.example", os.name), "true"],
+            "",
+        );
+        if out.code != Some(0) {
+            eprintln!("not yet: {out:?}");
+        }
+        (out.code == Some(0)).then_some(())
+    });
+    Setup {
+        c,
+        os,
+        home,
+        ssh_config,
+        nodes,
+    }
+}

@@ -35,6 +35,8 @@ enum Command {
     /// Relay connections for other clients (PuTTY, OpenSSH).
     #[command(subcommand)]
     Proxy(commands::proxy::ProxyCommand),
+    /// Add PuTTY saved sessions (and host CA trust) for nodes.
+    Puttyconfig(commands::puttyconfig::PuttyconfigArgs),
     /// Print an OpenSSH client configuration for the cluster's nodes.
     Config(commands::config::ConfigArgs),
     /// Print the version.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Ssh(a) => commands::ssh::run(a),
         Command::Proxy(c) => commands::proxy::run(c),
         Command::Config(a) => commands::config::run(a),
+        Command::Puttyconfig(a) => commands::puttyconfig::run(a),
         Command::Version => {
             jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

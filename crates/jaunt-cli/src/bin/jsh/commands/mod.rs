@@ -3,6 +3,7 @@ pub mod login;
 pub mod logout;
 pub mod ls;
 pub mod proxy;
+pub mod puttyconfig;
 pub mod signup;
 pub mod ssh;
 pub mod status;
