@@ -88,12 +88,7 @@ impl PuttyDir {
                 .map_err(|e| ClientError::Invalid(e.to_string()))?;
             // Early PuTTY 0.78 kept a comma-separated MatchHosts list.
             if let Some(legacy) = get(&lines, "MatchHosts") {
-                let old: Vec<String> = legacy
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|h| !h.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                let old = validity::legacy_match_hosts(legacy);
                 trusted = validity::merge(&trusted, &old);
             }
             let merged = validity::merge(&trusted, hosts);

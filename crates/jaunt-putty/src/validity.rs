@@ -59,6 +59,16 @@ pub fn merge(existing: &[String], new: &[String]) -> Vec<String> {
     out
 }
 
+/// The hosts of a legacy `MatchHosts` value (early PuTTY 0.78 betas kept a
+/// list instead of a Validity expression), to migrate into Validity.
+pub fn legacy_match_hosts(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn format(hosts: &[String]) -> String {
     hosts.join(" || ")
 }
@@ -75,6 +85,7 @@ mod tests {
         assert_eq!(format(&merged), "node1 || node2 || *.example || node3");
         assert_eq!(parse("x", "").expect("empty"), Vec::<String>::new());
         assert_eq!(parse("x", "a || a").expect("dup"), ["a"]);
+        assert_eq!(legacy_match_hosts("a, b,,c"), ["a", "b", "c"]);
     }
 
     #[test]
