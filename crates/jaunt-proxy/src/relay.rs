@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-direction copy buffer of a relayed connection.
+const RELAY_BUFFER: usize = 256 * 1024;
 
 pub async fn serve<S>(
     mut client: S,
@@ -48,7 +50,16 @@ pub async fn serve<S>(
         return;
     }
     let mut node = node;
-    match tokio::io::copy_bidirectional(&mut client, &mut node).await {
+    // Large buffers: the relay moves bulk encrypted bytes, and 8 KiB copies
+    // cost a wake-up and a TLS record per few packets.
+    match tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut node,
+        RELAY_BUFFER,
+        RELAY_BUFFER,
+    )
+    .await
+    {
         Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
         Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
     }
