@@ -367,17 +367,12 @@ fn every_refusal_with_real_openssh() {
 fn the_tunnel_node_comes_back_after_a_proxy_restart() {
     let mut s = setup("p");
     s.c.restart();
-    let out = eventually(
+    let out = ssh_until_ok(
+        &s.ssh_config,
+        &format!("{}@node2.example", s.os.name),
+        "echo again",
         "node2 back through a new tunnel",
         Duration::from_secs(30),
-        || {
-            let out = ssh(
-                &s.ssh_config,
-                &[&format!("{}@node2.example", s.os.name), "echo again"],
-                "",
-            );
-            (out.code == Some(0)).then_some(out)
-        },
     );
     assert_eq!(out.stdout, "again\n");
     // The direct node was never away.
@@ -400,31 +395,14 @@ fn a_node_restarts_without_its_token() {
     assert_eq!(again.uuid, uuid, "the stored identity is reused");
     let config = s.c.jsh(&s.home, &["config"], "").ok();
     std::fs::write(&s.ssh_config, config.stdout).expect("config");
-    let out = eventually(
+    let out = ssh_until_ok(
+        &s.ssh_config,
+        &format!("{}@node1.example", s.os.name),
+        "echo back",
         "node1 back with its new address",
         Duration::from_secs(20),
-        || {
-            let out = ssh(
-                &s.ssh_config,
-                &[&format!("{}@node1.example", s.os.name), "echo back"],
-                "",
-            );
-            (out.code == Some(0)).then_some(out)
-        },
     );
     assert_eq!(out.stdout, "back\n");
-}
-
-fn sha256_of(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use support::*;
 
@@ -24,18 +24,6 @@ fn puttyconfig(s: &Setup, args: &[&str]) -> Out {
     let mut cmd = jsh_command(&s.home, &all);
     cmd.env("PUTTYDIR", s.home.join(".putty"));
     run(cmd, "")
-}
-
-fn sha(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]
@@ -110,7 +98,11 @@ fn saved_sessions_work_with_plink_psftp_and_pscp() {
             "",
         )
         .ok();
-        assert_eq!(sha(&back), sha(&src), "{node}: psftp round trip");
+        assert_eq!(
+            sha256_of(&back),
+            sha256_of(&src),
+            "{node}: psftp round trip"
+        );
         // pscp: host:path with the session loaded.
         let copy = dir.path().join("pscp.bin");
         run(
@@ -128,7 +120,7 @@ fn saved_sessions_work_with_plink_psftp_and_pscp() {
             "",
         )
         .ok();
-        assert_eq!(sha(&copy), sha(&src), "{node}: pscp");
+        assert_eq!(sha256_of(&copy), sha256_of(&src), "{node}: pscp");
     }
 
     // Re-running keeps what the user changed and says it updated.

@@ -451,17 +451,13 @@ pub fn setup(tag: &str) -> Setup {
     let ssh_config = home.join("ssh_config");
     std::fs::write(&ssh_config, config.stdout).expect("ssh config");
     // The tunnel node is reachable once its tunnel is up.
-    eventually("node2's tunnel", Duration::from_secs(20), || {
-        let out = ssh(
-            &ssh_config,
-            &[&format!("{}@node2.example", os.name), "true"],
-            "",
-        );
-        if out.code != Some(0) {
-            eprintln!("not yet: {out:?}");
-        }
-        (out.code == Some(0)).then_some(())
-    });
+    ssh_until_ok(
+        &ssh_config,
+        &format!("{}@node2.example", os.name),
+        "true",
+        "node2's tunnel",
+        Duration::from_secs(20),
+    );
     Setup {
         c,
         os,
@@ -469,4 +465,31 @@ pub fn setup(tag: &str) -> Setup {
         ssh_config,
         nodes,
     }
+}
+
+/// The SHA-256 of a file, as hex.
+pub fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Runs `ssh -F config target command` until it exits 0, within `deadline`.
+pub fn ssh_until_ok(
+    config: &Path,
+    target: &str,
+    command: &str,
+    what: &str,
+    deadline: Duration,
+) -> Out {
+    eventually(what, deadline, || {
+        let out = ssh(config, &[target, command], "");
+        (out.code == Some(0)).then_some(out)
+    })
 }

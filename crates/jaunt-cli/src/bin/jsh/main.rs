@@ -81,6 +81,20 @@ pub struct TrustFlags {
 }
 
 impl TrustFlags {
+    /// The trust these flags give for `proxy` (with what an earlier login
+    /// saved), warning when it is none, and a client without a certificate.
+    pub fn client(
+        &self,
+        home: &jaunt_client::home::Home,
+        proxy: &str,
+    ) -> anyhow::Result<(jaunt_client::api::Trust, jaunt_client::api::ApiClient)> {
+        let trust =
+            jaunt_client::login::trust_for(home, proxy, self.ca_pin.clone(), self.insecure)?;
+        self.warn_if_insecure();
+        let client = jaunt_client::api::ApiClient::new(proxy, &trust, None)?;
+        Ok((trust, client))
+    }
+
     pub fn warn_if_insecure(&self) {
         if self.insecure {
             eprintln!(

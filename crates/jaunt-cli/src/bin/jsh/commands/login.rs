@@ -4,9 +4,8 @@ use crate::TrustFlags;
 use crate::prompt::Prompter;
 use clap::Args;
 use jaunt_client::ClientError;
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
-use jaunt_client::login::{LoginParams, trust_for};
+use jaunt_client::login::LoginParams;
 use jaunt_client::profile::normalize_proxy;
 use jaunt_types::api::{PATH_PING, PingResponse, SecondFactor};
 use jaunt_types::{Secret, Ttl};
@@ -55,14 +54,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         .or(profile_user)
         .or_else(os_user)
         .ok_or_else(|| anyhow::anyhow!("cannot tell who you are: pass --user"))?;
-    let trust = trust_for(
-        &home,
-        &proxy,
-        args.trust.ca_pin.clone(),
-        args.trust.insecure,
-    )?;
-    args.trust.warn_if_insecure();
-    let client = ApiClient::new(&proxy, &trust, None)?;
+    let (trust, client) = args.trust.client(&home, &proxy)?;
     let rt = crate::runtime()?;
     let ping: PingResponse = rt.block_on(client.get(PATH_PING))?;
     let mut prompt = Prompter::new(args.password_stdin)?;

@@ -4,7 +4,6 @@ use crate::TrustFlags;
 use crate::prompt::Prompter;
 use clap::Args;
 use jaunt_cli::say;
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
 use jaunt_client::profile::normalize_proxy;
 use jaunt_types::Secret;
@@ -30,14 +29,7 @@ pub struct SignupArgs {
 pub fn run(args: SignupArgs) -> anyhow::Result<()> {
     let proxy = normalize_proxy(&args.proxy).map_err(anyhow::Error::msg)?;
     let home = Home::from_env()?;
-    let trust = jaunt_client::login::trust_for(
-        &home,
-        &proxy,
-        args.trust.ca_pin.clone(),
-        args.trust.insecure,
-    )?;
-    args.trust.warn_if_insecure();
-    let client = ApiClient::new(&proxy, &trust, None)?;
+    let (_, client) = args.trust.client(&home, &proxy)?;
     let token = Secret::new(args.token.clone());
     let mut prompt = Prompter::new(args.password_stdin)?;
     crate::runtime()?.block_on(async {
