@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh Debian machine, run as root: it
 # first installs the system packages the tests use (PuTTY's puttygen,
-# OpenSSH's ssh-keygen, a C compiler for the bundled SQLite).
+# OpenSSH's ssh-keygen, a C compiler for the bundled SQLite, the mingw-w64
+# toolchain and Wine for the Windows jsh.exe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,11 @@ command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# The Windows jsh.exe is cross-built and run under Wine (tests/windows.rs).
+if [ -z "${JAUNT_SKIP_WINE:-}" ]; then
+  command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64-win32)
+  command -v wine >/dev/null 2>&1 || need+=(wine wine64)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; install them (apt-get install ${need[*]}) or run this as root" >&2
@@ -17,13 +23,30 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "scripts/test.sh: installing ${need[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "scripts/test.sh: cargo not found; install Rust with rustup" >&2; exit 1; }
 
 # Reuse one build directory outside the clone, so fresh clones build fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/jaunt-target}"
 
+windows=x86_64-pc-windows-gnu
+if [ -z "${JAUNT_SKIP_WINE:-}" ]; then
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$windows" \
+     && ! rustup target add "$windows"; then
+    echo "scripts/test.sh: cannot install the Rust target $windows, so the Windows jsh.exe" >&2
+    echo "cannot be built or tested. Set JAUNT_SKIP_WINE=1 to run the rest without it." >&2
+    exit 1
+  fi
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+if [ -z "${JAUNT_SKIP_WINE:-}" ]; then
+  # jsh alone builds for Windows (the daemon and jctl are Unix-only).
+  cargo clippy -p jaunt-cli -p jaunt-client --no-default-features --target "$windows" --locked -- -D warnings
+  cargo build -p jaunt-cli --bin jsh --no-default-features --target "$windows" --locked
+else
+  echo "!!! JAUNT_SKIP_WINE is set: the Windows jsh.exe is neither built nor tested !!!" >&2
+fi
 cargo test --workspace --locked

@@ -2,6 +2,7 @@
 //! are laid out, and how the daemon's services are assembled (which the
 //! integration tests also use to run a cluster in-process).
 
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod table;
 

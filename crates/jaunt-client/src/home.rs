@@ -43,8 +43,15 @@ impl Home {
         if let Some(dir) = std::env::var_os("JSH_HOME").filter(|d| !d.is_empty()) {
             return Ok(Home::new(dir));
         }
-        let home = std::env::var_os("HOME")
-            .or_else(|| std::env::var_os("USERPROFILE"))
+        // Windows programs find the profile in USERPROFILE (HOME there is
+        // set by Unix-like shells, and may be a Unix path).
+        let (first, second) = match cfg!(windows) {
+            true => ("USERPROFILE", "HOME"),
+            false => ("HOME", "USERPROFILE"),
+        };
+        let home = std::env::var_os(first)
+            .filter(|d| !d.is_empty())
+            .or_else(|| std::env::var_os(second))
             .filter(|d| !d.is_empty())
             .ok_or_else(|| {
                 ClientError::Invalid("cannot find your home directory: set HOME or JSH_HOME".into())
@@ -112,6 +119,10 @@ impl Home {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(if mode == Mode::Private { 0o600 } else { 0o644 });
         }
+        // On Windows, files under the user's profile inherit its ACL, which
+        // already keeps other users out.
+        #[cfg(not(unix))]
+        let _ = mode;
         let mut f = opts.open(&tmp).map_err(|e| file_err(&tmp, e))?;
         f.write_all(contents).map_err(|e| file_err(&tmp, e))?;
         f.sync_all().map_err(|e| file_err(&tmp, e))?;

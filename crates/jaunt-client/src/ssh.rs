@@ -41,13 +41,24 @@ impl client::Handler for HostCheck {
                 .await;
             return Ok(());
         };
-        reply.accept().await;
-        tokio::spawn(async move {
-            if let Ok(mut local) = tokio::net::UnixStream::connect(&path).await {
-                let mut remote = channel.into_stream();
-                let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
-            }
-        });
+        #[cfg(unix)]
+        {
+            reply.accept().await;
+            tokio::spawn(async move {
+                if let Ok(mut local) = tokio::net::UnixStream::connect(&path).await {
+                    let mut remote = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+                }
+            });
+        }
+        // Windows agents (Pageant, OpenSSH's named pipe) are not lent yet.
+        #[cfg(not(unix))]
+        {
+            let _ = (path, channel);
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 pub mod names;
 mod ppk;
+pub mod regfile;
 pub mod settings;
 pub mod validity;
 

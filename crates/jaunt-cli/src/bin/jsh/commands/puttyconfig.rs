@@ -1,14 +1,15 @@
 //! `jsh puttyconfig`: PuTTY saved sessions that reach nodes through the
 //! proxy with the login's certificate, and trust for the cluster's host CA,
 //! so PuTTY never asks about host keys and WinSCP can import the sessions.
-//! On Unix, in PuTTY's own directory (the reference product only writes the
-//! Windows registry).
+//! On Windows in the registry (HKEY_CURRENT_USER), on Unix in PuTTY's own
+//! directory (the reference product only writes the registry), or with
+//! --reg-file into a `.reg` file to import elsewhere.
 
 use clap::Args;
 use jaunt_cli::{print_text, say, table};
 use jaunt_client::home::Home;
 use jaunt_client::login::logged_in_client;
-use jaunt_client::putty::{PuttyDir, host_ca_lines};
+use jaunt_client::putty::{self, RegFile, Store, host_ca_lines};
 use jaunt_putty::names::session_name;
 use jaunt_putty::settings::{SessionSpec, get};
 use jaunt_types::api::{NodeInfo, NodeListResponse, PATH_NODES};
@@ -34,6 +35,9 @@ pub struct PuttyconfigArgs {
     /// Remove the session for [login@]host (or, with --all, every session jsh made).
     #[arg(long)]
     remove: bool,
+    /// Write the entries to this .reg file (Windows) instead of the registry.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["list", "remove"])]
+    reg_file: Option<std::path::PathBuf>,
     /// [login@]host[:port], or with --all: key=value label filters.
     args: Vec<String>,
 }
@@ -55,22 +59,36 @@ fn proxy_command(cluster: &str) -> anyhow::Result<String> {
     } else {
         exe
     };
+    let exe = match exe.contains(' ') {
+        true => format!("\"{exe}\""),
+        false => exe,
+    };
     Ok(format!(
         "{exe} proxy ssh --cluster={cluster} --proxy=%proxyhost:%proxyport %user@%host:%port"
     ))
 }
 
 pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
-    if cfg!(windows) {
-        anyhow::bail!("jsh puttyconfig does not write the Windows registry yet");
-    }
     if args.leaf.is_some() {
         anyhow::bail!("leaf clusters are not supported yet");
     }
-    let putty = PuttyDir::from_env()?;
+    if args.reg_file.is_some() && !cfg!(windows) {
+        anyhow::bail!(
+            "--reg-file writes Windows registry entries naming this machine's key files; \
+             run jsh.exe puttyconfig on the Windows machine"
+        );
+    }
+    let reg_file = args.reg_file.as_deref().map(RegFile::new);
+    let native;
+    let putty: &dyn Store = match &reg_file {
+        Some(file) => file,
+        None => {
+            native = putty::native()?;
+            native.as_ref()
+        }
+    };
     if args.list {
-        let rows: Vec<Vec<String>> = putty
-            .jaunt_sessions()?
+        let rows: Vec<Vec<String>> = putty::jaunt_sessions(putty)?
             .into_iter()
             .map(|(name, l)| {
                 let cluster = get(&l, "ProxyTelnetCommand")
@@ -95,8 +113,8 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
     }
     if args.remove && args.all {
         let mut n = 0;
-        for (name, _) in putty.jaunt_sessions()? {
-            putty.remove_session(&name)?;
+        for (name, _) in putty::jaunt_sessions(putty)? {
+            putty::remove_session(putty, &name)?;
             say!("Removed PuTTY session {name}")?;
             n += 1;
         }
@@ -119,7 +137,7 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
             .or(default_login)
             .ok_or_else(|| anyhow::anyhow!("give the login as LOGIN@HOST"))?;
         let name = session_name(&login, &t.host, &proxy_host, None);
-        if putty.remove_session(&name)? {
+        if putty::remove_session(putty, &name)? {
             say!("Removed PuTTY session {name}")?;
             return Ok(());
         }
@@ -176,7 +194,7 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
         );
     }
     let hosts: Vec<String> = chosen.iter().map(|(_, n, _)| n.name.clone()).collect();
-    putty.trust_host_cas(&profile.cluster, &ca_keys, &hosts)?;
+    putty::trust_host_cas(putty, &profile.cluster, &ca_keys, &hosts)?;
     let (_, proxy_port) = jaunt_types::addr::split_host_port(&profile.web_proxy_addr, 3080)
         .map_err(anyhow::Error::msg)?;
     for (login, node, port) in chosen {
@@ -197,11 +215,16 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
             proxy_port,
             proxy_command: proxy_command(&profile.cluster)?,
         };
-        if putty.save_session(&name, &spec)? {
+        if putty::save_session(putty, &name, &spec)? {
             say!("Added PuTTY session for {name}")?;
         } else {
             say!("Updated PuTTY session for {name}")?;
         }
+    }
+    if let Some(file) = reg_file {
+        let path = file.describe();
+        file.finish()?;
+        say!("Wrote {path}; import it with: regedit /S \"{path}\"")?;
     }
     Ok(())
 }

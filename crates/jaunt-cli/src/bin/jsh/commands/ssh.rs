@@ -56,8 +56,10 @@ fn parse_forward(spec: &str) -> anyhow::Result<(String, u16, String, u16)> {
 }
 
 /// Puts the terminal in raw mode until dropped.
+#[cfg(unix)]
 struct RawMode(Option<nix::sys::termios::Termios>);
 
+#[cfg(unix)]
 impl RawMode {
     fn enable() -> Self {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
@@ -74,6 +76,7 @@ impl RawMode {
     }
 }
 
+#[cfg(unix)]
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {
@@ -84,6 +87,37 @@ impl Drop for RawMode {
             );
         }
     }
+}
+
+/// The Windows console stays in line mode: interactive `jsh ssh` there is
+/// line-buffered (PuTTY is the Windows terminal Jaunt supports).
+#[cfg(not(unix))]
+struct RawMode;
+
+#[cfg(not(unix))]
+impl RawMode {
+    fn enable() -> Self {
+        RawMode
+    }
+}
+
+/// Resolves each time the terminal is resized (never, where there is no
+/// such signal).
+async fn window_changes(tx: tokio::sync::mpsc::Sender<()>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
 }
 
 fn window() -> (u32, u32) {
@@ -205,11 +239,8 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         let resize = {
             let writer = writer.clone();
             tokio::spawn(async move {
-                let Ok(mut winch) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-                else {
-                    return;
-                };
+                let (tx, mut winch) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(window_changes(tx));
                 while winch.recv().await.is_some() {
                     let (cols, rows) = window();
                     let _ = writer.window_change(cols, rows, 0, 0).await;
