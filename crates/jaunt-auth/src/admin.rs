@@ -79,6 +79,9 @@ impl AuthServer {
                 tokens: self.list_tokens().await?,
             }),
             AdminRequest::TokenRemove { token } => done(self.remove_token(token.expose()).await?),
+            AdminRequest::AuditSearch { query } => Ok(AdminResponse::Events {
+                events: self.search_events(&query).await?,
+            }),
         }
     }
 }

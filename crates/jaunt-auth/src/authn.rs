@@ -209,6 +209,14 @@ impl AuthServer {
                 .await
             {
                 Ok(_) => {
+                    if next.locked_until.is_some() && next.locked_until != record.locked_until {
+                        let mut e = self
+                            .event("user.locked", true)
+                            .with("reason", "too many failed logins")
+                            .with("until", next.locked_until);
+                        e.user = Some(user.to_string());
+                        self.emit(e).await?;
+                    }
                     return outcome.map(|()| Authenticated { user: next });
                 }
                 Err(StoreError::Conflict(_)) => {

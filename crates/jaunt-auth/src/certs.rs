@@ -37,20 +37,45 @@ impl AuthServer {
     }
 
     /// Authenticates and, on success, signs the client's keys.
-    pub async fn login(&self, req: LoginRequest) -> Result<LoginResponse, AuthError> {
+    /// `addr` is the client's address, for the audit log.
+    pub async fn login(&self, req: LoginRequest, addr: &str) -> Result<LoginResponse, AuthError> {
         // Parse what the client sent before spending a password check.
         let public_key = parse_public_key(&req.ssh_public_key)
             .map_err(|e| AuthError::BadRequest(e.to_string()))?;
-        let who = self
+        let login_event = |success: bool| {
+            let mut e = self.event("user.login", success).with("method", "local");
+            e.user = Some(req.user.clone());
+            e.addr = Some(addr.to_string());
+            e
+        };
+        let who = match self
             .authenticate(&req.user, &req.password, req.otp.as_ref())
+            .await
+        {
+            Ok(who) => who,
+            Err(refused) => {
+                self.emit(login_event(false).with("reason", refused.to_string()))
+                    .await?;
+                return Err(refused);
+            }
+        };
+        let resp = self
+            .issue_user_certs(
+                &who,
+                public_key,
+                &req.tls_csr_pem,
+                req.ttl_secs.map(Ttl::from_secs),
+            )
             .await?;
-        self.issue_user_certs(
-            &who,
-            public_key,
-            &req.tls_csr_pem,
-            req.ttl_secs.map(Ttl::from_secs),
-        )
-        .await
+        let mut cert = self
+            .event("cert.create", true)
+            .with("roles", resp.roles.clone())
+            .with("logins", resp.logins.clone())
+            .with("valid_until", resp.valid_until);
+        cert.user = Some(req.user.clone());
+        self.emit(cert).await?;
+        self.emit(login_event(true)).await?;
+        Ok(resp)
     }
 
     async fn issue_user_certs(

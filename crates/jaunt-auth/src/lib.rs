@@ -8,12 +8,14 @@
 //! second-factor) check can build.
 
 pub mod admin;
+pub mod audit;
 pub mod authn;
 mod certs;
 mod error;
 mod identity;
 pub mod nodes;
 pub mod records;
+pub mod sessions;
 mod roles;
 mod signup;
 mod tokens;
@@ -38,6 +40,8 @@ pub struct AuthConfig {
     pub lockout_duration: Ttl,
     /// A node that has not sent a heartbeat for this long is offline.
     pub node_offline_after: Ttl,
+    /// Where sessions are recorded (told to nodes in heartbeats).
+    pub recording: jaunt_types::api::RecordingMode,
 }
 
 /// The auth service. Cheap to share behind an `Arc`.

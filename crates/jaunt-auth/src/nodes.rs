@@ -167,6 +167,10 @@ impl AuthServer {
             .create(&node_key(&uuid), &record, Some(now() + NODE_FORGET_AFTER))
             .await?;
         tracing::info!(node = %req.name, %uuid, "node joined");
+        let mut e = self.event("node.join", true);
+        e.node = Some(req.name.clone());
+        e.node_uuid = Some(uuid.clone());
+        self.emit(e).await?;
         Ok(NodeJoinResponse {
             uuid,
             cluster_name: self.identity.cluster_name.clone(),
@@ -226,6 +230,7 @@ impl AuthServer {
             tls_cert_pem,
             user_ca_keys: self.user_ca_keys()?,
             heartbeat_secs: (self.config.node_offline_after.as_secs() / 4).max(1),
+            recording: self.config.recording,
         })
     }
 

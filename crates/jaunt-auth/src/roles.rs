@@ -19,12 +19,17 @@ impl AuthServer {
     pub async fn upsert_role(&self, role: Role, force: bool) -> Result<String, AuthError> {
         role.validate().map_err(AuthError::BadRequest)?;
         let key = role_key(role.name());
+        let event = self.event("role.created", true).with("name", role.name());
         if force {
             self.store.put(&key, &role, None).await?;
+            self.emit(event).await?;
             return Ok(format!("role {:?} has been updated", role.name()));
         }
         match self.store.create(&key, &role, None).await {
-            Ok(_) => Ok(format!("role {:?} has been created", role.name())),
+            Ok(_) => {
+                self.emit(event).await?;
+                Ok(format!("role {:?} has been created", role.name()))
+            }
             Err(StoreError::AlreadyExists(_)) => Err(AuthError::AlreadyExists(format!(
                 "role {:?} already exists; use 'jctl create -f' to overwrite it",
                 role.name()
@@ -64,7 +69,11 @@ impl AuthServer {
             )));
         }
         match self.store.delete(&role_key(name)).await {
-            Ok(()) => Ok(format!("role {name:?} has been deleted")),
+            Ok(()) => {
+                self.emit(self.event("role.deleted", true).with("name", name))
+                    .await?;
+                Ok(format!("role {name:?} has been deleted"))
+            }
             Err(StoreError::NotFound(_)) => {
                 Err(AuthError::NotFound(format!("role {name:?} not found")))
             }

@@ -117,7 +117,7 @@ async fn login_issues_certificates_from_roles() {
     signed_up(&auth, "alice", &["alice", "ubuntu"]).await;
     let (mut req, key) = login_request("alice", PASSWORD, None);
     req.ttl_secs = Some(3600);
-    let resp = auth.login(req).await.expect("login");
+    let resp = auth.login(req, "127.0.0.1:1").await.expect("login");
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");
     assert_eq!(cert.cert_type(), CertType::User);
     assert_eq!(cert.key_id(), "alice");
@@ -153,7 +153,7 @@ async fn login_issues_certificates_from_roles() {
     // A TTL beyond the role's cap is cut to the cap (12h for `access`).
     let (mut long, _) = login_request("alice", PASSWORD, None);
     long.ttl_secs = Some(48 * 3600);
-    let resp = auth.login(long).await.expect("login");
+    let resp = auth.login(long, "127.0.0.1:1").await.expect("login");
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");
     assert_eq!(
         cert.valid_before() - cert.valid_after(),
@@ -167,26 +167,26 @@ async fn failures_look_alike_and_lock_the_account() {
     let auth = f.auth(SecondFactor::Off).await;
     signed_up(&auth, "bob", &["bob"]).await;
     let unknown = auth
-        .login(login_request("nobody", PASSWORD, None).0)
+        .login(login_request("nobody", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect_err("unknown");
     let wrong = auth
-        .login(login_request("bob", "wrong password!", None).0)
+        .login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
         .await
         .expect_err("wrong");
     assert_eq!(unknown.to_string(), "invalid credentials");
     assert_eq!(wrong.to_string(), "invalid credentials");
-    auth.login(login_request("bob", "wrong password!", None).0)
+    auth.login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
         .await
         .expect_err("2");
     let third = auth
-        .login(login_request("bob", "wrong password!", None).0)
+        .login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
         .await
         .expect_err("3");
     assert!(matches!(third, AuthError::Locked { .. }), "{third}");
     // Even the right password is refused while locked, and says so.
     let locked = auth
-        .login(login_request("bob", PASSWORD, None).0)
+        .login(login_request("bob", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect_err("locked");
     assert!(locked.to_string().contains("locked"), "{locked}");
@@ -195,16 +195,16 @@ async fn failures_look_alike_and_lock_the_account() {
         "{locked}"
     );
     auth.unlock_user("bob").await.expect("unlock");
-    auth.login(login_request("bob", PASSWORD, None).0)
+    auth.login(login_request("bob", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect("login after unlock");
     // A success resets the count: two more failures do not lock.
     for _ in 0..2 {
-        auth.login(login_request("bob", "wrong password!", None).0)
+        auth.login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
             .await
             .expect_err("wrong");
     }
-    auth.login(login_request("bob", PASSWORD, None).0)
+    auth.login(login_request("bob", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect("still open");
 }
@@ -258,22 +258,22 @@ async fn otp_signup_and_codes_used_once() {
     assert!(auth.signup_start(&invite.token).await.is_err());
     // The signup code cannot be replayed at login; the next step's code works once.
     let replay = auth
-        .login(login_request("carol", PASSWORD, Some(code)).0)
+        .login(login_request("carol", PASSWORD, Some(code)).0, "127.0.0.1:1")
         .await
         .expect_err("replay");
     assert_eq!(replay.to_string(), "invalid credentials");
     let seed_totp = totp_for(&totp.get_secret_base32(), "carol").expect("totp");
     let next = seed_totp.generate(now + 30);
-    auth.login(login_request("carol", PASSWORD, Some(next.clone())).0)
+    auth.login(login_request("carol", PASSWORD, Some(next.clone())).0, "127.0.0.1:1")
         .await
         .expect("login");
     let again = auth
-        .login(login_request("carol", PASSWORD, Some(next)).0)
+        .login(login_request("carol", PASSWORD, Some(next)).0, "127.0.0.1:1")
         .await
         .expect_err("reuse");
     assert_eq!(again.to_string(), "invalid credentials");
     let missing = auth
-        .login(login_request("carol", PASSWORD, None).0)
+        .login(login_request("carol", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect_err("no code");
     assert_eq!(missing.to_string(), "invalid credentials");
@@ -345,7 +345,7 @@ async fn administration_through_the_admin_protocol() {
     .await
     .expect("update");
     let resp = auth
-        .login(login_request("dave", PASSWORD, None).0)
+        .login(login_request("dave", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect("login");
     assert_eq!(resp.logins, ["root"]);
@@ -356,7 +356,7 @@ async fn administration_through_the_admin_protocol() {
         })
         .await;
     assert!(matches!(reset, AdminResponse::Signup { .. }));
-    auth.login(login_request("dave", PASSWORD, None).0)
+    auth.login(login_request("dave", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect_err("reset clears password");
 
@@ -406,7 +406,7 @@ async fn users_without_logins_get_an_unusable_principal() {
     .await
     .expect("signup");
     let resp = auth
-        .login(login_request("ed", PASSWORD, None).0)
+        .login(login_request("ed", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect("login");
     let cert = jaunt_ca::ssh_key::Certificate::from_openssh(&resp.ssh_cert).expect("cert");

@@ -42,6 +42,14 @@ impl AuthServer {
             totp_secret: None,
         };
         self.create_token(&record).await?;
+        // The token itself is a secret: the event names its kind only.
+        self.emit(
+            self.event("join_token.create", true)
+                .with("kind", "node")
+                .with("expires", record.expires)
+                .with("uses", uses),
+        )
+        .await?;
         let command = format!(
             "jaunt start --roles=node --token={} --proxy={} --ca-pin={}",
             record.token.expose(),

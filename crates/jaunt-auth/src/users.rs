@@ -75,6 +75,12 @@ impl AuthServer {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(user = name, "user created");
+        let mut e = self
+            .event("user.create", true)
+            .with("roles", record.roles.clone())
+            .with("logins", record.logins.clone());
+        e.user = Some(name.to_string());
+        self.emit(e).await?;
         self.signup_invite(name, ttl).await
     }
 
@@ -154,6 +160,9 @@ impl AuthServer {
         }
         self.remove_signup_tokens(name).await?;
         tracing::info!(user = name, "user deleted");
+        let mut e = self.event("user.delete", true);
+        e.user = Some(name.to_string());
+        self.emit(e).await?;
         Ok(format!("user {name:?} has been deleted"))
     }
 
@@ -215,6 +224,7 @@ impl AuthServer {
         })
         .await?;
         tracing::info!(user = name, "user updated");
+        self.emit_user_update(name, "roles and logins changed").await?;
         Ok(format!("user {name:?} has been updated"))
     }
 
@@ -232,6 +242,8 @@ impl AuthServer {
             u.locked_until = None;
         })
         .await?;
+        self.emit_user_update(name, "password and second factor reset")
+            .await?;
         self.signup_invite(name, ttl).await
     }
 
@@ -241,6 +253,13 @@ impl AuthServer {
             u.locked_until = None;
         })
         .await?;
+        self.emit_user_update(name, "unlocked").await?;
         Ok(format!("user {name:?} has been unlocked"))
+    }
+
+    async fn emit_user_update(&self, name: &str, change: &str) -> Result<(), AuthError> {
+        let mut e = self.event("user.update", true).with("change", change);
+        e.user = Some(name.to_string());
+        self.emit(e).await
     }
 }

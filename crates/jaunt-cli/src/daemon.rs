@@ -156,6 +156,7 @@ async fn start_auth(
                 max_login_attempts: config.max_login_attempts,
                 lockout_duration: config.lockout_duration,
                 node_offline_after: config.node_offline_after,
+                recording: config.recording,
             },
         )
         .await?,

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub lockout_duration: Option<String>,
     /// Text, parsed in `resolve`.
     pub node_offline_after: Option<String>,
+    /// Where sessions are recorded: node, node-sync or off.
+    pub recording: Option<String>,
     pub log_level: Option<String>,
     /// Node: the join token (only needed for the first start).
     pub token: Option<String>,
@@ -84,6 +86,7 @@ pub struct Config {
     pub max_login_attempts: u32,
     pub lockout_duration: Ttl,
     pub node_offline_after: Ttl,
+    pub recording: jaunt_types::api::RecordingMode,
     pub log_level: String,
     pub node: Option<NodeSettings>,
 }
@@ -124,6 +127,7 @@ impl FileConfig {
             max_login_attempts: over.max_login_attempts.or(self.max_login_attempts),
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
+            recording: over.recording.or(self.recording),
             log_level: over.log_level.or(self.log_level),
             token: over.token.or(self.token),
             proxy: over.proxy.or(self.proxy),
@@ -340,6 +344,10 @@ impl Config {
         if node_offline_after.as_secs() == 0 {
             return Err(invalid("node_offline_after", "must be positive".into()));
         }
+        let recording = match &s.recording {
+            Some(text) => text.parse().map_err(|e| invalid("recording", e))?,
+            None => Default::default(),
+        };
         if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
             return Err(invalid(
                 "tls_cert_file",
@@ -384,6 +392,7 @@ impl Config {
             max_login_attempts,
             lockout_duration,
             node_offline_after,
+            recording,
             log_level,
         })
     }
@@ -455,6 +464,11 @@ lockout_duration: {lockout}
 # reported offline when dialled.
 node_offline_after: {offline}
 
+# Session recording: node (the node records, then uploads when the session
+# ends), node-sync (streamed to auth live; a session auth cannot record is
+# ended) or off.
+recording: {recording}
+
 # error, warn, info, debug or trace.
 log_level: {log}
 
@@ -495,6 +509,7 @@ advertise_addr: {advertise}
             .node_offline_after
             .clone()
             .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
+        recording = q(s.recording.as_deref().unwrap_or("node")),
         log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
         token = opt(&s.token),
         proxy = opt(&s.proxy),

@@ -34,6 +34,17 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
         .route(PATH_NODE_JOIN, post(node_join))
         .route(PATH_NODE_HEARTBEAT, post(node_heartbeat))
         .route(PATH_NODE_AUTHORIZE, post(node_authorize))
+        .route(PATH_NODE_EVENTS, post(node_events))
+        .route(PATH_NODE_SESSIONS, post(node_sessions))
+        .route(
+            PATH_NODE_RECORDING,
+            post(node_recording).layer(axum::extract::DefaultBodyLimit::max(
+                RECORDING_PIECE_LIMIT,
+            )),
+        )
+        .route(PATH_SESSIONS, get(list_sessions))
+        .route(PATH_RECORDINGS, get(list_recordings))
+        .route(&format!("{PATH_RECORDINGS}/{{id}}"), get(get_recording))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -159,7 +170,7 @@ async fn login(
 ) -> ApiResult<LoginResponse> {
     let req: LoginRequest = parse(&body)?;
     let user = req.user.clone();
-    match auth.login(req).await {
+    match auth.login(req, &peer.to_string()).await {
         Ok(resp) => Ok(Json(resp)),
         Err(e) => {
             tracing::info!(%user, %peer, reason = %e, "login refused");
@@ -265,4 +276,77 @@ async fn node_authorize(
     let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
     let req: AuthorizeRequest = parse(&body)?;
     Ok(Json(auth.authorize_login(&uuid, &req).await?))
+}
+
+/// A recording piece's largest body: nodes send at most 4 MiB of text at a
+/// time, which JSON escaping can grow.
+const RECORDING_PIECE_LIMIT: usize = 32 * 1024 * 1024;
+
+async fn node_events(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    body: Bytes,
+) -> ApiResult<Ack> {
+    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
+    let req: NodeEventsRequest = parse(&body)?;
+    auth.ingest_node_events(&uuid, req.events).await?;
+    Ok(Json(Ack {}))
+}
+
+async fn node_sessions(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    body: Bytes,
+) -> ApiResult<Ack> {
+    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
+    let req: NodeSessionsRequest = parse(&body)?;
+    auth.set_node_sessions(&uuid, req.sessions).await?;
+    Ok(Json(Ack {}))
+}
+
+async fn node_recording(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    body: Bytes,
+) -> ApiResult<Ack> {
+    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
+    auth.put_recording(&uuid, parse(&body)?).await?;
+    Ok(Json(Ack {}))
+}
+
+async fn list_sessions(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+) -> ApiResult<SessionListResponse> {
+    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
+    Ok(Json(SessionListResponse {
+        sessions: auth.sessions_for(&user).await?,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct RecordingsQuery {
+    /// Unix seconds.
+    since: Option<i64>,
+}
+
+async fn list_recordings(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    axum::extract::Query(q): axum::extract::Query<RecordingsQuery>,
+) -> ApiResult<RecordingListResponse> {
+    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
+    Ok(Json(RecordingListResponse {
+        recordings: auth.recordings_for(&user, q.since).await?,
+    }))
+}
+
+async fn get_recording(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(cert): Extension<ClientCert>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<RecordingResponse> {
+    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
+    let (meta, data) = auth.recording(&user, &id).await?;
+    Ok(Json(RecordingResponse { meta, data }))
 }

@@ -53,6 +53,9 @@ pub enum AdminRequest {
     TokenRemove {
         token: Secret<String>,
     },
+    AuditSearch {
+        query: crate::audit::AuditQuery,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -81,6 +84,9 @@ pub enum AdminResponse {
     },
     Done {
         message: String,
+    },
+    Events {
+        events: Vec<crate::audit::AuditEvent>,
     },
     Error {
         message: String,

@@ -189,6 +189,9 @@ pub struct HeartbeatResponse {
     pub user_ca_keys: Vec<String>,
     /// How often to heartbeat.
     pub heartbeat_secs: u64,
+    /// The cluster's recording mode.
+    #[serde(default)]
+    pub recording: RecordingMode,
 }
 
 /// A node as clients see it.
@@ -236,4 +239,82 @@ pub struct DialRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DialResponse {
     pub error: Option<String>,
+}
+
+/// Node -> auth: audit events from the node's on-disk queue, in order.
+pub const PATH_NODE_EVENTS: &str = "/v1/node/events";
+/// Node -> auth: the node's running sessions (the whole list each time).
+pub const PATH_NODE_SESSIONS: &str = "/v1/node/sessions";
+/// Node -> auth: a piece of a session recording.
+pub const PATH_NODE_RECORDING: &str = "/v1/node/recording";
+/// The running sessions the caller may see.
+pub const PATH_SESSIONS: &str = "/v1/sessions";
+/// The recordings the caller may play; `/v1/recordings/<session ID>` one.
+pub const PATH_RECORDINGS: &str = "/v1/recordings";
+
+/// Where sessions are recorded: the cluster's `recording` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingMode {
+    /// On the node's disk, uploaded when the session ends (retried).
+    #[default]
+    Node,
+    /// Streamed to auth as it happens; a session auth cannot record ends.
+    NodeSync,
+    Off,
+}
+
+impl std::str::FromStr for RecordingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "node" => Ok(RecordingMode::Node),
+            "node-sync" => Ok(RecordingMode::NodeSync),
+            "off" => Ok(RecordingMode::Off),
+            other => Err(format!(
+                "unknown recording mode {other:?}: use node, node-sync or off"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ack {}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeEventsRequest {
+    pub events: Vec<crate::audit::AuditEvent>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeSessionsRequest {
+    pub sessions: Vec<crate::audit::ActiveSession>,
+}
+
+/// Bytes `offset..offset+data.len()` of a recording's asciicast text. A
+/// repeated piece (a retry) is accepted once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordingUpload {
+    pub meta: crate::audit::RecordingMeta,
+    pub offset: u64,
+    pub data: String,
+    /// The last piece: the session has ended.
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionListResponse {
+    pub sessions: Vec<crate::audit::ActiveSession>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordingListResponse {
+    pub recordings: Vec<crate::audit::RecordingMeta>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordingResponse {
+    pub meta: crate::audit::RecordingMeta,
+    /// asciicast v2 text.
+    pub data: String,
 }

@@ -3,6 +3,7 @@
 //! types (durations, secrets). Everything here is plain data: no I/O.
 
 pub mod addr;
+pub mod audit;
 pub mod admin;
 pub mod api;
 pub mod duration;

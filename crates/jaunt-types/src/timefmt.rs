@@ -12,6 +12,24 @@ pub fn format_unix(unix: i64) -> String {
         .unwrap_or_else(|| format!("@{unix}"))
 }
 
+/// Unix milliseconds as RFC 3339 with milliseconds, for audit lines.
+pub fn format_unix_millis(ms: i64) -> String {
+    let fmt = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| format!("@{ms}ms"))
+}
+
+/// Parses an RFC 3339 time (`2026-11-24T10:00:00Z`) into Unix milliseconds.
+pub fn parse_rfc3339_millis(text: &str) -> Result<i64, String> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|e| format!("{text:?} is not a time like 2026-11-24T10:00:00Z: {e}"))
+}
+
 /// `3h12m`-style remaining time, for `jsh status`.
 pub fn format_remaining(secs: i64) -> String {
     crate::Ttl::from_secs(secs.max(0) as u64).to_string()
@@ -25,5 +43,14 @@ mod tests {
         assert_eq!(super::format_unix(1_800_000_000), "2027-01-15 08:00:00 UTC");
         assert_eq!(super::format_remaining(3 * 3600 + 720), "3h12m");
         assert_eq!(super::format_remaining(-5), "0s");
+        assert_eq!(
+            super::format_unix_millis(1_800_000_000_123),
+            "2027-01-15T08:00:00.123Z"
+        );
+        assert_eq!(
+            super::parse_rfc3339_millis("2027-01-15T08:00:00.123Z"),
+            Ok(1_800_000_000_123)
+        );
+        assert!(super::parse_rfc3339_millis("yesterday").is_err());
     }
 }

@@ -68,6 +68,9 @@ pub struct SettingsFlags {
     /// A node silent this long is offline [default: 60s]
     #[arg(long)]
     node_offline_after: Option<String>,
+    /// Session recording: node, node-sync or off [default: node]
+    #[arg(long)]
+    recording: Option<String>,
     /// Node: the join token from 'jctl tokens add' (first start only)
     #[arg(long)]
     token: Option<String>,
@@ -108,6 +111,7 @@ impl SettingsFlags {
             max_login_attempts: self.max_login_attempts,
             lockout_duration: self.lockout_duration.clone(),
             node_offline_after: self.node_offline_after.clone(),
+            recording: self.recording.clone(),
             log_level: self.log_level.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),

@@ -42,6 +42,9 @@ enum Command {
     Get(commands::resources::GetArgs),
     /// Remove a resource: role/NAME, user/NAME or token/TOKEN.
     Rm(commands::resources::RmArgs),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Cluster name, CA fingerprints and the CA pin.
     Status(commands::status::StatusArgs),
 }
@@ -56,5 +59,6 @@ fn main() -> ExitCode {
         Command::Get(a) => commands::resources::get(&admin, a),
         Command::Rm(a) => commands::resources::rm(&admin, a),
         Command::Status(a) => commands::status::run(&admin, a),
+        Command::Audit(c) => commands::audit::run(&admin, c),
     })
 }

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod resources;
 pub mod status;
 pub mod tokens;

@@ -1,0 +1,96 @@
+//! The audit log: events written to the cluster store before the action
+//! they record is reported done (so an allowed action's event is never
+//! lost), events delivered by nodes (stored once by ID, however often a
+//! node retries), and searching them.
+
+use crate::{AuthError, AuthServer};
+use jaunt_store::StoreError;
+use jaunt_types::audit::{self, AuditEvent, AuditQuery};
+
+const EVENTS: &str = "/events/";
+/// Most events one node delivery may carry.
+pub const MAX_BATCH: usize = 1000;
+
+fn event_key(e: &AuditEvent) -> String {
+    // Time first, so keys sort by time; the ID makes them unique.
+    format!("{EVENTS}{:016}/{}", e.time.max(0), e.id)
+}
+
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl AuthServer {
+    /// A new event of this cluster, stamped now.
+    pub fn event(&self, name: &str, success: bool) -> AuditEvent {
+        AuditEvent::new(
+            uuid::Uuid::new_v4().to_string(),
+            now_millis(),
+            name,
+            success,
+            &self.identity.cluster_name,
+        )
+    }
+
+    /// Writes an event durably (the store syncs before it answers).
+    pub async fn emit(&self, event: AuditEvent) -> Result<(), AuthError> {
+        match self.store.create(&event_key(&event), &event, None).await {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+            Err(e) => {
+                tracing::error!(event = %event.event, error = %e, "cannot write an audit event");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Events delivered by node `uuid`: the node's identity and the codes
+    /// are set here, not taken from the node's word.
+    pub async fn ingest_node_events(
+        &self,
+        uuid: &str,
+        events: Vec<AuditEvent>,
+    ) -> Result<(), AuthError> {
+        if events.len() > MAX_BATCH {
+            return Err(AuthError::BadRequest(format!(
+                "at most {MAX_BATCH} events per delivery"
+            )));
+        }
+        let node = self.node(uuid).await?.ok_or_else(|| {
+            AuthError::AccessDenied("this node is not in the inventory".into())
+        })?;
+        for mut e in events {
+            let code = match e.event.as_str() {
+                "sftp" => e
+                    .fields
+                    .get("action")
+                    .and_then(|a| a.as_str())
+                    .and_then(|a| audit::sftp_code(a, e.success)),
+                name => audit::code(name, e.success),
+            };
+            let Some(code) = code else {
+                return Err(AuthError::BadRequest(format!(
+                    "unknown audit event {:?}",
+                    e.event
+                )));
+            };
+            if uuid::Uuid::parse_str(&e.id).is_err() {
+                return Err(AuthError::BadRequest("audit event IDs are UUIDs".into()));
+            }
+            e.code = code;
+            e.cluster = self.identity.cluster_name.clone();
+            e.node_uuid = Some(uuid.to_string());
+            e.node = Some(node.name.clone());
+            self.emit(e).await?;
+        }
+        Ok(())
+    }
+
+    /// The events `query` matches, oldest first.
+    pub async fn search_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
+        let all = self.store.list::<AuditEvent>(EVENTS).await?;
+        Ok(query.apply(all.into_iter().map(|v| v.value)))
+    }
+}

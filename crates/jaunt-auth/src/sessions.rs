@@ -1,0 +1,188 @@
+//! Running sessions, as their nodes report them, and session recordings:
+//! who may see and play which (their own; every one with the `session`
+//! or `recording` rule, as `auditor` and `editor` have).
+
+use crate::{AuthError, AuthServer, now};
+use jaunt_types::api::RecordingUpload;
+use jaunt_types::audit::{ActiveSession, RecordingMeta};
+
+const ACTIVE: &str = "/sessions/active/";
+const REC_META: &str = "/recordings/meta/";
+const REC_DATA: &str = "/recordings/data/";
+/// The largest recording auth keeps (asciicast text).
+pub const MAX_RECORDING: u64 = 256 * 1024 * 1024;
+
+fn active_key(node: &str, id: &str) -> String {
+    format!("{ACTIVE}{node}/{id}")
+}
+
+fn check_id(id: &str) -> Result<(), AuthError> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| AuthError::BadRequest(format!("{id:?} is not a session ID")))
+}
+
+impl AuthServer {
+    /// Replaces node `uuid`'s list of running sessions. Each entry expires
+    /// when the node would count as offline, so a dead node's sessions
+    /// leave the list by themselves.
+    pub async fn set_node_sessions(
+        &self,
+        uuid: &str,
+        sessions: Vec<ActiveSession>,
+    ) -> Result<(), AuthError> {
+        let node = self.node(uuid).await?.ok_or_else(|| {
+            AuthError::AccessDenied("this node is not in the inventory".into())
+        })?;
+        let prefix = format!("{ACTIVE}{uuid}/");
+        let expires = now() + self.config.node_offline_after.as_secs() as i64;
+        let old = self.store.list::<ActiveSession>(&prefix).await?;
+        for gone in old
+            .iter()
+            .filter(|o| !sessions.iter().any(|s| s.id == o.value.id))
+        {
+            self.store.delete(&active_key(uuid, &gone.value.id)).await?;
+        }
+        for mut s in sessions {
+            check_id(&s.id)?;
+            s.node = node.name.clone();
+            s.node_uuid = uuid.to_string();
+            self.store
+                .put(&active_key(uuid, &s.id), &s, Some(expires))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The running sessions `user` may see.
+    pub async fn sessions_for(&self, user: &str) -> Result<Vec<ActiveSession>, AuthError> {
+        let all_visible = self.may(user, "session").await?;
+        let now = now();
+        let mut out: Vec<ActiveSession> = self
+            .store
+            .list::<ActiveSession>(ACTIVE)
+            .await?
+            .into_iter()
+            .filter(|v| v.expires.is_none_or(|e| e > now))
+            .map(|v| v.value)
+            .filter(|s| all_visible || s.user == user)
+            .collect();
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Whether `user` may list and read every `resource` (not just their own).
+    async fn may(&self, user: &str, resource: &str) -> Result<bool, AuthError> {
+        let record = self
+            .user_record(user)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
+        let checker = self.access_checker(&record).await?;
+        Ok(checker.can(resource, "list") && checker.can(resource, "read"))
+    }
+
+    /// Stores a piece of a recording from node `uuid`; returns the size
+    /// auth now holds. A piece auth already has is accepted again (a retry).
+    pub async fn put_recording(&self, uuid: &str, up: RecordingUpload) -> Result<u64, AuthError> {
+        check_id(&up.meta.session_id)?;
+        let node = self.node(uuid).await?.ok_or_else(|| {
+            AuthError::AccessDenied("this node is not in the inventory".into())
+        })?;
+        let id = up.meta.session_id.clone();
+        let data_key = format!("{REC_DATA}{id}");
+        let meta_key = format!("{REC_META}{id}");
+        if let Some(meta) = self.store.get::<RecordingMeta>(&meta_key).await?
+            && meta.value.node != node.name
+        {
+            return Err(AuthError::AccessDenied(
+                "this recording belongs to another node".into(),
+            ));
+        }
+        let held = self.store.get::<String>(&data_key).await?;
+        let (mut text, revision) = match held {
+            Some(v) => (v.value, Some(v.revision)),
+            None => (String::new(), None),
+        };
+        let have = text.len() as u64;
+        let end = up.offset + up.data.len() as u64;
+        if up.offset > have {
+            return Err(AuthError::BadRequest(format!(
+                "recording {id}: piece at {} but only {have} bytes held",
+                up.offset
+            )));
+        }
+        if end > have {
+            if end > MAX_RECORDING {
+                return Err(AuthError::BadRequest(format!(
+                    "recording {id} is larger than {MAX_RECORDING} bytes"
+                )));
+            }
+            let skip = (have - up.offset) as usize;
+            let Some(new) = up.data.get(skip..) else {
+                return Err(AuthError::BadRequest(
+                    "a recording piece must start on a character boundary".into(),
+                ));
+            };
+            text.push_str(new);
+            match revision {
+                Some(r) => self.store.update_if(&data_key, r, &text, None).await?,
+                None => self.store.create(&data_key, &text, None).await?,
+            };
+        }
+        let mut meta = up.meta;
+        meta.node = node.name;
+        meta.size = text.len() as u64;
+        if !up.complete {
+            meta.end = None;
+        }
+        self.store.put(&meta_key, &meta, None).await?;
+        Ok(meta.size)
+    }
+
+    /// The recordings `user` may play, oldest first.
+    pub async fn recordings_for(
+        &self,
+        user: &str,
+        since: Option<i64>,
+    ) -> Result<Vec<RecordingMeta>, AuthError> {
+        let all_visible = self.may(user, "recording").await?;
+        let mut out: Vec<RecordingMeta> = self
+            .store
+            .list::<RecordingMeta>(REC_META)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .filter(|m| all_visible || m.user == user)
+            .filter(|m| since.is_none_or(|s| m.start >= s))
+            .collect();
+        out.sort_by(|a, b| a.start.cmp(&b.start));
+        Ok(out)
+    }
+
+    /// One recording, if `user` may play it.
+    pub async fn recording(
+        &self,
+        user: &str,
+        id: &str,
+    ) -> Result<(RecordingMeta, String), AuthError> {
+        check_id(id)?;
+        let missing = || AuthError::NotFound(format!("no recording of session {id}"));
+        let meta = self
+            .store
+            .get::<RecordingMeta>(&format!("{REC_META}{id}"))
+            .await?
+            .ok_or_else(missing)?
+            .value;
+        // Someone else's recording is "not found", not "forbidden".
+        if meta.user != user && !self.may(user, "recording").await? {
+            return Err(missing());
+        }
+        let data = self
+            .store
+            .get::<String>(&format!("{REC_DATA}{id}"))
+            .await?
+            .ok_or_else(missing)?
+            .value;
+        Ok((meta, data))
+    }
+}

@@ -1,0 +1,286 @@
+//! Audit events: their names and codes (the reference product's, so
+//! existing log tooling reads ours), the event record, the query `jctl
+//! audit ls` sends, and the one-line text form. Active sessions and
+//! recordings' metadata live here too: they share the session ID.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Every event name Jaunt writes, with its code's stem; the code ends in
+/// `I` (success) or the failure letter.
+const CATALOGUE: &[(&str, &str, char)] = &[
+    ("user.login", "T1000", 'W'),
+    ("user.create", "T1002", 'E'),
+    ("user.update", "T1003", 'E'),
+    ("user.delete", "T1004", 'E'),
+    ("user.locked", "TLK00", 'W'),
+    ("role.created", "T9000", 'E'),
+    ("role.deleted", "T9001", 'E'),
+    ("join_token.create", "TJT00", 'E'),
+    ("node.join", "TJ002", 'E'),
+    ("cert.create", "TC000", 'E'),
+    ("session.start", "T2000", 'E'),
+    ("resize", "T2002", 'E'),
+    ("session.end", "T2004", 'E'),
+    ("subsystem", "T3001", 'E'),
+    ("exec", "T3002", 'E'),
+    ("port", "T3003", 'E'),
+    ("client.disconnect", "T3006", 'E'),
+    ("auth", "T3007", 'W'),
+];
+
+/// SFTP actions, in the order of their codes TS001 ... TS019.
+pub const SFTP_ACTIONS: &[&str] = &[
+    "open", "close", "read", "write", "lstat", "fstat", "setstat", "fsetstat", "opendir",
+    "readdir", "remove", "mkdir", "rmdir", "realpath", "stat", "rename", "readlink", "symlink",
+    "link",
+];
+
+/// The code of an event; `None` for a name Jaunt does not write.
+pub fn code(event: &str, success: bool) -> Option<String> {
+    let (_, stem, fail) = CATALOGUE.iter().find(|(n, _, _)| *n == event)?;
+    Some(format!("{stem}{}", if success { 'I' } else { *fail }))
+}
+
+/// The code of an SFTP action's event (`sftp`).
+pub fn sftp_code(action: &str, success: bool) -> Option<String> {
+    let i = SFTP_ACTIONS.iter().position(|a| *a == action)?;
+    Some(format!("TS{:03}{}", i + 1, if success { 'I' } else { 'E' }))
+}
+
+/// Every event name, for `--type` checks.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CATALOGUE
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(std::iter::once("sftp"))
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unique; a retried delivery carries the same ID (and is stored once).
+    pub id: String,
+    /// Unix milliseconds.
+    pub time: i64,
+    pub event: String,
+    pub code: String,
+    pub cluster: String,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_uuid: Option<String>,
+    /// The client's address, as the service that saw it knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// What this kind of event adds: command, exit_status, reason, path,
+    /// bytes, ...
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+}
+
+impl AuditEvent {
+    /// A new event of a known name; `id` and `time` come from the caller
+    /// (this crate does no I/O).
+    pub fn new(id: String, time: i64, event: &str, success: bool, cluster: &str) -> Self {
+        let code = code(event, success).unwrap_or_else(|| "T0000I".into());
+        AuditEvent {
+            id,
+            time,
+            event: event.to_string(),
+            code,
+            cluster: cluster.to_string(),
+            success,
+            user: None,
+            login: None,
+            node: None,
+            node_uuid: None,
+            addr: None,
+            session_id: None,
+            fields: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// One readable line: time, name, code, then `key=value` pairs.
+    pub fn text_line(&self) -> String {
+        let mut line = format!(
+            "{} {} {}",
+            crate::timefmt::format_unix_millis(self.time),
+            self.event,
+            self.code
+        );
+        let common = [
+            ("user", &self.user),
+            ("login", &self.login),
+            ("node", &self.node),
+            ("session", &self.session_id),
+            ("addr", &self.addr),
+        ];
+        for (k, v) in common {
+            if let Some(v) = v {
+                line.push_str(&format!(" {k}={}", quote(v)));
+            }
+        }
+        for (k, v) in &self.fields {
+            let v = match v {
+                Value::String(s) => quote(s),
+                other => other.to_string(),
+            };
+            line.push_str(&format!(" {k}={v}"));
+        }
+        line
+    }
+}
+
+/// Quotes a value that has spaces, quotes or nothing at all.
+fn quote(v: &str) -> String {
+    if v.is_empty() || v.contains([' ', '"', '\t', '\n']) {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// What `jctl audit ls` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Unix milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix milliseconds, inclusive.
+    pub until: Option<i64>,
+    pub event: Option<String>,
+    pub user: Option<String>,
+    pub session_id: Option<String>,
+    /// The most recent N matches.
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    pub fn matches(&self, e: &AuditEvent) -> bool {
+        self.since.is_none_or(|s| e.time >= s)
+            && self.until.is_none_or(|u| e.time <= u)
+            && self.event.as_ref().is_none_or(|t| &e.event == t)
+            && self.user.as_ref().is_none_or(|u| e.user.as_ref() == Some(u))
+            && self
+                .session_id
+                .as_ref()
+                .is_none_or(|s| e.session_id.as_ref() == Some(s))
+    }
+
+    /// The matches among `events` (in time order), newest `limit` kept.
+    pub fn apply(&self, events: impl IntoIterator<Item = AuditEvent>) -> Vec<AuditEvent> {
+        let mut out: Vec<AuditEvent> = events.into_iter().filter(|e| self.matches(e)).collect();
+        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        if let Some(limit) = self.limit
+            && out.len() > limit
+        {
+            out.drain(..out.len() - limit);
+        }
+        out
+    }
+}
+
+/// A session while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSession {
+    pub id: String,
+    pub user: String,
+    pub login: String,
+    pub node: String,
+    pub node_uuid: String,
+    /// `shell`, `exec` or `sftp`.
+    pub kind: String,
+    /// Unix seconds.
+    pub start: i64,
+    /// The client's address as the node sees it.
+    pub client: String,
+}
+
+/// What is known of a recording without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingMeta {
+    pub session_id: String,
+    pub user: String,
+    pub login: String,
+    pub node: String,
+    /// Unix seconds.
+    pub start: i64,
+    /// Unix seconds; `None` while a node-sync session runs.
+    pub end: Option<i64>,
+    /// Bytes of asciicast text.
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_reference_products() {
+        assert_eq!(code("session.start", true).as_deref(), Some("T2000I"));
+        assert_eq!(code("user.login", false).as_deref(), Some("T1000W"));
+        assert_eq!(code("auth", false).as_deref(), Some("T3007W"));
+        assert_eq!(code("exec", false).as_deref(), Some("T3002E"));
+        assert_eq!(sftp_code("open", true).as_deref(), Some("TS001I"));
+        assert_eq!(sftp_code("link", true).as_deref(), Some("TS019I"));
+        assert_eq!(sftp_code("rename", false).as_deref(), Some("TS016E"));
+        assert_eq!(code("nope", true), None);
+        assert!(names().any(|n| n == "sftp"));
+    }
+
+    #[test]
+    fn query_filters_and_keeps_the_newest() {
+        let ev = |id: &str, time: i64, event: &str, user: &str| {
+            let mut e = AuditEvent::new(id.into(), time, event, true, "c");
+            e.user = Some(user.into());
+            e
+        };
+        let events = vec![
+            ev("3", 3000, "exec", "bob"),
+            ev("1", 1000, "exec", "alice"),
+            ev("2", 2000, "session.start", "alice"),
+            ev("4", 4000, "exec", "alice"),
+        ];
+        let q = AuditQuery {
+            user: Some("alice".into()),
+            event: Some("exec".into()),
+            ..Default::default()
+        };
+        let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(q.apply(events.clone())), ["1", "4"]);
+        let q = AuditQuery {
+            since: Some(2000),
+            until: Some(3000),
+            ..Default::default()
+        };
+        assert_eq!(ids(q.apply(events.clone())), ["2", "3"]);
+        let q = AuditQuery {
+            limit: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(ids(q.apply(events)), ["3", "4"]);
+    }
+
+    #[test]
+    fn text_line_reads_well() {
+        let mut e = AuditEvent::new("x".into(), 0, "exec", true, "c").with("command", "ls -l");
+        e.user = Some("alice".into());
+        e = e.with("exit_status", 0);
+        assert_eq!(
+            e.text_line(),
+            "1970-01-01T00:00:00.000Z exec T3002I user=alice command=\"ls -l\" exit_status=0"
+        );
+    }
+}
