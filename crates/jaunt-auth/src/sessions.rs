@@ -155,7 +155,7 @@ impl AuthServer {
             .filter(|m| all_visible || m.user == user)
             .filter(|m| since.is_none_or(|s| m.start >= s))
             .collect();
-        out.sort_by(|a, b| a.start.cmp(&b.start));
+        out.sort_by_key(|m| m.start);
         Ok(out)
     }
 

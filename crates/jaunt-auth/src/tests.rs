@@ -41,6 +41,7 @@ impl Fixture {
                 max_login_attempts: 3,
                 lockout_duration: Ttl::from_secs(600),
                 node_offline_after: Ttl::from_secs(60),
+                recording: Default::default(),
             },
         )
         .await

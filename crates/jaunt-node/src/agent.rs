@@ -3,7 +3,12 @@
 //! certificates, and serve SSH on a direct listener or through a reverse
 //! tunnel to the proxy that reconnects with backoff.
 
+use crate::audit::AuditLog;
+use crate::recording::Spool;
 use crate::server::{Connection, NodeContext, parse_ca_keys};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::Notify;
 use jaunt_ca::ssh_key::{Algorithm, Certificate, LineEnding, PrivateKey};
 use jaunt_client::api::{ApiClient, ClientCert, Trust};
 use jaunt_client::home::{Home, Mode};
@@ -214,6 +219,18 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
         api: RwLock::new(api_for(&cfg, &id)?),
         sftp_helper: cfg.sftp_helper.clone(),
+        nodename: cfg.nodename.clone(),
+        audit: AuditLog::open(&cfg.data_dir, &id.cluster).map_err(|e| NodeError::Identity {
+            path: cfg.data_dir.join("audit-queue"),
+            reason: e.to_string(),
+        })?,
+        spool: Spool::open(&cfg.data_dir).map_err(|e| NodeError::Identity {
+            path: cfg.data_dir.join("recordings"),
+            reason: e.to_string(),
+        })?,
+        recording: RwLock::new(RecordingMode::default()),
+        active: Mutex::new(HashMap::new()),
+        sessions_changed: Notify::new(),
     });
     let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
     let mut tasks = Vec::new();
@@ -222,6 +239,19 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         Some(l) => tasks.push(tokio::spawn(serve_direct(l, ctx.clone(), config.clone()))),
         None => tasks.push(tokio::spawn(serve_tunnel(ctx.clone(), config.clone()))),
     }
+    // Queued events and recordings (a killed node's too) go to auth.
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.audit.deliver(|| c.api_client()).await
+    }));
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.spool.upload_forever(|| c.api_client()).await
+    }));
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.report_sessions_forever(Duration::from_secs(5)).await
+    }));
     tasks.push(tokio::spawn(heartbeat_loop(
         cfg,
         id.clone(),
@@ -423,6 +453,12 @@ async fn heartbeat_once(
         id.tls_key = key;
         changed = true;
     }
+    if let Ok(mut mode) = ctx.recording.write() {
+        *mode = resp.recording;
+    }
+    // Running sessions are re-reported at the heartbeat's pace, so they
+    // stay listed exactly as long as the node stays online.
+    ctx.sessions_changed.notify_one();
     if resp.user_ca_keys != id.user_ca_keys {
         id.user_ca_keys = resp.user_ca_keys;
         changed = true;

@@ -3,18 +3,24 @@
 //! requested login here, then runs session channels as that OS user.
 
 use crate::os;
-use crate::session::{self, Exit, Input, Launch, PtyRequest, SessionInfo};
+use crate::session::{self, Exit, Input, Launch, Observers, PtyRequest, SessionInfo};
+use crate::sftp::SftpRecord;
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
 use jaunt_client::api::ApiClient;
-use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse, PATH_NODE_AUTHORIZE};
+use jaunt_types::api::{
+    Ack, AuthorizeRequest, AuthorizeResponse, NodeSessionsRequest, PATH_NODE_AUTHORIZE,
+    PATH_NODE_SESSIONS, RecordingMode,
+};
+use jaunt_types::audit::{ActiveSession, AuditEvent, RecordingMeta};
 use russh::keys::PublicKey;
 use russh::server::{Auth, Handler, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
 
 /// What every connection of this node shares.
 pub struct NodeContext {
@@ -27,6 +33,149 @@ pub struct NodeContext {
     pub api: RwLock<ApiClient>,
     /// The `jaunt` binary, run as `jaunt sftp-server` for the sftp subsystem.
     pub sftp_helper: Option<std::path::PathBuf>,
+    pub nodename: String,
+    pub audit: crate::audit::AuditLog,
+    pub spool: crate::recording::Spool,
+    /// The cluster's recording mode, from the last heartbeat.
+    pub recording: RwLock<RecordingMode>,
+    /// Running sessions by ID, reported to auth.
+    pub active: Mutex<HashMap<String, ActiveSession>>,
+    pub sessions_changed: Notify,
+}
+
+impl NodeContext {
+    pub fn api_client(&self) -> Option<ApiClient> {
+        self.api.read().ok().map(|a| a.clone())
+    }
+
+    pub fn recording_mode(&self) -> RecordingMode {
+        self.recording.read().map(|m| *m).unwrap_or_default()
+    }
+
+    fn session_started(&self, s: ActiveSession) {
+        if let Ok(mut a) = self.active.lock() {
+            a.insert(s.id.clone(), s);
+        }
+        self.sessions_changed.notify_one();
+    }
+
+    fn session_ended(&self, id: &str) {
+        if let Ok(mut a) = self.active.lock() {
+            a.remove(id);
+        }
+        self.sessions_changed.notify_one();
+    }
+
+    /// Tells auth the running sessions whenever they change, and every
+    /// `every` besides, so they stay listed while they run (auth drops the
+    /// list of a node that stops telling).
+    pub async fn report_sessions_forever(&self, every: Duration) {
+        loop {
+            let _ = tokio::time::timeout(every, self.sessions_changed.notified()).await;
+            let sessions: Vec<ActiveSession> = self
+                .active
+                .lock()
+                .map(|a| a.values().cloned().collect())
+                .unwrap_or_default();
+            let Some(api) = self.api_client() else {
+                continue;
+            };
+            let sent: Result<Ack, _> = api
+                .post(PATH_NODE_SESSIONS, &NodeSessionsRequest { sessions })
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "cannot report running sessions");
+            }
+        }
+    }
+}
+
+/// Why a node-sync session ends, as the user sees it.
+fn sync_failure(reason: &str) -> String {
+    format!(
+        "\r\nERROR: this cluster records every session (recording: node-sync) and the auth \
+         service cannot take this session's recording ({reason}); the session is ended.\r\n"
+    )
+}
+
+/// node-sync: auth must hold the recording's start before the session runs.
+async fn sync_start(ctx: &NodeContext, id: &str) -> Result<u64, String> {
+    let api = ctx.api_client().ok_or("no API client")?;
+    ctx.spool.send(&api, id, 0, false).await
+}
+
+/// node-sync: runs the session while streaming its recording to auth every
+/// quarter second; if auth stops taking it, the session is killed.
+async fn stream_while<F, S, SF>(
+    ctx: &NodeContext,
+    id: &str,
+    mut sent: u64,
+    run: F,
+    input: &mpsc::Sender<Input>,
+    say: &S,
+) -> Exit
+where
+    F: std::future::Future<Output = Exit>,
+    S: Fn(String) -> SF,
+    SF: std::future::Future<Output = ()>,
+{
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            exit = &mut run => return exit,
+            _ = tick.tick() => {
+                let result = match ctx.api_client() {
+                    Some(api) => ctx.spool.send(&api, id, sent, false).await,
+                    None => Err("no API client".to_string()),
+                };
+                match result {
+                    Ok(n) => sent = n,
+                    Err(e) => {
+                        tracing::warn!(session = %id, error = %e, "recording not taken; ending the session (node-sync)");
+                        say(sync_failure(&e)).await;
+                        let _ = input.send(Input::Signal(nix::sys::signal::Signal::SIGKILL)).await;
+                        return (&mut run).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns the SFTP helper's audit lines into `sftp` events.
+async fn sftp_events(
+    ctx: Arc<NodeContext>,
+    template: AuditEvent,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(line) = lines.recv().await {
+        let record: SftpRecord = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed SFTP audit line");
+                continue;
+            }
+        };
+        let mut e = ctx
+            .audit
+            .like(&template, "sftp", record.success)
+            .with("action", record.action.clone())
+            .with("path", record.path);
+        if let Some(code) = jaunt_types::audit::sftp_code(&record.action, record.success) {
+            e.code = code;
+        }
+        if let Some(t) = record.target {
+            e = e.with("target", t);
+        }
+        if let Some(b) = record.bytes {
+            e = e.with("bytes", b);
+        }
+        if let Some(err) = record.error {
+            e = e.with("error", err);
+        }
+        ctx.audit.record(&e);
+    }
 }
 
 /// An authenticated connection's user.
@@ -41,6 +190,8 @@ struct ChannelState {
     pty: Option<PtyRequest>,
     env: Vec<(String, String)>,
     input: Option<mpsc::Sender<Input>>,
+    /// The session running on this channel, once started.
+    session_id: Option<String>,
 }
 
 pub struct Connection {
@@ -91,32 +242,43 @@ impl Connection {
         .map_err(|e| format!("cannot ask the auth service: {e}"))
     }
 
+    /// An audit event about this connection (its user, login, client).
+    fn event(&self, name: &str, success: bool) -> AuditEvent {
+        let mut e = self.ctx.audit.event(name, success);
+        e.node = Some(self.ctx.nodename.clone());
+        e.node_uuid = Some(self.ctx.uuid.clone());
+        e.addr = Some(self.client.to_string());
+        if let Some(id) = &self.identity {
+            e.user = Some(id.cert.user.clone());
+            e.login = Some(id.login.clone());
+        }
+        e
+    }
+
+    /// Refuses a login and records why (`auth`, with the reason).
+    fn refuse_audited(&self, login: &str, user: Option<&str>, reason: &str) -> Auth {
+        let mut e = self.event("auth", false).with("reason", reason);
+        e.login = Some(login.to_string());
+        e.user = user.map(str::to_string);
+        self.ctx.audit.record(&e);
+        self.refuse(login, reason)
+    }
+
     /// Starts a session channel's process (command `None`: a shell).
-    fn start(
+    async fn start(
         &mut self,
         channel: ChannelId,
         launch: Launch,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        let (Some(id), Some(state)) = (self.identity.as_ref(), self.channels.get_mut(&channel))
-        else {
+        let (Some(id), Some(state)) = (self.identity.as_ref(), self.channels.get(&channel)) else {
             return session.channel_failure(channel);
         };
         if state.input.is_some() {
             // One process per channel.
             return session.channel_failure(channel);
         }
-        let info = SessionInfo {
-            session_id: uuid::Uuid::new_v4().to_string(),
-            user: id.cert.user.clone(),
-            login: id.login.clone(),
-            cluster: self.ctx.cluster.clone(),
-            host_uuid: self.ctx.uuid.clone(),
-            proxy_addr: self.ctx.proxy_addr.clone(),
-            client: self.client,
-            server: self.server,
-            agent_socket: self.agent.as_ref().map(|a| a.socket().to_path_buf()),
-        };
+        let session_id = uuid::Uuid::new_v4().to_string();
         let pty = match launch {
             Launch::Subsystem(..) => None,
             _ if id.cert.permit_pty => state.pty.clone(),
@@ -125,53 +287,151 @@ impl Connection {
         let kind = match &launch {
             Launch::Shell => "shell",
             Launch::Exec(_) => "exec",
-            Launch::Subsystem(..) => "subsystem",
+            Launch::Subsystem(..) => "sftp",
+        };
+        let user = id.cert.user.clone();
+        let login = id.login.clone();
+        let mut template = self.event("session.start", true);
+        template.session_id = Some(session_id.clone());
+        let mut start_event = template
+            .clone()
+            .with("kind", kind)
+            .with("interactive", pty.is_some());
+        if let Some(p) = &pty {
+            start_event = start_event.with("size", format!("{}x{}", p.cols, p.rows));
+        }
+        if let Launch::Exec(command) = &launch {
+            start_event = start_event.with("command", command.clone());
+        }
+        // No event, no session: an allowed action is never unaudited.
+        if let Err(e) = self.ctx.audit.emit(&start_event) {
+            tracing::error!(error = %e, "cannot queue session.start; session refused");
+            return session.channel_failure(channel);
+        }
+        if let Launch::Subsystem(..) = &launch {
+            self.ctx
+                .audit
+                .record(&self.ctx.audit.like(&template, "subsystem", true).with("name", "sftp"));
+        }
+        let mode = self.ctx.recording_mode();
+        let mut observers = Observers::default();
+        if let (Some(p), true) = (&pty, mode != RecordingMode::Off) {
+            let meta = RecordingMeta {
+                session_id: session_id.clone(),
+                user: user.clone(),
+                login: login.clone(),
+                node: self.ctx.nodename.clone(),
+                start: jaunt_client::login::now(),
+                end: None,
+                size: 0,
+            };
+            match self.ctx.spool.create(&meta, p.cols, p.rows, &p.term) {
+                Ok(r) => observers.recorder = Some(Arc::new(std::sync::Mutex::new(r))),
+                Err(e) if mode == RecordingMode::NodeSync => {
+                    tracing::error!(error = %e, "cannot record; session refused (recording: node-sync)");
+                    return session.channel_failure(channel);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot record this session"),
+            }
+        }
+        let (audit_tx, audit_rx) = mpsc::unbounded_channel();
+        if kind == "sftp" {
+            observers.audit_lines = Some(audit_tx);
+        }
+        let info = SessionInfo {
+            session_id: session_id.clone(),
+            user: user.clone(),
+            login: login.clone(),
+            cluster: self.ctx.cluster.clone(),
+            host_uuid: self.ctx.uuid.clone(),
+            proxy_addr: self.ctx.proxy_addr.clone(),
+            client: self.client,
+            server: self.server,
+            agent_socket: self.agent.as_ref().map(|a| a.socket().to_path_buf()),
+        };
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return session.channel_failure(channel);
         };
         let (tx, rx) = mpsc::channel(64);
-        state.input = Some(tx);
+        state.input = Some(tx.clone());
+        state.session_id = Some(session_id.clone());
         let out = state.writer.make_writer();
         let err = state.writer.make_writer_ext(Some(1));
         let env = state.env.clone();
-        let login = id.login.clone();
         let handle = session.handle();
         session.channel_success(channel)?;
-        tracing::info!(user = %info.user, %login, session = %info.session_id, kind, "session started");
+        tracing::info!(%user, %login, session = %session_id, kind, "session started");
+        self.ctx.session_started(ActiveSession {
+            id: session_id.clone(),
+            user: user.clone(),
+            login: login.clone(),
+            node: self.ctx.nodename.clone(),
+            node_uuid: self.ctx.uuid.clone(),
+            kind: kind.to_string(),
+            start: jaunt_client::login::now(),
+            client: self.client.to_string(),
+        });
+        let ctx = self.ctx.clone();
+        let sftp_audit = tokio::spawn(sftp_events(ctx.clone(), template.clone(), audit_rx));
+        let recorded = observers.recorder.is_some();
+        let command = match &launch {
+            Launch::Exec(c) => Some(c.clone()),
+            _ => None,
+        };
+        let started = std::time::Instant::now();
         tokio::spawn(async move {
-            let exit = match os::lookup(&login) {
-                Ok(user) => match session::run(launch, info, user, pty, env, out, err, rx).await {
-                    Ok(exit) => exit,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "session failed to start");
-                        let _ = handle
-                            .extended_data(
-                                channel,
-                                1,
-                                format!("Failed to launch: {e}\r\n").into_bytes(),
-                            )
-                            .await;
-                        Exit::Code(255)
-                    }
-                },
-                Err(e) => {
+            let say = |text: String| {
+                let handle = handle.clone();
+                async move {
                     let _ = handle
-                        .extended_data(
-                            channel,
-                            1,
-                            format!("Failed to launch: {e}\r\n").into_bytes(),
-                        )
+                        .extended_data(channel, 1, text.into_bytes())
                         .await;
-                    Exit::Code(1)
                 }
             };
-            match exit {
+            let sync = recorded && mode == RecordingMode::NodeSync;
+            let synced = match sync {
+                true => Some(sync_start(&ctx, &session_id).await),
+                false => None,
+            };
+            let exit = if let Some(Err(e)) = &synced {
+                tracing::warn!(session = %session_id, error = %e, "recording not taken; session refused (node-sync)");
+                say(sync_failure(e)).await;
+                Exit::Code(255)
+            } else {
+                let run = async {
+                    match os::lookup(&login) {
+                        Ok(os_user) => {
+                            match session::run(launch, info, os_user, pty, env, out, err, rx, observers)
+                                .await
+                            {
+                                Ok(exit) => exit,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "session failed to start");
+                                    say(format!("Failed to launch: {e}\r\n")).await;
+                                    Exit::Code(255)
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            say(format!("Failed to launch: {e}\r\n")).await;
+                            Exit::Code(1)
+                        }
+                    }
+                };
+                match synced {
+                    Some(Ok(sent)) => stream_while(&ctx, &session_id, sent, run, &tx, &say).await,
+                    _ => run.await,
+                }
+            };
+            match &exit {
                 Exit::Code(code) => {
-                    let _ = handle.exit_status_request(channel, code).await;
+                    let _ = handle.exit_status_request(channel, *code).await;
                 }
                 Exit::Signal(name) => {
                     let _ = handle
                         .exit_signal_request(
                             channel,
-                            Sig::Custom(name),
+                            Sig::Custom(name.clone()),
                             false,
                             String::new(),
                             String::new(),
@@ -181,6 +441,29 @@ impl Connection {
             }
             let _ = handle.eof(channel).await;
             let _ = handle.close(channel).await;
+            let _ = sftp_audit.await;
+            if recorded {
+                ctx.spool.finish(&session_id);
+            }
+            ctx.session_ended(&session_id);
+            let status = |e: AuditEvent| match &exit {
+                Exit::Code(c) => e.with("exit_status", *c),
+                Exit::Signal(s) => e.with("exit_signal", s.clone()),
+            };
+            let ok = matches!(exit, Exit::Code(0));
+            if let Some(command) = command {
+                ctx.audit.record(&status(
+                    ctx.audit.like(&template, "exec", ok).with("command", command),
+                ));
+            }
+            ctx.audit.record(&status(
+                ctx.audit
+                    .like(&template, "session.end", true)
+                    .with("kind", kind)
+                    .with("participants", vec![user.clone()])
+                    .with("duration_ms", started.elapsed().as_millis() as u64)
+                    .with("recorded", recorded),
+            ));
         });
         Ok(())
     }
@@ -225,8 +508,9 @@ impl Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.refuse(
+        Ok(self.refuse_audited(
             user,
+            None,
             "passwords are not accepted; use a certificate from 'jsh login'",
         ))
     }
@@ -236,8 +520,9 @@ impl Handler for Connection {
         user: &str,
         _key: russh::server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.refuse(
+        Ok(self.refuse_audited(
             user,
+            None,
             "plain public keys are not accepted; use a certificate from 'jsh login'",
         ))
     }
@@ -265,15 +550,19 @@ impl Handler for Connection {
         };
         let identity = match check_user_cert(cert, &check) {
             Ok(id) => id,
-            Err(refusal) => return Ok(self.refuse(login, &refusal.to_string())),
+            Err(refusal) => {
+                let user = cert.key_id().to_string();
+                return Ok(self.refuse_audited(login, Some(&user), &refusal.to_string()));
+            }
         };
         let authz = match self.authorize(&identity.user, login).await {
             Ok(a) => a,
-            Err(e) => return Ok(self.refuse(login, &e)),
+            Err(e) => return Ok(self.refuse_audited(login, Some(&identity.user), &e)),
         };
         if !authz.allowed {
-            return Ok(self.refuse(
+            return Ok(self.refuse_audited(
                 login,
+                Some(&identity.user),
                 &format!("user {:?}: {}", identity.user, authz.reason),
             ));
         }
@@ -304,6 +593,7 @@ impl Handler for Connection {
                 pty: None,
                 env: Vec::new(),
                 input: None,
+                session_id: None,
             },
         );
         reply.accept().await;
@@ -328,7 +618,11 @@ impl Handler for Connection {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
+        let port_event = |ok: bool| self.event("port", ok).with("addr", format!("{host}:{port}"));
         if !allowed {
+            self.ctx.audit.record(
+                &port_event(false).with("reason", "port forwarding is not allowed by the user's roles"),
+            );
             tracing::warn!(client = %self.client, %host, port, "port forwarding refused: not allowed by the user's roles");
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
@@ -339,10 +633,19 @@ impl Handler for Connection {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!(%host, port, error = %e, "port forward target unreachable");
+                self.ctx
+                    .audit
+                    .record(&port_event(false).with("reason", e.to_string()));
                 reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
                 return Ok(());
             }
         };
+        // Recorded before any byte flows.
+        if let Err(e) = self.ctx.audit.emit(&port_event(true)) {
+            tracing::error!(error = %e, "cannot queue the port event; forward refused");
+            reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        }
         reply.accept().await;
         tracing::info!(%host, port, "port forward opened");
         tokio::spawn(async move {
@@ -432,7 +735,7 @@ impl Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.start(channel, Launch::Shell, session)
+        self.start(channel, Launch::Shell, session).await
     }
 
     async fn exec_request(
@@ -442,7 +745,7 @@ impl Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
-        self.start(channel, Launch::Exec(command), session)
+        self.start(channel, Launch::Exec(command), session).await
     }
 
     async fn subsystem_request(
@@ -454,7 +757,7 @@ impl Handler for Connection {
         match (name, &self.ctx.sftp_helper) {
             ("sftp", Some(helper)) => {
                 let launch = Launch::Subsystem(helper.clone(), vec!["sftp-server".to_string()]);
-                self.start(channel, launch, session)
+                self.start(channel, launch, session).await
             }
             _ => {
                 tracing::info!(subsystem = name, "unknown subsystem refused");
@@ -473,6 +776,13 @@ impl Handler for Connection {
         _ph: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(id) = self.channels.get(&channel).and_then(|c| c.session_id.clone()) {
+            let mut e = self
+                .event("resize", true)
+                .with("size", format!("{}x{}", clamp(cols), clamp(rows)));
+            e.session_id = Some(id);
+            self.ctx.audit.record(&e);
+        }
         self.send_input(
             channel,
             Input::Resize {
@@ -522,6 +832,17 @@ impl Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
+    }
+}
+
+impl Drop for Connection {
+    /// The connection is gone: an authenticated one is recorded as such.
+    fn drop(&mut self) {
+        if self.identity.is_some() {
+            self.ctx
+                .audit
+                .record(&self.event("client.disconnect", true).with("reason", "connection closed"));
+        }
     }
 }
 

@@ -172,6 +172,79 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: 
 
 /// Runs the session to its end. `out` and `err` are the channel's stdout
 /// and stderr writers; `input` carries what the client sends.
+/// A session's recorder, shared by its output pump and its input loop.
+pub type SharedRecorder = std::sync::Arc<std::sync::Mutex<crate::recording::Recorder>>;
+
+fn record(rec: &Option<SharedRecorder>, f: impl FnOnce(&mut crate::recording::Recorder) -> std::io::Result<()>) {
+    if let Some(rec) = rec
+        && let Ok(mut r) = rec.lock()
+        && let Err(e) = f(&mut r)
+    {
+        tracing::error!(error = %e, "cannot write the session recording");
+    }
+}
+
+/// Copies PTY output to the client and into the recording.
+async fn pump_recorded<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut from: R,
+    mut to: W,
+    rec: Option<SharedRecorder>,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                record(&rec, |r| r.output(&buf[..n]));
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.flush().await;
+}
+
+/// Copies a helper's stderr to the client, line by line, except the
+/// audit lines (`sftp::AUDIT_PREFIX`), which go to `audit`.
+async fn pump_stderr<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    from: R,
+    mut to: W,
+    audit: mpsc::UnboundedSender<String>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                match text.strip_prefix(crate::sftp::AUDIT_PREFIX) {
+                    Some(record) => {
+                        let _ = audit.send(record.trim_end().to_string());
+                    }
+                    None => {
+                        if to.write_all(&line).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = to.flush().await;
+}
+
+/// What a session reports besides its output: the recording of a PTY
+/// session, and the audit lines of a helper (the SFTP server).
+#[derive(Default)]
+pub struct Observers {
+    pub recorder: Option<SharedRecorder>,
+    pub audit_lines: Option<mpsc::UnboundedSender<String>>,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn run<W1, W2>(
     launch: Launch,
@@ -182,6 +255,7 @@ pub async fn run<W1, W2>(
     out: W1,
     err: W2,
     mut input: mpsc::Receiver<Input>,
+    observers: Observers,
 ) -> std::io::Result<Exit>
 where
     W1: AsyncWrite + Unpin + Send + 'static,
@@ -219,7 +293,8 @@ where
                 .spawn(pts)
                 .map_err(std::io::Error::other)?;
             let (reader, mut writer) = pty_master.into_split();
-            let output = tokio::spawn(pump(reader, out));
+            let rec = observers.recorder;
+            let output = tokio::spawn(pump_recorded(reader, out, rec.clone()));
             drop(err);
             let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
             let status = loop {
@@ -227,7 +302,10 @@ where
                     status = child.wait() => break status?,
                     msg = input.recv() => match msg {
                         Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
-                        Some(Input::Resize { cols, rows }) => { let _ = writer.resize(pty_process::Size::new(rows, cols)); }
+                        Some(Input::Resize { cols, rows }) => {
+                            let _ = writer.resize(pty_process::Size::new(rows, cols));
+                            record(&rec, |r| r.resize(cols, rows));
+                        }
                         Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
                         // On a terminal, EOF is a ^D the client typed, already in the data.
                         Some(Input::Eof) | None => {}
@@ -264,7 +342,10 @@ where
                 .ok_or_else(|| std::io::Error::other("no stderr"))?;
             let mut stdin = child.stdin.take();
             let out_task = tokio::spawn(pump(stdout, out));
-            let err_task = tokio::spawn(pump(stderr, err));
+            let err_task = match observers.audit_lines {
+                Some(audit) => tokio::spawn(pump_stderr(stderr, err, audit)),
+                None => tokio::spawn(pump(stderr, err)),
+            };
             let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
             let mut input_open = true;
             let status = loop {

@@ -1,6 +1,8 @@
 //! The SFTP file server. It runs in a helper process (`jaunt sftp-server`)
 //! that the node starts as the login user, speaking SFTP on stdin/stdout, so
 //! the kernel applies that user's permissions to every file operation.
+//! Each file operation is reported to the node as an audit line on stderr
+//! (reads and writes summed per open file, reported when it closes).
 
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
@@ -15,11 +17,63 @@ const MAX_READ: u32 = 256 * 1024;
 /// Directory entries sent per READDIR reply.
 const DIR_CHUNK: usize = 128;
 
+/// Starts a helper's stderr line that is an audit record, not a message.
+pub const AUDIT_PREFIX: &str = "\u{1e}jaunt-audit ";
+
+/// One file operation, as the helper reports it to the node.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SftpRecord {
+    /// One of `jaunt_types::audit::SFTP_ACTIONS`.
+    pub action: String,
+    pub path: String,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SftpRecord {
+    fn new(action: &str, path: &Path, result: Result<(), StatusCode>) -> Self {
+        SftpRecord {
+            action: action.to_string(),
+            path: path.display().to_string(),
+            success: result.is_ok(),
+            target: None,
+            bytes: None,
+            error: result.err().map(|c| format!("{c:?}")),
+        }
+    }
+
+    /// Writes the record to stderr for the node (ignored if stderr is gone).
+    fn report(self) {
+        use std::io::Write as _;
+        if let Ok(json) = serde_json::to_string(&self) {
+            let _ = writeln!(std::io::stderr().lock(), "{AUDIT_PREFIX}{json}");
+        }
+    }
+}
+
+struct OpenFile {
+    file: tokio::fs::File,
+    path: PathBuf,
+    read: u64,
+    written: u64,
+}
+
 #[derive(Default)]
 pub struct FileServer {
     next: u64,
-    files: HashMap<String, tokio::fs::File>,
+    files: HashMap<String, OpenFile>,
     dirs: HashMap<String, Vec<File>>,
+}
+
+/// Reports `action` on `path` with the operation's outcome and passes it on.
+fn audited<T>(action: &str, path: &Path, result: Result<T, StatusCode>) -> Result<T, StatusCode> {
+    SftpRecord::new(action, path, result.as_ref().map(|_| ()).map_err(|c| *c)).report();
+    result
 }
 
 fn status(e: std::io::Error) -> StatusCode {
@@ -163,15 +217,35 @@ impl russh_sftp::server::Handler for FileServer {
             }
             opts.mode(attrs.permissions.unwrap_or(0o644) & 0o7777);
         }
-        let file = opts.open(absolute(&filename)).await.map_err(status)?;
+        let path = absolute(&filename);
+        let file = audited("open", &path, opts.open(&path).await.map_err(status))?;
         let handle = self.handle();
-        self.files.insert(handle.clone(), file);
+        self.files.insert(
+            handle.clone(),
+            OpenFile {
+                file,
+                path,
+                read: 0,
+                written: 0,
+            },
+        );
         Ok(Handle { id, handle })
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
         if let Some(mut f) = self.files.remove(&handle) {
-            f.flush().await.map_err(status)?;
+            for (action, bytes) in [("read", f.read), ("write", f.written)] {
+                if bytes > 0 {
+                    let mut r = SftpRecord::new(action, &f.path, Ok(()));
+                    r.bytes = Some(bytes);
+                    r.report();
+                }
+            }
+            let flushed = f.file.flush().await.map_err(status);
+            let mut r = SftpRecord::new("close", &f.path, flushed);
+            r.bytes = Some(f.read + f.written);
+            r.report();
+            flushed?;
             return Ok(ok(id));
         }
         if self.dirs.remove(&handle).is_some() {
@@ -187,7 +261,8 @@ impl russh_sftp::server::Handler for FileServer {
         offset: u64,
         len: u32,
     ) -> Result<Data, Self::Error> {
-        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let f = &mut open.file;
         f.seek(SeekFrom::Start(offset)).await.map_err(status)?;
         let mut data = vec![0u8; len.min(MAX_READ) as usize];
         let mut filled = 0;
@@ -202,6 +277,7 @@ impl russh_sftp::server::Handler for FileServer {
             return Err(StatusCode::Eof);
         }
         data.truncate(filled);
+        open.read += filled as u64;
         Ok(Data { id, data })
     }
 
@@ -212,9 +288,13 @@ impl russh_sftp::server::Handler for FileServer {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
-        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
-        f.seek(SeekFrom::Start(offset)).await.map_err(status)?;
-        f.write_all(&data).await.map_err(status)?;
+        let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        open.file
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(status)?;
+        open.file.write_all(&data).await.map_err(status)?;
+        open.written += data.len() as u64;
         Ok(ok(id))
     }
 
@@ -238,7 +318,7 @@ impl russh_sftp::server::Handler for FileServer {
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
         let f = self.files.get(&handle).ok_or(StatusCode::Failure)?;
-        let meta = f.metadata().await.map_err(status)?;
+        let meta = f.file.metadata().await.map_err(status)?;
         Ok(Attrs {
             id,
             attrs: (&meta).into(),
@@ -251,7 +331,8 @@ impl russh_sftp::server::Handler for FileServer {
         path: String,
         attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        Self::apply_attrs(&absolute(&path), &attrs).await?;
+        let path = absolute(&path);
+        audited("setstat", &path, Self::apply_attrs(&path, &attrs).await)?;
         Ok(ok(id))
     }
 
@@ -261,8 +342,113 @@ impl russh_sftp::server::Handler for FileServer {
         handle: String,
         attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
+        let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let result = Self::apply_file_attrs(&mut open.file, &attrs).await;
+        audited("fsetstat", &open.path, result)?;
+        Ok(ok(id))
+    }
+
+    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        self.open_dir(id, path).await
+    }
+
+    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+        self.read_dir(id, handle)
+    }
+
+    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
+        let path = absolute(&filename);
+        audited(
+            "remove",
+            &path,
+            tokio::fs::remove_file(&path).await.map_err(status),
+        )?;
+        Ok(ok(id))
+    }
+
+    async fn mkdir(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = absolute(&path);
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(attrs.permissions.unwrap_or(0o755) & 0o7777);
+        audited("mkdir", &path, b.create(&path).map_err(status))?;
+        Ok(ok(id))
+    }
+
+    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
+        let path = absolute(&path);
+        audited(
+            "rmdir",
+            &path,
+            tokio::fs::remove_dir(&path).await.map_err(status),
+        )?;
+        Ok(ok(id))
+    }
+
+    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let abs = absolute(&path);
+        let real = std::fs::canonicalize(&abs).unwrap_or(abs);
+        let name = real.display().to_string();
+        Ok(Name {
+            id,
+            files: vec![File::dummy(name)],
+        })
+    }
+
+    async fn rename(
+        &mut self,
+        id: u32,
+        oldpath: String,
+        newpath: String,
+    ) -> Result<Status, Self::Error> {
+        let (from, to) = (absolute(&oldpath), absolute(&newpath));
+        let result = tokio::fs::rename(&from, &to).await.map_err(status);
+        let mut r = SftpRecord::new("rename", &from, result);
+        r.target = Some(to.display().to_string());
+        r.report();
+        result?;
+        Ok(ok(id))
+    }
+
+    async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let target = tokio::fs::read_link(absolute(&path))
+            .await
+            .map_err(status)?;
+        Ok(Name {
+            id,
+            files: vec![File::dummy(target.display().to_string())],
+        })
+    }
+
+    async fn symlink(
+        &mut self,
+        id: u32,
+        linkpath: String,
+        targetpath: String,
+    ) -> Result<Status, Self::Error> {
+        // OpenSSH (and so every client) sends the target first and the new
+        // link second, the reverse of the draft's field names.
+        let link = absolute(&targetpath);
+        let result = std::os::unix::fs::symlink(&linkpath, &link).map_err(status);
+        let mut r = SftpRecord::new("symlink", &link, result);
+        r.target = Some(linkpath);
+        r.report();
+        result?;
+        Ok(ok(id))
+    }
+}
+
+impl FileServer {
+    async fn apply_file_attrs(
+        f: &mut tokio::fs::File,
+        attrs: &FileAttributes,
+    ) -> Result<(), StatusCode> {
         use std::os::unix::fs::PermissionsExt;
-        let f = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
         if let Some(size) = attrs.size {
             f.set_len(size).await.map_err(status)?;
         }
@@ -279,10 +465,10 @@ impl russh_sftp::server::Handler for FileServer {
                 .set_times(std::fs::FileTimes::new().set_accessed(at).set_modified(mt))
                 .map_err(status)?;
         }
-        Ok(ok(id))
+        Ok(())
     }
 
-    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+    async fn open_dir(&mut self, id: u32, path: String) -> Result<Handle, StatusCode> {
         let dir = absolute(&path);
         let mut entries = vec![];
         for name in [".", ".."] {
@@ -312,7 +498,7 @@ impl russh_sftp::server::Handler for FileServer {
         Ok(Handle { id, handle })
     }
 
-    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+    fn read_dir(&mut self, id: u32, handle: String) -> Result<Name, StatusCode> {
         let entries = self.dirs.get_mut(&handle).ok_or(StatusCode::Failure)?;
         if entries.is_empty() {
             return Err(StatusCode::Eof);
@@ -320,77 +506,6 @@ impl russh_sftp::server::Handler for FileServer {
         let take = entries.len().min(DIR_CHUNK);
         let files: Vec<File> = (0..take).filter_map(|_| entries.pop()).collect();
         Ok(Name { id, files })
-    }
-
-    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
-        tokio::fs::remove_file(absolute(&filename))
-            .await
-            .map_err(status)?;
-        Ok(ok(id))
-    }
-
-    async fn mkdir(
-        &mut self,
-        id: u32,
-        path: String,
-        attrs: FileAttributes,
-    ) -> Result<Status, Self::Error> {
-        use std::os::unix::fs::DirBuilderExt;
-        let mut b = std::fs::DirBuilder::new();
-        b.mode(attrs.permissions.unwrap_or(0o755) & 0o7777);
-        b.create(absolute(&path)).map_err(status)?;
-        Ok(ok(id))
-    }
-
-    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
-        tokio::fs::remove_dir(absolute(&path))
-            .await
-            .map_err(status)?;
-        Ok(ok(id))
-    }
-
-    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let abs = absolute(&path);
-        let real = std::fs::canonicalize(&abs).unwrap_or(abs);
-        let name = real.display().to_string();
-        Ok(Name {
-            id,
-            files: vec![File::dummy(name)],
-        })
-    }
-
-    async fn rename(
-        &mut self,
-        id: u32,
-        oldpath: String,
-        newpath: String,
-    ) -> Result<Status, Self::Error> {
-        tokio::fs::rename(absolute(&oldpath), absolute(&newpath))
-            .await
-            .map_err(status)?;
-        Ok(ok(id))
-    }
-
-    async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let target = tokio::fs::read_link(absolute(&path))
-            .await
-            .map_err(status)?;
-        Ok(Name {
-            id,
-            files: vec![File::dummy(target.display().to_string())],
-        })
-    }
-
-    async fn symlink(
-        &mut self,
-        id: u32,
-        linkpath: String,
-        targetpath: String,
-    ) -> Result<Status, Self::Error> {
-        // OpenSSH (and so every client) sends the target first and the new
-        // link second, the reverse of the draft's field names.
-        std::os::unix::fs::symlink(&linkpath, absolute(&targetpath)).map_err(status)?;
-        Ok(ok(id))
     }
 }
 

@@ -39,6 +39,14 @@ enum Command {
     Puttyconfig(commands::puttyconfig::PuttyconfigArgs),
     /// Print an OpenSSH client configuration for the cluster's nodes.
     Config(commands::config::ConfigArgs),
+    /// Sessions running now.
+    #[command(subcommand)]
+    Sessions(commands::sessions::SessionsCommand),
+    /// Session recordings.
+    #[command(subcommand)]
+    Recordings(commands::recordings::RecordingsCommand),
+    /// Play a session's recording.
+    Play(commands::recordings::PlayArgs),
     /// Print the version.
     Version,
 }
@@ -55,6 +63,9 @@ fn main() -> ExitCode {
         Command::Proxy(c) => commands::proxy::run(c),
         Command::Config(a) => commands::config::run(a),
         Command::Puttyconfig(a) => commands::puttyconfig::run(a),
+        Command::Sessions(c) => commands::sessions::run(c),
+        Command::Recordings(c) => commands::recordings::run(c),
+        Command::Play(a) => commands::recordings::play(a),
         Command::Version => {
             jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -4,6 +4,8 @@ pub mod logout;
 pub mod ls;
 pub mod proxy;
 pub mod puttyconfig;
+pub mod recordings;
+pub mod sessions;
 pub mod signup;
 pub mod ssh;
 pub mod status;
