@@ -8,24 +8,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use support::*;
 
-/// A PuTTY tool with the user's home, jsh home and PuTTY directory.
-fn putty_tool(s: &Setup, tool: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(tool);
-    cmd.args(args)
-        .env("HOME", &s.home)
-        .env("JSH_HOME", s.home.join(".jsh"))
-        .env("PUTTYDIR", s.home.join(".putty"));
-    cmd
-}
-
-fn puttyconfig(s: &Setup, args: &[&str]) -> Out {
-    let mut all = vec!["puttyconfig"];
-    all.extend_from_slice(args);
-    let mut cmd = jsh_command(&s.home, &all);
-    cmd.env("PUTTYDIR", s.home.join(".putty"));
-    run(cmd, "")
-}
-
 #[test]
 fn saved_sessions_work_with_plink_psftp_and_pscp() {
     let s = setup("u");

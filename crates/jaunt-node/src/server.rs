@@ -830,7 +830,9 @@ impl Handler for Connection {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.remove(&channel);
+        if let Some(input) = self.channels.remove(&channel).and_then(|c| c.input) {
+            let _ = input.try_send(Input::Hangup);
+        }
         Ok(())
     }
 }
@@ -838,6 +840,11 @@ impl Handler for Connection {
 impl Drop for Connection {
     /// The connection is gone: an authenticated one is recorded as such.
     fn drop(&mut self) {
+        for state in self.channels.values() {
+            if let Some(input) = &state.input {
+                let _ = input.try_send(Input::Hangup);
+            }
+        }
         if self.identity.is_some() {
             self.ctx
                 .audit

@@ -48,6 +48,16 @@ pub enum Input {
     Eof,
     Resize { cols: u16, rows: u16 },
     Signal(nix::sys::signal::Signal),
+    /// The client is gone: SIGHUP to the whole process group, as sshd's
+    /// closing terminal would send.
+    Hangup,
+}
+
+fn hang_up(pid: Option<nix::unistd::Pid>) {
+    if let Some(pid) = pid {
+        // The session's process leads its own group (setsid at spawn).
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGHUP);
+    }
 }
 
 /// How the process ended.
@@ -297,18 +307,22 @@ where
             let output = tokio::spawn(pump_recorded(reader, out, rec.clone()));
             drop(err);
             let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+            let mut input_open = true;
             let status = loop {
                 tokio::select! {
                     status = child.wait() => break status?,
-                    msg = input.recv() => match msg {
+                    msg = input.recv(), if input_open => match msg {
                         Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
                         Some(Input::Resize { cols, rows }) => {
                             let _ = writer.resize(pty_process::Size::new(rows, cols));
                             record(&rec, |r| r.resize(cols, rows));
                         }
                         Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                        Some(Input::Hangup) => hang_up(pid),
                         // On a terminal, EOF is a ^D the client typed, already in the data.
-                        Some(Input::Eof) | None => {}
+                        Some(Input::Eof) => {}
+                        // Nobody can send input any more: the channel is gone.
+                        None => { input_open = false; hang_up(pid); }
                     }
                 }
             };
@@ -362,6 +376,7 @@ where
                         // Closing stdin is what lets `ssh host cmd < file` finish.
                         Some(Input::Eof) | None => { stdin = None; input_open = false; }
                         Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                        Some(Input::Hangup) => hang_up(pid),
                         Some(Input::Resize { .. }) => {}
                     }
                 }

@@ -269,7 +269,9 @@ pub fn preset_roles() -> Vec<Role> {
             Conditions {
                 logins: vec![LOGINS_TRAIT.to_string()],
                 node_labels: [("*".to_string(), LabelValues::One("*".to_string()))].into(),
-                rules: vec![rule(&["session", "recording"], &["list", "read"])],
+                // Everyone sees their own sessions and recordings; the
+                // rules for `session` and `recording` mean everyone's.
+                rules: Vec::new(),
             },
             RoleOptions {
                 max_session_ttl: Some(DEFAULT_MAX_SESSION_TTL),

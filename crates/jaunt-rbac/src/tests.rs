@@ -144,7 +144,8 @@ fn rules() {
     assert!(editor.can("user", "create"));
     assert!(auditor.can("event", "list"));
     assert!(!auditor.can("user", "create"));
-    assert!(access.can("session", "list"));
+    assert!(!access.can("session", "list"));
+    assert!(auditor.can("recording", "read"));
     assert!(!access.can("event", "list"));
 }
 

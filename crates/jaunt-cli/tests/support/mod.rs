@@ -493,3 +493,22 @@ pub fn ssh_until_ok(
         (out.code == Some(0)).then_some(out)
     })
 }
+
+/// A PuTTY tool with the user's home, jsh home and PuTTY directory.
+pub fn putty_tool(s: &Setup, tool: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.args(args)
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"))
+        .env("PUTTYDIR", s.home.join(".putty"));
+    cmd
+}
+
+pub fn puttyconfig(s: &Setup, args: &[&str]) -> Out {
+    let mut all = vec!["puttyconfig"];
+    all.extend_from_slice(args);
+    let mut cmd = jsh_command(&s.home, &all);
+    cmd.env("PUTTYDIR", s.home.join(".putty"));
+    run(cmd, "")
+}
+

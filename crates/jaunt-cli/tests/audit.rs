@@ -1,0 +1,294 @@
+//! The audit log, running sessions and recordings, end to end: sessions
+//! from `jsh ssh`, OpenSSH and PuTTY's plink/psftp produce their events in
+//! `jctl audit ls`; PTY sessions are recorded and play back (also with
+//! stock `asciinema`); `jsh sessions ls` shows what runs. Runs as root.
+
+mod support;
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// `jctl audit ls --format=json ARGS`, one object per line.
+fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["audit", "ls", "--format=json"];
+    all.extend_from_slice(args);
+    c.jctl(&all)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Waits until the session's events include `event` (nodes deliver from a
+/// queue), and returns that session's events.
+fn session_events(c: &Cluster, session: &str, event: &str) -> Vec<Value> {
+    eventually(
+        &format!("{event} of session {session}"),
+        Duration::from_secs(20),
+        || {
+            let events = audit(c, &[&format!("--session={session}")]);
+            events.iter().any(|e| e["event"] == event).then_some(events)
+        },
+    )
+}
+
+fn find<'a>(events: &'a [Value], event: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} in {events:#?}"))
+}
+
+/// The `Session ID  : ...` line of `jaunt status`.
+fn session_id(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Session ID  : "))
+        .unwrap_or_else(|| panic!("no session ID in {status:?}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn sessions_are_audited_recorded_and_listed() {
+    let s = setup("a");
+    let login = s.os.name.clone();
+    let jaunt = bin("jaunt").display().to_string();
+
+    // A jsh ssh session with a terminal: session.start/end, recorded.
+    let out = s
+        .c
+        .jsh(
+            &s.home,
+            &[
+                "ssh",
+                "-t",
+                &format!("{login}@node1"),
+                &format!("echo MARKER-$((6*7)); {jaunt} status"),
+            ],
+            "",
+        )
+        .ok();
+    assert!(out.stdout.contains("MARKER-42"), "{out:?}");
+    let jsh_session = session_id(&out.stdout);
+    let events = session_events(&s.c, &jsh_session, "session.end");
+    let start = find(&events, "session.start");
+    assert_eq!(start["code"], "T2000I");
+    assert_eq!(start["user"], "alice");
+    assert_eq!(start["login"], login.as_str());
+    assert_eq!(start["node"], "node1");
+    assert_eq!(start["cluster"], "example");
+    assert_eq!(start["fields"]["interactive"], true);
+    assert!(start["node_uuid"].as_str().is_some_and(|u| u.len() == 36));
+    assert!(start["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
+    let end = find(&events, "session.end");
+    assert_eq!(end["code"], "T2004I");
+    assert_eq!(end["fields"]["exit_status"], 0);
+    assert_eq!(end["fields"]["participants"], serde_json::json!(["alice"]));
+    assert!(end["fields"]["duration_ms"].as_u64().is_some());
+    let exec = find(&events, "exec");
+    assert_eq!(exec["code"], "T3002I");
+    assert!(
+        exec["fields"]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("MARKER")),
+        "{exec}"
+    );
+
+    // Its recording plays back what the session printed.
+    let recordings = eventually("the recording", Duration::from_secs(20), || {
+        let out = s
+            .c
+            .jsh(&s.home, &["recordings", "ls", "--format=json"], "");
+        out.stdout.contains(&jsh_session).then_some(out.stdout)
+    });
+    assert!(recordings.contains("\"user\":\"alice\""), "{recordings}");
+    let cast = s
+        .c
+        .jsh(&s.home, &["play", &jsh_session, "--format=asciicast"], "")
+        .ok()
+        .stdout;
+    let header: Value = serde_json::from_str(cast.lines().next().expect("header")).expect("json");
+    assert_eq!(header["version"], 2);
+    assert!(cast.contains("MARKER-42"), "{cast}");
+    let played = s
+        .c
+        .jsh(&s.home, &["play", &jsh_session, "--speed=1000"], "")
+        .ok()
+        .stdout;
+    assert!(played.contains("MARKER-42"), "{played}");
+    // Stock asciinema reads the exported file (it wants a terminal: script
+    // gives it one).
+    let file = s.home.join("session.cast");
+    std::fs::write(&file, &cast).expect("cast");
+    let out = run(
+        {
+            let mut c = Command::new("script");
+            c.args(["-qec", &format!("asciinema cat {}", file.display()), "/dev/null"]);
+            c
+        },
+        "",
+    )
+    .ok();
+    assert!(out.stdout.contains("MARKER-42"), "{out:?}");
+
+    // exec without a terminal, through OpenSSH: its exit status.
+    ssh(
+        &s.ssh_config,
+        &[
+            &format!("{login}@node2.example"),
+            &format!("{jaunt} status; exit 3"),
+        ],
+        "",
+    );
+    let exec = eventually("exec with exit 3", Duration::from_secs(20), || {
+        audit(&s.c, &["--type=exec", "--user=alice"])
+            .into_iter()
+            .find(|e| e["fields"]["exit_status"] == 3)
+    });
+    assert_eq!(exec["code"], "T3002E");
+    assert_eq!(exec["node"], "node2");
+
+    // plink with a saved session: session.start and session.end.
+    puttyconfig(&s, &[&format!("{login}@node1")]).ok();
+    let name = format!("{login}@node1 [proxy:127.0.0.1]");
+    let out = run(
+        putty_tool(&s, "plink", &["-batch", "-load", &name, &format!("{jaunt} status")]),
+        "",
+    )
+    .ok();
+    let plink_session = session_id(&out.stdout);
+    let events = session_events(&s.c, &plink_session, "session.end");
+    find(&events, "session.start");
+
+    // psftp up and down: sftp events with the path and byte counts.
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("up.bin");
+    std::fs::write(&src, vec![7u8; 300_000]).expect("write");
+    let batch = dir.path().join("batch");
+    let back = dir.path().join("back.bin");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} audited.bin\nget audited.bin {}\n",
+            src.display(),
+            back.display()
+        ),
+    )
+    .expect("batch");
+    run(
+        putty_tool(
+            &s,
+            "psftp",
+            &["-batch", "-load", &name, "-b", &batch.display().to_string()],
+        ),
+        "",
+    )
+    .ok();
+    let sftp = eventually("sftp read and write", Duration::from_secs(20), || {
+        let events = audit(&s.c, &["--type=sftp"]);
+        let has = |action: &str| {
+            events.iter().any(|e| {
+                e["fields"]["action"] == action
+                    && e["fields"]["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/audited.bin"))
+            })
+        };
+        (has("write") && has("read") && has("close")).then_some(events)
+    });
+    for (action, code) in [("write", "TS004I"), ("read", "TS003I")] {
+        let e = sftp
+            .iter()
+            .find(|e| e["fields"]["action"] == action)
+            .expect("event");
+        assert_eq!(e["code"], code);
+        assert_eq!(e["fields"]["bytes"], 300_000);
+        assert_eq!(e["user"], "alice");
+    }
+    let session = sftp[0]["session_id"].as_str().expect("session id");
+    let events = session_events(&s.c, session, "session.end");
+    assert_eq!(find(&events, "subsystem")["fields"]["name"], "sftp");
+
+    // A refused certificate: an auth event with the reason.
+    let out = ssh(&s.ssh_config, &["root@node1.example", "true"], "");
+    assert_ne!(out.code, Some(0));
+    let refused = eventually("the auth event", Duration::from_secs(20), || {
+        audit(&s.c, &["--type=auth"])
+            .into_iter()
+            .find(|e| e["login"] == "root")
+    });
+    assert_eq!(refused["code"], "T3007W");
+    assert_eq!(refused["success"], false);
+    assert!(
+        refused["fields"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("root")),
+        "{refused}"
+    );
+
+    // Auth's own events: the logins, their certificates, the nodes joining.
+    let logins = audit(&s.c, &["--type=user.login", "--user=alice"]);
+    assert!(logins.iter().any(|e| e["code"] == "T1000I"), "{logins:?}");
+    assert!(!audit(&s.c, &["--type=cert.create"]).is_empty());
+    assert_eq!(audit(&s.c, &["--type=node.join"]).len(), 2);
+    let text = s.c.jctl(&["audit", "ls", "--type=user.create"]).ok().stdout;
+    assert!(
+        text.lines().any(|l| l.contains(" user.create T1002I user=alice")),
+        "{text}"
+    );
+    s.c.jctl(&["audit", "ls", "--type=nope"])
+        .fails_with("unknown event type");
+    assert_eq!(audit(&s.c, &["--limit=1"]).len(), 1);
+
+    // A running session is listed while it runs, for its user only.
+    let config = s.ssh_config.clone();
+    let home = s.home.clone();
+    let mut long = Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["-tt", "-o", "BatchMode=yes"])
+        .arg(format!("{login}@node1.example"))
+        .arg("echo READY; sleep 60")
+        .env("JSH_HOME", home.join(".jsh"))
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh");
+    let listed = eventually("the running session", Duration::from_secs(20), || {
+        let out = s.c.jsh(&s.home, &["sessions", "ls", "--format=json"], "");
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["kind"] == "exec" && v["node"] == "node1")
+    });
+    assert_eq!(listed["user"], "alice");
+    assert_eq!(listed["login"], login.as_str());
+    let text = s.c.jsh(&s.home, &["sessions", "ls"], "").ok().stdout;
+    assert!(text.starts_with("ID "), "{text}");
+    // Bob, without the auditor role, sees none of alice's sessions or
+    // recordings; with it he sees them.
+    let bob = s.c.signed_up("bob", &login);
+    s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
+    let none = s.c.jsh(&bob, &["sessions", "ls"], "").ok().stdout;
+    assert_eq!(none, "No running sessions you may see.\n");
+    s.c.jsh(&bob, &["play", &jsh_session], "")
+        .fails_with("no recording of session");
+    s.c.jctl(&["users", "update", "bob", "--set-roles=access,auditor"])
+        .ok();
+    let seen = s.c.jsh(&bob, &["sessions", "ls", "--format=json"], "").ok();
+    assert!(seen.stdout.contains(listed["id"].as_str().expect("id")), "{seen:?}");
+    s.c.jsh(&bob, &["play", &jsh_session, "--format=asciicast"], "")
+        .ok();
+    let _ = long.kill();
+    let _ = long.wait();
+    eventually("the session to leave the list", Duration::from_secs(20), || {
+        let out = s.c.jsh(&s.home, &["sessions", "ls"], "");
+        (out.stdout == "No running sessions you may see.\n").then_some(())
+    });
+}
