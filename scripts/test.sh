@@ -10,6 +10,9 @@ need=()
 command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v plink >/dev/null 2>&1 || need+=(putty-tools)
+command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # The Windows jsh.exe is cross-built and run under Wine (tests/windows.rs).
 if [ -z "${JAUNT_SKIP_WINE:-}" ]; then

@@ -58,9 +58,10 @@ impl AuthServer {
                 "at most {MAX_BATCH} events per delivery"
             )));
         }
-        let node = self.node(uuid).await?.ok_or_else(|| {
-            AuthError::AccessDenied("this node is not in the inventory".into())
-        })?;
+        let node = self
+            .node(uuid)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         for mut e in events {
             let code = match e.event.as_str() {
                 "sftp" => e

@@ -31,9 +31,10 @@ impl AuthServer {
         uuid: &str,
         sessions: Vec<ActiveSession>,
     ) -> Result<(), AuthError> {
-        let node = self.node(uuid).await?.ok_or_else(|| {
-            AuthError::AccessDenied("this node is not in the inventory".into())
-        })?;
+        let node = self
+            .node(uuid)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         let prefix = format!("{ACTIVE}{uuid}/");
         let expires = now() + self.config.node_offline_after.as_secs() as i64;
         let old = self.store.list::<ActiveSession>(&prefix).await?;
@@ -85,9 +86,10 @@ impl AuthServer {
     /// auth now holds. A piece auth already has is accepted again (a retry).
     pub async fn put_recording(&self, uuid: &str, up: RecordingUpload) -> Result<u64, AuthError> {
         check_id(&up.meta.session_id)?;
-        let node = self.node(uuid).await?.ok_or_else(|| {
-            AuthError::AccessDenied("this node is not in the inventory".into())
-        })?;
+        let node = self
+            .node(uuid)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         let id = up.meta.session_id.clone();
         let data_key = format!("{REC_DATA}{id}");
         let meta_key = format!("{REC_META}{id}");

@@ -172,16 +172,25 @@ async fn failures_look_alike_and_lock_the_account() {
         .await
         .expect_err("unknown");
     let wrong = auth
-        .login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
+        .login(
+            login_request("bob", "wrong password!", None).0,
+            "127.0.0.1:1",
+        )
         .await
         .expect_err("wrong");
     assert_eq!(unknown.to_string(), "invalid credentials");
     assert_eq!(wrong.to_string(), "invalid credentials");
-    auth.login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
-        .await
-        .expect_err("2");
+    auth.login(
+        login_request("bob", "wrong password!", None).0,
+        "127.0.0.1:1",
+    )
+    .await
+    .expect_err("2");
     let third = auth
-        .login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
+        .login(
+            login_request("bob", "wrong password!", None).0,
+            "127.0.0.1:1",
+        )
         .await
         .expect_err("3");
     assert!(matches!(third, AuthError::Locked { .. }), "{third}");
@@ -201,13 +210,191 @@ async fn failures_look_alike_and_lock_the_account() {
         .expect("login after unlock");
     // A success resets the count: two more failures do not lock.
     for _ in 0..2 {
-        auth.login(login_request("bob", "wrong password!", None).0, "127.0.0.1:1")
-            .await
-            .expect_err("wrong");
+        auth.login(
+            login_request("bob", "wrong password!", None).0,
+            "127.0.0.1:1",
+        )
+        .await
+        .expect_err("wrong");
     }
     auth.login(login_request("bob", PASSWORD, None).0, "127.0.0.1:1")
         .await
         .expect("still open");
+}
+
+#[tokio::test]
+async fn logins_and_lockouts_are_audited() {
+    use jaunt_types::audit::AuditQuery;
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "bob", &["bob"]).await;
+    for _ in 0..3 {
+        let _ = auth
+            .login(
+                login_request("bob", "wrong password!", None).0,
+                "10.0.0.9:4",
+            )
+            .await;
+    }
+    auth.unlock_user("bob").await.expect("unlock");
+    auth.login(login_request("bob", PASSWORD, None).0, "10.0.0.9:5")
+        .await
+        .expect("login");
+    let events = auth
+        .search_events(&AuditQuery {
+            user: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let codes: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.as_str(), e.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("user.create", "T1002I"),
+            ("user.login", "T1000W"),
+            ("user.login", "T1000W"),
+            ("user.locked", "TLK00I"),
+            ("user.login", "T1000W"),
+            ("user.update", "T1003I"),
+            ("cert.create", "TC000I"),
+            ("user.login", "T1000I"),
+        ],
+        "{events:#?}"
+    );
+    let refused = &events[1];
+    assert_eq!(refused.addr.as_deref(), Some("10.0.0.9:4"));
+    assert_eq!(refused.fields["reason"], "invalid credentials");
+    assert!(!refused.success);
+}
+
+#[tokio::test]
+async fn node_events_and_recordings_are_checked_and_stored_once() {
+    use jaunt_types::api::{NodeJoinRequest, RecordingUpload};
+    use jaunt_types::audit::{AuditEvent, AuditQuery, RecordingMeta};
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "bob", &["bob"]).await;
+    signed_up(&auth, "eve", &["eve"]).await;
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2"] {
+        let (token, _) = auth.add_node_token(None, None).await.expect("token");
+        let key = jaunt_ca::ssh_key::PrivateKey::random(
+            &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
+            jaunt_ca::ssh_key::Algorithm::Ed25519,
+        )
+        .expect("key");
+        let joined = auth
+            .join_node(NodeJoinRequest {
+                token: token.token,
+                name: name.into(),
+                labels: Default::default(),
+                addr: None,
+                host_public_key: key.public_key().to_openssh().expect("openssh"),
+                tls_csr_pem: generate_client_csr(name).expect("csr").0,
+            })
+            .await
+            .expect("join");
+        nodes.push(joined.uuid);
+    }
+    // Node events: node identity and codes are auth's, IDs dedupe.
+    let mut e = AuditEvent::new(uuid::Uuid::new_v4().to_string(), 5, "exec", false, "x");
+    e.user = Some("bob".into());
+    e.node = Some("lies".into());
+    e.code = "bogus".into();
+    auth.ingest_node_events(&nodes[0], vec![e.clone(), e.clone()])
+        .await
+        .expect("ingest");
+    auth.ingest_node_events(&nodes[0], vec![e.clone()])
+        .await
+        .expect("retry");
+    let stored = auth
+        .search_events(&AuditQuery {
+            event: Some("exec".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].code, "T3002E");
+    assert_eq!(stored[0].node.as_deref(), Some("n1"));
+    assert_eq!(stored[0].cluster, "example");
+    let unknown = AuditEvent::new(uuid::Uuid::new_v4().to_string(), 5, "nope", true, "x");
+    assert!(
+        auth.ingest_node_events(&nodes[0], vec![unknown])
+            .await
+            .is_err()
+    );
+    assert!(auth.ingest_node_events("not-a-node", vec![]).await.is_err());
+
+    // Recordings: pieces in order, a retried piece once, a gap refused,
+    // another node refused, only the owner (or auditors) may read.
+    let id = uuid::Uuid::new_v4().to_string();
+    let meta = RecordingMeta {
+        session_id: id.clone(),
+        user: "bob".into(),
+        login: "bob".into(),
+        node: "n1".into(),
+        start: 100,
+        end: None,
+        size: 0,
+    };
+    let piece = |offset: u64, data: &str, complete: bool| RecordingUpload {
+        meta: meta.clone(),
+        offset,
+        data: data.into(),
+        complete,
+    };
+    assert_eq!(
+        auth.put_recording(&nodes[0], piece(0, "ab", false))
+            .await
+            .expect("1"),
+        2
+    );
+    assert_eq!(
+        auth.put_recording(&nodes[0], piece(0, "abcd", false))
+            .await
+            .expect("2"),
+        4
+    );
+    assert_eq!(
+        auth.put_recording(&nodes[0], piece(2, "cd", false))
+            .await
+            .expect("again"),
+        4
+    );
+    assert!(
+        auth.put_recording(&nodes[0], piece(9, "z", false))
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.put_recording(&nodes[1], piece(4, "e", true))
+            .await
+            .is_err()
+    );
+    let (m, data) = auth.recording("bob", &id).await.expect("own");
+    assert_eq!(data, "abcd");
+    assert_eq!(m.size, 4);
+    let err = auth.recording("eve", &id).await.expect_err("not eve's");
+    assert!(err.to_string().contains("no recording"), "{err}");
+    assert!(
+        auth.recordings_for("eve", None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        auth.recordings_for("bob", None).await.expect("list").len(),
+        1
+    );
+    auth.update_user("eve", Some(vec!["access".into(), "auditor".into()]), None)
+        .await
+        .expect("auditor");
+    auth.recording("eve", &id).await.expect("auditor reads");
 }
 
 #[tokio::test]
@@ -259,17 +446,26 @@ async fn otp_signup_and_codes_used_once() {
     assert!(auth.signup_start(&invite.token).await.is_err());
     // The signup code cannot be replayed at login; the next step's code works once.
     let replay = auth
-        .login(login_request("carol", PASSWORD, Some(code)).0, "127.0.0.1:1")
+        .login(
+            login_request("carol", PASSWORD, Some(code)).0,
+            "127.0.0.1:1",
+        )
         .await
         .expect_err("replay");
     assert_eq!(replay.to_string(), "invalid credentials");
     let seed_totp = totp_for(&totp.get_secret_base32(), "carol").expect("totp");
     let next = seed_totp.generate(now + 30);
-    auth.login(login_request("carol", PASSWORD, Some(next.clone())).0, "127.0.0.1:1")
-        .await
-        .expect("login");
+    auth.login(
+        login_request("carol", PASSWORD, Some(next.clone())).0,
+        "127.0.0.1:1",
+    )
+    .await
+    .expect("login");
     let again = auth
-        .login(login_request("carol", PASSWORD, Some(next)).0, "127.0.0.1:1")
+        .login(
+            login_request("carol", PASSWORD, Some(next)).0,
+            "127.0.0.1:1",
+        )
         .await
         .expect_err("reuse");
     assert_eq!(again.to_string(), "invalid credentials");

@@ -224,7 +224,8 @@ impl AuthServer {
         })
         .await?;
         tracing::info!(user = name, "user updated");
-        self.emit_user_update(name, "roles and logins changed").await?;
+        self.emit_user_update(name, "roles and logins changed")
+            .await?;
         Ok(format!("user {name:?} has been updated"))
     }
 

@@ -59,9 +59,8 @@ fn sessions_are_audited_recorded_and_listed() {
     let jaunt = bin("jaunt").display().to_string();
 
     // A jsh ssh session with a terminal: session.start/end, recorded.
-    let out = s
-        .c
-        .jsh(
+    let out =
+        s.c.jsh(
             &s.home,
             &[
                 "ssh",
@@ -83,7 +82,11 @@ fn sessions_are_audited_recorded_and_listed() {
     assert_eq!(start["cluster"], "example");
     assert_eq!(start["fields"]["interactive"], true);
     assert!(start["node_uuid"].as_str().is_some_and(|u| u.len() == 36));
-    assert!(start["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert!(
+        start["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:"))
+    );
     let end = find(&events, "session.end");
     assert_eq!(end["code"], "T2004I");
     assert_eq!(end["fields"]["exit_status"], 0);
@@ -100,25 +103,21 @@ fn sessions_are_audited_recorded_and_listed() {
 
     // Its recording plays back what the session printed.
     let recordings = eventually("the recording", Duration::from_secs(20), || {
-        let out = s
-            .c
-            .jsh(&s.home, &["recordings", "ls", "--format=json"], "");
+        let out = s.c.jsh(&s.home, &["recordings", "ls", "--format=json"], "");
         out.stdout.contains(&jsh_session).then_some(out.stdout)
     });
     assert!(recordings.contains("\"user\":\"alice\""), "{recordings}");
-    let cast = s
-        .c
-        .jsh(&s.home, &["play", &jsh_session, "--format=asciicast"], "")
-        .ok()
-        .stdout;
+    let cast =
+        s.c.jsh(&s.home, &["play", &jsh_session, "--format=asciicast"], "")
+            .ok()
+            .stdout;
     let header: Value = serde_json::from_str(cast.lines().next().expect("header")).expect("json");
     assert_eq!(header["version"], 2);
     assert!(cast.contains("MARKER-42"), "{cast}");
-    let played = s
-        .c
-        .jsh(&s.home, &["play", &jsh_session, "--speed=1000"], "")
-        .ok()
-        .stdout;
+    let played =
+        s.c.jsh(&s.home, &["play", &jsh_session, "--speed=1000"], "")
+            .ok()
+            .stdout;
     assert!(played.contains("MARKER-42"), "{played}");
     // Stock asciinema reads the exported file (it wants a terminal: script
     // gives it one).
@@ -127,7 +126,11 @@ fn sessions_are_audited_recorded_and_listed() {
     let out = run(
         {
             let mut c = Command::new("script");
-            c.args(["-qec", &format!("asciinema cat {}", file.display()), "/dev/null"]);
+            c.args([
+                "-qec",
+                &format!("asciinema cat {}", file.display()),
+                "/dev/null",
+            ]);
             c
         },
         "",
@@ -156,7 +159,11 @@ fn sessions_are_audited_recorded_and_listed() {
     puttyconfig(&s, &[&format!("{login}@node1")]).ok();
     let name = format!("{login}@node1 [proxy:127.0.0.1]");
     let out = run(
-        putty_tool(&s, "plink", &["-batch", "-load", &name, &format!("{jaunt} status")]),
+        putty_tool(
+            &s,
+            "plink",
+            &["-batch", "-load", &name, &format!("{jaunt} status")],
+        ),
         "",
     )
     .ok();
@@ -237,7 +244,8 @@ fn sessions_are_audited_recorded_and_listed() {
     assert_eq!(audit(&s.c, &["--type=node.join"]).len(), 2);
     let text = s.c.jctl(&["audit", "ls", "--type=user.create"]).ok().stdout;
     assert!(
-        text.lines().any(|l| l.contains(" user.create T1002I user=alice")),
+        text.lines()
+            .any(|l| l.contains(" user.create T1002I user=alice")),
         "{text}"
     );
     s.c.jctl(&["audit", "ls", "--type=nope"])
@@ -282,13 +290,210 @@ fn sessions_are_audited_recorded_and_listed() {
     s.c.jctl(&["users", "update", "bob", "--set-roles=access,auditor"])
         .ok();
     let seen = s.c.jsh(&bob, &["sessions", "ls", "--format=json"], "").ok();
-    assert!(seen.stdout.contains(listed["id"].as_str().expect("id")), "{seen:?}");
+    assert!(
+        seen.stdout.contains(listed["id"].as_str().expect("id")),
+        "{seen:?}"
+    );
     s.c.jsh(&bob, &["play", &jsh_session, "--format=asciicast"], "")
         .ok();
     let _ = long.kill();
     let _ = long.wait();
-    eventually("the session to leave the list", Duration::from_secs(20), || {
-        let out = s.c.jsh(&s.home, &["sessions", "ls"], "");
-        (out.stdout == "No running sessions you may see.\n").then_some(())
+    eventually(
+        "the session to leave the list",
+        Duration::from_secs(20),
+        || {
+            let out = s.c.jsh(&s.home, &["sessions", "ls"], "");
+            (out.stdout == "No running sessions you may see.\n").then_some(())
+        },
+    );
+}
+
+/// `ID=<session ID>` as the remote command echoes it.
+fn echoed_id(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.split("ID=").nth(1))
+        .map(|id| id.trim().to_string())
+        .unwrap_or_else(|| panic!("no ID= in {lines:?}"))
+}
+
+fn node_token(c: &Cluster) -> String {
+    let out = c.jctl(&["tokens", "add", "--type=node"]).ok();
+    out.stdout
+        .split_whitespace()
+        .nth(3)
+        .expect("token")
+        .to_string()
+}
+
+/// A user logged in, with OpenSSH reaching the direct node at `addr`
+/// without the proxy, over one master connection.
+fn direct(c: &Cluster, home: &std::path::Path, addr: &str, login: &str) -> Master {
+    let jsh_config = home.join("ssh_config");
+    std::fs::write(&jsh_config, c.jsh(home, &["config"], "").ok().stdout).expect("config");
+    Master::open(&direct_ssh_config(home, &jsh_config, addr, login))
+}
+
+#[test]
+fn a_killed_node_delivers_its_partial_recording_and_queued_events() {
+    let mut c = Cluster::start(Options::default());
+    let os = OsUser::create("k");
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let node_dir = c.dir.path().join("node-k");
+    let (dir, ssh_listen) = (
+        node_dir.display().to_string(),
+        format!("--ssh-listen={addr}"),
+    );
+    let (proxy, pin) = (
+        format!("--proxy={}", c.proxy),
+        format!("--ca-pin={}", c.ca_pin),
+    );
+    let base = [
+        "--roles=node",
+        "--data-dir",
+        dir.as_str(),
+        proxy.as_str(),
+        pin.as_str(),
+        "--nodename=nodek",
+        ssh_listen.as_str(),
+    ];
+    let token = format!("--token={}", node_token(&c));
+    let mut first = base.to_vec();
+    first.push(&token);
+    let mut node = Daemon::spawn(&first, &c.dir.path().join("node-k.log"));
+    let master = direct(&c, &home, &addr, &os.name);
+
+    // Session A runs, printing a marker; then auth goes away.
+    let mut a = master
+        .command("echo ID=$JAUNT_SESSION_ID; echo PARTIAL-$((6*7)); sleep 60")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("session A");
+    let session_a = echoed_id(&read_until(&mut a, "PARTIAL-42"));
+    c.stop_daemon();
+    // Session B runs while auth is away: its events wait on the node's disk.
+    let out = master
+        .command("echo ID=$JAUNT_SESSION_ID; echo SECOND")
+        .output()
+        .expect("session B");
+    let b_lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(b_lines.iter().any(|l| l.contains("SECOND")), "{b_lines:?}");
+    let session_b = echoed_id(&b_lines);
+    let queued = std::fs::read_dir(node_dir.join("audit-queue"))
+        .expect("queue")
+        .count();
+    assert!(
+        queued >= 3,
+        "session B's events are queued ({queued} files)"
+    );
+
+    // kill -9 mid-session A, then everything comes back.
+    node.kill9();
+    let _ = a.kill();
+    let _ = a.wait();
+    drop(master);
+    c.start_daemon();
+    let _node = Daemon::spawn(&base, &c.dir.path().join("node-k2.log"));
+
+    let cast = eventually(
+        "session A's partial recording",
+        Duration::from_secs(30),
+        || {
+            let out = c.jsh(&home, &["play", &session_a, "--format=asciicast"], "");
+            (out.code == Some(0)).then_some(out.stdout)
+        },
+    );
+    assert!(cast.contains("PARTIAL-42"), "{cast}");
+    for line in cast.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    }
+    let events = session_events(&c, &session_b, "session.end");
+    for name in ["session.start", "exec", "session.end"] {
+        let n = events.iter().filter(|e| e["event"] == name).count();
+        assert_eq!(n, 1, "{name} of session B, once: {events:#?}");
+    }
+    let a_events = audit(&c, &[&format!("--session={session_a}")]);
+    let starts = a_events
+        .iter()
+        .filter(|e| e["event"] == "session.start")
+        .count();
+    assert_eq!(starts, 1, "{a_events:#?}");
+    eventually("the queue to drain", Duration::from_secs(20), || {
+        let left = std::fs::read_dir(node_dir.join("audit-queue"))
+            .ok()?
+            .count();
+        (left == 0).then_some(())
     });
+}
+
+#[test]
+fn node_sync_sessions_end_when_auth_cannot_record() {
+    let mut c = Cluster::start(Options {
+        recording: "node-sync",
+        ..Default::default()
+    });
+    let os = OsUser::create("y");
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let node = c.add_node("nodes", "env=sync", true);
+    let addr = node.ssh_addr.expect("direct node").to_string();
+    let master = direct(&c, &home, &addr, &os.name);
+
+    // With auth up, sessions are recorded as they run.
+    let out = master
+        .command("echo ID=$JAUNT_SESSION_ID; echo SYNCED-$((6*7))")
+        .output()
+        .expect("session");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let id = echoed_id(&lines);
+    let cast = eventually("the synced recording", Duration::from_secs(20), || {
+        let out = c.jsh(&home, &["play", &id, "--format=asciicast"], "");
+        out.stdout.contains("SYNCED-42").then_some(out.stdout)
+    });
+    assert!(cast.starts_with("{\"version\":2"), "{cast}");
+
+    // A running session ends when auth stops taking its recording.
+    let mut live = master
+        .command("echo LIVE; sleep 60; echo NOT-ENDED")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("live session");
+    read_until(&mut live, "LIVE");
+    c.stop_daemon();
+    let out = live.wait_with_output().expect("live ends");
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!all.contains("NOT-ENDED"), "{all}");
+    assert!(all.contains("(recording: node-sync)"), "{all}");
+    assert!(all.contains("the session is ended"), "{all}");
+
+    // A new session is ended at once, with the reason.
+    let out = master
+        .command("echo NEVER-$((6*7))")
+        .output()
+        .expect("new session");
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!all.contains("NEVER-42"), "{all}");
+    assert!(
+        all.contains("this cluster records every session (recording: node-sync)"),
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(255), "{all}");
 }

@@ -6,9 +6,6 @@
 use crate::audit::AuditLog;
 use crate::recording::Spool;
 use crate::server::{Connection, NodeContext, parse_ca_keys};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::sync::Notify;
 use jaunt_ca::ssh_key::{Algorithm, Certificate, LineEnding, PrivateKey};
 use jaunt_client::api::{ApiClient, ClientCert, Trust};
 use jaunt_client::home::{Home, Mode};
@@ -16,12 +13,15 @@ use jaunt_types::Secret;
 use jaunt_types::api::*;
 use jaunt_types::resources::Labels;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// What `jaunt start --roles=node` is told.
 #[derive(Debug, Clone)]

@@ -88,7 +88,10 @@ impl AuditLog {
     pub fn emit(&self, event: &AuditEvent) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         // The lock also orders the writes, so sequence order is file order.
-        let mut last = self.last.lock().map_err(|_| std::io::Error::other("lock"))?;
+        let mut last = self
+            .last
+            .lock()
+            .map_err(|_| std::io::Error::other("lock"))?;
         let seq = now_nanos().max(*last + 1);
         let path = self.dir.join(format!("{seq:039}.json"));
         let tmp = self.dir.join(format!("{seq:039}.tmp"));
@@ -138,7 +141,8 @@ impl AuditLog {
             match self.deliver_once(&api).await {
                 Ok(0) => {
                     backoff = Duration::from_millis(200);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
                 }
                 Ok(_) => backoff = Duration::from_millis(200),
                 Err(e) => {

@@ -6,8 +6,8 @@
 //! and only its `os::spawn` module contains unsafe code.
 
 pub mod agent;
-pub mod audit;
 pub mod agent_forward;
+pub mod audit;
 pub mod os;
 pub mod recording;
 pub mod server;

@@ -59,6 +59,17 @@ impl Recorder {
     }
 }
 
+/// asciicast v2's first line (fields in the format's order).
+#[derive(serde::Serialize)]
+struct Header<'a> {
+    version: u8,
+    width: u16,
+    height: u16,
+    timestamp: i64,
+    title: String,
+    env: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
 /// The recordings directory and which recordings are still being written.
 pub struct Spool {
     dir: PathBuf,
@@ -101,14 +112,15 @@ impl Spool {
         uuid::Uuid::parse_str(id).map_err(std::io::Error::other)?;
         let meta_bytes = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
         std::fs::write(self.meta_path(id), meta_bytes)?;
-        let header = serde_json::json!({
-            "version": 2,
-            "width": cols,
-            "height": rows,
-            "timestamp": meta.start,
-            "title": format!("{}@{} ({})", meta.login, meta.node, meta.user),
-            "env": { "TERM": term },
-        });
+        let header = serde_json::to_string(&Header {
+            version: 2,
+            width: cols,
+            height: rows,
+            timestamp: meta.start,
+            title: format!("{}@{} ({})", meta.login, meta.node, meta.user),
+            env: [("TERM", term)].into(),
+        })
+        .map_err(std::io::Error::other)?;
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -142,10 +154,9 @@ impl Spool {
         from: u64,
         complete: bool,
     ) -> Result<u64, String> {
-        let meta: RecordingMeta = serde_json::from_slice(
-            &std::fs::read(self.meta_path(id)).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
+        let meta: RecordingMeta =
+            serde_json::from_slice(&std::fs::read(self.meta_path(id)).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
         let bytes = std::fs::read(self.cast_path(id)).map_err(|e| e.to_string())?;
         let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let text = String::from_utf8_lossy(&bytes[..whole]).into_owned();

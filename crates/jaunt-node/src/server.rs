@@ -309,9 +309,13 @@ impl Connection {
             return session.channel_failure(channel);
         }
         if let Launch::Subsystem(..) = &launch {
-            self.ctx
-                .audit
-                .record(&self.ctx.audit.like(&template, "subsystem", true).with("name", "sftp"));
+            self.ctx.audit.record(
+                &self
+                    .ctx
+                    .audit
+                    .like(&template, "subsystem", true)
+                    .with("name", "sftp"),
+            );
         }
         let mode = self.ctx.recording_mode();
         let mut observers = Observers::default();
@@ -383,9 +387,7 @@ impl Connection {
             let say = |text: String| {
                 let handle = handle.clone();
                 async move {
-                    let _ = handle
-                        .extended_data(channel, 1, text.into_bytes())
-                        .await;
+                    let _ = handle.extended_data(channel, 1, text.into_bytes()).await;
                 }
             };
             let sync = recorded && mode == RecordingMode::NodeSync;
@@ -401,8 +403,10 @@ impl Connection {
                 let run = async {
                     match os::lookup(&login) {
                         Ok(os_user) => {
-                            match session::run(launch, info, os_user, pty, env, out, err, rx, observers)
-                                .await
+                            match session::run(
+                                launch, info, os_user, pty, env, out, err, rx, observers,
+                            )
+                            .await
                             {
                                 Ok(exit) => exit,
                                 Err(e) => {
@@ -453,7 +457,9 @@ impl Connection {
             let ok = matches!(exit, Exit::Code(0));
             if let Some(command) = command {
                 ctx.audit.record(&status(
-                    ctx.audit.like(&template, "exec", ok).with("command", command),
+                    ctx.audit
+                        .like(&template, "exec", ok)
+                        .with("command", command),
                 ));
             }
             ctx.audit.record(&status(
@@ -618,11 +624,15 @@ impl Handler for Connection {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
-        let port_event = |ok: bool| self.event("port", ok).with("addr", format!("{host}:{port}"));
+        let port_event = |ok: bool| {
+            self.event("port", ok)
+                .with("addr", format!("{host}:{port}"))
+        };
         if !allowed {
-            self.ctx.audit.record(
-                &port_event(false).with("reason", "port forwarding is not allowed by the user's roles"),
-            );
+            self.ctx.audit.record(&port_event(false).with(
+                "reason",
+                "port forwarding is not allowed by the user's roles",
+            ));
             tracing::warn!(client = %self.client, %host, port, "port forwarding refused: not allowed by the user's roles");
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
@@ -776,7 +786,11 @@ impl Handler for Connection {
         _ph: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(id) = self.channels.get(&channel).and_then(|c| c.session_id.clone()) {
+        if let Some(id) = self
+            .channels
+            .get(&channel)
+            .and_then(|c| c.session_id.clone())
+        {
             let mut e = self
                 .event("resize", true)
                 .with("size", format!("{}x{}", clamp(cols), clamp(rows)));
@@ -846,9 +860,11 @@ impl Drop for Connection {
             }
         }
         if self.identity.is_some() {
-            self.ctx
-                .audit
-                .record(&self.event("client.disconnect", true).with("reason", "connection closed"));
+            self.ctx.audit.record(
+                &self
+                    .event("client.disconnect", true)
+                    .with("reason", "connection closed"),
+            );
         }
     }
 }

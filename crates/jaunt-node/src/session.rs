@@ -46,7 +46,10 @@ pub enum Launch {
 pub enum Input {
     Data(Vec<u8>),
     Eof,
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     Signal(nix::sys::signal::Signal),
     /// The client is gone: SIGHUP to the whole process group, as sshd's
     /// closing terminal would send.
@@ -185,7 +188,10 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: 
 /// A session's recorder, shared by its output pump and its input loop.
 pub type SharedRecorder = std::sync::Arc<std::sync::Mutex<crate::recording::Recorder>>;
 
-fn record(rec: &Option<SharedRecorder>, f: impl FnOnce(&mut crate::recording::Recorder) -> std::io::Result<()>) {
+fn record(
+    rec: &Option<SharedRecorder>,
+    f: impl FnOnce(&mut crate::recording::Recorder) -> std::io::Result<()>,
+) {
     if let Some(rec) = rec
         && let Ok(mut r) = rec.lock()
         && let Err(e) = f(&mut r)

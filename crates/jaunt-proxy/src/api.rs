@@ -38,9 +38,7 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
         .route(PATH_NODE_SESSIONS, post(node_sessions))
         .route(
             PATH_NODE_RECORDING,
-            post(node_recording).layer(axum::extract::DefaultBodyLimit::max(
-                RECORDING_PIECE_LIMIT,
-            )),
+            post(node_recording).layer(axum::extract::DefaultBodyLimit::max(RECORDING_PIECE_LIMIT)),
         )
         .route(PATH_SESSIONS, get(list_sessions))
         .route(PATH_RECORDINGS, get(list_recordings))

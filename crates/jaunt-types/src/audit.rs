@@ -172,7 +172,10 @@ impl AuditQuery {
         self.since.is_none_or(|s| e.time >= s)
             && self.until.is_none_or(|u| e.time <= u)
             && self.event.as_ref().is_none_or(|t| &e.event == t)
-            && self.user.as_ref().is_none_or(|u| e.user.as_ref() == Some(u))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| e.user.as_ref() == Some(u))
             && self
                 .session_id
                 .as_ref()

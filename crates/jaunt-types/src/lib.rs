@@ -3,9 +3,9 @@
 //! types (durations, secrets). Everything here is plain data: no I/O.
 
 pub mod addr;
-pub mod audit;
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod duration;
 pub mod resources;
 pub mod route;

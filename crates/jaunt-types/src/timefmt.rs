@@ -14,9 +14,8 @@ pub fn format_unix(unix: i64) -> String {
 
 /// Unix milliseconds as RFC 3339 with milliseconds, for audit lines.
 pub fn format_unix_millis(ms: i64) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| t.format(&fmt).ok())

@@ -97,6 +97,7 @@ pub struct Options {
     pub second_factor: &'static str,
     pub max_login_attempts: u32,
     pub node_offline_after: &'static str,
+    pub recording: &'static str,
 }
 
 impl Default for Options {
@@ -105,6 +106,7 @@ impl Default for Options {
             second_factor: "off",
             max_login_attempts: 5,
             node_offline_after: "60s",
+            recording: "node",
         }
     }
 }
@@ -142,6 +144,7 @@ impl Cluster {
             second_factor: Some(opts.second_factor.into()),
             max_login_attempts: Some(opts.max_login_attempts),
             node_offline_after: Some(opts.node_offline_after.into()),
+            recording: Some(opts.recording.into()),
             ..Default::default()
         };
         let config =
@@ -164,10 +167,21 @@ impl Cluster {
     /// Stops auth and proxy (ending their connections) and starts them
     /// again on the same port and data directory.
     pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.start_daemon();
+    }
+
+    /// Stops auth and proxy; nodes running in this process go on.
+    pub fn stop_daemon(&mut self) {
         let rt = self.rt.as_ref().expect("runtime");
         if let Some(d) = self.daemon.take() {
             rt.block_on(d.stop());
         }
+    }
+
+    /// Starts auth and proxy again on the same port and data directory.
+    pub fn start_daemon(&mut self) {
+        let rt = self.rt.as_ref().expect("runtime");
         let listener = eventually(
             "the proxy port to be free again",
             Duration::from_secs(10),
@@ -345,21 +359,25 @@ impl Daemon {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut proxy = None;
+        let mut ready = false;
         for line in lines.by_ref() {
             let line = line.expect("read");
             if let Some(rest) = line.trim().strip_prefix("Proxy:     https://") {
                 proxy = rest.split_whitespace().next().map(str::to_string);
             }
             if line.starts_with("Add a user:") || line.starts_with("Ready.") {
+                ready = true;
                 break;
             }
         }
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let proxy = proxy.unwrap_or_else(|| {
+        if !ready {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             panic!("jaunt did not start:\n{log}")
-        });
+        }
+        // A node alone has no proxy of its own.
+        let proxy = proxy.unwrap_or_default();
         Daemon {
             child,
             proxy,
@@ -512,3 +530,127 @@ pub fn puttyconfig(s: &Setup, args: &[&str]) -> Out {
     run(cmd, "")
 }
 
+/// An OpenSSH client config that reaches a direct node at `addr` without
+/// the proxy (so it outlives an auth outage), with the login's key and
+/// certificate, the cluster's host CA, and a control socket for more
+/// sessions over the same connection. Returns the config's path.
+pub fn direct_ssh_config(home: &Path, jsh_config: &Path, addr: &str, login: &str) -> PathBuf {
+    let text = std::fs::read_to_string(jsh_config).expect("jsh config");
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let known = std::fs::read_to_string(value("UserKnownHostsFile")).expect("known_hosts");
+    let ca = known
+        .lines()
+        .find(|l| l.starts_with("@cert-authority"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .expect("host CA line");
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let direct_known = home.join("direct_known_hosts");
+    std::fs::write(
+        &direct_known,
+        format!("@cert-authority [{host}]:{port},{host} {ca}\n"),
+    )
+    .expect("known hosts");
+    let config = home.join("direct_ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host direct\n  HostName {host}\n  Port {port}\n  User {login}\n  \
+             IdentityFile {}\n  CertificateFile {}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  \
+             ControlPath {}\n",
+            value("IdentityFile"),
+            value("CertificateFile"),
+            direct_known.display(),
+            home.join("direct.ctl").display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// A master connection (`ssh -M`) on the config's control socket, stopped
+/// (`ssh -O exit`, then its PID) on drop.
+pub struct Master {
+    config: PathBuf,
+    child: Child,
+}
+
+impl Master {
+    pub fn open(config: &Path) -> Master {
+        let child = Command::new("ssh")
+            .arg("-F")
+            .arg(config)
+            .args(["-M", "-N", "direct"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh -M");
+        let master = Master {
+            config: config.to_path_buf(),
+            child,
+        };
+        eventually("the master connection", Duration::from_secs(20), || {
+            let out = Command::new("ssh")
+                .arg("-F")
+                .arg(config)
+                .args(["-O", "check", "direct"])
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        });
+        master
+    }
+
+    /// `ssh -tt` over the master: a session with a terminal.
+    pub fn command(&self, remote: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&self.config)
+            .args(["-tt", "direct", remote]);
+        cmd
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let _ = Command::new("ssh")
+            .arg("-F")
+            .arg(&self.config)
+            .args(["-O", "exit", "direct"])
+            .output();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `child`'s stdout until a line contains `want`; returns the lines.
+pub fn read_until(child: &mut Child, want: &str) -> Vec<String> {
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("read");
+        assert!(n > 0, "output ended before {want:?}: {lines:?}");
+        let line = line.trim_end().to_string();
+        let done = line.contains(want);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
