@@ -561,6 +561,18 @@ fn jsh_ssh_runs_commands_with_exit_codes_stdin_terminals_and_forwards() {
         "{}",
         out.stderr
     );
+    // Both are in the audit log: the forward (T3003I) and the refusal.
+    let target = format!("127.0.0.1:{echo_port}");
+    let ports = eventually("port events", Duration::from_secs(20), || {
+        let out = s.c.jctl(&["audit", "ls", "--type=port"]).ok().stdout;
+        (out.contains("T3003I") && out.contains("T3003E")).then_some(out)
+    });
+    assert!(
+        ports
+            .lines()
+            .all(|l| l.contains(&format!("destination={target}")) && l.contains("user=alice")),
+        "{ports}"
+    );
 }
 
 #[test]

@@ -626,7 +626,7 @@ impl Handler for Connection {
         };
         let port_event = |ok: bool| {
             self.event("port", ok)
-                .with("addr", format!("{host}:{port}"))
+                .with("destination", format!("{host}:{port}"))
         };
         if !allowed {
             self.ctx.audit.record(&port_event(false).with(
