@@ -423,12 +423,19 @@ fn a_killed_node_delivers_its_partial_recording_and_queued_events() {
         let n = events.iter().filter(|e| e["event"] == name).count();
         assert_eq!(n, 1, "{name} of session B, once: {events:#?}");
     }
-    let a_events = audit(&c, &[&format!("--session={session_a}")]);
-    let starts = a_events
-        .iter()
-        .filter(|e| e["event"] == "session.start")
-        .count();
-    assert_eq!(starts, 1, "{a_events:#?}");
+    // Session A was cut: its end is written when the node comes back.
+    let a_events = session_events(&c, &session_a, "session.end");
+    for name in ["session.start", "session.end"] {
+        let n = a_events.iter().filter(|e| e["event"] == name).count();
+        assert_eq!(n, 1, "{name} of session A, once: {a_events:#?}");
+    }
+    let end = find(&a_events, "session.end");
+    assert_eq!(end["code"], "T2004E");
+    assert_eq!(
+        end["fields"]["reason"],
+        "the node stopped while the session ran"
+    );
+    assert_eq!(end["user"], "alice");
     eventually("the queue to drain", Duration::from_secs(20), || {
         let left = std::fs::read_dir(node_dir.join("audit-queue"))
             .ok()?

@@ -148,6 +148,18 @@ async fn join(cfg: &NodeConfig) -> Result<StoredIdentity, NodeError> {
     })
 }
 
+/// A directory only this node's user may read.
+fn private_dir(path: &Path) -> Result<PathBuf, NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| NodeError::Identity {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(path.to_path_buf())
+}
+
 fn api_for(cfg: &NodeConfig, id: &StoredIdentity) -> Result<ApiClient, NodeError> {
     let trust = Trust {
         ca_pin: cfg.ca_pin.clone(),
@@ -231,7 +243,9 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         recording: RwLock::new(RecordingMode::default()),
         active: Mutex::new(HashMap::new()),
         sessions_changed: Notify::new(),
+        running_dir: private_dir(&cfg.data_dir.join("running"))?,
     });
+    crate::server::end_interrupted_sessions(&ctx);
     let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
     let mut tasks = Vec::new();
     let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());

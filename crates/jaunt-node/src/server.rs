@@ -41,6 +41,42 @@ pub struct NodeContext {
     /// Running sessions by ID, reported to auth.
     pub active: Mutex<HashMap<String, ActiveSession>>,
     pub sessions_changed: Notify,
+    /// One marker file per running session (`<data_dir>/running`).
+    pub running_dir: std::path::PathBuf,
+}
+
+/// What a running session leaves on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunningMarker {
+    session: ActiveSession,
+    template: AuditEvent,
+}
+
+/// Ends the sessions a previous run of the node left running (it was
+/// killed): each gets its `session.end`, marked as cut.
+pub fn end_interrupted_sessions(ctx: &NodeContext) {
+    let Ok(entries) = std::fs::read_dir(&ctx.running_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let marker = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunningMarker>(&b).ok());
+        if let Some(m) = marker {
+            let e = ctx
+                .audit
+                .like(&m.template, "session.end", false)
+                .with("kind", m.session.kind)
+                .with("participants", vec![m.session.user])
+                .with("reason", "the node stopped while the session ran");
+            if ctx.audit.emit(&e).is_err() {
+                continue;
+            }
+            tracing::info!(session = %m.session.id, "ended a session cut by the node's stop");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 impl NodeContext {
@@ -52,7 +88,19 @@ impl NodeContext {
         self.recording.read().map(|m| *m).unwrap_or_default()
     }
 
-    fn session_started(&self, s: ActiveSession) {
+    fn session_started(&self, s: ActiveSession, template: &AuditEvent) {
+        // Left on disk while the session runs: a node killed meanwhile
+        // writes the session's end when it starts again.
+        let marker = RunningMarker {
+            session: s.clone(),
+            template: template.clone(),
+        };
+        if let Err(e) = serde_json::to_vec(&marker)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(self.running_dir.join(format!("{}.json", s.id)), b))
+        {
+            tracing::warn!(error = %e, "cannot mark the session as running");
+        }
         if let Ok(mut a) = self.active.lock() {
             a.insert(s.id.clone(), s);
         }
@@ -60,6 +108,7 @@ impl NodeContext {
     }
 
     fn session_ended(&self, id: &str) {
+        let _ = std::fs::remove_file(self.running_dir.join(format!("{id}.json")));
         if let Ok(mut a) = self.active.lock() {
             a.remove(id);
         }
@@ -365,16 +414,19 @@ impl Connection {
         let handle = session.handle();
         session.channel_success(channel)?;
         tracing::info!(%user, %login, session = %session_id, kind, "session started");
-        self.ctx.session_started(ActiveSession {
-            id: session_id.clone(),
-            user: user.clone(),
-            login: login.clone(),
-            node: self.ctx.nodename.clone(),
-            node_uuid: self.ctx.uuid.clone(),
-            kind: kind.to_string(),
-            start: jaunt_client::login::now(),
-            client: self.client.to_string(),
-        });
+        self.ctx.session_started(
+            ActiveSession {
+                id: session_id.clone(),
+                user: user.clone(),
+                login: login.clone(),
+                node: self.ctx.nodename.clone(),
+                node_uuid: self.ctx.uuid.clone(),
+                kind: kind.to_string(),
+                start: jaunt_client::login::now(),
+                client: self.client.to_string(),
+            },
+            &template,
+        );
         let ctx = self.ctx.clone();
         let sftp_audit = tokio::spawn(sftp_events(ctx.clone(), template.clone(), audit_rx));
         let recorded = observers.recorder.is_some();
