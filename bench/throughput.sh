@@ -42,6 +42,12 @@ mkdir -p /run/sshd
   -o PasswordAuthentication=no -o UsePAM=no -o "Subsystem sftp internal-sftp" -o PidFile=none &
 pids+=($!)
 
+# (b) a second sshd as a ProxyJump bastion (same user and key).
+jump_port=$(port)
+/usr/sbin/sshd -D -f /dev/null -p "$jump_port" -o ListenAddress=127.0.0.1 -h "$work/hostkey" \
+  -o PasswordAuthentication=no -o UsePAM=no -o PidFile=none &
+pids+=($!)
+
 # (c), (d): a cluster, a direct node and a tunnel node.
 proxy_port=$(port)
 "$bin/jaunt" start --data-dir "$work/auth" --cluster-name bench --listen "127.0.0.1:$proxy_port" \
@@ -68,9 +74,40 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# node-only (diagnostic, not a product path): OpenSSH straight to the
+# direct node's port, no proxy, to tell the node's share from the relay's.
+node_addr=$("$bin/jsh" ls --format=json | python3 -c 'import json,sys; print([n["addr"] for n in json.load(sys.stdin) if n["name"]=="direct"][0])')
+node_port=${node_addr##*:}
+ca_line=$(awk '/^@cert-authority/ {print $3, $4; exit}' "$JSH_HOME/known_hosts")
+echo "@cert-authority [127.0.0.1]:$node_port,127.0.0.1 $ca_line" >"$work/node_known_hosts"
+{
+  echo "Host nodeonly"
+  echo "  HostName 127.0.0.1"
+  echo "  Port $node_port"
+  grep -E '^\s+(IdentityFile|CertificateFile|IdentitiesOnly)' "$work/jaunt_ssh_config"
+  echo "  UserKnownHostsFile $work/node_known_hosts"
+} >"$work/node_ssh_config"
+
+# PuTTY: saved sessions made by jsh puttyconfig for the Jaunt nodes; for
+# sshd, the same key as a .ppk and the host key pinned with -hostkey.
+export PUTTYDIR="$work/putty"
+"$bin/jsh" puttyconfig "$user@direct" >/dev/null
+"$bin/jsh" puttyconfig "$user@tunnel" >/dev/null
+puttygen "$work/userkey" -O private -o "$work/userkey.ppk"
+hostfp=$(ssh-keygen -lf "$work/hostkey.pub" -E sha256 | awk '{print $2}')
+
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$work/file"
 direct_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i "$work/userkey" -P "$sshd_port")
+jump_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i "$work/userkey"
+  -J "$user@127.0.0.1:$jump_port" -P "$sshd_port")
 jaunt_opts=(-F "$work/jaunt_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
+node_opts=(-F "$work/node_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
+TOOLS=${TOOLS:-scp sftp psftp cat}
+SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel node-only}
+# The bastion hop needs the same options for itself: through ssh_config.
+printf 'Host 127.0.0.1\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  IdentityFile %s\n  LogLevel ERROR\n' \
+  "$work/userkey" >"$work/jump_config"
+jump_opts=(-F "$work/jump_config" "${jump_opts[@]}")
 
 # Seconds for one copy, as a decimal.
 timed() {
@@ -82,22 +119,39 @@ timed() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f %.1f %.1f", m, a[1], a[NR]}'; }
 
+# psftp batch files: put or get the bench file.
+printf 'put %s bench.bin\n' "$work/file" >"$work/psftp-up"
+printf 'get bench.bin %s\n' "$work/back" >"$work/psftp-down"
+printf 'put %s bench.bin\n' "$work/file" >"$work/sftp-up"
+printf 'get bench.bin %s\n' "$work/back" >"$work/sftp-down"
+
 declare -A result
-for tool in scp cat; do
+for tool in $TOOLS; do
 for dir in up down; do
-  for setup in direct-sshd jaunt-direct jaunt-tunnel; do
+  for setup in $SETUPS; do
+    [ "$tool" = psftp ] && [ "$setup" = proxyjump ] && continue   # plink has no ProxyJump
+    [ "$tool" = psftp ] && [ "$setup" = node-only ] && continue
     rates=()
     for _ in $(seq 1 "$RUNS"); do
       case $setup in
         direct-sshd) opts=("${direct_opts[@]}"); host="$user@127.0.0.1" ;;
+        proxyjump) opts=("${jump_opts[@]}"); host="$user@127.0.0.1" ;;
         jaunt-direct) opts=("${jaunt_opts[@]}"); host="$user@direct.bench" ;;
         jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench" ;;
+        node-only) opts=("${node_opts[@]}"); host="$user@nodeonly" ;;
       esac
-      ssh_opts=("${opts[@]}")
-      [ "$setup" = direct-sshd ] && ssh_opts=("${direct_opts[@]/-P/-p}")
+      ssh_opts=("${opts[@]/-P/-p}")
+      case $setup in
+        direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
+        jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
+      esac
       case $tool-$dir in
         scp-up) s=$(timed scp "${opts[@]}" "$work/file" "$host:/home/$user/bench.bin") || exit 1 ;;
         scp-down) s=$(timed scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back") || exit 1 ;;
+        sftp-up) s=$(timed sftp "${opts[@]}" -b "$work/sftp-up" "$host") || exit 1 ;;
+        sftp-down) s=$(timed sftp "${opts[@]}" -b "$work/sftp-down" "$host") || exit 1 ;;
+        psftp-up) s=$(timed psftp "${putty[@]}" -b "$work/psftp-up") || exit 1 ;;
+        psftp-down) s=$(timed psftp "${putty[@]}" -b "$work/psftp-down") || exit 1 ;;
         cat-up) s=$(timed ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1 ;;
         cat-down) s=$(timed ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1 ;;
       esac
@@ -111,10 +165,11 @@ cmp "$work/file" "$work/back"
 
 echo "date: $(date -u +%F) machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(ssh -V 2>&1); file ${SIZE_MIB} MiB; ${RUNS} runs"
 printf '%-5s %-6s %-14s %28s %8s\n' tool dir setup "MiB/s median (min/max)" ratio
-for tool in scp cat; do
+for tool in $TOOLS; do
   for dir in up down; do
     base=$(echo "${result[$tool-$dir-direct-sshd]}" | cut -d' ' -f1)
-    for setup in direct-sshd jaunt-direct jaunt-tunnel; do
+    for setup in $SETUPS; do
+      [ -n "${result[$tool-$dir-$setup]:-}" ] || continue
       read -r med lo hi <<<"${result[$tool-$dir-$setup]}"
       printf '%-5s %-6s %-14s %14s (%s/%s) %8.2f\n' "$tool" "$dir" "$setup" "$med" "$lo" "$hi" "$(echo "$med / $base" | bc -l)"
     done

@@ -9,6 +9,7 @@ pub mod profile;
 pub mod putty;
 pub mod relay;
 pub mod ssh;
+pub mod stdio;
 
 use jaunt_types::api::ErrorCode;
 use std::path::PathBuf;

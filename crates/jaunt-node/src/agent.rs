@@ -190,6 +190,9 @@ fn ssh_config(id: &StoredIdentity) -> Result<Arc<russh::server::Config>, NodeErr
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
         nodelay: true,
+        // Room for a client's pipelined SFTP writes (OpenSSH keeps 64 x
+        // 32 KiB in flight) without waiting for a window adjustment.
+        window_size: 8 * 1024 * 1024,
         ..Default::default()
     }))
 }
@@ -294,6 +297,8 @@ async fn serve_direct(listener: TcpListener, ctx: Arc<NodeContext>, config: Shar
                 continue;
             }
         };
+        // russh sets TCP_NODELAY only on sockets it accepts itself.
+        let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         serve_one(stream, peer, local, ctx.clone(), &config);
     }

@@ -479,24 +479,7 @@ impl Connection {
                     _ => run.await,
                 }
             };
-            match &exit {
-                Exit::Code(code) => {
-                    let _ = handle.exit_status_request(channel, *code).await;
-                }
-                Exit::Signal(name) => {
-                    let _ = handle
-                        .exit_signal_request(
-                            channel,
-                            Sig::Custom(name.clone()),
-                            false,
-                            String::new(),
-                            String::new(),
-                        )
-                        .await;
-                }
-            }
-            let _ = handle.eof(channel).await;
-            let _ = handle.close(channel).await;
+            // The session's end is on disk before the client hears of it.
             let _ = sftp_audit.await;
             if recorded {
                 ctx.spool.finish(&session_id);
@@ -522,6 +505,24 @@ impl Connection {
                     .with("duration_ms", started.elapsed().as_millis() as u64)
                     .with("recorded", recorded),
             ));
+            match &exit {
+                Exit::Code(code) => {
+                    let _ = handle.exit_status_request(channel, *code).await;
+                }
+                Exit::Signal(name) => {
+                    let _ = handle
+                        .exit_signal_request(
+                            channel,
+                            Sig::Custom(name.clone()),
+                            false,
+                            String::new(),
+                            String::new(),
+                        )
+                        .await;
+                }
+            }
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
         });
         Ok(())
     }

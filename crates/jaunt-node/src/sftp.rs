@@ -5,12 +5,12 @@
 //! (reads and writes summed per open file, reported when it closes).
 
 use russh_sftp::protocol::{
-    Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
+    Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version,
 };
 use std::collections::HashMap;
-use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The most a single read returns: what OpenSSH's sftp-server allows.
 const MAX_READ: u32 = 256 * 1024;
@@ -56,8 +56,11 @@ impl SftpRecord {
     }
 }
 
+/// An open file. Its reads and writes are plain `pread`/`pwrite` calls on
+/// this (single-client) helper's thread: to the page cache they take
+/// microseconds, far less than a hand-off to a blocking pool.
 struct OpenFile {
-    file: tokio::fs::File,
+    file: std::fs::File,
     path: PathBuf,
     read: u64,
     written: u64,
@@ -204,7 +207,8 @@ impl russh_sftp::server::Handler for FileServer {
         pflags: OpenFlags,
         attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
-        let mut opts = tokio::fs::OpenOptions::new();
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut opts = std::fs::OpenOptions::new();
         opts.read(pflags.contains(OpenFlags::READ))
             .write(pflags.contains(OpenFlags::WRITE) || pflags.contains(OpenFlags::APPEND))
             .append(pflags.contains(OpenFlags::APPEND))
@@ -218,7 +222,7 @@ impl russh_sftp::server::Handler for FileServer {
             opts.mode(attrs.permissions.unwrap_or(0o644) & 0o7777);
         }
         let path = absolute(&filename);
-        let file = audited("open", &path, opts.open(&path).await.map_err(status))?;
+        let file = audited("open", &path, opts.open(&path).map_err(status))?;
         let handle = self.handle();
         self.files.insert(
             handle.clone(),
@@ -233,7 +237,7 @@ impl russh_sftp::server::Handler for FileServer {
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
-        if let Some(mut f) = self.files.remove(&handle) {
+        if let Some(f) = self.files.remove(&handle) {
             for (action, bytes) in [("read", f.read), ("write", f.written)] {
                 if bytes > 0 {
                     let mut r = SftpRecord::new(action, &f.path, Ok(()));
@@ -241,7 +245,8 @@ impl russh_sftp::server::Handler for FileServer {
                     r.report();
                 }
             }
-            let flushed = f.file.flush().await.map_err(status);
+            // Nothing is buffered here; the file closes when dropped.
+            let flushed = Ok(());
             let mut r = SftpRecord::new("close", &f.path, flushed);
             r.bytes = Some(f.read + f.written);
             r.report();
@@ -262,12 +267,13 @@ impl russh_sftp::server::Handler for FileServer {
         len: u32,
     ) -> Result<Data, Self::Error> {
         let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
-        let f = &mut open.file;
-        f.seek(SeekFrom::Start(offset)).await.map_err(status)?;
         let mut data = vec![0u8; len.min(MAX_READ) as usize];
         let mut filled = 0;
         while filled < data.len() {
-            let n = f.read(&mut data[filled..]).await.map_err(status)?;
+            let n = open
+                .file
+                .read_at(&mut data[filled..], offset + filled as u64)
+                .map_err(status)?;
             if n == 0 {
                 break;
             }
@@ -289,11 +295,7 @@ impl russh_sftp::server::Handler for FileServer {
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
         let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
-        open.file
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(status)?;
-        open.file.write_all(&data).await.map_err(status)?;
+        open.file.write_all_at(&data, offset).map_err(status)?;
         open.written += data.len() as u64;
         Ok(ok(id))
     }
@@ -318,7 +320,7 @@ impl russh_sftp::server::Handler for FileServer {
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
         let f = self.files.get(&handle).ok_or(StatusCode::Failure)?;
-        let meta = f.file.metadata().await.map_err(status)?;
+        let meta = f.file.metadata().map_err(status)?;
         Ok(Attrs {
             id,
             attrs: (&meta).into(),
@@ -343,7 +345,7 @@ impl russh_sftp::server::Handler for FileServer {
         attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
         let open = self.files.get_mut(&handle).ok_or(StatusCode::Failure)?;
-        let result = Self::apply_file_attrs(&mut open.file, &attrs).await;
+        let result = Self::apply_file_attrs(&open.file, &attrs);
         audited("fsetstat", &open.path, result)?;
         Ok(ok(id))
     }
@@ -444,25 +446,19 @@ impl russh_sftp::server::Handler for FileServer {
 }
 
 impl FileServer {
-    async fn apply_file_attrs(
-        f: &mut tokio::fs::File,
-        attrs: &FileAttributes,
-    ) -> Result<(), StatusCode> {
+    fn apply_file_attrs(f: &std::fs::File, attrs: &FileAttributes) -> Result<(), StatusCode> {
         use std::os::unix::fs::PermissionsExt;
         if let Some(size) = attrs.size {
-            f.set_len(size).await.map_err(status)?;
+            f.set_len(size).map_err(status)?;
         }
         if let Some(perm) = attrs.permissions {
             f.set_permissions(std::fs::Permissions::from_mode(perm & 0o7777))
-                .await
                 .map_err(status)?;
         }
         if let (Some(atime), Some(mtime)) = (attrs.atime, attrs.mtime) {
             let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(atime as u64);
             let mt = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
-            let std_file = f.try_clone().await.map_err(status)?.into_std().await;
-            std_file
-                .set_times(std::fs::FileTimes::new().set_accessed(at).set_modified(mt))
+            f.set_times(std::fs::FileTimes::new().set_accessed(at).set_modified(mt))
                 .map_err(status)?;
         }
         Ok(())
@@ -509,42 +505,94 @@ impl FileServer {
     }
 }
 
-/// A reader that tells when its input has ended.
-struct EndSignal<R> {
-    inner: R,
-    ended: Option<tokio::sync::oneshot::Sender<()>>,
+/// A handler's answer as a packet: its reply, or a status for its error.
+fn reply<T: Into<Packet>>(id: u32, result: Result<T, StatusCode>) -> Packet {
+    match result {
+        Ok(p) => p.into(),
+        Err(code) => Packet::Status(Status {
+            id,
+            status_code: code,
+            error_message: code.to_string(),
+            language_tag: "en-US".to_string(),
+        }),
+    }
 }
 
-impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EndSignal<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let ended = match &poll {
-            std::task::Poll::Ready(Ok(())) => buf.filled().len() == before,
-            std::task::Poll::Ready(Err(_)) => true,
-            std::task::Poll::Pending => false,
-        };
-        if ended && let Some(tx) = self.ended.take() {
-            let _ = tx.send(());
-        }
-        poll
+/// One request to the handler.
+async fn dispatch(h: &mut FileServer, packet: Packet) -> Packet {
+    use russh_sftp::server::Handler as _;
+    let id = packet.get_request_id();
+    match packet {
+        Packet::Init(p) => reply(id, h.init(p.version, p.extensions).await),
+        Packet::Open(p) => reply(id, h.open(p.id, p.filename, p.pflags, p.attrs).await),
+        Packet::Close(p) => reply(id, h.close(p.id, p.handle).await),
+        Packet::Read(p) => reply(id, h.read(p.id, p.handle, p.offset, p.len).await),
+        Packet::Write(p) => reply(id, h.write(p.id, p.handle, p.offset, p.data).await),
+        Packet::Lstat(p) => reply(id, h.lstat(p.id, p.path).await),
+        Packet::Fstat(p) => reply(id, h.fstat(p.id, p.handle).await),
+        Packet::SetStat(p) => reply(id, h.setstat(p.id, p.path, p.attrs).await),
+        Packet::FSetStat(p) => reply(id, h.fsetstat(p.id, p.handle, p.attrs).await),
+        Packet::OpenDir(p) => reply(id, h.opendir(p.id, p.path).await),
+        Packet::ReadDir(p) => reply(id, h.readdir(p.id, p.handle).await),
+        Packet::Remove(p) => reply(id, h.remove(p.id, p.filename).await),
+        Packet::MkDir(p) => reply(id, h.mkdir(p.id, p.path, p.attrs).await),
+        Packet::RmDir(p) => reply(id, h.rmdir(p.id, p.path).await),
+        Packet::RealPath(p) => reply(id, h.realpath(p.id, p.path).await),
+        Packet::Stat(p) => reply(id, h.stat(p.id, p.path).await),
+        Packet::Rename(p) => reply(id, h.rename(p.id, p.oldpath, p.newpath).await),
+        Packet::ReadLink(p) => reply(id, h.readlink(p.id, p.path).await),
+        Packet::Symlink(p) => reply(id, h.symlink(p.id, p.linkpath, p.targetpath).await),
+        _ => reply::<Status>(id, Err(StatusCode::OpUnsupported)),
     }
+}
+
+/// The largest request accepted (a 256 KiB write and its header).
+const MAX_PACKET: u32 = 256 * 1024 + 1024;
+/// Pipe buffers on each side: clients keep many requests in flight.
+const PIPE_BUFFER: usize = 512 * 1024;
+
+/// Serves SFTP requests from `input` in order, answering on `output`.
+/// Answers are flushed only when no further request is already buffered,
+/// so a client's pipelined requests cost one write for many answers.
+pub async fn serve<R, W>(input: R, output: W, mut handler: FileServer) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut input = tokio::io::BufReader::with_capacity(PIPE_BUFFER, input);
+    let mut output = tokio::io::BufWriter::with_capacity(PIPE_BUFFER, output);
+    loop {
+        let len = match input.read_u32().await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        };
+        if len > MAX_PACKET {
+            return Err(std::io::Error::other(format!(
+                "SFTP packet of {len} bytes is over the {MAX_PACKET}-byte limit"
+            )));
+        }
+        let mut body = vec![0u8; len as usize];
+        input.read_exact(&mut body).await?;
+        let answer = match Packet::try_from(&mut bytes::Bytes::from(body)) {
+            Ok(request) => dispatch(&mut handler, request).await,
+            Err(_) => Packet::error(0, StatusCode::BadMessage),
+        };
+        let encoded = bytes::Bytes::try_from(answer).map_err(std::io::Error::other)?;
+        output.write_all(&encoded).await?;
+        if input.buffer().is_empty() {
+            output.flush().await?;
+        }
+    }
+    output.flush().await
 }
 
 /// Serves SFTP on stdin/stdout until the client closes its side.
 pub async fn serve_stdio() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let stdin = EndSignal {
-        inner: tokio::io::stdin(),
-        ended: Some(tx),
-    };
-    let stream = tokio::io::join(stdin, tokio::io::stdout());
-    // russh-sftp serves on a task of its own and returns at once; the end of
-    // stdin (the channel's EOF) is the end of the session.
-    russh_sftp::server::run(stream, FileServer::default()).await;
-    let _ = rx.await;
+    use jaunt_client::stdio;
+    let result = serve(stdio::stdin(), stdio::stdout(), FileServer::default()).await;
+    if let Err(e) = result {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), "sftp-server: {e}");
+    }
 }

@@ -32,16 +32,16 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
         let conn =
             jaunt_client::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;
         let (mut from_node, mut to_node) = tokio::io::split(conn);
-        // 256 KiB reads: the SSH client writes bulk data in large chunks,
-        // and 8 KiB copies cost a blocking-pool round trip each.
+        // 256 KiB reads: the SSH client writes bulk data in large chunks.
         let up = async {
-            let mut stdin = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+            let mut stdin =
+                tokio::io::BufReader::with_capacity(256 * 1024, jaunt_client::stdio::stdin());
             let _ = tokio::io::copy_buf(&mut stdin, &mut to_node).await;
             let _ = to_node.shutdown().await;
         };
         let down = async {
             let mut from = tokio::io::BufReader::with_capacity(256 * 1024, &mut from_node);
-            let mut stdout = tokio::io::stdout();
+            let mut stdout = jaunt_client::stdio::stdout();
             let _ = tokio::io::copy_buf(&mut from, &mut stdout).await;
             let _ = stdout.flush().await;
         };
