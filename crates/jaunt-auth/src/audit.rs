@@ -13,7 +13,7 @@ pub const MAX_BATCH: usize = 1000;
 
 fn event_key(e: &AuditEvent) -> String {
     // Time first, so keys sort by time; the ID makes them unique.
-    format!("{EVENTS}{:016}/{}", e.time.max(0), e.id)
+    format!("{EVENTS}{:016}/{:020}/{}", e.time.max(0), e.seq, e.id)
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -26,13 +26,15 @@ pub(crate) fn now_millis() -> i64 {
 impl AuthServer {
     /// A new event of this cluster, stamped now.
     pub fn event(&self, name: &str, success: bool) -> AuditEvent {
-        AuditEvent::new(
+        let mut e = AuditEvent::new(
             uuid::Uuid::new_v4().to_string(),
             now_millis(),
             name,
             success,
             &self.identity.cluster_name,
-        )
+        );
+        e.seq = self.audit_seq.next();
+        e
     }
 
     /// Writes an event durably (the store syncs before it answers).

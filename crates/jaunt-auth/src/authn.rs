@@ -31,8 +31,53 @@ impl Authenticated {
 /// The shortest password accepted at signup.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
+/// Argon2id work, on a few dedicated threads (one per core). Each check
+/// takes 19 MiB: on the blocking pool's many threads, freed buffers piled
+/// up in per-thread malloc arenas (auth grew to ~900 MiB after a burst of
+/// logins); here at most one buffer per core is in use or kept, and a flood
+/// of logins queues instead of taking every core.
+fn hasher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
+    static POOL: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..threads {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        std::sync::Mutex::new(tx)
+    })
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Runs `work` on the hasher threads.
+async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    hasher().lock().ok()?.send(job).ok()?;
+    rx.await.ok()
+}
+
 pub(crate) async fn hash_password(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || {
+    on_hasher(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -40,11 +85,11 @@ pub(crate) async fn hash_password(password: String) -> Result<String, AuthError>
             .map_err(|e| AuthError::Internal(format!("hashing password: {e}")))
     })
     .await
-    .map_err(|e| AuthError::Internal(e.to_string()))?
+    .unwrap_or_else(|| Err(AuthError::Internal("the password hasher stopped".into())))
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    on_hasher(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()

@@ -52,6 +52,8 @@ pub struct AuthServer {
     /// A hash checked when the user does not exist, so unknown users take as
     /// long to refuse as known ones.
     dummy_hash: String,
+    /// Orders this instance's audit events within a millisecond.
+    audit_seq: jaunt_types::audit::Sequence,
 }
 
 pub(crate) fn now() -> i64 {
@@ -74,6 +76,12 @@ impl AuthServer {
             config,
             identity,
             dummy_hash,
+            audit_seq: jaunt_types::audit::Sequence::starting_at(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
+            ),
         })
     }
 

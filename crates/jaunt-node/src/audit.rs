@@ -23,6 +23,7 @@ pub struct AuditLog {
     /// strictly increasing), so file names sort in emission order.
     last: Mutex<u128>,
     wake: Notify,
+    seq: jaunt_types::audit::Sequence,
 }
 
 fn now_nanos() -> u128 {
@@ -54,6 +55,7 @@ impl AuditLog {
             cluster: cluster.to_string(),
             last: Mutex::new(0),
             wake: Notify::new(),
+            seq: jaunt_types::audit::Sequence::starting_at(now_nanos() as u64),
         };
         let last = log.pending()?.last().and_then(|p| sequence_of(p));
         *log.last.lock().map_err(|_| std::io::Error::other("lock"))? = last.unwrap_or(0);
@@ -62,13 +64,15 @@ impl AuditLog {
 
     /// A new event of this cluster, stamped now.
     pub fn event(&self, name: &str, success: bool) -> AuditEvent {
-        AuditEvent::new(
+        let mut e = AuditEvent::new(
             uuid::Uuid::new_v4().to_string(),
             (now_nanos() / 1_000_000) as i64,
             name,
             success,
             &self.cluster,
-        )
+        );
+        e.seq = self.seq.next();
+        e
     }
 
     /// A new event about the same user, node and session as `template`.

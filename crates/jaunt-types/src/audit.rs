@@ -56,6 +56,21 @@ pub fn names() -> impl Iterator<Item = &'static str> {
         .chain(std::iter::once("sftp"))
 }
 
+/// A counter for [`AuditEvent::seq`]: starts at the current Unix
+/// nanoseconds (given by the caller), so it keeps growing across restarts.
+#[derive(Debug)]
+pub struct Sequence(std::sync::atomic::AtomicU64);
+
+impl Sequence {
+    pub fn starting_at(unix_nanos: u64) -> Self {
+        Sequence(std::sync::atomic::AtomicU64::new(unix_nanos))
+    }
+
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -63,6 +78,10 @@ pub struct AuditEvent {
     pub id: String,
     /// Unix milliseconds.
     pub time: i64,
+    /// Orders the events of one emitter within a millisecond (a counter
+    /// that only grows, also across restarts).
+    #[serde(default)]
+    pub seq: u64,
     pub event: String,
     pub code: String,
     pub cluster: String,
@@ -94,6 +113,7 @@ impl AuditEvent {
         AuditEvent {
             id,
             time,
+            seq: 0,
             event: event.to_string(),
             code,
             cluster: cluster.to_string(),
@@ -185,7 +205,7 @@ impl AuditQuery {
     /// The matches among `events` (in time order), newest `limit` kept.
     pub fn apply(&self, events: impl IntoIterator<Item = AuditEvent>) -> Vec<AuditEvent> {
         let mut out: Vec<AuditEvent> = events.into_iter().filter(|e| self.matches(e)).collect();
-        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        out.sort_by(|a, b| (a.time, a.seq, &a.id).cmp(&(b.time, b.seq, &b.id)));
         if let Some(limit) = self.limit
             && out.len() > limit
         {

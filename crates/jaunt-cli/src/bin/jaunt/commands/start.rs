@@ -50,6 +50,18 @@ fn has_port(addr: &str) -> bool {
     }
 }
 
+/// Every relayed session holds descriptors (two at the proxy, a socket and
+/// three pipes at the node): lift the soft open-file limit to the hard one.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+    }
+}
+
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let (mut config, public_given) = load(&args)?;
     tracing_subscriber::fmt()
@@ -63,6 +75,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

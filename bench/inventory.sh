@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Inventory scale: simulated nodes (`jaunt-bench inventory`, many in one
+# process) join through the real join protocol and heartbeat through the
+# real heartbeat protocol (each with its own node certificate); for each
+# total in COUNTS: the time to join them, then, after two heartbeat
+# rounds, auth+proxy RSS and CPU, and `jsh ls` / `jsh ls env=prod` times
+# (median of 5). Run as root; 127.0.0.1 only; every process is stopped by PID.
+#
+#   COUNTS="10000 50000" bench/inventory.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNTS=${COUNTS:-10000 50000}
+. bench/lib.sh
+rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+ls_ms() {  # median of 5 runs of jsh ls ARGS, in ms
+  for _ in 1 2 3 4 5; do timed "$bin/jsh" ls "$@"; done | sort -n | awk '{a[NR]=$1*1000} END {printf "%.0f", a[3]}'
+}
+
+echo "$(machine)"
+echo "before: auth+proxy RSS $(rss_mib "$auth_pid") MiB"
+token=$("$bin/jctl" --data-dir "$work/auth" tokens add --type=node --ttl=24h | awk '/invite token/ {print $4}')
+have=0
+for total in $COUNTS; do
+  add=$((total - have))
+  out="$work/inventory.$total"
+  t0=$(date +%s.%N)
+  "$bin/jaunt-bench" inventory --proxy "127.0.0.1:$proxy_port" --ca-pin "$pin" --token "$token" \
+    --count "$add" >"$out" 2>"$out.err" &
+  pids+=($!)
+  while :; do
+    sleep 2
+    joined=$(tail -1 "$out" 2>/dev/null | awk '{print $4}')
+    [ "${joined:-0}" -ge "$add" ] && break
+    if [ "$(echo "$(date +%s.%N) - $t0 > 3600" | bc)" = 1 ]; then echo "bench: joins did not finish"; tail -3 "$out" "$out.err"; exit 1; fi
+  done
+  t1=$(date +%s.%N)
+  have=$total
+  sleep 35   # two heartbeat rounds (every 15 s by default)
+  c0=$(cpu_ticks "$auth_pid"); s0=$(tail -1 "$out" | awk '{print $6}'); sleep 15
+  c1=$(cpu_ticks "$auth_pid"); s1=$(tail -1 "$out" | awk '{print $6}')
+  errors=$(tail -1 "$out" | awk '{print $8}')
+  echo "nodes=$total joined $add in $(echo "$t1 - $t0" | bc -l | xargs printf '%.0f') s; auth+proxy RSS $(rss_mib "$auth_pid") MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core), heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
+done

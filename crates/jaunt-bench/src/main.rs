@@ -1,0 +1,330 @@
+//! `jaunt-bench`: load generators for bench/*.sh, built on the same client
+//! code as `jsh` (russh with the login's certificate through the proxy) and
+//! the nodes' real join and heartbeat protocol.
+//!
+//! - `sessions`: exec sessions (`true`) as fast as they complete, from N
+//!   concurrent workers, each on a new connection; prints sessions/s.
+//! - `idle`: opens N sessions (`sleep`) and holds them until stdin closes.
+//! - `inventory`: joins N simulated nodes and heartbeats them for ever.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jaunt_client::home::Home;
+use jaunt_client::login::logged_in_client;
+use russh::ChannelMsg;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sessions per second: each worker connects, runs `true`, disconnects.
+    Sessions {
+        /// login@node
+        target: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Opens COUNT sessions running `sleep` and holds them until stdin
+    /// closes (prints "ready" when all are open).
+    Idle {
+        target: String,
+        #[arg(long)]
+        count: usize,
+    },
+    /// Joins COUNT simulated nodes with TOKEN and heartbeats them.
+    Inventory {
+        /// host:port of the proxy
+        #[arg(long)]
+        proxy: String,
+        #[arg(long)]
+        ca_pin: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        count: usize,
+        /// Joins in flight at once.
+        #[arg(long, default_value_t = 32)]
+        parallel: usize,
+    },
+}
+
+/// One session: connect through the proxy, authenticate, run `command`.
+async fn session(
+    home: &Home,
+    profile: &jaunt_client::profile::Profile,
+    client: &jaunt_client::api::ApiClient,
+    target: &str,
+    command: &str,
+    hold: Option<&tokio::sync::Notify>,
+) -> anyhow::Result<()> {
+    let (login, host) = target.split_once('@').context("the target is login@node")?;
+    let handle = jaunt_client::ssh::connect(home, profile, client, login, host, None, None).await?;
+    let mut channel = handle.channel_open_session().await?;
+    channel.exec(true, command).await?;
+    if let Some(hold) = hold {
+        hold.notified().await;
+        return Ok(());
+    }
+    while let Some(msg) = channel.wait().await {
+        if let ChannelMsg::ExitStatus { exit_status } = msg {
+            anyhow::ensure!(exit_status == 0, "exit status {exit_status}");
+        }
+    }
+    handle
+        .disconnect(russh::Disconnect::ByApplication, "", "")
+        .await?;
+    Ok(())
+}
+
+async fn sessions(target: String, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    let home = Arc::new(Home::from_env()?);
+    let (profile, client) = logged_in_client(&home, None)?;
+    let (profile, client) = (Arc::new(profile), Arc::new(client));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (home, profile, client, target) = (
+            home.clone(),
+            profile.clone(),
+            client.clone(),
+            target.clone(),
+        );
+        let (done, failed) = (done.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                match session(&home, &profile, &client, &target, "true", None).await {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        eprintln!("session failed: {e:#}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "sessions {n} failed {} seconds {secs:.1} rate {:.1}",
+        failed.load(Ordering::Relaxed),
+        n as f64 / secs
+    );
+    Ok(())
+}
+
+async fn idle(target: String, count: usize) -> anyhow::Result<()> {
+    let home = Arc::new(Home::from_env()?);
+    let (profile, client) = logged_in_client(&home, None)?;
+    let (profile, client) = (Arc::new(profile), Arc::new(client));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let opened = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let (home, profile, client, target) = (
+            home.clone(),
+            profile.clone(),
+            client.clone(),
+            target.clone(),
+        );
+        let (release, opened, gate) = (release.clone(), opened.clone(), gate.clone());
+        held.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            let home2 = home.clone();
+            let result = async {
+                let (login, host) = target.split_once('@').context("login@node")?;
+                let handle =
+                    jaunt_client::ssh::connect(&home2, &profile, &client, login, host, None, None)
+                        .await?;
+                let channel = handle.channel_open_session().await?;
+                channel.exec(true, "sleep 86400").await?;
+                drop(permit);
+                opened.add_permits(1);
+                release.notified().await;
+                drop(channel);
+                drop(handle);
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                eprintln!("idle session failed: {e:#}");
+                opened.add_permits(1);
+            }
+        }));
+    }
+    let _ = opened.acquire_many(count as u32).await?;
+    println!("ready {count}");
+    // Hold until stdin closes.
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    release.notify_waiters();
+    Ok(())
+}
+
+async fn inventory(
+    proxy: String,
+    ca_pin: String,
+    token: String,
+    count: usize,
+    parallel: usize,
+) -> anyhow::Result<()> {
+    use jaunt_client::api::{ApiClient, ClientCert, Trust};
+    use jaunt_types::api::*;
+    let trust = Trust {
+        ca_pin: Some(ca_pin.clone()),
+        ..Default::default()
+    };
+    let anon = Arc::new(ApiClient::new(&proxy, &trust, None)?);
+    let gate = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let joined = Arc::new(AtomicU64::new(0));
+    let beats = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    for i in 0..count {
+        let (anon, gate, token, proxy, ca_pin) = (
+            anon.clone(),
+            gate.clone(),
+            token.clone(),
+            proxy.clone(),
+            ca_pin.clone(),
+        );
+        let (joined, beats, errors) = (joined.clone(), beats.clone(), errors.clone());
+        tokio::spawn(async move {
+            let name = format!("sim-{i:05}");
+            let labels: jaunt_types::resources::Labels = [
+                (
+                    "env".to_string(),
+                    ["dev", "prod", "staging"][i % 3].to_string(),
+                ),
+                ("rack".to_string(), format!("r{}", i % 100)),
+            ]
+            .into();
+            let mut rng =
+                jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng);
+            let setup = async {
+                let _permit = gate.acquire().await?;
+                let key = jaunt_ca::ssh_key::PrivateKey::random(
+                    &mut rng,
+                    jaunt_ca::ssh_key::Algorithm::Ed25519,
+                )?;
+                let host_public_key = key.public_key().to_openssh()?;
+                let (csr, tls_key) = jaunt_ca::generate_client_csr(&name)?;
+                let resp: NodeJoinResponse = anon
+                    .post(
+                        PATH_NODE_JOIN,
+                        &NodeJoinRequest {
+                            token: jaunt_types::Secret::new(token),
+                            name: name.clone(),
+                            labels: labels.clone(),
+                            addr: None,
+                            host_public_key: host_public_key.clone(),
+                            tls_csr_pem: csr,
+                        },
+                    )
+                    .await?;
+                let trust = Trust {
+                    ca_pin: Some(ca_pin),
+                    cluster_ca_pem: Some(resp.tls_ca_pem.clone()),
+                    insecure: false,
+                };
+                let api = ApiClient::new(
+                    &proxy,
+                    &trust,
+                    Some(&ClientCert {
+                        cert_pem: resp.tls_cert_pem.clone(),
+                        key_pem: tls_key.expose().clone(),
+                    }),
+                )?;
+                let valid_before =
+                    jaunt_ca::ssh_key::Certificate::from_openssh(resp.host_cert.trim())?
+                        .valid_before();
+                anyhow::Ok((api, host_public_key, valid_before))
+            };
+            let (api, host_public_key, valid_before) = match setup.await {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("{name}: join failed: {e:#}");
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            joined.fetch_add(1, Ordering::Relaxed);
+            let mut every = Duration::from_secs(5);
+            loop {
+                let beat: Result<HeartbeatResponse, _> = api
+                    .post(
+                        PATH_NODE_HEARTBEAT,
+                        &HeartbeatRequest {
+                            name: name.clone(),
+                            labels: labels.clone(),
+                            addr: None,
+                            host_public_key: host_public_key.clone(),
+                            host_cert_valid_before: valid_before,
+                            tls_csr_pem: None,
+                        },
+                    )
+                    .await;
+                match beat {
+                    Ok(r) => {
+                        beats.fetch_add(1, Ordering::Relaxed);
+                        every = Duration::from_secs(r.heartbeat_secs.max(1));
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+    // A progress line every 5 s: joined nodes, heartbeats, errors.
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!(
+            "t {:.0}s joined {} heartbeats {} errors {}",
+            start.elapsed().as_secs_f64(),
+            joined.load(Ordering::Relaxed),
+            beats.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Sessions {
+                target,
+                concurrency,
+                seconds,
+            } => sessions(target, concurrency, seconds).await,
+            Command::Idle { target, count } => idle(target, count).await,
+            Command::Inventory {
+                proxy,
+                ca_pin,
+                token,
+                count,
+                parallel,
+            } => inventory(proxy, ca_pin, token, count, parallel).await,
+        }
+    })
+}
