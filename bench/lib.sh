@@ -18,6 +18,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 useradd -m -s /bin/bash "$user"
 # Without PAM, sshd refuses a locked account ('!' password) even for keys.
 usermod -p '*' "$user"

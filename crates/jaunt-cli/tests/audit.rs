@@ -175,26 +175,7 @@ fn sessions_are_audited_recorded_and_listed() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = dir.path().join("up.bin");
     std::fs::write(&src, vec![7u8; 300_000]).expect("write");
-    let batch = dir.path().join("batch");
-    let back = dir.path().join("back.bin");
-    std::fs::write(
-        &batch,
-        format!(
-            "put {} audited.bin\nget audited.bin {}\n",
-            src.display(),
-            back.display()
-        ),
-    )
-    .expect("batch");
-    run(
-        putty_tool(
-            &s,
-            "psftp",
-            &["-batch", "-load", &name, "-b", &batch.display().to_string()],
-        ),
-        "",
-    )
-    .ok();
+    psftp_round_trip(&s, &name, &src, "audited.bin", &dir.path().join("back.bin"));
     let sftp = eventually("sftp read and write", Duration::from_secs(20), || {
         let events = audit(&s.c, &["--type=sftp"]);
         let has = |action: &str| {

@@ -60,25 +60,7 @@ fn saved_sessions_work_with_plink_psftp_and_pscp() {
             .collect();
         std::fs::write(&src, &bytes).expect("write");
         let back = dir.path().join("back.bin");
-        let batch = dir.path().join("batch");
-        std::fs::write(
-            &batch,
-            format!(
-                "put {} p-{node}.bin\nget p-{node}.bin {}\n",
-                src.display(),
-                back.display()
-            ),
-        )
-        .expect("batch");
-        run(
-            putty_tool(
-                &s,
-                "psftp",
-                &["-batch", "-load", &name, "-b", &batch.display().to_string()],
-            ),
-            "",
-        )
-        .ok();
+        psftp_round_trip(&s, &name, &src, &format!("p-{node}.bin"), &back);
         assert_eq!(
             sha256_of(&back),
             sha256_of(&src),

@@ -654,3 +654,33 @@ pub fn read_until(child: &mut Child, want: &str) -> Vec<String> {
         }
     }
 }
+
+/// psftp with a saved session: uploads `src` as `remote`, then downloads it
+/// to `back`.
+pub fn psftp_round_trip(s: &Setup, session: &str, src: &Path, remote: &str, back: &Path) {
+    let batch = back.with_extension("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {remote}\nget {remote} {}\n",
+            src.display(),
+            back.display()
+        ),
+    )
+    .expect("batch");
+    run(
+        putty_tool(
+            s,
+            "psftp",
+            &[
+                "-batch",
+                "-load",
+                session,
+                "-b",
+                &batch.display().to_string(),
+            ],
+        ),
+        "",
+    )
+    .ok();
+}
