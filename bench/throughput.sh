@@ -18,6 +18,8 @@ TOOLS=${TOOLS:-scp sftp psftp cat}
 . bench/lib.sh
 
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$work/file"
+# Downloads read this copy, whichever tools run.
+install -o "$user" -g "$user" -m 644 "$work/file" "/home/$user/bench.bin"
 # psftp batch files: put or get the bench file.
 printf 'put %s bench.bin\n' "$work/file" >"$work/psftp-up"
 printf 'get bench.bin %s\n' "$work/back" >"$work/psftp-down"
