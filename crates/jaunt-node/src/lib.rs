@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod agent_forward;
 pub mod audit;
+pub mod context;
 pub mod os;
 pub mod recording;
 pub mod server;

@@ -2,142 +2,22 @@
 //! certificates from this cluster's user CA that their roles allow for the
 //! requested login here, then runs session channels as that OS user.
 
+pub use crate::context::{NodeContext, end_interrupted_sessions};
 use crate::os;
 use crate::session::{self, Exit, Input, Launch, Observers, PtyRequest, SessionInfo};
 use crate::sftp::SftpRecord;
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
-use jaunt_client::api::ApiClient;
-use jaunt_types::api::{
-    Ack, AuthorizeRequest, AuthorizeResponse, NodeSessionsRequest, PATH_NODE_AUTHORIZE,
-    PATH_NODE_SESSIONS, RecordingMode,
-};
+use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse, PATH_NODE_AUTHORIZE, RecordingMode};
 use jaunt_types::audit::{ActiveSession, AuditEvent, RecordingMeta};
 use russh::keys::PublicKey;
 use russh::server::{Auth, Handler, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
-
-/// What every connection of this node shares.
-pub struct NodeContext {
-    pub cluster: String,
-    pub uuid: String,
-    pub proxy_addr: String,
-    /// This cluster's user CA keys, refreshed by heartbeats.
-    pub user_cas: RwLock<Vec<jaunt_ca::ssh_key::public::KeyData>>,
-    /// The API client with this node's certificate.
-    pub api: RwLock<ApiClient>,
-    /// The `jaunt` binary, run as `jaunt sftp-server` for the sftp subsystem.
-    pub sftp_helper: Option<std::path::PathBuf>,
-    pub nodename: String,
-    pub audit: crate::audit::AuditLog,
-    pub spool: crate::recording::Spool,
-    /// The cluster's recording mode, from the last heartbeat.
-    pub recording: RwLock<RecordingMode>,
-    /// Running sessions by ID, reported to auth.
-    pub active: Mutex<HashMap<String, ActiveSession>>,
-    pub sessions_changed: Notify,
-    /// One marker file per running session (`<data_dir>/running`).
-    pub running_dir: std::path::PathBuf,
-}
-
-/// What a running session leaves on disk.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RunningMarker {
-    session: ActiveSession,
-    template: AuditEvent,
-}
-
-/// Ends the sessions a previous run of the node left running (it was
-/// killed): each gets its `session.end`, marked as cut.
-pub fn end_interrupted_sessions(ctx: &NodeContext) {
-    let Ok(entries) = std::fs::read_dir(&ctx.running_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let marker = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<RunningMarker>(&b).ok());
-        if let Some(m) = marker {
-            let e = ctx
-                .audit
-                .like(&m.template, "session.end", false)
-                .with("kind", m.session.kind)
-                .with("participants", vec![m.session.user])
-                .with("reason", "the node stopped while the session ran");
-            if ctx.audit.emit(&e).is_err() {
-                continue;
-            }
-            tracing::info!(session = %m.session.id, "ended a session cut by the node's stop");
-        }
-        let _ = std::fs::remove_file(&path);
-    }
-}
-
-impl NodeContext {
-    pub fn api_client(&self) -> Option<ApiClient> {
-        self.api.read().ok().map(|a| a.clone())
-    }
-
-    pub fn recording_mode(&self) -> RecordingMode {
-        self.recording.read().map(|m| *m).unwrap_or_default()
-    }
-
-    fn session_started(&self, s: ActiveSession, template: &AuditEvent) {
-        // Left on disk while the session runs: a node killed meanwhile
-        // writes the session's end when it starts again.
-        let marker = RunningMarker {
-            session: s.clone(),
-            template: template.clone(),
-        };
-        if let Err(e) = serde_json::to_vec(&marker)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(self.running_dir.join(format!("{}.json", s.id)), b))
-        {
-            tracing::warn!(error = %e, "cannot mark the session as running");
-        }
-        if let Ok(mut a) = self.active.lock() {
-            a.insert(s.id.clone(), s);
-        }
-        self.sessions_changed.notify_one();
-    }
-
-    fn session_ended(&self, id: &str) {
-        let _ = std::fs::remove_file(self.running_dir.join(format!("{id}.json")));
-        if let Ok(mut a) = self.active.lock() {
-            a.remove(id);
-        }
-        self.sessions_changed.notify_one();
-    }
-
-    /// Tells auth the running sessions whenever they change, and every
-    /// `every` besides, so they stay listed while they run (auth drops the
-    /// list of a node that stops telling).
-    pub async fn report_sessions_forever(&self, every: Duration) {
-        loop {
-            let _ = tokio::time::timeout(every, self.sessions_changed.notified()).await;
-            let sessions: Vec<ActiveSession> = self
-                .active
-                .lock()
-                .map(|a| a.values().cloned().collect())
-                .unwrap_or_default();
-            let Some(api) = self.api_client() else {
-                continue;
-            };
-            let sent: Result<Ack, _> = api
-                .post(PATH_NODE_SESSIONS, &NodeSessionsRequest { sessions })
-                .await;
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "cannot report running sessions");
-            }
-        }
-    }
-}
+use tokio::sync::mpsc;
 
 /// Why a node-sync session ends, as the user sees it.
 fn sync_failure(reason: &str) -> String {
