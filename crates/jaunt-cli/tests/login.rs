@@ -295,6 +295,50 @@ fn short_certificates_expire_and_say_how_to_log_in_again() {
 }
 
 #[test]
+fn a_resumed_tls_session_does_not_outlive_its_certificate() {
+    use jaunt_client::api::{ApiClient, Trust};
+    use jaunt_types::api::{ALPN_HTTP, PATH_WHOAMI, WhoAmIResponse};
+    let c = Cluster::start(Options::default());
+    let home = c.signed_up("fay", "fay");
+    c.login(&home, "fay", &["--ttl=3s"], &format!("{PASSWORD}\n"))
+        .ok();
+    let jhome = jaunt_client::home::Home::new(home.join(".jsh"));
+    let profile = jaunt_client::login::active_profile(&jhome, None).expect("profile");
+    let cert = jaunt_client::login::client_cert(&jhome, &profile).expect("cert");
+    let trust = Trust {
+        ca_pin: Some(c.ca_pin.clone()),
+        ..Default::default()
+    };
+    // One client, as a long-lived process (a node) keeps: its later
+    // connections resume the first one's TLS session.
+    let api = ApiClient::new(&c.proxy, &trust, Some(&cert)).expect("client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let who: WhoAmIResponse = rt.block_on(api.get(PATH_WHOAMI)).expect("whoami");
+    assert_eq!(who.user, "fay");
+    let resumed = rt.block_on(api.connect(ALPN_HTTP)).expect("connect");
+    assert_eq!(
+        resumed.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed),
+        "the second connection resumes"
+    );
+    drop(resumed);
+    eventually("the certificate to expire", Duration::from_secs(20), || {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+        (now > profile.valid_until + 1).then_some(())
+    });
+    let err = rt
+        .block_on(api.get::<WhoAmIResponse>(PATH_WHOAMI))
+        .expect_err("an expired certificate, even on a resumed session");
+    assert!(
+        err.to_string().contains("needs the client certificate"),
+        "{err}"
+    );
+}
+
+#[test]
 fn signup_refuses_short_passwords_and_bad_tokens() {
     let c = Cluster::start(Options::default());
     let token = c.add_user("erin", "erin");

@@ -102,10 +102,17 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
         }
     };
     let (_, conn) = tls.get_ref();
+    // A resumed TLS session carries the certificate of its first handshake,
+    // which is not verified again: one that has expired since counts as none.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(i64::MAX);
     let client_cert = conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .map(|c| c.clone().into_owned());
+        .map(|c| c.clone().into_owned())
+        .filter(|c| jaunt_ca::client_identity(c).is_ok_and(|id| id.not_after >= now));
     match protocol_of(conn.alpn_protocol()) {
         Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, ctx.router).await,
         Some(Protocol::Ssh) => relay::serve(tls, peer, client_cert, &ctx.auth, &ctx.tunnels).await,

@@ -66,6 +66,10 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
+    // Stateless session tickets: nodes' heartbeats and authorization calls,
+    // and a client's repeated connections, resume instead of repeating the
+    // full handshake (the certificate's expiry is re-checked on each use).
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.alpn_protocols = [
         jaunt_types::api::ALPN_HTTP,
         jaunt_types::api::ALPN_SSH,
