@@ -210,6 +210,9 @@ fn sessions_are_audited_recorded_and_listed() {
             .find(|e| e["login"] == "root")
     });
     assert_eq!(refused["code"], "T3007W");
+    // A refused certificate's user is only a claim: not recorded as `user`.
+    assert!(refused.get("user").is_none(), "{refused}");
+    assert_eq!(refused["fields"]["cert_key_id"], "alice");
     assert_eq!(refused["success"], false);
     assert!(
         refused["fields"]["reason"]

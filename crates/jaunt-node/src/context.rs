@@ -108,6 +108,8 @@ impl NodeContext {
     /// `every` besides, so they stay listed while they run (auth drops the
     /// list of a node that stops telling).
     pub async fn report_sessions_forever(&self, every: Duration) {
+        // An idle node says "none" once, not at every heartbeat.
+        let mut reported_none = false;
         loop {
             let _ = tokio::time::timeout(every, self.sessions_changed.notified()).await;
             let sessions: Vec<ActiveSession> = self
@@ -115,14 +117,19 @@ impl NodeContext {
                 .lock()
                 .map(|a| a.values().cloned().collect())
                 .unwrap_or_default();
+            if sessions.is_empty() && reported_none {
+                continue;
+            }
             let Some(api) = self.api_client() else {
                 continue;
             };
+            let none = sessions.is_empty();
             let sent: Result<Ack, _> = api
                 .post(PATH_NODE_SESSIONS, &NodeSessionsRequest { sessions })
                 .await;
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "cannot report running sessions");
+            match sent {
+                Ok(_) => reported_none = none,
+                Err(e) => tracing::debug!(error = %e, "cannot report running sessions"),
             }
         }
     }

@@ -490,8 +490,15 @@ impl Handler for Connection {
         let identity = match check_user_cert(cert, &check) {
             Ok(id) => id,
             Err(refusal) => {
-                let user = cert.key_id().to_string();
-                return Ok(self.refuse_audited(login, Some(&user), &refusal.to_string()));
+                // The certificate was refused, so its key ID (the user it
+                // names) is only a claim: recorded as such, not as `user`.
+                let mut e = self
+                    .event("auth", false)
+                    .with("reason", refusal.to_string())
+                    .with("cert_key_id", cert.key_id());
+                e.login = Some(login.to_string());
+                self.ctx.audit.record(&e);
+                return Ok(self.refuse(login, &refusal.to_string()));
             }
         };
         let authz = match self.authorize(&identity.user, login).await {
