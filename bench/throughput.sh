@@ -2,7 +2,8 @@
 # Throughput of a large file copy, Jaunt against OpenSSH on this machine, in
 # one run: OpenSSH scp and sftp, PuTTY psftp, and raw bytes through an exec
 # channel (ssh HOST 'cat > /dev/null' < file, which leaves the SFTP server
-# out). Setups (bench/lib.sh): (a) direct-sshd, (b) proxyjump through a
+# out), and `jsh ssh` doing the same (tool "jsh", against OpenSSH's ssh to
+# (a)). Setups (bench/lib.sh): (a) direct-sshd, (b) proxyjump through a
 # second sshd, (c) jaunt-direct, (d) jaunt-tunnel, and node-only (OpenSSH
 # straight to the Jaunt node, a diagnostic). Uploads and downloads, RUNS
 # times each; prints MiB/s and the ratio to (a). Run as root (it creates a
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-5}
-TOOLS=${TOOLS:-scp sftp psftp cat}
+TOOLS=${TOOLS:-scp sftp psftp cat jsh}
 . bench/lib.sh
 
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$work/file"
@@ -32,6 +33,8 @@ for dir in up down; do
   for setup in $SETUPS; do
     [ "$tool" = psftp ] && [ "$setup" = proxyjump ] && continue   # plink has no ProxyJump
     [ "$tool" = psftp ] && [ "$setup" = node-only ] && continue
+    # jsh: `jsh ssh` (its own SSH client) against OpenSSH's ssh to (a).
+    [ "$tool" = jsh ] && { [ "$setup" = proxyjump ] || [ "$setup" = node-only ]; } && continue
     rates=()
     for _ in $(seq 1 "$RUNS"); do
       case $setup in
@@ -55,6 +58,12 @@ for dir in up down; do
         psftp-down) s=$(timed psftp "${putty[@]}" -b "$work/psftp-down") || exit 1 ;;
         cat-up) s=$(timed ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1 ;;
         cat-down) s=$(timed ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1 ;;
+        jsh-up)
+          if [ "$setup" = direct-sshd ]; then s=$(timed ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1
+          else s=$(timed "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file") || exit 1; fi ;;
+        jsh-down)
+          if [ "$setup" = direct-sshd ]; then s=$(timed ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1
+          else s=$(timed "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin") || exit 1; fi ;;
       esac
       rates+=("$(echo "$SIZE_MIB / $s" | bc -l)")
     done
@@ -62,7 +71,7 @@ for dir in up down; do
   done
 done
 done
-cmp "$work/file" "$work/back"
+if [ -f "$work/back" ]; then cmp "$work/file" "$work/back"; fi
 
 echo "$(machine); file ${SIZE_MIB} MiB; ${RUNS} runs"
 printf '%-5s %-6s %-14s %28s %8s\n' tool dir setup "MiB/s median (min/max)" ratio

@@ -229,9 +229,14 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         let input = {
             let writer = writer.clone();
             tokio::spawn(async move {
-                let mut stdin = tokio::io::stdin();
+                // Large reads for bulk input (a file or a pipe); a terminal
+                // still hands over each keystroke as it comes.
+                let mut stdin = tokio::io::BufReader::with_capacity(
+                    256 * 1024,
+                    jaunt_client::stdio::stdin(),
+                );
                 let mut to_node = writer.make_writer();
-                let _ = tokio::io::copy(&mut stdin, &mut to_node).await;
+                let _ = tokio::io::copy_buf(&mut stdin, &mut to_node).await;
                 let _ = to_node.flush().await;
                 let _ = writer.eof().await;
             })
@@ -247,7 +252,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
                 }
             })
         };
-        let mut stdout = tokio::io::stdout();
+        let mut stdout = jaunt_client::stdio::stdout();
         let mut stderr = tokio::io::stderr();
         let mut code: Option<i32> = None;
         while let Some(msg) = reader.wait().await {
