@@ -2,6 +2,10 @@
 //! every read and write to a blocking thread; when they are pipes (as
 //! OpenSSH's ProxyCommand, PuTTY's local proxy and the node's helpers make
 //! them) they are used directly with non-blocking I/O instead.
+//!
+//! Only for processes whose stdio pipes are their own (`jsh proxy ssh`, the
+//! node's helpers): the pipes are left non-blocking, which would surprise
+//! another process sharing them (a shell pipeline around `jsh ssh`).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 

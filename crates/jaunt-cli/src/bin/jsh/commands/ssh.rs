@@ -230,11 +230,10 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
             let writer = writer.clone();
             tokio::spawn(async move {
                 // Large reads for bulk input (a file or a pipe); a terminal
-                // still hands over each keystroke as it comes.
-                let mut stdin = tokio::io::BufReader::with_capacity(
-                    256 * 1024,
-                    jaunt_client::stdio::stdin(),
-                );
+                // still hands over each keystroke as it comes. Not the
+                // non-blocking pipes of jaunt_client::stdio: these may be the
+                // user's shell pipes, shared with other processes.
+                let mut stdin = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
                 let mut to_node = writer.make_writer();
                 let _ = tokio::io::copy_buf(&mut stdin, &mut to_node).await;
                 let _ = to_node.flush().await;
@@ -252,7 +251,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
                 }
             })
         };
-        let mut stdout = jaunt_client::stdio::stdout();
+        let mut stdout = tokio::io::stdout();
         let mut stderr = tokio::io::stderr();
         let mut code: Option<i32> = None;
         while let Some(msg) = reader.wait().await {
