@@ -83,7 +83,10 @@ impl AuthServer {
     }
 
     /// Stores a piece of a recording from node `uuid`; returns the size
-    /// auth now holds. A piece auth already has is accepted again (a retry).
+    /// auth now holds. Each new piece is its own record (keyed by offset),
+    /// so appending never rewrites what is held; the metadata's size,
+    /// updated with compare-and-swap, says how much of it counts. A piece
+    /// auth already has is accepted again (a retry).
     pub async fn put_recording(&self, uuid: &str, up: RecordingUpload) -> Result<u64, AuthError> {
         check_id(&up.meta.session_id)?;
         let node = self
@@ -91,21 +94,16 @@ impl AuthServer {
             .await?
             .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         let id = up.meta.session_id.clone();
-        let data_key = format!("{REC_DATA}{id}");
         let meta_key = format!("{REC_META}{id}");
-        if let Some(meta) = self.store.get::<RecordingMeta>(&meta_key).await?
-            && meta.value.node != node.name
+        let held = self.store.get::<RecordingMeta>(&meta_key).await?;
+        if let Some(h) = &held
+            && h.value.node != node.name
         {
             return Err(AuthError::AccessDenied(
                 "this recording belongs to another node".into(),
             ));
         }
-        let held = self.store.get::<String>(&data_key).await?;
-        let (mut text, revision) = match held {
-            Some(v) => (v.value, Some(v.revision)),
-            None => (String::new(), None),
-        };
-        let have = text.len() as u64;
+        let have = held.as_ref().map_or(0, |h| h.value.size);
         let end = up.offset + up.data.len() as u64;
         if up.offset > have {
             return Err(AuthError::BadRequest(format!(
@@ -113,31 +111,42 @@ impl AuthServer {
                 up.offset
             )));
         }
+        if end > MAX_RECORDING {
+            return Err(AuthError::BadRequest(format!(
+                "recording {id} is larger than {MAX_RECORDING} bytes"
+            )));
+        }
         if end > have {
-            if end > MAX_RECORDING {
-                return Err(AuthError::BadRequest(format!(
-                    "recording {id} is larger than {MAX_RECORDING} bytes"
-                )));
-            }
-            let skip = (have - up.offset) as usize;
-            let Some(new) = up.data.get(skip..) else {
+            let Some(new) = up.data.get((have - up.offset) as usize..) else {
                 return Err(AuthError::BadRequest(
                     "a recording piece must start on a character boundary".into(),
                 ));
             };
-            text.push_str(new);
-            match revision {
-                Some(r) => self.store.update_if(&data_key, r, &text, None).await?,
-                None => self.store.create(&data_key, &text, None).await?,
-            };
+            // Put, not create: a piece whose metadata update failed is
+            // written again by the retry (the one node that owns a
+            // recording sends the same bytes for the same offset).
+            self.store
+                .put(
+                    &format!("{REC_DATA}{id}/{have:020}"),
+                    &new.to_string(),
+                    None,
+                )
+                .await?;
         }
         let mut meta = up.meta;
         meta.node = node.name;
-        meta.size = text.len() as u64;
+        meta.size = end.max(have);
         if !up.complete {
             meta.end = None;
         }
-        self.store.put(&meta_key, &meta, None).await?;
+        match held {
+            Some(h) => {
+                self.store
+                    .update_if(&meta_key, h.revision, &meta, None)
+                    .await?
+            }
+            None => self.store.create(&meta_key, &meta, None).await?,
+        };
         Ok(meta.size)
     }
 
@@ -179,12 +188,24 @@ impl AuthServer {
         if meta.user != user && !self.may(user, "recording").await? {
             return Err(missing());
         }
-        let data = self
+        // Pieces in offset order (the keys sort so), up to the size the
+        // metadata vouches for.
+        let mut data = String::with_capacity(meta.size as usize);
+        for piece in self
             .store
-            .get::<String>(&format!("{REC_DATA}{id}"))
+            .list::<String>(&format!("{REC_DATA}{id}/"))
             .await?
-            .ok_or_else(missing)?
-            .value;
+        {
+            if data.len() as u64 >= meta.size {
+                break;
+            }
+            data.push_str(&piece.value);
+        }
+        if data.len() as u64 > meta.size
+            && let Some(cut) = data.get(..meta.size as usize)
+        {
+            data = cut.to_string();
+        }
         Ok((meta, data))
     }
 }

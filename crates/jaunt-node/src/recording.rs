@@ -144,8 +144,8 @@ impl Spool {
         self.wake.notify_one();
     }
 
-    /// Sends the recording from byte `from` on; returns the bytes sent in
-    /// total. With `complete`, the text is cut after its last whole line
+    /// Sends the recording from byte `from` on; returns the bytes auth
+    /// then has. With `complete`, the text is cut after its last whole line
     /// (a killed node may have left half of one) and the end is stamped.
     pub async fn send(
         &self,
@@ -157,7 +157,17 @@ impl Spool {
         let meta: RecordingMeta =
             serde_json::from_slice(&std::fs::read(self.meta_path(id)).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
-        let bytes = std::fs::read(self.cast_path(id)).map_err(|e| e.to_string())?;
+        // Only what follows `from` (node-sync sends every quarter second;
+        // the file is append-only and `from` ends a line).
+        let bytes = {
+            use std::io::{Read, Seek};
+            let mut file = std::fs::File::open(self.cast_path(id)).map_err(|e| e.to_string())?;
+            file.seek(std::io::SeekFrom::Start(from))
+                .map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            bytes
+        };
         let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let text = String::from_utf8_lossy(&bytes[..whole]).into_owned();
         let end = std::fs::metadata(self.cast_path(id))
@@ -165,7 +175,7 @@ impl Spool {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
-        let mut offset = (from as usize).min(text.len());
+        let mut offset = 0;
         loop {
             let mut stop = (offset + PIECE).min(text.len());
             while !text.is_char_boundary(stop) {
@@ -179,7 +189,7 @@ impl Spool {
                     PATH_NODE_RECORDING,
                     &RecordingUpload {
                         meta: m,
-                        offset: offset as u64,
+                        offset: from + offset as u64,
                         data: text[offset..stop].to_string(),
                         complete: complete && last,
                     },
@@ -188,7 +198,7 @@ impl Spool {
                 .map_err(|e| e.to_string())?;
             offset = stop;
             if last {
-                return Ok(offset as u64);
+                return Ok(from + offset as u64);
             }
         }
     }
