@@ -206,6 +206,9 @@ async fn start_auth(
             listener,
             auth.clone(),
             tls,
+            jaunt_proxy::Options {
+                raw_relay: config.raw_relay,
+            },
             stopped_signal(stopped.clone()),
         )));
     }

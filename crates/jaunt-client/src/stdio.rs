@@ -68,3 +68,33 @@ pub fn stdout() -> Writer {
     }
     Box::new(tokio::io::stdout())
 }
+
+/// Hands `socket` to the process at the other end of stdout, as OpenSSH's
+/// `ProxyUseFdpass yes` expects of its ProxyCommand: one byte with the
+/// descriptor attached (SCM_RIGHTS) on the socket pair ssh made our stdout.
+/// The connection is then ssh's own, and this process can exit.
+#[cfg(unix)]
+pub fn pass_to_parent(socket: std::net::TcpStream) -> std::io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    // As a freshly connected socket would be; ssh sets its own flags.
+    socket.set_nonblocking(false)?;
+    let fds = [socket.as_raw_fd()];
+    let byte = [0u8];
+    let sent = sendmsg::<()>(
+        std::io::stdout().as_raw_fd(),
+        &[std::io::IoSlice::new(&byte)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot pass the connection to ssh on stdout ({e}); --fdpass is only for OpenSSH's 'ProxyUseFdpass yes'"
+        ))
+    })?;
+    if sent != 1 {
+        return Err(std::io::Error::other("short write passing the connection"));
+    }
+    Ok(())
+}

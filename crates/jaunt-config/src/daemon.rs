@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub node_offline_after: Option<String>,
     /// Where sessions are recorded: node, node-sync or off.
     pub recording: Option<String>,
+    /// How the proxy relays SSH: raw or tls.
+    pub ssh_relay: Option<String>,
     pub log_level: Option<String>,
     /// Node: the join token (only needed for the first start).
     pub token: Option<String>,
@@ -87,6 +89,10 @@ pub struct Config {
     pub lockout_duration: Ttl,
     pub node_offline_after: Ttl,
     pub recording: jaunt_types::api::RecordingMode,
+    /// The proxy hands relayed SSH bytes to a plain TCP connection after
+    /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
+    /// TLS (`tls`).
+    pub raw_relay: bool,
     pub log_level: String,
     pub node: Option<NodeSettings>,
 }
@@ -128,6 +134,7 @@ impl FileConfig {
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
             recording: over.recording.or(self.recording),
+            ssh_relay: over.ssh_relay.or(self.ssh_relay),
             log_level: over.log_level.or(self.log_level),
             token: over.token.or(self.token),
             proxy: over.proxy.or(self.proxy),
@@ -348,6 +355,13 @@ impl Config {
             Some(text) => text.parse().map_err(|e| invalid("recording", e))?,
             None => Default::default(),
         };
+        let raw_relay = match s.ssh_relay.as_deref() {
+            None | Some("raw") => true,
+            Some("tls") => false,
+            Some(other) => {
+                return Err(invalid("ssh_relay", format!("{other:?}: use raw or tls")));
+            }
+        };
         if s.tls_cert_file.is_some() != s.tls_key_file.is_some() {
             return Err(invalid(
                 "tls_cert_file",
@@ -393,6 +407,7 @@ impl Config {
             lockout_duration,
             node_offline_after,
             recording,
+            raw_relay,
             log_level,
         })
     }
@@ -469,6 +484,14 @@ node_offline_after: {offline}
 # ended) or off.
 recording: {recording}
 
+# How the proxy relays SSH: raw (after the TLS request that routes and
+# authorizes it, the already encrypted SSH bytes travel on a plain TCP
+# connection of their own, which the proxy copies without a second layer
+# of encryption) or tls (they stay inside the TLS connection; for a proxy
+# behind a load balancer that sends each connection to another instance,
+# or one that only passes TLS).
+ssh_relay: {ssh_relay}
+
 # error, warn, info, debug or trace.
 log_level: {log}
 
@@ -510,6 +533,7 @@ advertise_addr: {advertise}
             .clone()
             .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
         recording = q(s.recording.as_deref().unwrap_or("node")),
+        ssh_relay = q(s.ssh_relay.as_deref().unwrap_or("raw")),
         log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
         token = opt(&s.token),
         proxy = opt(&s.proxy),

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 /// What `jaunt start --roles=node` is told.
@@ -357,45 +357,71 @@ async fn tunnel_once(ctx: &Arc<NodeContext>, config: &SharedConfig) -> Result<()
         .await
         .map_err(|e| NodeError::Join(e.to_string()))?;
     tracing::info!("reverse tunnel to the proxy is up");
+    // Raw data connections go to the proxy this control connection reached.
+    let proxy_addr = control
+        .get_ref()
+        .0
+        .peer_addr()
+        .map_err(|e| NodeError::Join(e.to_string()))?;
     let mut lines = BufReader::new(control).lines();
     while let Some(line) = lines
         .next_line()
         .await
         .map_err(|e| NodeError::Join(e.to_string()))?
     {
-        let Ok(serde_json::Value::Object(cmd)) = serde_json::from_str::<serde_json::Value>(&line)
-        else {
-            continue;
-        };
-        let Some(id) = cmd.get("dial").and_then(|v| v.as_u64()) else {
+        let Ok(dial) = serde_json::from_str::<TunnelDial>(&line) else {
             continue;
         };
         let api = api.clone();
         let ctx = ctx.clone();
         let config = config.clone();
         tokio::spawn(async move {
-            match api.connect(ALPN_TUNNEL).await {
-                Ok(mut data) => {
-                    if data
-                        .write_all(format!("{{\"data\":{id}}}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    let peer = data
-                        .get_ref()
-                        .0
-                        .peer_addr()
-                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            let opened = match &dial.ticket {
+                Some(ticket) => open_raw_data(proxy_addr, dial.dial, ticket)
+                    .await
+                    .map(|tcp| {
+                        let local = tcp.local_addr().unwrap_or(proxy_addr);
+                        serve_one(tcp, proxy_addr, local, ctx, &config);
+                    }),
+                None => open_tls_data(&api, dial.dial).await.map(|data| {
+                    let peer = data.get_ref().0.peer_addr().unwrap_or(proxy_addr);
                     let local = data.get_ref().0.local_addr().unwrap_or(peer);
                     serve_one(data, peer, local, ctx, &config);
-                }
-                Err(e) => tracing::warn!(error = %e, "tunnel data connection failed"),
+                }),
+            };
+            if let Err(e) = opened {
+                tracing::warn!(error = %e, "tunnel data connection failed");
             }
         });
     }
     Ok(())
+}
+
+/// A data connection inside TLS with the node's certificate.
+async fn open_tls_data(
+    api: &ApiClient,
+    id: u64,
+) -> Result<jaunt_client::relay::TlsRelay, NodeError> {
+    let mut data = api.connect(ALPN_TUNNEL).await?;
+    data.write_all(format!("{{\"data\":{id}}}\n").as_bytes())
+        .await
+        .map_err(|e| NodeError::Join(e.to_string()))?;
+    Ok(data)
+}
+
+/// A raw data connection: plain TCP that the proxy splices to the client's
+/// (SSH encrypts the session end to end); the ticket came on the control
+/// connection.
+async fn open_raw_data(proxy: SocketAddr, id: u64, ticket: &str) -> Result<TcpStream, NodeError> {
+    let io = |e: std::io::Error| NodeError::Join(format!("raw data connection: {e}"));
+    let mut tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(proxy))
+        .await
+        .map_err(|_| NodeError::Join("raw data connection: timed out".into()))?
+        .map_err(io)?;
+    let _ = tcp.set_nodelay(true);
+    let line = [TUNNEL_DATA_MAGIC, format!("{id} {ticket}\n").as_bytes()].concat();
+    tcp.write_all(&line).await.map_err(io)?;
+    Ok(tcp)
 }
 
 fn cert_valid_before(pem: &str) -> u64 {

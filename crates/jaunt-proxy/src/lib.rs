@@ -1,15 +1,20 @@
-//! The proxy: the cluster's one public port. Every connection is TLS; the
-//! ALPN protocol the client asks for decides what it is: the HTTPS JSON API
-//! for `jsh` and nodes (`http/1.1`, also the default when a client names
-//! none), a relayed SSH connection (`jaunt-ssh/1`), or a node's reverse
-//! tunnel (`jaunt-tunnel/1`).
+//! The proxy: the cluster's one public port. Every connection is TLS but
+//! one: the ALPN protocol the client asks for decides what it is: the HTTPS
+//! JSON API for `jsh` and nodes (`http/1.1`, also the default when a client
+//! names none), a relayed SSH connection (`jaunt-ssh/1`), or a node's
+//! reverse tunnel (`jaunt-tunnel/1`). The exception is a raw relay
+//! connection (`raw`), which redeems a ticket issued on a `jaunt-ssh/1`
+//! connection and then carries the SSH bytes as they are.
 //!
 //! Architecture Invariant: the proxy holds no keys of its own besides its
 //! TLS certificate; it asks the auth service for every decision.
 
 mod api;
 mod lines;
+mod raw;
 mod relay;
+#[cfg(target_os = "linux")]
+mod splice;
 mod tls;
 mod tunnel;
 
@@ -50,10 +55,12 @@ pub async fn serve(
     listener: TcpListener,
     auth: Arc<AuthServer>,
     tls: Arc<rustls::ServerConfig>,
+    options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let tunnels = Arc::new(tunnel::Tunnels::default());
+    let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay));
+    let tickets = options.raw_relay.then(|| Arc::new(raw::Tickets::default()));
     let router = api::router(auth.clone());
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
@@ -67,7 +74,7 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone() };
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone() };
                     connections.spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
@@ -86,10 +93,36 @@ struct Ctx {
     router: axum::Router,
     auth: Arc<AuthServer>,
     tunnels: Arc<tunnel::Tunnels>,
+    /// `None` when raw relays are turned off.
+    tickets: Option<Arc<raw::Tickets>>,
+}
+
+/// The proxy's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Grant raw relays (SSH bytes on a plain TCP connection after a TLS
+    /// dial request) to clients that ask; otherwise SSH stays inside TLS.
+    pub raw_relay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { raw_relay: true }
+    }
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let _ = stream.set_nodelay(true);
+    if let Some(tickets) = &ctx.tickets {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] == jaunt_types::api::RAW_RELAY_MAGIC[0] => {
+                return raw::serve(stream, peer, tickets, &ctx.tunnels).await;
+            }
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+    }
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -115,7 +148,17 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
         .filter(|c| jaunt_ca::client_identity(c).is_ok_and(|id| id.not_after >= now));
     match protocol_of(conn.alpn_protocol()) {
         Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, ctx.router).await,
-        Some(Protocol::Ssh) => relay::serve(tls, peer, client_cert, &ctx.auth, &ctx.tunnels).await,
+        Some(Protocol::Ssh) => {
+            relay::serve(
+                tls,
+                peer,
+                client_cert,
+                &ctx.auth,
+                &ctx.tunnels,
+                ctx.tickets.as_ref(),
+            )
+            .await
+        }
         Some(Protocol::Tunnel) => serve_tunnel(tls, peer, client_cert, &ctx).await,
         None => tracing::debug!(%peer, "unknown ALPN protocol"),
     }
@@ -141,7 +184,11 @@ async fn serve_tunnel<S>(
         return;
     };
     match tunnel::read_hello(&mut stream).await {
-        Ok(tunnel::TunnelHello::Control) => ctx.tunnels.serve_control(node.user, stream).await,
+        Ok(tunnel::TunnelHello::Control) => {
+            ctx.tunnels
+                .serve_control(node.user, peer.ip(), stream)
+                .await
+        }
         Ok(tunnel::TunnelHello::Data(id)) => {
             ctx.tunnels.accept_data(&node.user, id, Box::new(stream))
         }

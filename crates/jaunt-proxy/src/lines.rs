@@ -11,22 +11,30 @@ const MAX_LINE: usize = 8192;
 pub async fn read_json_line<T: DeserializeOwned, S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> std::io::Result<T> {
-    let mut line = Vec::with_capacity(256);
+    let line = read_line(stream, MAX_LINE).await?;
+    serde_json::from_slice(&line)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// One line of at most `max` bytes, without its newline.
+pub async fn read_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(128);
     loop {
         let b = stream.read_u8().await?;
         if b == b'\n' {
-            break;
+            return Ok(line);
         }
         line.push(b);
-        if line.len() > MAX_LINE {
+        if line.len() > max {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "header line too long",
             ));
         }
     }
-    serde_json::from_slice(&line)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 pub async fn write_json_line<T: Serialize, S: AsyncWrite + Unpin>(

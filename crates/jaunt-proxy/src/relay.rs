@@ -4,6 +4,7 @@
 //! SSH session is end to end between the client and the node.
 
 use crate::lines::{read_json_line, write_json_line};
+use crate::raw::Tickets;
 use crate::tunnel::{BoxedStream, Tunnels};
 use jaunt_auth::AuthServer;
 use jaunt_ca::IdentityKind;
@@ -12,6 +13,7 @@ use jaunt_types::route::{parse_target, resolve};
 use jaunt_types::timefmt::format_unix;
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -26,40 +28,58 @@ pub async fn serve<S>(
     cert: Option<CertificateDer<'static>>,
     auth: &AuthServer,
     tunnels: &Tunnels,
+    tickets: Option<&Arc<Tickets>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let node = match connect(&mut client, cert, auth, tunnels).await {
-        Ok(node) => node,
+    let (node, raw) = match connect(&mut client, cert, auth, tunnels).await {
+        Ok(connected) => connected,
         Err(message) => {
             tracing::info!(%peer, reason = %message, "relay refused");
-            let _ = write_json_line(
-                &mut client,
-                &DialResponse {
-                    error: Some(message),
-                },
-            )
-            .await;
+            let answer = DialResponse {
+                error: Some(message),
+                ticket: None,
+            };
+            let _ = write_json_line(&mut client, &answer).await;
             return;
         }
     };
-    if write_json_line(&mut client, &DialResponse { error: None })
+    if let Some(tickets) = tickets.filter(|_| raw) {
+        let answer = DialResponse {
+            error: None,
+            ticket: Some(tickets.issue(peer.ip(), node)),
+        };
+        let _ = write_json_line(&mut client, &answer).await;
+        return;
+    }
+    if write_json_line(&mut client, &DialResponse::default())
         .await
         .is_err()
     {
         return;
     }
-    let mut node = node;
+    match node {
+        Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
+        Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,
+    }
+}
+
+/// The connection to a node: dialled, or a reverse tunnel's data
+/// connection.
+pub enum Upstream {
+    Tcp(TcpStream),
+    Tunnel(BoxedStream),
+}
+
+/// Copies bytes both ways until both sides are done.
+pub async fn copy_both<A, B>(a: &mut A, b: &mut B, peer: SocketAddr)
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
     // Large buffers: the relay moves bulk encrypted bytes, and 8 KiB copies
-    // cost a wake-up and a TLS record per few packets.
-    match tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut node,
-        RELAY_BUFFER,
-        RELAY_BUFFER,
-    )
-    .await
-    {
+    // cost a wake-up (and over TLS a record) per few packets.
+    match tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER, RELAY_BUFFER).await {
         Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
         Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
     }
@@ -70,7 +90,7 @@ async fn connect<S: AsyncRead + Unpin>(
     cert: Option<CertificateDer<'static>>,
     auth: &AuthServer,
     tunnels: &Tunnels,
-) -> Result<BoxedStream, String> {
+) -> Result<(Upstream, bool), String> {
     let der = cert.ok_or("the proxy needs your certificate: run 'jsh login'")?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| e.to_string())?;
     if id.kind != IdentityKind::User || id.cluster != auth.identity().cluster_name {
@@ -114,11 +134,12 @@ async fn connect<S: AsyncRead + Unpin>(
                 .map_err(|_| format!("node {} at {addr} did not answer in time", node.name))?
                 .map_err(|e| format!("cannot reach node {} at {addr}: {e}", node.name))?;
             let _ = stream.set_nodelay(true);
-            Ok(Box::new(stream))
+            Ok((Upstream::Tcp(stream), req.raw))
         }
         None => tunnels
             .dial(&node.uuid, &node.name)
             .await
+            .map(|s| (s, req.raw))
             .map_err(|e| e.to_string()),
     }
 }

@@ -2,15 +2,25 @@
 //! connection open (ALPN `jaunt-tunnel/1`, its node certificate); to reach
 //! it the proxy sends `{"dial": id}` down that connection and the node
 //! opens a fresh data connection back, `{"data": id}`, which carries the
-//! SSH session. One TLS connection per session: no multiplexer to stall.
+//! SSH session. One connection per session: no multiplexer to stall. When
+//! the proxy grants raw relays, the dial carries a one-time ticket and the
+//! data connection is plain TCP (`TUNNEL_DATA_MAGIC`, id, ticket): SSH
+//! protects the session end to end, and the proxy splices it unencrypted
+//! by a second layer. The ticket went only to the node, on its
+//! authenticated control connection, and works only from that node's
+//! address.
 
 use crate::lines::{read_json_line, write_json_line};
+use crate::relay::Upstream;
+use jaunt_types::api::TunnelDial;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a node has to call back for a session.
@@ -24,24 +34,33 @@ pub enum TunnelHello {
     Data(u64),
 }
 
-/// What the proxy sends down a control connection.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TunnelCommand {
-    Dial(u64),
-}
-
 pub type BoxedStream = Box<dyn Stream>;
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-#[derive(Default)]
 pub struct Tunnels {
     next_id: AtomicU64,
-    /// Node UUID -> the control connection's command queue.
-    controls: Mutex<HashMap<String, (u64, mpsc::Sender<TunnelCommand>)>>,
+    /// Data connections may be raw (ticketed plain TCP).
+    raw: bool,
+    /// Node UUID -> its control connection.
+    controls: Mutex<HashMap<String, Control>>,
     /// Dial id -> who waits for the data connection.
-    pending: Mutex<HashMap<u64, (String, oneshot::Sender<BoxedStream>)>>,
+    pending: Mutex<HashMap<u64, Waiter>>,
+}
+
+struct Control {
+    generation: u64,
+    commands: mpsc::Sender<TunnelDial>,
+    /// Where the node's control connection comes from; raw data
+    /// connections must come from there too.
+    ip: IpAddr,
+}
+
+struct Waiter {
+    node: String,
+    /// `Some` for a raw data connection: the ticket and the address.
+    raw: Option<(String, IpAddr)>,
+    tx: oneshot::Sender<Upstream>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +72,15 @@ pub enum TunnelError {
 }
 
 impl Tunnels {
+    pub fn new(raw: bool) -> Self {
+        Tunnels {
+            next_id: AtomicU64::new(0),
+            raw,
+            controls: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn is_connected(&self, uuid: &str) -> bool {
         self.controls.lock().is_ok_and(|c| c.contains_key(uuid))
     }
@@ -61,13 +89,21 @@ impl Tunnels {
     pub async fn serve_control<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         uuid: String,
+        ip: IpAddr,
         mut stream: S,
     ) {
         let (tx, mut rx) = mpsc::channel(64);
         let generation = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut c) = self.controls.lock() {
             // A reconnecting node replaces its old tunnel.
-            c.insert(uuid.clone(), (generation, tx));
+            c.insert(
+                uuid.clone(),
+                Control {
+                    generation,
+                    commands: tx,
+                    ip,
+                },
+            );
         }
         tracing::info!(node = %uuid, "reverse tunnel connected");
         let mut probe = [0u8; 1];
@@ -83,43 +119,76 @@ impl Tunnels {
             }
         }
         if let Ok(mut c) = self.controls.lock()
-            && c.get(&uuid).is_some_and(|(g, _)| *g == generation)
+            && c.get(&uuid).is_some_and(|c| c.generation == generation)
         {
             c.remove(&uuid);
         }
         tracing::info!(node = %uuid, "reverse tunnel closed");
     }
 
-    /// Hands a node's data connection to the session waiting for it.
+    /// Hands a node's TLS data connection (its certificate names `uuid`)
+    /// to the session waiting for it.
     pub fn accept_data(&self, uuid: &str, id: u64, stream: BoxedStream) {
-        let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-        match waiter {
-            Some((owner, tx)) if owner == uuid => {
-                let _ = tx.send(stream);
+        match self.take_waiter(id, |w| w.node == uuid) {
+            Some(w) => {
+                let _ = w.tx.send(Upstream::Tunnel(stream));
             }
-            Some(_) => {
-                tracing::warn!(node = %uuid, id, "data connection for another node's session refused")
+            None => {
+                tracing::warn!(node = %uuid, id, "data connection for an unknown or another node's session refused")
             }
-            None => tracing::debug!(node = %uuid, id, "data connection for an unknown session"),
+        }
+    }
+
+    /// Hands a raw data connection from `ip` with `ticket` to the session
+    /// waiting for it.
+    pub fn accept_raw_data(&self, id: u64, ticket: &str, ip: IpAddr, stream: TcpStream) -> bool {
+        let fits = |w: &Waiter| {
+            w.raw
+                .as_ref()
+                .is_some_and(|(t, from)| same(t.as_bytes(), ticket.as_bytes()) && *from == ip)
+        };
+        match self.take_waiter(id, fits) {
+            Some(w) => w.tx.send(Upstream::Tcp(stream)).is_ok(),
+            None => {
+                tracing::warn!(%ip, id, "raw data connection with a wrong ticket or address refused");
+                false
+            }
+        }
+    }
+
+    /// Removes and returns the waiter for `id` if `fits` it: a connection
+    /// that does not fit must not cancel the dial.
+    fn take_waiter(&self, id: u64, fits: impl FnOnce(&Waiter) -> bool) -> Option<Waiter> {
+        let mut pending = self.pending.lock().ok()?;
+        if pending.get(&id).is_some_and(fits) {
+            pending.remove(&id)
+        } else {
+            None
         }
     }
 
     /// Asks `uuid` for a new connection and waits for it.
-    pub async fn dial(&self, uuid: &str, name: &str) -> Result<BoxedStream, TunnelError> {
-        let control = self
+    pub async fn dial(&self, uuid: &str, name: &str) -> Result<Upstream, TunnelError> {
+        let (control, ip) = self
             .controls
             .lock()
             .ok()
-            .and_then(|c| c.get(uuid).map(|(_, tx)| tx.clone()))
+            .and_then(|c| c.get(uuid).map(|c| (c.commands.clone(), c.ip)))
             .ok_or_else(|| TunnelError::NotConnected(name.to_string()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.raw.then(jaunt_auth::records::random_token);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, (uuid.to_string(), tx));
+            let waiter = Waiter {
+                node: uuid.to_string(),
+                raw: ticket.clone().map(|t| (t, ip)),
+                tx,
+            };
+            p.insert(id, waiter);
         }
         let result = async {
             control
-                .send(TunnelCommand::Dial(id))
+                .send(TunnelDial { dial: id, ticket })
                 .await
                 .map_err(|_| TunnelError::NotConnected(name.to_string()))?;
             tokio::time::timeout(DIAL_TIMEOUT, rx)
@@ -137,7 +206,90 @@ impl Tunnels {
     }
 }
 
+/// Compares secrets in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Reads a tunnel connection's hello.
 pub async fn read_hello<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<TunnelHello> {
     read_json_line(stream).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::AsyncBufReadExt;
+
+    const NODE_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    const OTHER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    async fn tcp() -> TcpStream {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback");
+        let (a, _b) = tokio::join!(
+            TcpStream::connect(l.local_addr().expect("loopback")),
+            l.accept()
+        );
+        a.expect("loopback")
+    }
+
+    #[tokio::test]
+    async fn a_raw_data_connection_needs_the_ticket_and_the_nodes_address() {
+        let tunnels = Arc::new(Tunnels::new(true));
+        let (node_end, proxy_end) = tokio::io::duplex(4096);
+        let t = tunnels.clone();
+        tokio::spawn(async move { t.serve_control("uuid-1".into(), NODE_IP, proxy_end).await });
+        let mut commands = tokio::io::BufReader::new(node_end).lines();
+        // The control connection is registered once its task runs.
+        while !tunnels.is_connected("uuid-1") {
+            tokio::task::yield_now().await;
+        }
+        let t = tunnels.clone();
+        let dial = tokio::spawn(async move { t.dial("uuid-1", "node1").await });
+        let line = commands.next_line().await.expect("io").expect("a line");
+        let cmd: TunnelDial = serde_json::from_str(&line).expect("a dial command");
+        let ticket = cmd.ticket.expect("raw tunnels send a ticket");
+
+        let wrong = "f".repeat(32);
+        assert!(!tunnels.accept_raw_data(cmd.dial, &wrong, NODE_IP, tcp().await));
+        assert!(!tunnels.accept_raw_data(cmd.dial, &ticket, OTHER_IP, tcp().await));
+        assert!(!tunnels.accept_raw_data(cmd.dial + 1, &ticket, NODE_IP, tcp().await));
+        // Those refusals did not cancel the dial: the right one still lands.
+        assert!(tunnels.accept_raw_data(cmd.dial, &ticket, NODE_IP, tcp().await));
+        assert!(matches!(
+            dial.await.expect("dial task"),
+            Ok(Upstream::Tcp(_))
+        ));
+        // And only once.
+        assert!(!tunnels.accept_raw_data(cmd.dial, &ticket, NODE_IP, tcp().await));
+    }
+
+    #[tokio::test]
+    async fn without_raw_relays_a_dial_carries_no_ticket() {
+        let tunnels = Arc::new(Tunnels::new(false));
+        let (node_end, proxy_end) = tokio::io::duplex(4096);
+        let t = tunnels.clone();
+        tokio::spawn(async move { t.serve_control("uuid-1".into(), NODE_IP, proxy_end).await });
+        let mut commands = tokio::io::BufReader::new(node_end).lines();
+        while !tunnels.is_connected("uuid-1") {
+            tokio::task::yield_now().await;
+        }
+        let t = tunnels.clone();
+        tokio::spawn(async move { t.dial("uuid-1", "node1").await });
+        let line = commands.next_line().await.expect("io").expect("a line");
+        let cmd: TunnelDial = serde_json::from_str(&line).expect("a dial command");
+        assert_eq!(cmd.ticket, None);
+        assert!(!tunnels.accept_raw_data(cmd.dial, &"0".repeat(32), NODE_IP, tcp().await));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+        assert!(!same(b"", b"a"));
+    }
 }

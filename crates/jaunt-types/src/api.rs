@@ -233,13 +233,43 @@ pub struct DialRequest {
     /// `[login@]host[:port]` as the user wrote it.
     pub target: String,
     pub cluster: Option<String>,
+    /// The client would take the SSH bytes on a plain TCP connection of
+    /// their own (a raw relay, see `RAW_RELAY_MAGIC`) rather than inside
+    /// this TLS connection.
+    #[serde(default)]
+    pub raw: bool,
 }
 
-/// The proxy's answer line; on success the SSH bytes follow.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The proxy's answer line. On success without a ticket the SSH bytes
+/// follow on this connection; with one, the client redeems it on a new TCP
+/// connection to the same proxy address and this connection ends.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DialResponse {
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
 }
+
+/// How a raw relay connection starts: these bytes, the ticket, a newline.
+/// The proxy answers with one `DialResponse` line; then the SSH bytes
+/// follow, end to end encrypted by SSH itself. Never a valid first byte of
+/// TLS (0x16), so one port carries both.
+pub const RAW_RELAY_MAGIC: &[u8] = b"JAUNT-RELAY/1 ";
+
+/// Proxy -> node, one line on the reverse tunnel's control connection:
+/// open a data connection for session `dial`. Without a ticket it is a TLS
+/// connection (ALPN `jaunt-tunnel/1`, the node's certificate) that starts
+/// with `{"data": dial}`; with one, a plain TCP connection to the same
+/// proxy address that starts with `TUNNEL_DATA_MAGIC`, the id, a space,
+/// the ticket and a newline: the raw relay's other half.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TunnelDial {
+    pub dial: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+pub const TUNNEL_DATA_MAGIC: &[u8] = b"JAUNT-TUNNEL/1 ";
 
 /// Node -> auth: audit events from the node's on-disk queue, in order.
 pub const PATH_NODE_EVENTS: &str = "/v1/node/events";

@@ -98,6 +98,7 @@ pub struct Options {
     pub max_login_attempts: u32,
     pub node_offline_after: &'static str,
     pub recording: &'static str,
+    pub ssh_relay: &'static str,
 }
 
 impl Default for Options {
@@ -107,6 +108,7 @@ impl Default for Options {
             max_login_attempts: 5,
             node_offline_after: "60s",
             recording: "node",
+            ssh_relay: "raw",
         }
     }
 }
@@ -145,6 +147,7 @@ impl Cluster {
             max_login_attempts: Some(opts.max_login_attempts),
             node_offline_after: Some(opts.node_offline_after.into()),
             recording: Some(opts.recording.into()),
+            ssh_relay: Some(opts.ssh_relay.into()),
             ..Default::default()
         };
         let config =

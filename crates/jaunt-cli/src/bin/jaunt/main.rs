@@ -71,6 +71,9 @@ pub struct SettingsFlags {
     /// Session recording: node, node-sync or off [default: node]
     #[arg(long)]
     recording: Option<String>,
+    /// How the proxy relays SSH: raw or tls [default: raw]
+    #[arg(long)]
+    ssh_relay: Option<String>,
     /// Node: the join token from 'jctl tokens add' (first start only)
     #[arg(long)]
     token: Option<String>,
@@ -112,6 +115,7 @@ impl SettingsFlags {
             lockout_duration: self.lockout_duration.clone(),
             node_offline_after: self.node_offline_after.clone(),
             recording: self.recording.clone(),
+            ssh_relay: self.ssh_relay.clone(),
             log_level: self.log_level.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),

@@ -37,13 +37,16 @@ Host *.{cluster}
     PubkeyAuthentication yes
     PasswordAuthentication no
     KbdInteractiveAuthentication no
-    ProxyCommand {jsh} proxy ssh --cluster={cluster} --proxy={proxy} %r@%h
-",
+    ProxyCommand {jsh} proxy ssh{fdpass} --cluster={cluster} --proxy={proxy} %r@%h
+{use_fdpass}",
         proxy = profile.web_proxy_addr,
         known_hosts = quote(&home.known_hosts_path()),
         key = quote(&home.key_path(&name, &profile.user)),
         cert = quote(&home.ssh_cert_path(&name, &profile.user, cluster)),
         jsh = quote(&jsh),
+        // ssh then talks to the proxy's raw relay itself (Unix OpenSSH).
+        fdpass = if cfg!(unix) { " --fdpass" } else { "" },
+        use_fdpass = if cfg!(unix) { "    ProxyUseFdpass yes\n" } else { "" },
     );
     print_text(&text)?;
     Ok(())

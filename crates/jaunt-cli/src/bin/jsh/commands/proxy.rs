@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use jaunt_client::home::Home;
 use jaunt_client::login::logged_in_client;
+use jaunt_client::relay::Relayed;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Subcommand)]
@@ -20,6 +21,10 @@ pub struct ProxySshArgs {
     /// host:port of the proxy [default: the current profile's]
     #[arg(long)]
     proxy: Option<String>,
+    /// Hand the connection to ssh instead of relaying it: for OpenSSH's
+    /// 'ProxyUseFdpass yes', which 'jsh config' writes (Unix)
+    #[arg(long)]
+    fdpass: bool,
     /// login@host[:port]
     target: String,
 }
@@ -31,6 +36,9 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
     crate::runtime()?.block_on(async move {
         let conn =
             jaunt_client::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;
+        if args.fdpass {
+            return pass(conn);
+        }
         let (mut from_node, mut to_node) = tokio::io::split(conn);
         // 256 KiB reads: the SSH client writes bulk data in large chunks.
         let up = async {
@@ -52,4 +60,24 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `--fdpass`: ssh takes the raw relay's socket and talks to the node
+/// through the proxy with no process of ours in between.
+fn pass(conn: Relayed) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if let Relayed::Raw(tcp) = conn {
+        jaunt_client::stdio::pass_to_parent(tcp.into_std()?)?;
+        return Ok(());
+    }
+    #[cfg(not(unix))]
+    let _ = conn;
+    anyhow::bail!(
+        "{}",
+        if cfg!(unix) {
+            "this proxy keeps SSH inside TLS (ssh_relay: tls), so there is no connection to hand to ssh: remove '--fdpass' and 'ProxyUseFdpass yes' from the SSH configuration"
+        } else {
+            "--fdpass is for OpenSSH on Unix"
+        }
+    )
 }
