@@ -105,7 +105,7 @@ jump_opts=(-F "$work/jump_config" "${jump_opts[@]}")
 timed() {
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" >/dev/null || { echo "bench: failed: $*" >&2; exit 1; }
+  "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }

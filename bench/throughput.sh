@@ -27,7 +27,25 @@ printf 'get bench.bin %s\n' "$work/back" >"$work/psftp-down"
 printf 'put %s bench.bin\n' "$work/file" >"$work/sftp-up"
 printf 'get bench.bin %s\n' "$work/back" >"$work/sftp-down"
 
-declare -A result
+# A transfer that takes longer than STALL_SECS is stopped and counted as
+# stalled, not as a rate: PuTTY's psftp uploads to OpenSSH's own sshd
+# sometimes crawl at under 1 MiB/s on this machine. The median is of the
+# other runs; the table says how many stalled.
+STALL_SECS=${STALL_SECS:-180}
+run_one() {
+  local t0
+  t0=$(date +%s.%N)
+  if timeout "$STALL_SECS" "$@" >/dev/null 2>&1; then
+    echo "$(date +%s.%N) - $t0" | bc -l
+  elif [ $? -eq 124 ]; then
+    echo stalled
+  else
+    echo "bench: failed: $*" >&2
+    return 1
+  fi
+}
+
+declare -A result stalled
 for tool in $TOOLS; do
 for dir in up down; do
   for setup in $SETUPS; do
@@ -36,6 +54,7 @@ for dir in up down; do
     # jsh: `jsh ssh` (its own SSH client) against OpenSSH's ssh to (a).
     [ "$tool" = jsh ] && { [ "$setup" = proxyjump ] || [ "$setup" = node-only ]; } && continue
     rates=()
+    stalled[$tool-$dir-$setup]=0
     for _ in $(seq 1 "$RUNS"); do
       case $setup in
         direct-sshd) opts=("${direct_opts[@]}"); host="$user@127.0.0.1" ;;
@@ -50,38 +69,44 @@ for dir in up down; do
         jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
       esac
       case $tool-$dir in
-        scp-up) s=$(timed scp "${opts[@]}" "$work/file" "$host:/home/$user/bench.bin") || exit 1 ;;
-        scp-down) s=$(timed scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back") || exit 1 ;;
-        sftp-up) s=$(timed sftp "${opts[@]}" -b "$work/sftp-up" "$host") || exit 1 ;;
-        sftp-down) s=$(timed sftp "${opts[@]}" -b "$work/sftp-down" "$host") || exit 1 ;;
-        psftp-up) s=$(timed psftp "${putty[@]}" -b "$work/psftp-up") || exit 1 ;;
-        psftp-down) s=$(timed psftp "${putty[@]}" -b "$work/psftp-down") || exit 1 ;;
-        cat-up) s=$(timed ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1 ;;
-        cat-down) s=$(timed ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1 ;;
+        scp-up) s=$(run_one scp "${opts[@]}" "$work/file" "$host:/home/$user/bench.bin") || exit 1 ;;
+        scp-down) s=$(run_one scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back") || exit 1 ;;
+        sftp-up) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-up" "$host") || exit 1 ;;
+        sftp-down) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-down" "$host") || exit 1 ;;
+        psftp-up) s=$(run_one psftp "${putty[@]}" -b "$work/psftp-up") || exit 1 ;;
+        psftp-down) s=$(run_one psftp "${putty[@]}" -b "$work/psftp-down") || exit 1 ;;
+        cat-up) s=$(run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1 ;;
+        cat-down) s=$(run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1 ;;
         jsh-up)
-          if [ "$setup" = direct-sshd ]; then s=$(timed ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1
-          else s=$(timed "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file") || exit 1; fi ;;
+          if [ "$setup" = direct-sshd ]; then s=$(run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1
+          else s=$(run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file") || exit 1; fi ;;
         jsh-down)
-          if [ "$setup" = direct-sshd ]; then s=$(timed ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1
-          else s=$(timed "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin") || exit 1; fi ;;
+          if [ "$setup" = direct-sshd ]; then s=$(run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1
+          else s=$(run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin") || exit 1; fi ;;
       esac
+      if [ "$s" = stalled ]; then
+        stalled[$tool-$dir-$setup]=$((stalled[$tool-$dir-$setup] + 1))
+        continue
+      fi
       rates+=("$(echo "$SIZE_MIB / $s" | bc -l)")
     done
+    [ ${#rates[@]} -gt 0 ] || rates=(0)
     result[$tool-$dir-$setup]=$(printf '%s\n' "${rates[@]}" | median)
+    echo "bench: $tool $dir $setup: ${result[$tool-$dir-$setup]} MiB/s (median min max), ${stalled[$tool-$dir-$setup]} stalled" >&2
   done
 done
 done
 if [ -f "$work/back" ]; then cmp "$work/file" "$work/back"; fi
 
 echo "$(machine); file ${SIZE_MIB} MiB; ${RUNS} runs"
-printf '%-5s %-6s %-14s %28s %8s\n' tool dir setup "MiB/s median (min/max)" ratio
+printf '%-5s %-6s %-14s %28s %8s %8s\n' tool dir setup "MiB/s median (min/max)" ratio stalled
 for tool in $TOOLS; do
   for dir in up down; do
     base=$(echo "${result[$tool-$dir-direct-sshd]}" | cut -d' ' -f1)
     for setup in $SETUPS; do
       [ -n "${result[$tool-$dir-$setup]:-}" ] || continue
       read -r med lo hi <<<"${result[$tool-$dir-$setup]}"
-      printf '%-5s %-6s %-14s %14s (%s/%s) %8.2f\n' "$tool" "$dir" "$setup" "$med" "$lo" "$hi" "$(echo "$med / $base" | bc -l)"
+      printf '%-5s %-6s %-14s %14s (%s/%s) %8.2f %8s\n' "$tool" "$dir" "$setup" "$med" "$lo" "$hi" "$(echo "$med / $base" | bc -l)" "${stalled[$tool-$dir-$setup]}"
     done
   done
 done

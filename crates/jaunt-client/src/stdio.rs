@@ -98,3 +98,116 @@ pub fn pass_to_parent(socket: std::net::TcpStream) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Relays this process's stdin to `socket` and `socket` to its stdout with
+/// splice(2), the bytes never entering user space, when both are pipes (as
+/// PuTTY's local proxy and OpenSSH's ProxyCommand make them). `Ok(false)`:
+/// they are not both pipes, and the caller copies instead. The session is
+/// over when the socket side ends; stdin's end is passed on as a
+/// half-close.
+#[cfg(target_os = "linux")]
+pub async fn splice_stdio(socket: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    // tokio checks each is a pipe and makes it non-blocking.
+    let own = |fd: std::os::fd::BorrowedFd<'_>| {
+        let fd = fd.try_clone_to_owned().ok()?;
+        enlarge(&fd);
+        Some(fd)
+    };
+    let input = own(std::io::stdin().as_fd()).and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok());
+    let output = own(std::io::stdout().as_fd()).and_then(|fd| pipe::Sender::from_owned_fd(fd).ok());
+    let (Some(input), Some(output)) = (input, output) else {
+        return Ok(false);
+    };
+    let up = async {
+        let _ = splice_up(&input, socket).await;
+    };
+    // The session is over when the node side closes; stdin may stay open.
+    tokio::select! {
+        down = splice_down(socket, &output) => down?,
+        _ = async { up.await; std::future::pending::<()>().await } => {}
+    }
+    Ok(true)
+}
+
+/// Marks a tokio resource not ready until the OS says so again.
+#[cfg(target_os = "linux")]
+fn would_block<R>(_: R) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+/// Whether `fd` has bytes to read now (a zero-timeout poll).
+#[cfg(target_os = "linux")]
+fn has_input(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+#[cfg(target_os = "linux")]
+const SPLICE_CHUNK: usize = 1024 * 1024;
+
+/// stdin pipe -> socket. A splice that would block does not say which side
+/// it waited for: bytes still in the pipe mean the socket is full.
+#[cfg(target_os = "linux")]
+async fn splice_up(
+    input: &tokio::net::unix::pipe::Receiver,
+    socket: &tokio::net::TcpStream,
+) -> std::io::Result<()> {
+    use nix::fcntl::{SpliceFFlags, splice};
+    use std::os::fd::{AsFd, AsRawFd};
+    use tokio::io::Interest;
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    loop {
+        input.readable().await?;
+        socket.writable().await?;
+        match splice(input, None, socket, None, SPLICE_CHUNK, flags) {
+            Ok(0) => {
+                let _ = nix::sys::socket::shutdown(
+                    socket.as_raw_fd(),
+                    nix::sys::socket::Shutdown::Write,
+                );
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EAGAIN) if has_input(input.as_fd()) => {
+                let _ = socket.try_io(Interest::WRITABLE, || would_block(()));
+            }
+            Err(nix::errno::Errno::EAGAIN) => {
+                let _ = input.try_io(|| would_block(()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// socket -> stdout pipe; bytes still on the socket mean the pipe is full.
+#[cfg(target_os = "linux")]
+async fn splice_down(
+    socket: &tokio::net::TcpStream,
+    output: &tokio::net::unix::pipe::Sender,
+) -> std::io::Result<()> {
+    use nix::fcntl::{SpliceFFlags, splice};
+    use std::os::fd::AsFd;
+    use tokio::io::Interest;
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    loop {
+        socket.readable().await?;
+        output.writable().await?;
+        match splice(socket, None, output, None, SPLICE_CHUNK, flags) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EAGAIN) if has_input(socket.as_fd()) => {
+                let _ = output.try_io(|| would_block(()));
+            }
+            Err(nix::errno::Errno::EAGAIN) => {
+                let _ = socket.try_io(Interest::READABLE, || would_block(()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! The SSH relay (ALPN `jaunt-ssh/1`): a logged-in user names a target; the
 //! proxy checks the user may see that node, connects to it (dialling its
-//! address or through its reverse tunnel) and then only copies bytes. The
-//! SSH session is end to end between the client and the node.
+//! address or through its reverse tunnel) and then only copies bytes, on
+//! this connection or (a raw relay, `raw.rs`) on the plain TCP connection
+//! that redeems the ticket it answers with. The SSH session is end to end
+//! between the client and the node.
 
 use crate::lines::{read_json_line, write_json_line};
 use crate::raw::Tickets;

@@ -7,12 +7,15 @@ use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use nix::sys::socket::{Shutdown, shutdown};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Each direction's pipe; bigger than a socket's typical burst so one
 /// splice takes what has arrived.
 const PIPE_SIZE: i32 = 1024 * 1024;
+/// A direction silent this long gives its pipe back.
+const PIPE_IDLE: Duration = Duration::from_secs(2);
 
 /// Relays until both directions have ended (or either fails). Returns the
 /// bytes moved a -> b and b -> a.
@@ -20,29 +23,57 @@ pub async fn relay(a: &TcpStream, b: &TcpStream) -> io::Result<(u64, u64)> {
     tokio::try_join!(one_way(a, b), one_way(b, a))
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd, usize)> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-    // Best effort: the system may cap pipe sizes lower.
-    let _ = fcntl(&w, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-    let size = fcntl(&w, FcntlArg::F_GETPIPE_SZ)?;
-    Ok((r, w, usize::try_from(size).unwrap_or(65536)))
+/// A direction's pipe: the kernel buffer the bytes pass through.
+struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        // Best effort: an unprivileged proxy may be held lower.
+        let _ = fcntl(&w, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        let capacity = fcntl(&w, FcntlArg::F_GETPIPE_SZ)?;
+        Ok(Pipe {
+            r,
+            w,
+            capacity: usize::try_from(capacity).unwrap_or(65536),
+        })
+    }
 }
 
 async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
-    let (pipe_r, pipe_w, capacity) = pipe()?;
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
     let mut total = 0u64;
+    // Held only while bytes flow: an idle session keeps no pipe, so idle
+    // relays cost no descriptors or pipe pages (which the kernel limits
+    // per user for unprivileged processes).
+    let mut pipe: Option<Pipe> = None;
     loop {
-        // The pipe is empty here, so only an empty socket makes this wait.
-        let n = loop {
-            from.readable().await?;
-            match from.try_io(Interest::READABLE, || {
-                Ok(splice(from, None, &pipe_w, None, capacity, flags)?)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+        if pipe.is_some() {
+            if tokio::time::timeout(PIPE_IDLE, from.readable())
+                .await
+                .is_err()
+            {
+                pipe = None;
+                from.readable().await?;
             }
+        } else {
+            from.readable().await?;
+        }
+        let p = match &pipe {
+            Some(p) => p,
+            None => pipe.insert(Pipe::new()?),
+        };
+        // The pipe is empty here, so only an empty socket makes this wait.
+        let n = match from.try_io(Interest::READABLE, || {
+            Ok(splice(from, None, &p.w, None, p.capacity, flags)?)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
         };
         if n == 0 {
             // End of this direction: pass the half-close on, as SSH expects.
@@ -53,7 +84,7 @@ async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
         while left > 0 {
             to.writable().await?;
             match to.try_io(Interest::WRITABLE, || {
-                Ok(splice(&pipe_r, None, to, None, left, flags)?)
+                Ok(splice(&p.r, None, to, None, left, flags)?)
             }) {
                 Ok(m) => left -= m,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -39,6 +39,13 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
         if args.fdpass {
             return pass(conn);
         }
+        // A raw relay between pipes moves in the kernel (PuTTY's way).
+        #[cfg(target_os = "linux")]
+        if let Relayed::Raw(tcp) = &conn
+            && jaunt_client::stdio::splice_stdio(tcp).await?
+        {
+            return Ok(());
+        }
         let (mut from_node, mut to_node) = tokio::io::split(conn);
         // 256 KiB reads: the SSH client writes bulk data in large chunks.
         let up = async {

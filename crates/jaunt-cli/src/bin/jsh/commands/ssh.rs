@@ -251,34 +251,85 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
                 }
             })
         };
-        let mut stdout = tokio::io::stdout();
-        let mut stderr = tokio::io::stderr();
+        let output = Output::start();
         let mut code: Option<i32> = None;
         while let Some(msg) = reader.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    stdout.write_all(&data).await?;
-                    stdout.flush().await?;
+            let chunk = match msg {
+                ChannelMsg::Data { data } => Some((false, data)),
+                ChannelMsg::ExtendedData { data, .. } => Some((true, data)),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    code = Some(exit_status as i32);
+                    None
                 }
-                ChannelMsg::ExtendedData { data, .. } => {
-                    stderr.write_all(&data).await?;
-                    stderr.flush().await?;
-                }
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
                 // As OpenSSH: a command killed by a signal exits 255.
-                ChannelMsg::ExitSignal { .. } => code = Some(255),
+                ChannelMsg::ExitSignal { .. } => {
+                    code = Some(255);
+                    None
+                }
                 ChannelMsg::Close => break,
-                _ => {}
+                _ => None,
+            };
+            // A writer that stopped (stdout closed) ends the session;
+            // finish() below reports its error.
+            if let Some((is_err, data)) = chunk
+                && !output.send(is_err, data.to_vec()).await
+            {
+                break;
             }
         }
         input.abort();
         resize.abort();
+        output.finish()?;
         anyhow::Ok(code.unwrap_or(255))
     });
     let code = code?;
     // Leave quickly: a blocking read of stdin may still be pending.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// The session's output, written by a thread of its own with blocking
+/// writes, in order: the network side goes on receiving while a write
+/// runs (a write and flush per message through tokio's stdout waited for
+/// each), and the user's stdout and stderr are never made non-blocking
+/// (they may be a shell's, shared with other processes).
+struct Output {
+    tx: tokio::sync::mpsc::Sender<(bool, Vec<u8>)>,
+    writer: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Output {
+    /// Chunks in flight; a slow reader of stdout holds the session back.
+    const QUEUE: usize = 64;
+
+    fn start() -> Output {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, Vec<u8>)>(Self::QUEUE);
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            while let Some((is_err, data)) = rx.blocking_recv() {
+                let sink: &mut dyn Write = if is_err { &mut err } else { &mut out };
+                sink.write_all(&data)?;
+                sink.flush()?;
+            }
+            Ok(())
+        });
+        Output { tx, writer }
+    }
+
+    /// Queues output; false once the writer has stopped.
+    async fn send(&self, is_err: bool, data: Vec<u8>) -> bool {
+        self.tx.send((is_err, data)).await.is_ok()
+    }
+
+    /// Waits until everything sent has been written.
+    fn finish(self) -> anyhow::Result<()> {
+        drop(self.tx);
+        match self.writer.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => anyhow::bail!("the output writer failed"),
+        }
+    }
 }
 
 #[cfg(test)]
