@@ -19,12 +19,13 @@ TOOLS=${TOOLS:-scp sftp psftp cat jsh}
 . bench/lib.sh
 
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$work/file"
-# Downloads read this copy, whichever tools run.
+# Downloads read this copy, whichever tools run; uploads write bench-up.bin,
+# so an upload stopped half-way cannot shorten what a download reads.
 install -o "$user" -g "$user" -m 644 "$work/file" "/home/$user/bench.bin"
 # psftp batch files: put or get the bench file.
-printf 'put %s bench.bin\n' "$work/file" >"$work/psftp-up"
+printf 'put %s bench-up.bin\n' "$work/file" >"$work/psftp-up"
 printf 'get bench.bin %s\n' "$work/back" >"$work/psftp-down"
-printf 'put %s bench.bin\n' "$work/file" >"$work/sftp-up"
+printf 'put %s bench-up.bin\n' "$work/file" >"$work/sftp-up"
 printf 'get bench.bin %s\n' "$work/back" >"$work/sftp-down"
 
 # A transfer that takes longer than STALL_SECS is stopped and counted as
@@ -69,7 +70,7 @@ for dir in up down; do
         jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
       esac
       case $tool-$dir in
-        scp-up) s=$(run_one scp "${opts[@]}" "$work/file" "$host:/home/$user/bench.bin") || exit 1 ;;
+        scp-up) s=$(run_one scp "${opts[@]}" "$work/file" "$host:/home/$user/bench-up.bin") || exit 1 ;;
         scp-down) s=$(run_one scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back") || exit 1 ;;
         sftp-up) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-up" "$host") || exit 1 ;;
         sftp-down) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-down" "$host") || exit 1 ;;

@@ -131,83 +131,118 @@ pub async fn splice_stdio(socket: &tokio::net::TcpStream) -> std::io::Result<boo
     Ok(true)
 }
 
-/// Marks a tokio resource not ready until the OS says so again.
 #[cfg(target_os = "linux")]
-fn would_block<R>(_: R) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::WouldBlock.into())
+const SPLICE_FLAGS: nix::fcntl::SpliceFFlags =
+    nix::fcntl::SpliceFFlags::SPLICE_F_MOVE.union(nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK);
+
+/// A pipe of our own between the two ends. Each splice then has one end
+/// that can make it wait (the other is our pipe, empty before a fill and
+/// holding only what is being drained), so a would-block result is that
+/// end's, and it happens inside that end's `try_io`, which clears its
+/// readiness without losing a wake-up that raced with the call. (Splicing
+/// stdin straight to the socket cannot tell which side was not ready;
+/// guessing lost wake-ups and stalled PuTTY uploads.)
+#[cfg(target_os = "linux")]
+struct Mid {
+    r: std::os::fd::OwnedFd,
+    w: std::os::fd::OwnedFd,
+    capacity: usize,
 }
 
-/// Whether `fd` has bytes to read now (a zero-timeout poll).
 #[cfg(target_os = "linux")]
-fn has_input(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-        && fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+impl Mid {
+    fn new() -> std::io::Result<Mid> {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        let _ = fcntl(&w, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        let capacity = usize::try_from(fcntl(&w, FcntlArg::F_GETPIPE_SZ)?).unwrap_or(65536);
+        Ok(Mid { r, w, capacity })
+    }
 }
 
-#[cfg(target_os = "linux")]
-const SPLICE_CHUNK: usize = 1024 * 1024;
-
-/// stdin pipe -> socket. A splice that would block does not say which side
-/// it waited for: bytes still in the pipe mean the socket is full.
+/// stdin pipe -> our pipe -> socket; stdin's end becomes a half-close.
 #[cfg(target_os = "linux")]
 async fn splice_up(
     input: &tokio::net::unix::pipe::Receiver,
     socket: &tokio::net::TcpStream,
 ) -> std::io::Result<()> {
-    use nix::fcntl::{SpliceFFlags, splice};
-    use std::os::fd::{AsFd, AsRawFd};
+    use nix::fcntl::splice;
+    use std::io::ErrorKind::WouldBlock;
     use tokio::io::Interest;
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    let mid = Mid::new()?;
     loop {
         input.readable().await?;
-        socket.writable().await?;
-        match splice(input, None, socket, None, SPLICE_CHUNK, flags) {
-            Ok(0) => {
-                let _ = nix::sys::socket::shutdown(
-                    socket.as_raw_fd(),
-                    nix::sys::socket::Shutdown::Write,
-                );
-                return Ok(());
+        let n = match input.try_io(|| {
+            Ok(splice(
+                input,
+                None,
+                &mid.w,
+                None,
+                mid.capacity,
+                SPLICE_FLAGS,
+            )?)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            use std::os::fd::AsRawFd;
+            let _ =
+                nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            socket.writable().await?;
+            match socket.try_io(Interest::WRITABLE, || {
+                Ok(splice(&mid.r, None, socket, None, left, SPLICE_FLAGS)?)
+            }) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == WouldBlock => {}
+                Err(e) => return Err(e),
             }
-            Ok(_) => {}
-            Err(nix::errno::Errno::EAGAIN) if has_input(input.as_fd()) => {
-                let _ = socket.try_io(Interest::WRITABLE, || would_block(()));
-            }
-            Err(nix::errno::Errno::EAGAIN) => {
-                let _ = input.try_io(|| would_block(()));
-            }
-            Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// socket -> stdout pipe; bytes still on the socket mean the pipe is full.
+/// socket -> our pipe -> stdout pipe.
 #[cfg(target_os = "linux")]
 async fn splice_down(
     socket: &tokio::net::TcpStream,
     output: &tokio::net::unix::pipe::Sender,
 ) -> std::io::Result<()> {
-    use nix::fcntl::{SpliceFFlags, splice};
-    use std::os::fd::AsFd;
+    use nix::fcntl::splice;
+    use std::io::ErrorKind::WouldBlock;
     use tokio::io::Interest;
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    let mid = Mid::new()?;
     loop {
         socket.readable().await?;
-        output.writable().await?;
-        match splice(socket, None, output, None, SPLICE_CHUNK, flags) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(nix::errno::Errno::EAGAIN) if has_input(socket.as_fd()) => {
-                let _ = output.try_io(|| would_block(()));
+        let n = match socket.try_io(Interest::READABLE, || {
+            Ok(splice(
+                socket,
+                None,
+                &mid.w,
+                None,
+                mid.capacity,
+                SPLICE_FLAGS,
+            )?)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            output.writable().await?;
+            match output.try_io(|| Ok(splice(&mid.r, None, output, None, left, SPLICE_FLAGS)?)) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == WouldBlock => {}
+                Err(e) => return Err(e),
             }
-            Err(nix::errno::Errno::EAGAIN) => {
-                let _ = socket.try_io(Interest::READABLE, || would_block(()));
-            }
-            Err(e) => return Err(e.into()),
         }
     }
 }
