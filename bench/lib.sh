@@ -43,8 +43,9 @@ pids+=($!)
 
 # (c), (d): a cluster, a direct node and a tunnel node.
 proxy_port=$(port)
+# SSH_RELAY=tls measures the relay inside TLS (the proxy's ssh_relay setting).
 "$bin/jaunt" start --data-dir "$work/auth" --cluster-name bench --listen "127.0.0.1:$proxy_port" \
-  --public-addr "127.0.0.1:$proxy_port" --second-factor off --max-login-attempts 1000000 --log-level warn >"$work/auth.log" 2>&1 &
+  --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 --log-level warn >"$work/auth.log" 2>&1 &
 auth_pid=$!; pids+=($!)
 for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth" status >/dev/null 2>&1 && break; sleep 0.1; done
 pin=$("$bin/jctl" --data-dir "$work/auth" status | awk '/CA pin/ {print $3}')
