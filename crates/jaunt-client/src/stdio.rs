@@ -160,44 +160,83 @@ impl Mid {
     }
 }
 
-/// stdin pipe -> our pipe -> socket; stdin's end becomes a half-close.
+/// One end of a splice, as tokio tracks its readiness in one direction.
 #[cfg(target_os = "linux")]
-async fn splice_up(
-    input: &tokio::net::unix::pipe::Receiver,
-    socket: &tokio::net::TcpStream,
-) -> std::io::Result<()> {
+trait End: std::os::fd::AsFd {
+    async fn ready(&self) -> std::io::Result<()>;
+    /// Runs `f` (the splice) if ready; a would-block clears readiness.
+    fn attempt(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize>;
+}
+
+#[cfg(target_os = "linux")]
+impl End for tokio::net::unix::pipe::Receiver {
+    async fn ready(&self) -> std::io::Result<()> {
+        self.readable().await
+    }
+    fn attempt(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+        self.try_io(f)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl End for tokio::net::unix::pipe::Sender {
+    async fn ready(&self) -> std::io::Result<()> {
+        self.writable().await
+    }
+    fn attempt(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+        self.try_io(f)
+    }
+}
+
+/// A socket's reading or writing side.
+#[cfg(target_os = "linux")]
+struct Side<'a>(&'a tokio::net::TcpStream, tokio::io::Interest);
+
+#[cfg(target_os = "linux")]
+impl std::os::fd::AsFd for Side<'_> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl End for Side<'_> {
+    async fn ready(&self) -> std::io::Result<()> {
+        self.0.ready(self.1).await.map(drop)
+    }
+    fn attempt(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+        self.0.try_io(self.1, f)
+    }
+}
+
+/// Moves bytes `from` -> our pipe -> `to` until `from` ends.
+#[cfg(target_os = "linux")]
+async fn pump(from: &impl End, to: &impl End) -> std::io::Result<()> {
     use nix::fcntl::splice;
     use std::io::ErrorKind::WouldBlock;
-    use tokio::io::Interest;
     let mid = Mid::new()?;
     loop {
-        input.readable().await?;
-        let n = match input.try_io(|| {
+        from.ready().await?;
+        let fill = || {
             Ok(splice(
-                input,
+                from,
                 None,
                 &mid.w,
                 None,
                 mid.capacity,
                 SPLICE_FLAGS,
             )?)
-        }) {
+        };
+        let n = match from.attempt(fill) {
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == WouldBlock => continue,
             Err(e) => return Err(e),
         };
-        if n == 0 {
-            use std::os::fd::AsRawFd;
-            let _ =
-                nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write);
-            return Ok(());
-        }
         let mut left = n;
         while left > 0 {
-            socket.writable().await?;
-            match socket.try_io(Interest::WRITABLE, || {
-                Ok(splice(&mid.r, None, socket, None, left, SPLICE_FLAGS)?)
-            }) {
+            to.ready().await?;
+            match to.attempt(|| Ok(splice(&mid.r, None, to, None, left, SPLICE_FLAGS)?)) {
                 Ok(m) => left -= m,
                 Err(e) if e.kind() == WouldBlock => {}
                 Err(e) => return Err(e),
@@ -206,43 +245,23 @@ async fn splice_up(
     }
 }
 
-/// socket -> our pipe -> stdout pipe.
+/// stdin pipe -> socket; stdin's end becomes a half-close.
+#[cfg(target_os = "linux")]
+async fn splice_up(
+    input: &tokio::net::unix::pipe::Receiver,
+    socket: &tokio::net::TcpStream,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    pump(input, &Side(socket, tokio::io::Interest::WRITABLE)).await?;
+    let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    Ok(())
+}
+
+/// socket -> stdout pipe.
 #[cfg(target_os = "linux")]
 async fn splice_down(
     socket: &tokio::net::TcpStream,
     output: &tokio::net::unix::pipe::Sender,
 ) -> std::io::Result<()> {
-    use nix::fcntl::splice;
-    use std::io::ErrorKind::WouldBlock;
-    use tokio::io::Interest;
-    let mid = Mid::new()?;
-    loop {
-        socket.readable().await?;
-        let n = match socket.try_io(Interest::READABLE, || {
-            Ok(splice(
-                socket,
-                None,
-                &mid.w,
-                None,
-                mid.capacity,
-                SPLICE_FLAGS,
-            )?)
-        }) {
-            Ok(n) => n,
-            Err(e) if e.kind() == WouldBlock => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        let mut left = n;
-        while left > 0 {
-            output.writable().await?;
-            match output.try_io(|| Ok(splice(&mid.r, None, output, None, left, SPLICE_FLAGS)?)) {
-                Ok(m) => left -= m,
-                Err(e) if e.kind() == WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
+    pump(&Side(socket, tokio::io::Interest::READABLE), output).await
 }
