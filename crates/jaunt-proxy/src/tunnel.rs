@@ -236,9 +236,12 @@ mod tests {
         a.expect("loopback")
     }
 
-    #[tokio::test]
-    async fn a_raw_data_connection_needs_the_ticket_and_the_nodes_address() {
-        let tunnels = Arc::new(Tunnels::new(true));
+    type Dial = tokio::task::JoinHandle<Result<Upstream, TunnelError>>;
+
+    /// A node's control connection on `Tunnels::new(raw)` and one dial
+    /// through it: the dial's task and the command the node received.
+    async fn one_dial(raw: bool) -> (Arc<Tunnels>, Dial, TunnelDial) {
+        let tunnels = Arc::new(Tunnels::new(raw));
         let (node_end, proxy_end) = tokio::io::duplex(4096);
         let t = tunnels.clone();
         tokio::spawn(async move { t.serve_control("uuid-1".into(), NODE_IP, proxy_end).await });
@@ -250,9 +253,14 @@ mod tests {
         let t = tunnels.clone();
         let dial = tokio::spawn(async move { t.dial("uuid-1", "node1").await });
         let line = commands.next_line().await.expect("io").expect("a line");
-        let cmd: TunnelDial = serde_json::from_str(&line).expect("a dial command");
-        let ticket = cmd.ticket.expect("raw tunnels send a ticket");
+        let cmd = serde_json::from_str(&line).expect("a dial command");
+        (tunnels, dial, cmd)
+    }
 
+    #[tokio::test]
+    async fn a_raw_data_connection_needs_the_ticket_and_the_nodes_address() {
+        let (tunnels, dial, cmd) = one_dial(true).await;
+        let ticket = cmd.ticket.expect("raw tunnels send a ticket");
         let wrong = "f".repeat(32);
         assert!(!tunnels.accept_raw_data(cmd.dial, &wrong, NODE_IP, tcp().await));
         assert!(!tunnels.accept_raw_data(cmd.dial, &ticket, OTHER_IP, tcp().await));
@@ -269,18 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_raw_relays_a_dial_carries_no_ticket() {
-        let tunnels = Arc::new(Tunnels::new(false));
-        let (node_end, proxy_end) = tokio::io::duplex(4096);
-        let t = tunnels.clone();
-        tokio::spawn(async move { t.serve_control("uuid-1".into(), NODE_IP, proxy_end).await });
-        let mut commands = tokio::io::BufReader::new(node_end).lines();
-        while !tunnels.is_connected("uuid-1") {
-            tokio::task::yield_now().await;
-        }
-        let t = tunnels.clone();
-        tokio::spawn(async move { t.dial("uuid-1", "node1").await });
-        let line = commands.next_line().await.expect("io").expect("a line");
-        let cmd: TunnelDial = serde_json::from_str(&line).expect("a dial command");
+        let (tunnels, _dial, cmd) = one_dial(false).await;
         assert_eq!(cmd.ticket, None);
         assert!(!tunnels.accept_raw_data(cmd.dial, &"0".repeat(32), NODE_IP, tcp().await));
     }
