@@ -12,7 +12,7 @@
 //! server, where a user certificate is still needed to log in.
 
 use crate::lines::{read_line, write_json_line};
-use crate::relay::{Upstream, copy_both};
+use crate::relay::{Upstream, copy_both, log_relay};
 use crate::tunnel::Tunnels;
 use jaunt_types::api::{DialResponse, RAW_RELAY_MAGIC, TUNNEL_DATA_MAGIC};
 use std::collections::HashMap;
@@ -163,11 +163,7 @@ async fn serve_client(mut client: TcpStream, peer: SocketAddr, ticket: &str, tic
         Ok(upstream) => upstream,
         Err(e) => {
             tracing::warn!(%peer, reason = %e, "raw relay refused");
-            let answer = DialResponse {
-                error: Some(e.to_string()),
-                ticket: None,
-            };
-            let _ = write_json_line(&mut client, &answer).await;
+            let _ = write_json_line(&mut client, &DialResponse::refused(e.to_string())).await;
             return;
         }
     };
@@ -179,10 +175,7 @@ async fn serve_client(mut client: TcpStream, peer: SocketAddr, ticket: &str, tic
     }
     match upstream {
         #[cfg(target_os = "linux")]
-        Upstream::Tcp(node) => match crate::splice::relay(&client, &node).await {
-            Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
-            Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
-        },
+        Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
         #[cfg(not(target_os = "linux"))]
         Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
         Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,

@@ -38,11 +38,7 @@ pub async fn serve<S>(
         Ok(connected) => connected,
         Err(message) => {
             tracing::info!(%peer, reason = %message, "relay refused");
-            let answer = DialResponse {
-                error: Some(message),
-                ticket: None,
-            };
-            let _ = write_json_line(&mut client, &answer).await;
+            let _ = write_json_line(&mut client, &DialResponse::refused(message)).await;
             return;
         }
     };
@@ -81,7 +77,13 @@ where
 {
     // Large buffers: the relay moves bulk encrypted bytes, and 8 KiB copies
     // cost a wake-up (and over TLS a record) per few packets.
-    match tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER, RELAY_BUFFER).await {
+    let moved = tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER, RELAY_BUFFER).await;
+    log_relay(peer, moved);
+}
+
+/// How a relay ended: bytes each way, or why it broke.
+pub fn log_relay(peer: SocketAddr, moved: std::io::Result<(u64, u64)>) {
+    match moved {
         Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
         Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
     }

@@ -250,6 +250,16 @@ pub struct DialResponse {
     pub ticket: Option<String>,
 }
 
+impl DialResponse {
+    /// A refusal with its reason for the client.
+    pub fn refused(message: impl Into<String>) -> Self {
+        DialResponse {
+            error: Some(message.into()),
+            ticket: None,
+        }
+    }
+}
+
 /// How a raw relay connection starts: these bytes, the ticket, a newline.
 /// The proxy answers with one `DialResponse` line; then the SSH bytes
 /// follow, end to end encrypted by SSH itself. Never a valid first byte of
