@@ -130,6 +130,23 @@ fn tls_ca_pin_server_and_client_certs() {
     assert_eq!(id.cluster, "example");
     assert_eq!(id.kind, IdentityKind::User);
     assert_eq!(id.not_after, (NOW + 3600) as i64);
+    let now = NOW as i64;
+    assert_eq!(id.check("example", IdentityKind::User, now), Ok(()));
+    assert_eq!(id.check("example", IdentityKind::User, now + 3599), Ok(()));
+    // Refused: at and after its end, for another cluster, for node calls.
+    assert!(
+        id.check("example", IdentityKind::User, now + 3600)
+            .is_err_and(|m| m.contains("expired"))
+    );
+    assert!(
+        id.check("example", IdentityKind::User, now + 86400)
+            .is_err()
+    );
+    assert!(
+        id.check("other", IdentityKind::User, now)
+            .is_err_and(|m| m.contains("not valid"))
+    );
+    assert!(id.check("example", IdentityKind::Node, now).is_err());
     assert!(
         ca.sign_client_csr("garbage", IdentityKind::User, "alice", "example", NOW, 3600)
             .is_err()

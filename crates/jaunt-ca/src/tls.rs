@@ -57,6 +57,22 @@ pub struct ClientIdentity {
     pub not_after: i64,
 }
 
+impl ClientIdentity {
+    /// Whether this identity may make a call that needs `kind` in
+    /// `cluster` at `now` (Unix seconds). Checked on every request, not
+    /// only at the TLS handshake: a kept-alive connection can outlive its
+    /// certificate.
+    pub fn check(&self, cluster: &str, kind: IdentityKind, now: i64) -> Result<(), &'static str> {
+        if self.cluster != cluster || self.kind != kind {
+            return Err("this certificate is not valid for this call");
+        }
+        if self.not_after <= now {
+            return Err("this certificate has expired; log in again (nodes renew theirs)");
+        }
+        Ok(())
+    }
+}
+
 fn when(unix: u64) -> Result<OffsetDateTime> {
     let secs = i64::try_from(unix).map_err(|_| CaError::Invalid("time out of range".into()))?;
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| CaError::Invalid(e.to_string()))

@@ -7,7 +7,9 @@ use crate::{ClientError, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use jaunt_types::api::{ALPN_HTTP, ApiErrorBody, ErrorCode};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,7 +19,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -51,6 +55,63 @@ struct Verifier {
 
 fn tls_error(msg: String) -> rustls::Error {
     rustls::Error::General(msg)
+}
+
+impl Dialer {
+    async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
+        let config = if alpn == ALPN_HTTP {
+            self.tls.clone()
+        } else {
+            let mut c = (*self.tls).clone();
+            c.alpn_protocols = vec![alpn.to_vec()];
+            Arc::new(c)
+        };
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls {
+                addr: self.addr.clone(),
+                reason: e
+                    .into_inner()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "handshake failed".into())
+                    // Our verifier's own messages are complete sentences.
+                    .trim_start_matches("unexpected error: ")
+                    .to_string(),
+            })?;
+        if tls.get_ref().1.alpn_protocol() != Some(alpn) {
+            return Err(ClientError::Protocol(format!(
+                "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
+                self.addr,
+                String::from_utf8_lossy(alpn)
+            )));
+        }
+        Ok(tls)
+    }
+}
+
+/// The connector's own error when the pool's error carries one (so a TLS
+/// or pin failure reads the same as before pooling), else the HTTP error.
+fn unwrap_error(e: hyper_util::client::legacy::Error) -> ClientError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(c) = err.downcast_ref::<ClientError>() {
+            return c.clone();
+        }
+        source = err.source();
+    }
+    ClientError::Protocol(e.to_string())
 }
 
 impl ServerCertVerifier for Verifier {
@@ -149,12 +210,83 @@ fn system_verifier(provider: &Arc<CryptoProvider>) -> Option<Arc<WebPkiServerVer
         .ok()
 }
 
-/// A client for one proxy.
+/// A client for one proxy. Clones share its idle connections.
 #[derive(Clone)]
 pub struct ApiClient {
+    dialer: Arc<Dialer>,
+    /// Calls reuse a kept-alive connection when one is idle: a node makes
+    /// several calls per SSH session (authorize, sessions, audit), and a
+    /// TLS handshake each was most of what a session start cost auth.
+    http: Client<Connector, Full<Bytes>>,
+}
+
+/// How to open a TLS connection to the proxy.
+struct Dialer {
     addr: String,
     host: String,
     tls: Arc<rustls::ClientConfig>,
+}
+
+/// An idle connection is closed after this (the proxy closes them after
+/// 30 s, so this side closes first and never sends into a closing one).
+const IDLE: Duration = Duration::from_secs(10);
+/// Idle connections kept per client.
+const MAX_IDLE: usize = 8;
+
+/// Dials the proxy for the HTTP client's pool.
+#[derive(Clone)]
+struct Connector(Arc<Dialer>);
+
+/// A TLS connection to the proxy, as the HTTP client's pool holds it.
+struct Conn(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+
+impl tower::Service<hyper::Uri> for Connector {
+    type Response = Conn;
+    type Error = ClientError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Conn>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: hyper::Uri) -> Self::Future {
+        let dialer = self.0.clone();
+        Box::pin(async move { Ok(Conn(TokioIo::new(dialer.connect(ALPN_HTTP).await?))) })
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 impl ApiClient {
@@ -201,15 +333,21 @@ impl ApiClient {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![ALPN_HTTP.to_vec()];
-        Ok(ApiClient {
+        let dialer = Arc::new(Dialer {
             addr: addr.to_string(),
             host: crate::profile::proxy_host(addr),
             tls: Arc::new(config),
-        })
+        });
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE)
+            .pool_max_idle_per_host(MAX_IDLE)
+            .build(Connector(dialer.clone()));
+        Ok(ApiClient { dialer, http })
     }
 
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.dialer.addr
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
@@ -224,71 +362,23 @@ impl ApiClient {
     /// A TLS connection to the proxy speaking `alpn`, with this client's
     /// trust and certificate.
     pub async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let connect_err = |reason: String| ClientError::Connect {
-            addr: self.addr.clone(),
-            reason,
-        };
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| connect_err("timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
-        let config = if alpn == ALPN_HTTP {
-            self.tls.clone()
-        } else {
-            let mut c = (*self.tls).clone();
-            c.alpn_protocols = vec![alpn.to_vec()];
-            Arc::new(c)
-        };
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ClientError::Tls {
-                addr: self.addr.clone(),
-                reason: e
-                    .into_inner()
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "handshake failed".into())
-                    // Our verifier's own messages are complete sentences.
-                    .trim_start_matches("unexpected error: ")
-                    .to_string(),
-            })?;
-        if tls.get_ref().1.alpn_protocol() != Some(alpn) {
-            return Err(ClientError::Protocol(format!(
-                "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
-                self.addr,
-                String::from_utf8_lossy(alpn)
-            )));
-        }
-        Ok(tls)
+        self.dialer.connect(alpn).await
     }
-
     async fn call<R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Bytes,
     ) -> Result<R> {
-        let tls = self.connect(ALPN_HTTP).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let uri = format!("https://{}{path}", self.dialer.addr);
         let req = Request::builder()
             .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, &self.host)
+            .uri(uri)
+            .header(hyper::header::HOST, &self.dialer.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self.http.request(req).await.map_err(unwrap_error)?;
         let status = resp.status();
         let bytes = resp
             .into_body()

@@ -14,7 +14,7 @@ pub mod stdio;
 use jaunt_types::api::ErrorCode;
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the proxy at {addr}: {reason}")]
     Connect { addr: String, reason: String },

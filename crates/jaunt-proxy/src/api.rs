@@ -223,9 +223,12 @@ fn caller(
         jaunt_ca::IdentityKind::Node => denied("this call needs a node certificate"),
     })?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
-    if id.cluster != auth.identity().cluster_name || id.kind != kind {
-        return Err(denied("this certificate is not valid for this call"));
-    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    id.check(&auth.identity().cluster_name, kind, now)
+        .map_err(denied)?;
     Ok(id.user)
 }
 
