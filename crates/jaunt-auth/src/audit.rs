@@ -64,6 +64,9 @@ impl AuthServer {
             .node(uuid)
             .await?
             .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
+        // Every event is checked before any is stored, and the batch is
+        // stored in one transaction: one sync per delivery, not per event.
+        let mut checked = Vec::with_capacity(events.len());
         for mut e in events {
             let code = match e.event.as_str() {
                 "sftp" => e
@@ -86,8 +89,12 @@ impl AuthServer {
             e.cluster = self.identity.cluster_name.clone();
             e.node_uuid = Some(uuid.to_string());
             e.node = Some(node.name.clone());
-            self.emit(e).await?;
+            checked.push(e);
         }
+        self.store
+            .create_many(checked.iter().map(|e| (event_key(e), e)))
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "cannot write node audit events"))?;
         Ok(())
     }
 

@@ -36,7 +36,8 @@ impl AuthServer {
             .await?
             .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         let prefix = format!("{ACTIVE}{uuid}/");
-        let expires = now() + self.config.node_offline_after.as_secs() as i64;
+        let window = self.config.node_offline_after.as_secs() as i64;
+        let now = now();
         let old = self.store.list::<ActiveSession>(&prefix).await?;
         for gone in old
             .iter()
@@ -48,9 +49,17 @@ impl AuthServer {
             check_id(&s.id)?;
             s.node = node.name.clone();
             s.node_uuid = uuid.to_string();
-            self.store
-                .put(&active_key(uuid, &s.id), &s, Some(expires))
-                .await?;
+            // Nodes report the whole list at every start and end: only
+            // what changed, or is past half its time to live, is written
+            // (each write is a synced transaction).
+            let fresh = old
+                .iter()
+                .any(|o| o.value == s && o.expires.is_some_and(|e| e - now > window / 2));
+            if !fresh {
+                self.store
+                    .put(&active_key(uuid, &s.id), &s, Some(now + window))
+                    .await?;
+            }
         }
         Ok(())
     }

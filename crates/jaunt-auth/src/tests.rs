@@ -271,35 +271,112 @@ async fn logins_and_lockouts_are_audited() {
     assert!(!refused.success);
 }
 
+/// Joins a node named `name` through a fresh token; its UUID.
+async fn joined_node(auth: &AuthServer, name: &str) -> String {
+    let (token, _) = auth.add_node_token(None, None).await.expect("token");
+    let key = jaunt_ca::ssh_key::PrivateKey::random(
+        &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
+        jaunt_ca::ssh_key::Algorithm::Ed25519,
+    )
+    .expect("key");
+    auth.join_node(jaunt_types::api::NodeJoinRequest {
+        token: token.token,
+        name: name.into(),
+        labels: Default::default(),
+        addr: None,
+        host_public_key: key.public_key().to_openssh().expect("openssh"),
+        tls_csr_pem: generate_client_csr(name).expect("csr").0,
+    })
+    .await
+    .expect("join")
+    .uuid
+}
+
+#[tokio::test]
+async fn running_sessions_are_replaced_and_unchanged_ones_not_rewritten() {
+    use jaunt_types::audit::ActiveSession;
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "bob", &["bob"]).await;
+    let node = joined_node(&auth, "n1").await;
+    let session = |kind: &str| ActiveSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        user: "bob".into(),
+        login: "bob".into(),
+        node: "claimed".into(),
+        node_uuid: "claimed".into(),
+        kind: kind.into(),
+        start: 5,
+        client: "127.0.0.1:1".into(),
+    };
+    let revisions = || async {
+        let mut r: Vec<(String, i64)> = auth
+            .store
+            .list::<ActiveSession>("/sessions/active/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|v| (v.value.id, v.revision))
+            .collect();
+        r.sort();
+        r
+    };
+    let (a, b) = (session("exec"), session("shell"));
+    auth.set_node_sessions(&node, vec![a.clone()])
+        .await
+        .expect("report");
+    let first = revisions().await;
+    auth.set_node_sessions(&node, vec![a.clone(), b.clone()])
+        .await
+        .expect("report");
+    let second = revisions().await;
+    assert_eq!(second.len(), 2);
+    assert!(
+        second.contains(&first[0]),
+        "unchanged session rewritten: {first:?} {second:?}"
+    );
+    let listed = auth.sessions_for("bob").await.expect("list");
+    assert!(
+        listed.iter().all(|s| s.node == "n1" && s.node_uuid == node),
+        "{listed:?}"
+    );
+    // A changed entry is written again; a gone one is removed.
+    let mut b2 = b.clone();
+    b2.kind = "sftp".into();
+    auth.set_node_sessions(&node, vec![b2])
+        .await
+        .expect("report");
+    let listed = auth.sessions_for("bob").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].kind.as_str()),
+        (b.id.as_str(), "sftp")
+    );
+    // Refused: a malformed ID, and a reporter not in the inventory.
+    let mut bad = session("exec");
+    bad.id = "../x".into();
+    assert!(matches!(
+        auth.set_node_sessions(&node, vec![bad]).await,
+        Err(AuthError::BadRequest(_))
+    ));
+    assert!(matches!(
+        auth.set_node_sessions("not-a-node", vec![]).await,
+        Err(AuthError::AccessDenied(_))
+    ));
+}
+
 #[tokio::test]
 async fn node_events_and_recordings_are_checked_and_stored_once() {
-    use jaunt_types::api::{NodeJoinRequest, RecordingUpload};
+    use jaunt_types::api::RecordingUpload;
     use jaunt_types::audit::{AuditEvent, AuditQuery, RecordingMeta};
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
     signed_up(&auth, "bob", &["bob"]).await;
     signed_up(&auth, "eve", &["eve"]).await;
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2"] {
-        let (token, _) = auth.add_node_token(None, None).await.expect("token");
-        let key = jaunt_ca::ssh_key::PrivateKey::random(
-            &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
-            jaunt_ca::ssh_key::Algorithm::Ed25519,
-        )
-        .expect("key");
-        let joined = auth
-            .join_node(NodeJoinRequest {
-                token: token.token,
-                name: name.into(),
-                labels: Default::default(),
-                addr: None,
-                host_public_key: key.public_key().to_openssh().expect("openssh"),
-                tls_csr_pem: generate_client_csr(name).expect("csr").0,
-            })
-            .await
-            .expect("join");
-        nodes.push(joined.uuid);
-    }
+    let nodes = [
+        joined_node(&auth, "n1").await,
+        joined_node(&auth, "n2").await,
+    ];
     // Node events: node identity and codes are auth's, IDs dedupe.
     let mut e = AuditEvent::new(uuid::Uuid::new_v4().to_string(), 5, "exec", false, "x");
     e.user = Some("bob".into());

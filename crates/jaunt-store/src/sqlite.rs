@@ -99,9 +99,20 @@ fn restrict_to_owner(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs a statement from the connection's cache (each SQL text is parsed
+/// once per connection, not per call).
+fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.execute(p))
+        .map_err(db_err)
+}
+
 fn read(conn: &Connection, key: &str) -> Result<Option<Item>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT key, value, revision, expires FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+    )
+    .map_err(db_err)?
+    .query_row(
         params![key, now()],
         |r| {
             Ok(Item {
@@ -128,19 +139,49 @@ impl Backend for SqliteBackend {
         self.run(move |c| {
             let tx = c.transaction().map_err(db_err)?;
             // An expired row does not count as existing.
-            tx.execute("DELETE FROM kv WHERE key = ?1 AND expires IS NOT NULL AND expires <= ?2", params![key, now()])
-                .map_err(db_err)?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)",
-                    params![key, value, expires],
-                )
-                .map_err(db_err)?;
+            exec(
+                &tx,
+                "DELETE FROM kv WHERE key = ?1 AND expires IS NOT NULL AND expires <= ?2",
+                params![key, now()],
+            )?;
+            let inserted = exec(
+                &tx,
+                "INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)",
+                params![key, value, expires],
+            )?;
             if inserted == 0 {
                 return Err(StoreError::AlreadyExists(key));
             }
             tx.commit().map_err(db_err)?;
-            Ok(Item { key, value, revision: 1, expires })
+            Ok(Item {
+                key,
+                value,
+                revision: 1,
+                expires,
+            })
+        })
+        .await
+    }
+
+    async fn create_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<usize> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let mut written = 0;
+            {
+                let now = now();
+                let mut expired = tx
+                    .prepare_cached("DELETE FROM kv WHERE key = ?1 AND expires IS NOT NULL AND expires <= ?2")
+                    .map_err(db_err)?;
+                let mut insert = tx
+                    .prepare_cached("INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, NULL)")
+                    .map_err(db_err)?;
+                for (key, value) in &items {
+                    expired.execute(params![key, now]).map_err(db_err)?;
+                    written += insert.execute(params![key, value]).map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(written)
         })
         .await
     }
@@ -149,14 +190,14 @@ impl Backend for SqliteBackend {
         let key = key.to_string();
         self.run(move |c| {
             let revision: i64 = c
-                .query_row(
+                .prepare_cached(
                     "INSERT INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value,
                          revision = kv.revision + 1, expires = excluded.expires
                      RETURNING revision",
-                    params![key, value, expires],
-                    |r| r.get(0),
                 )
+                .map_err(db_err)?
+                .query_row(params![key, value, expires], |r| r.get(0))
                 .map_err(db_err)?;
             Ok(Item {
                 key,
@@ -178,13 +219,12 @@ impl Backend for SqliteBackend {
         let key = key.to_string();
         self.run(move |c| {
             let tx = c.transaction().map_err(db_err)?;
-            let changed = tx
-                .execute(
-                    "UPDATE kv SET value = ?1, revision = revision + 1, expires = ?2
+            let changed = exec(
+                &tx,
+                "UPDATE kv SET value = ?1, revision = revision + 1, expires = ?2
                      WHERE key = ?3 AND revision = ?4 AND (expires IS NULL OR expires > ?5)",
-                    params![value, expires, key, revision, now()],
-                )
-                .map_err(db_err)?;
+                params![value, expires, key, revision, now()],
+            )?;
             if changed == 0 {
                 return match read(&tx, &key)? {
                     Some(_) => Err(StoreError::Conflict(key)),
@@ -205,12 +245,11 @@ impl Backend for SqliteBackend {
     async fn delete(&self, key: &str) -> Result<()> {
         let key = key.to_string();
         self.run(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
-                    params![key, now()],
-                )
-                .map_err(db_err)?;
+            let n = exec(
+                c,
+                "DELETE FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
+                params![key, now()],
+            )?;
             if n == 0 {
                 Err(StoreError::NotFound(key))
             } else {
@@ -248,11 +287,11 @@ impl Backend for SqliteBackend {
 
     async fn purge_expired(&self) -> Result<usize> {
         self.run(|c| {
-            c.execute(
+            exec(
+                c,
                 "DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
                 params![now()],
             )
-            .map_err(db_err)
         })
         .await
     }
@@ -266,6 +305,42 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = SqliteBackend::open(&dir.path().join("jaunt.db")).expect("open");
         (dir, b)
+    }
+
+    #[tokio::test]
+    async fn create_many_writes_new_keys_once_and_keeps_existing_ones() {
+        let (_d, b) = temp();
+        b.create("/events/1", b"old".to_vec(), None)
+            .await
+            .expect("create");
+        // An expired key counts as absent, as for `create`.
+        b.create("/events/3", b"gone".to_vec(), Some(1))
+            .await
+            .expect("create");
+        let items = vec![
+            ("/events/1".to_string(), b"new".to_vec()),
+            ("/events/2".to_string(), b"two".to_vec()),
+            ("/events/2".to_string(), b"dup".to_vec()),
+            ("/events/3".to_string(), b"three".to_vec()),
+        ];
+        assert_eq!(b.create_many(items.clone()).await.expect("batch"), 2);
+        let values: Vec<(String, Vec<u8>)> = b
+            .list("/events/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|i| (i.key, i.value))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("/events/1".to_string(), b"old".to_vec()),
+                ("/events/2".to_string(), b"two".to_vec()),
+                ("/events/3".to_string(), b"three".to_vec()),
+            ]
+        );
+        assert_eq!(b.create_many(items).await.expect("again"), 0);
+        assert_eq!(b.create_many(Vec::new()).await.expect("empty"), 0);
     }
 
     #[tokio::test]
