@@ -374,13 +374,8 @@ fn a_killed_node_delivers_its_partial_recording_and_queued_events() {
         .collect();
     assert!(b_lines.iter().any(|l| l.contains("SECOND")), "{b_lines:?}");
     let session_b = echoed_id(&b_lines);
-    let queued = std::fs::read_dir(node_dir.join("audit-queue"))
-        .expect("queue")
-        .count();
-    assert!(
-        queued >= 3,
-        "session B's events are queued ({queued} files)"
-    );
+    let queued = queued_events(&node_dir);
+    assert!(queued >= 3, "session B's events are queued ({queued})");
 
     // kill -9 mid-session A, then everything comes back.
     node.kill9();
@@ -421,11 +416,20 @@ fn a_killed_node_delivers_its_partial_recording_and_queued_events() {
     );
     assert_eq!(end["user"], "alice");
     eventually("the queue to drain", Duration::from_secs(20), || {
-        let left = std::fs::read_dir(node_dir.join("audit-queue"))
-            .ok()?
-            .count();
-        (left == 0).then_some(())
+        (queued_events(&node_dir) == 0).then_some(())
     });
+}
+
+/// Events waiting in a node's on-disk audit queue (read while the node
+/// may be writing: SQLite's WAL lets a reader in).
+fn queued_events(node_dir: &std::path::Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        node_dir.join("audit-queue.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the node's audit queue");
+    db.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+        .expect("count")
 }
 
 #[test]

@@ -236,7 +236,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         sftp_helper: cfg.sftp_helper.clone(),
         nodename: cfg.nodename.clone(),
         audit: AuditLog::open(&cfg.data_dir, &id.cluster).map_err(|e| NodeError::Identity {
-            path: cfg.data_dir.join("audit-queue"),
+            path: cfg.data_dir.join(crate::audit::QUEUE_FILE),
             reason: e.to_string(),
         })?,
         spool: Spool::open(&cfg.data_dir).map_err(|e| NodeError::Identity {

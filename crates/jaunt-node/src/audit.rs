@@ -1,13 +1,17 @@
-//! The node's audit events: written to an on-disk queue (one synced file
-//! per event) before the action goes on, then delivered to auth in order,
-//! in batches, and removed only once auth has stored them. Auth stores an
+//! The node's audit events: written to an on-disk queue (a SQLite
+//! database in WAL mode with `synchronous=FULL`: one synced append per
+//! event) before the action goes on, then delivered to auth in order, in
+//! batches, and removed only once auth has stored them. Auth stores an
 //! event once by its ID, so a batch re-sent after a lost answer adds
 //! nothing: no loss when auth is away or the node is killed, no duplicates.
+//!
+//! (Nodes before this one kept one synced file per event in
+//! `audit-queue/`; those are moved into the database when it opens.)
 
 use jaunt_client::api::ApiClient;
 use jaunt_types::api::{Ack, NodeEventsRequest, PATH_NODE_EVENTS};
 use jaunt_types::audit::AuditEvent;
-use std::io::Write;
+use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,12 +20,13 @@ use tokio::sync::Notify;
 /// Events per delivery.
 const BATCH: usize = 200;
 
+/// The queue's file in the node's data directory.
+pub const QUEUE_FILE: &str = "audit-queue.db";
+
 pub struct AuditLog {
-    dir: PathBuf,
+    /// Queue rows in emission order (`seq`); the lock also orders writes.
+    db: Mutex<Connection>,
     cluster: String,
-    /// The last queue file's sequence number (Unix nanoseconds, made
-    /// strictly increasing), so file names sort in emission order.
-    last: Mutex<u128>,
     wake: Notify,
     seq: jaunt_types::audit::Sequence,
 }
@@ -33,33 +38,97 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-fn sequence_of(path: &Path) -> Option<u128> {
-    path.file_name()?
-        .to_str()?
-        .strip_suffix(".json")?
-        .parse()
-        .ok()
+fn db_err(e: rusqlite::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// One queued event: its row and its bytes as written.
+struct Queued {
+    row: i64,
+    bytes: Vec<u8>,
 }
 
 impl AuditLog {
-    /// The queue in `<data_dir>/audit-queue` (created 0700).
+    /// The queue in `<data_dir>/audit-queue.db` (created 0600).
     pub fn open(data_dir: &Path, cluster: &str) -> std::io::Result<Self> {
-        let dir = data_dir.join("audit-queue");
-        std::fs::create_dir_all(&dir)?;
+        let path = data_dir.join(QUEUE_FILE);
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
+        let db = Connection::open(&path).map_err(db_err)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        db.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        // `bad` keeps what could not be read back, never dropped silently.
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS queue (row INTEGER PRIMARY KEY AUTOINCREMENT, event BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS bad (row INTEGER PRIMARY KEY, event BLOB NOT NULL);",
+        )
+        .map_err(db_err)?;
         let log = AuditLog {
-            dir,
+            db: Mutex::new(db),
             cluster: cluster.to_string(),
-            last: Mutex::new(0),
             wake: Notify::new(),
             seq: jaunt_types::audit::Sequence::starting_at(now_nanos() as u64),
         };
-        let last = log.pending()?.last().and_then(|p| sequence_of(p));
-        *log.last.lock().map_err(|_| std::io::Error::other("lock"))? = last.unwrap_or(0);
+        log.import_files(&data_dir.join("audit-queue"))?;
         Ok(log)
+    }
+
+    fn db(&self) -> std::io::Result<std::sync::MutexGuard<'_, Connection>> {
+        self.db
+            .lock()
+            .map_err(|_| std::io::Error::other("audit queue lock poisoned"))
+    }
+
+    /// Moves the events an older node queued as files (one per event,
+    /// named by sequence) into the database, in their order; the files
+    /// go once the rows are committed. Unreadable ones stay where they are.
+    fn import_files(&self, dir: &Path) -> std::io::Result<()> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut imported = Vec::new();
+        {
+            let mut db = self.db()?;
+            let tx = db.transaction().map_err(db_err)?;
+            for f in files {
+                let bytes = std::fs::read(&f)?;
+                if serde_json::from_slice::<AuditEvent>(&bytes).is_err() {
+                    tracing::error!(file = %f.display(), "unreadable queued audit event left in place");
+                    continue;
+                }
+                tx.execute("INSERT INTO queue (event) VALUES (?1)", params![bytes])
+                    .map_err(db_err)?;
+                imported.push(f);
+            }
+            tx.commit().map_err(db_err)?;
+        }
+        for f in &imported {
+            std::fs::remove_file(f)?;
+        }
+        // Left only when something in it could not be read.
+        let _ = std::fs::remove_dir(dir);
+        if !imported.is_empty() {
+            tracing::info!(
+                events = imported.len(),
+                "moved queued audit events into {QUEUE_FILE}"
+            );
+        }
+        Ok(())
     }
 
     /// A new event of this cluster, stamped now.
@@ -87,28 +156,15 @@ impl AuditLog {
         e
     }
 
-    /// Queues an event durably. An error means the event may be lost: the
-    /// caller refuses the action it records where it can.
+    /// Queues an event durably (committed and synced when this returns).
+    /// An error means the event may be lost: the caller refuses the action
+    /// it records where it can.
     pub fn emit(&self, event: &AuditEvent) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(event).map_err(std::io::Error::other)?;
-        // The lock also orders the writes, so sequence order is file order.
-        let mut last = self
-            .last
-            .lock()
-            .map_err(|_| std::io::Error::other("lock"))?;
-        let seq = now_nanos().max(*last + 1);
-        let path = self.dir.join(format!("{seq:039}.json"));
-        let tmp = self.dir.join(format!("{seq:039}.tmp"));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        *last = seq;
-        drop(last);
+        self.db()?
+            .prepare_cached("INSERT INTO queue (event) VALUES (?1)")
+            .and_then(|mut s| s.execute(params![bytes]))
+            .map_err(db_err)?;
         self.wake.notify_one();
         Ok(())
     }
@@ -121,20 +177,32 @@ impl AuditLog {
         }
     }
 
-    /// The queued events' files, oldest first.
-    fn pending(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| sequence_of(p).is_some())
-            .collect();
-        files.sort();
-        Ok(files)
+    /// Up to `limit` queued events, oldest first.
+    fn pending(&self, limit: usize) -> std::io::Result<Vec<Queued>> {
+        let db = self.db()?;
+        let mut stmt = db
+            .prepare_cached("SELECT row, event FROM queue ORDER BY row LIMIT ?1")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(Queued {
+                    row: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     /// How many events wait for delivery.
     pub fn queued(&self) -> usize {
-        self.pending().map(|p| p.len()).unwrap_or(0)
+        self.db()
+            .ok()
+            .and_then(|db| {
+                db.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0))
+                    .ok()
+            })
+            .unwrap_or(0) as usize
     }
 
     /// Delivers queued events to auth for ever; `api` gives the current
@@ -160,22 +228,18 @@ impl AuditLog {
 
     /// Sends one batch; returns how many events it carried.
     async fn deliver_once(&self, api: &impl Fn() -> Option<ApiClient>) -> Result<usize, String> {
-        let files = self.pending().map_err(|e| e.to_string())?;
-        let files = &files[..files.len().min(BATCH)];
-        if files.is_empty() {
+        let queued = self.pending(BATCH).map_err(|e| e.to_string())?;
+        let Some(last) = queued.last().map(|q| q.row) else {
             return Ok(0);
-        }
-        let mut events = Vec::with_capacity(files.len());
-        for f in files {
-            let parsed = std::fs::read(f)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<AuditEvent>(&b).map_err(|e| e.to_string()));
-            match parsed {
+        };
+        let mut events = Vec::with_capacity(queued.len());
+        for q in &queued {
+            match serde_json::from_slice::<AuditEvent>(&q.bytes) {
                 Ok(e) => events.push(e),
                 Err(e) => {
                     // Kept aside, never silently dropped, never blocking the rest.
-                    tracing::error!(file = %f.display(), error = %e, "unreadable audit event set aside");
-                    let _ = std::fs::rename(f, f.with_extension("bad"));
+                    tracing::error!(row = q.row, error = %e, "unreadable audit event set aside");
+                    self.set_aside(q.row).map_err(|e| e.to_string())?;
                     return Ok(1);
                 }
             }
@@ -185,10 +249,26 @@ impl AuditLog {
             .post(PATH_NODE_EVENTS, &NodeEventsRequest { events })
             .await
             .map_err(|e| e.to_string())?;
-        for f in files {
-            std::fs::remove_file(f).map_err(|e| e.to_string())?;
-        }
-        Ok(files.len())
+        self.db()
+            .map_err(|e| e.to_string())?
+            .prepare_cached("DELETE FROM queue WHERE row <= ?1")
+            .and_then(|mut s| s.execute(params![last]))
+            .map_err(|e| e.to_string())?;
+        Ok(queued.len())
+    }
+
+    /// Moves an unreadable row to the `bad` table.
+    fn set_aside(&self, row: i64) -> std::io::Result<()> {
+        let mut db = self.db()?;
+        let tx = db.transaction().map_err(db_err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO bad (row, event) SELECT row, event FROM queue WHERE row = ?1",
+            params![row],
+        )
+        .map_err(db_err)?;
+        tx.execute("DELETE FROM queue WHERE row = ?1", params![row])
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
     }
 }
 
@@ -196,32 +276,103 @@ impl AuditLog {
 mod tests {
     use super::*;
 
+    fn ids(log: &AuditLog) -> Vec<String> {
+        log.pending(1000)
+            .expect("pending")
+            .iter()
+            .map(|q| {
+                serde_json::from_slice::<AuditEvent>(&q.bytes)
+                    .expect("json")
+                    .id
+            })
+            .collect()
+    }
+
     #[test]
     fn queue_keeps_order_across_reopen() {
         let dir = tempfile::tempdir().expect("tmp");
         let log = AuditLog::open(dir.path(), "c").expect("open");
-        let ids: Vec<String> = (0..5)
+        let mut want: Vec<String> = (0..5)
             .map(|i| {
                 let e = log.event("exec", i % 2 == 0);
                 log.emit(&e).expect("emit");
                 e.id
             })
             .collect();
+        drop(log);
         let reopened = AuditLog::open(dir.path(), "c").expect("reopen");
         let later = reopened.event("exec", true);
         reopened.emit(&later).expect("emit");
-        let order: Vec<String> = reopened
-            .pending()
-            .expect("pending")
-            .iter()
-            .map(|p| {
-                let e: AuditEvent =
-                    serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
-                e.id
-            })
-            .collect();
-        let mut want = ids;
         want.push(later.id);
-        assert_eq!(order, want);
+        assert_eq!(ids(&reopened), want);
+        assert_eq!(reopened.queued(), 6);
+        assert_eq!(reopened.pending(2).expect("pending").len(), 2);
+    }
+
+    #[test]
+    fn files_queued_by_an_older_node_are_moved_in_first_and_bad_ones_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = dir.path().join("audit-queue");
+        std::fs::create_dir(&old).expect("dir");
+        let maker = AuditLog::open(tempfile::tempdir().expect("tmp").path(), "c").expect("open");
+        let (a, b) = (maker.event("exec", true), maker.event("session.end", true));
+        // Named by sequence: b's name sorts first, so it goes first.
+        std::fs::write(old.join("002.json"), serde_json::to_vec(&a).expect("json")).expect("write");
+        std::fs::write(old.join("001.json"), serde_json::to_vec(&b).expect("json")).expect("write");
+        std::fs::write(old.join("003.json"), b"{torn").expect("write");
+        let log = AuditLog::open(dir.path(), "c").expect("open");
+        let c = log.event("exec", false);
+        log.emit(&c).expect("emit");
+        assert_eq!(ids(&log), vec![b.id, a.id, c.id]);
+        let left: Vec<_> = std::fs::read_dir(&old)
+            .expect("kept for the bad file")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("003.json")]);
+        // Opening again imports nothing twice.
+        drop(log);
+        assert_eq!(AuditLog::open(dir.path(), "c").expect("open").queued(), 3);
+    }
+
+    #[test]
+    fn an_unreadable_row_is_set_aside_not_lost() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::open(dir.path(), "c").expect("open");
+        log.db()
+            .expect("db")
+            .execute(
+                "INSERT INTO queue (event) VALUES (?1)",
+                params![b"not json".to_vec()],
+            )
+            .expect("insert");
+        let e = log.event("exec", true);
+        log.emit(&e).expect("emit");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        // No API client: the bad row is moved before any delivery is tried.
+        assert_eq!(rt.block_on(log.deliver_once(&|| None)), Ok(1));
+        assert_eq!(ids(&log), vec![e.id]);
+        let bad: Vec<u8> = log
+            .db()
+            .expect("db")
+            .query_row("SELECT event FROM bad", [], |r| r.get(0))
+            .expect("kept");
+        assert_eq!(bad, b"not json");
+        assert!(rt.block_on(log.deliver_once(&|| None)).is_err());
+        assert_eq!(log.queued(), 1, "undelivered events stay");
+    }
+
+    #[test]
+    fn the_queue_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        AuditLog::open(dir.path(), "c").expect("open");
+        let mode = std::fs::metadata(dir.path().join(QUEUE_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
