@@ -329,12 +329,30 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
         (now > profile.valid_until + 1).then_some(())
     });
+    // The client's kept-alive connection is refused per request...
     let err = rt
         .block_on(api.get::<WhoAmIResponse>(PATH_WHOAMI))
-        .expect_err("an expired certificate, even on a resumed session");
+        .expect_err("an expired certificate, on a kept-alive connection");
+    assert!(err.to_string().contains("has expired"), "{err}");
+    // ...and a new connection resuming the TLS session carries no
+    // certificate for auth to accept.
+    let answer = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = api.connect(ALPN_HTTP).await.expect("connect");
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        );
+        let request =
+            format!("GET {PATH_WHOAMI} HTTP/1.1\r\nHost: jaunt\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.expect("request");
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer).await;
+        answer
+    });
     assert!(
-        err.to_string().contains("needs the client certificate"),
-        "{err}"
+        answer.starts_with("HTTP/1.1 401") && answer.contains("needs the client certificate"),
+        "{answer}"
     );
 }
 
