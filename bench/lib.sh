@@ -6,8 +6,14 @@
 # throwaway OS user in; and defines the client options for each setup. Every
 # process it starts is stopped by PID, and the user removed, on exit.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/jaunt-target}"
-cargo build --release --locked --bins -p jaunt-cli -p jaunt-bench 2>/dev/null
-bin="$CARGO_TARGET_DIR/release"
+# JAUNT_BIN_DIR: run already-built binaries instead (to compare two builds
+# back to back on the same machine state).
+if [ -n "${JAUNT_BIN_DIR:-}" ]; then
+  bin="$JAUNT_BIN_DIR"
+else
+  cargo build --release --locked --bins -p jaunt-cli -p jaunt-bench 2>/dev/null
+  bin="$CARGO_TARGET_DIR/release"
+fi
 work=$(mktemp -d /tmp/jaunt-bench.XXXXXX)
 user="jtbench$$"
 pids=()
