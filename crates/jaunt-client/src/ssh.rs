@@ -174,6 +174,9 @@ pub async fn connect(
         },
         ..Default::default()
     });
+    // russh reads each packet with two exact reads (its length, then the
+    // rest): reading ahead makes a download one syscall per 128 KiB.
+    let stream = tokio::io::BufReader::with_capacity(128 * 1024, stream);
     let mut handle = match client::connect_stream(config, stream, check).await {
         Ok(h) => h,
         Err(e) => {
