@@ -266,8 +266,9 @@ async fn inventory(
             joined.fetch_add(1, Ordering::Relaxed);
             let mut every = Duration::from_secs(5);
             loop {
+                // As a node does: no connection kept between heartbeats.
                 let beat: Result<HeartbeatResponse, _> = api
-                    .post(
+                    .post_once(
                         PATH_NODE_HEARTBEAT,
                         &HeartbeatRequest {
                             name: name.clone(),

@@ -480,7 +480,7 @@ async fn heartbeat_once(
         .map_err(|_| NodeError::Key("lock".into()))?
         .clone();
     let resp: HeartbeatResponse = api
-        .post(
+        .post_once(
             PATH_NODE_HEARTBEAT,
             &HeartbeatRequest {
                 name: cfg.nodename.clone(),
