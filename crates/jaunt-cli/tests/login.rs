@@ -316,44 +316,92 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         .enable_all()
         .build()
         .expect("runtime");
-    let who: WhoAmIResponse = rt.block_on(api.get(PATH_WHOAMI)).expect("whoami");
-    assert_eq!(who.user, "fay");
-    let resumed = rt.block_on(api.connect(ALPN_HTTP)).expect("connect");
-    assert_eq!(
-        resumed.get_ref().1.handshake_kind(),
-        Some(rustls::HandshakeKind::Resumed),
-        "the second connection resumes"
-    );
-    drop(resumed);
-    eventually("the certificate to expire", Duration::from_secs(20), || {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
-        (now > profile.valid_until + 1).then_some(())
-    });
-    // The client's kept-alive connection is refused per request...
-    let err = rt
-        .block_on(api.get::<WhoAmIResponse>(PATH_WHOAMI))
-        .expect_err("an expired certificate, on a kept-alive connection");
-    assert!(err.to_string().contains("has expired"), "{err}");
-    // ...and a new connection resuming the TLS session carries no
-    // certificate for auth to accept.
-    let answer = rt.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    rt.block_on(async {
+        // A connection held open across the certificate's end, as the
+        // client's pool keeps one between calls.
+        let mut held = api.connect(ALPN_HTTP).await.expect("connect");
+        assert_eq!(
+            held.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+        let first = http_get(&mut held, PATH_WHOAMI, true).await;
+        assert!(
+            first.starts_with("HTTP/1.1 200") && first.contains("fay"),
+            "{first}"
+        );
+        let resumed = api.connect(ALPN_HTTP).await.expect("connect");
+        assert_eq!(
+            resumed.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed),
+            "the second connection resumes"
+        );
+        drop(resumed);
+        eventually("the certificate to expire", Duration::from_secs(20), || {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+            (now > profile.valid_until + 1).then_some(())
+        });
+        // The held connection is refused per request...
+        let later = http_get(&mut held, PATH_WHOAMI, true).await;
+        assert!(
+            later.starts_with("HTTP/1.1 401") && later.contains("has expired"),
+            "{later}"
+        );
+        // ...and a new connection resuming the TLS session carries no
+        // certificate for auth to accept.
         let mut tls = api.connect(ALPN_HTTP).await.expect("connect");
         assert_eq!(
             tls.get_ref().1.handshake_kind(),
             Some(rustls::HandshakeKind::Resumed)
         );
-        let request =
-            format!("GET {PATH_WHOAMI} HTTP/1.1\r\nHost: jaunt\r\nConnection: close\r\n\r\n");
-        tls.write_all(request.as_bytes()).await.expect("request");
-        let mut answer = String::new();
-        let _ = tls.read_to_string(&mut answer).await;
-        answer
+        let answer = http_get(&mut tls, PATH_WHOAMI, false).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 401") && answer.contains("needs the client certificate"),
+            "{answer}"
+        );
     });
+    // And through the client itself: refused, whichever connection it used.
+    let err = rt
+        .block_on(api.get::<WhoAmIResponse>(PATH_WHOAMI))
+        .expect_err("an expired certificate");
     assert!(
-        answer.starts_with("HTTP/1.1 401") && answer.contains("needs the client certificate"),
-        "{answer}"
+        matches!(err, jaunt_client::ClientError::Api { .. }),
+        "{err}"
     );
+}
+
+/// One HTTP/1.1 GET on `tls`; the answer's head and body as text. With
+/// `keep`, the connection stays open for another request.
+async fn http_get<S>(tls: &mut S, path: &str, keep: bool) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let close = if keep { "" } else { "Connection: close\r\n" };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: jaunt\r\n{close}\r\n");
+    tls.write_all(request.as_bytes()).await.expect("request");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tls.read(&mut buf).await.expect("answer");
+        if n == 0 {
+            return String::from_utf8_lossy(&got).to_string();
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 #[test]
