@@ -57,63 +57,6 @@ fn tls_error(msg: String) -> rustls::Error {
     rustls::Error::General(msg)
 }
 
-impl Dialer {
-    async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let connect_err = |reason: String| ClientError::Connect {
-            addr: self.addr.clone(),
-            reason,
-        };
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| connect_err("timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
-        let config = if alpn == ALPN_HTTP {
-            self.tls.clone()
-        } else {
-            let mut c = (*self.tls).clone();
-            c.alpn_protocols = vec![alpn.to_vec()];
-            Arc::new(c)
-        };
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ClientError::Tls {
-                addr: self.addr.clone(),
-                reason: e
-                    .into_inner()
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "handshake failed".into())
-                    // Our verifier's own messages are complete sentences.
-                    .trim_start_matches("unexpected error: ")
-                    .to_string(),
-            })?;
-        if tls.get_ref().1.alpn_protocol() != Some(alpn) {
-            return Err(ClientError::Protocol(format!(
-                "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
-                self.addr,
-                String::from_utf8_lossy(alpn)
-            )));
-        }
-        Ok(tls)
-    }
-}
-
-/// The connector's own error when the pool's error carries one (so a TLS
-/// or pin failure reads the same as before pooling), else the HTTP error.
-fn unwrap_error(e: hyper_util::client::legacy::Error) -> ClientError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        if let Some(c) = err.downcast_ref::<ClientError>() {
-            return c.clone();
-        }
-        source = err.source();
-    }
-    ClientError::Protocol(e.to_string())
-}
-
 impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
@@ -290,6 +233,63 @@ impl hyper::rt::Write for Conn {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
+}
+
+impl Dialer {
+    async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
+        let config = if alpn == ALPN_HTTP {
+            self.tls.clone()
+        } else {
+            let mut c = (*self.tls).clone();
+            c.alpn_protocols = vec![alpn.to_vec()];
+            Arc::new(c)
+        };
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls {
+                addr: self.addr.clone(),
+                reason: e
+                    .into_inner()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "handshake failed".into())
+                    // Our verifier's own messages are complete sentences.
+                    .trim_start_matches("unexpected error: ")
+                    .to_string(),
+            })?;
+        if tls.get_ref().1.alpn_protocol() != Some(alpn) {
+            return Err(ClientError::Protocol(format!(
+                "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
+                self.addr,
+                String::from_utf8_lossy(alpn)
+            )));
+        }
+        Ok(tls)
+    }
+}
+
+/// The connector's own error when the pool's error carries one (so a TLS
+/// or pin failure reads the same as before pooling), else the HTTP error.
+fn unwrap_error(e: hyper_util::client::legacy::Error) -> ClientError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(c) = err.downcast_ref::<ClientError>() {
+            return c.clone();
+        }
+        source = err.source();
+    }
+    ClientError::Protocol(e.to_string())
 }
 
 impl ApiClient {
