@@ -365,14 +365,21 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<R> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call(Method::POST, path, Bytes::from(bytes), false)
-            .await
+        self.post_json(path, body, false).await
     }
 
     pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
+        self.post_json(path, body, true).await
+    }
+
+    async fn post_json<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        keep_alive: bool,
+    ) -> Result<R> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call(Method::POST, path, Bytes::from(bytes), true)
+        self.call(Method::POST, path, Bytes::from(bytes), keep_alive)
             .await
     }
 

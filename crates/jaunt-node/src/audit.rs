@@ -51,21 +51,8 @@ struct Queued {
 impl AuditLog {
     /// The queue in `<data_dir>/audit-queue.db` (created 0600).
     pub fn open(data_dir: &Path, cluster: &str) -> std::io::Result<Self> {
-        let path = data_dir.join(QUEUE_FILE);
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        }
-        let db = Connection::open(&path).map_err(db_err)?;
-        db.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        db.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err)?;
+        let db =
+            jaunt_store::open_durable(&data_dir.join(QUEUE_FILE)).map_err(std::io::Error::other)?;
         // `bad` keeps what could not be read back, never dropped silently.
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS queue (row INTEGER PRIMARY KEY AUTOINCREMENT, event BLOB NOT NULL);

@@ -8,7 +8,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteBackend;
+pub use sqlite::{SqliteBackend, open_durable};
 
 use async_trait::async_trait;
 use serde::Serialize;

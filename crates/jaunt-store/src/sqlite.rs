@@ -27,18 +27,26 @@ fn now() -> i64 {
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// Opens (creating if needed) a SQLite file readable by its owner only, in
+/// WAL mode with `synchronous=FULL`: a committed write is on disk. The
+/// store and the node's audit queue both open theirs this way.
+pub fn open_durable(path: &Path) -> Result<Connection> {
+    restrict_to_owner(path)?;
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
+    Ok(conn)
+}
+
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        restrict_to_owner(path)?;
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err)?;
+        let conn = open_durable(path)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db_err)?;
