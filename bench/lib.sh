@@ -39,13 +39,13 @@ install -m 600 -o "$user" -g "$user" "$work/userkey.pub" "/home/$user/.ssh/autho
 mkdir -p /run/sshd
 /usr/sbin/sshd -D -f /dev/null -p "$sshd_port" -o ListenAddress=127.0.0.1 -h "$work/hostkey" \
   -o PasswordAuthentication=no -o UsePAM=no -o "Subsystem sftp internal-sftp" -o PidFile=none &
-pids+=($!)
+sshd_pid=$!; pids+=($!)
 
 # (b) a second sshd as a ProxyJump bastion (same user and key).
 jump_port=$(port)
 /usr/sbin/sshd -D -f /dev/null -p "$jump_port" -o ListenAddress=127.0.0.1 -h "$work/hostkey" \
   -o PasswordAuthentication=no -o UsePAM=no -o PidFile=none &
-pids+=($!)
+jump_pid=$!; pids+=($!)
 
 # (c), (d): a cluster, a direct node and a tunnel node.
 proxy_port=$(port)
