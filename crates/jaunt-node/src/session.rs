@@ -60,15 +60,11 @@ pub enum Input {
 }
 
 /// The session process's stdin pipe, shared by the session's task and the
-/// connection's SSH loop. The loop writes a large packet straight into the
-/// pipe when it has room and nothing is queued ahead of it; otherwise the
-/// packet goes through the session's input queue. Handing every 32 KiB
-/// packet to the session's task cost a copy and a cross-thread wake-up,
-/// most of the node's CPU on an upload besides the cipher. Small packets
-/// (PuTTY sends a 4 KiB SFTP write each) still queue: the session's task
-/// gathers what has queued into one write, and the process wakes once for
-/// many (written one by one, psftp uploads ran ~12% slower in alternating
-/// runs).
+/// connection's SSH loop. The loop writes a packet straight into the pipe
+/// when it has room and nothing is queued ahead of it; otherwise the packet
+/// goes through the session's input queue. Handing every packet to the
+/// session's task cost a copy and a cross-thread wake-up per 32 KiB, most
+/// of the node's CPU on an upload besides the cipher.
 #[derive(Default)]
 pub struct SharedStdin {
     /// Set once the process runs, for a session without a terminal.
@@ -78,48 +74,10 @@ pub struct SharedStdin {
     queued: AtomicUsize,
 }
 
-/// Packets from this size go straight into the pipe (OpenSSH's scp, sftp
-/// and ssh send 16-32 KiB).
-const DIRECT_MIN: usize = 16 * 1024;
-/// The session's task writes up to this much of queued input at once.
-const GATHER_MAX: usize = 256 * 1024;
-
-/// The next input: one held back from a gathering, or the queue's.
-async fn next_input(held: &mut Option<Input>, input: &mut mpsc::Receiver<Input>) -> Option<Input> {
-    match held.take() {
-        Some(m) => Some(m),
-        None => input.recv().await,
-    }
-}
-
-/// Appends the `Input::Data` queued behind `data`, up to `GATHER_MAX`;
-/// returns how many messages it took, and holds back the first other one.
-fn gather(
-    data: &mut Vec<u8>,
-    input: &mut mpsc::Receiver<Input>,
-    held: &mut Option<Input>,
-) -> usize {
-    let mut taken = 1;
-    while data.len() < GATHER_MAX {
-        match input.try_recv() {
-            Ok(Input::Data(more)) => {
-                data.extend_from_slice(&more);
-                taken += 1;
-            }
-            Ok(other) => {
-                *held = Some(other);
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    taken
-}
-
 impl SharedStdin {
     /// Writes what fits in the pipe now; returns what was not written.
     fn write_now<'a>(&self, data: &'a [u8]) -> &'a [u8] {
-        if data.len() < DIRECT_MIN || self.queued.load(Ordering::Acquire) != 0 {
+        if self.queued.load(Ordering::Acquire) != 0 {
             return data;
         }
         match self.pipe.get().map(|p| p.try_write(data)) {
@@ -129,9 +87,9 @@ impl SharedStdin {
         }
     }
 
-    /// The session's task has dealt with `n` queued `Input::Data`.
-    fn taken(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::Release);
+    /// The session's task has dealt with one queued `Input::Data`.
+    fn taken(&self) {
+        self.queued.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -168,7 +126,7 @@ impl InputSender {
         }
         stdin.queued.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(Input::Data(rest.to_vec())).await.is_err() {
-            stdin.taken(1);
+            stdin.taken();
         }
     }
 
@@ -473,7 +431,7 @@ where
                     msg = input.recv(), if input_open => match msg {
                         Some(Input::Data(d)) => {
                             let _ = writer.write_all(&d).await;
-                            shared_stdin.taken(1);
+                            shared_stdin.taken();
                         }
                         Some(Input::Resize { cols, rows }) => {
                             let _ = writer.resize(pty_process::Size::new(rows, cols));
@@ -532,19 +490,17 @@ where
             };
             let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
             let mut input_open = true;
-            let mut held = None;
             let status = loop {
                 tokio::select! {
                     status = child.wait() => break status?,
-                    msg = next_input(&mut held, &mut input), if input_open => match msg {
-                        Some(Input::Data(mut d)) => {
-                            let n = gather(&mut d, &mut input, &mut held);
+                    msg = input.recv(), if input_open => match msg {
+                        Some(Input::Data(d)) => {
                             if let Some(s) = &stdin {
                                 let written = match s.pipe.get() {
                                     Some(p) => write_pipe(p, &d).await,
                                     None => Ok(()),
                                 };
-                                s.taken(n);
+                                s.taken();
                                 if written.is_err() {
                                     stdin = None;
                                 }
@@ -625,24 +581,12 @@ mod tests {
                 }
             }
         });
-        // Large pieces (which may go straight in) and small ones (always
-        // queued, and gathered); the second half is sent slowly, so the
-        // pipe has room again.
-        let mut rest = &sent[..];
-        for i in 0usize.. {
-            let size = if i % 3 == 0 {
-                4096 + 13
-            } else {
-                32 * 1024 + 17
-            };
-            let (chunk, more) = rest.split_at(size.min(rest.len()));
+        // The second half is sent slowly, so the pipe has room again and
+        // the pieces go straight in.
+        for (i, chunk) in sent.chunks(32 * 1024 + 17).enumerate() {
             input.data(chunk).await;
-            rest = more;
-            if rest.is_empty() {
-                break;
-            }
-            if rest.len() < sent.len() / 2 {
-                tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+            if i > 128 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
         input.eof().await;
