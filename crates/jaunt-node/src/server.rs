@@ -4,7 +4,7 @@
 
 pub use crate::context::{NodeContext, end_interrupted_sessions};
 use crate::os;
-use crate::session::{self, Exit, Input, InputSender, Launch, Observers, PtyRequest, SessionInfo};
+use crate::session::{self, Exit, Input, Launch, Observers, PtyRequest, SessionInfo};
 use crate::sftp::SftpRecord;
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
@@ -121,7 +121,7 @@ struct ChannelState {
     writer: russh::ChannelWriteHalf<Msg>,
     pty: Option<PtyRequest>,
     env: Vec<(String, String)>,
-    input: Option<InputSender>,
+    input: Option<mpsc::Sender<Input>>,
     /// The session running on this channel, once started.
     session_id: Option<String>,
 }
@@ -288,9 +288,8 @@ impl Connection {
         let Some(state) = self.channels.get_mut(&channel) else {
             return session.channel_failure(channel);
         };
-        let (input, rx, stdin) = InputSender::new(64);
-        let tx = input.control();
-        state.input = Some(input);
+        let (tx, rx) = mpsc::channel(64);
+        state.input = Some(tx.clone());
         state.session_id = Some(session_id.clone());
         let out = state.writer.make_writer();
         let err = state.writer.make_writer_ext(Some(1));
@@ -340,7 +339,7 @@ impl Connection {
                     match os::lookup(&login) {
                         Ok(os_user) => {
                             match session::run(
-                                launch, info, os_user, pty, env, out, err, rx, stdin, observers,
+                                launch, info, os_user, pty, env, out, err, rx, observers,
                             )
                             .await
                             {
@@ -411,13 +410,11 @@ impl Connection {
         Ok(())
     }
 
-    fn input(&mut self, channel: ChannelId) -> Option<&mut InputSender> {
-        self.channels.get_mut(&channel)?.input.as_mut()
-    }
-
     async fn send_input(&mut self, channel: ChannelId, input: Input) {
-        if let Some(tx) = self.input(channel) {
-            tx.send(input).await;
+        if let Some(tx) = self.channels.get(&channel).and_then(|c| c.input.clone()) {
+            // Waiting here is the back-pressure: a process that does not read
+            // its input slows its sender, not the node.
+            let _ = tx.send(input).await;
         }
     }
 }
@@ -772,9 +769,7 @@ impl Handler for Connection {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(input) = self.input(channel) {
-            input.data(data).await;
-        }
+        self.send_input(channel, Input::Data(data.to_vec())).await;
         Ok(())
     }
 
@@ -783,9 +778,7 @@ impl Handler for Connection {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(input) = self.input(channel) {
-            input.eof().await;
-        }
+        self.send_input(channel, Input::Eof).await;
         Ok(())
     }
 
@@ -795,7 +788,7 @@ impl Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(input) = self.channels.remove(&channel).and_then(|c| c.input) {
-            input.try_send(Input::Hangup);
+            let _ = input.try_send(Input::Hangup);
         }
         Ok(())
     }
@@ -806,7 +799,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         for state in self.channels.values() {
             if let Some(input) = &state.input {
-                input.try_send(Input::Hangup);
+                let _ = input.try_send(Input::Hangup);
             }
         }
         if self.identity.is_some() {

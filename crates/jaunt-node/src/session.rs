@@ -5,10 +5,7 @@
 use crate::os::{OsUser, spawn};
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 /// Who and where, for the environment and `jaunt status`.
@@ -57,113 +54,6 @@ pub enum Input {
     /// The client is gone: SIGHUP to the whole process group, as sshd's
     /// closing terminal would send.
     Hangup,
-}
-
-/// The session process's stdin pipe, shared by the session's task and the
-/// connection's SSH loop. The loop writes a packet straight into the pipe
-/// when it has room and nothing is queued ahead of it; otherwise the packet
-/// goes through the session's input queue. Handing every packet to the
-/// session's task cost a copy and a cross-thread wake-up per 32 KiB, most
-/// of the node's CPU on an upload besides the cipher.
-#[derive(Default)]
-pub struct SharedStdin {
-    /// Set once the process runs, for a session without a terminal.
-    pipe: OnceLock<pipe::Sender>,
-    /// `Input::Data` sent through the queue and not yet taken by the
-    /// session's task: while any is, new data queues behind it, in order.
-    queued: AtomicUsize,
-}
-
-impl SharedStdin {
-    /// Writes what fits in the pipe now; returns what was not written.
-    fn write_now<'a>(&self, data: &'a [u8]) -> &'a [u8] {
-        if self.queued.load(Ordering::Acquire) != 0 {
-            return data;
-        }
-        match self.pipe.get().map(|p| p.try_write(data)) {
-            Some(Ok(n)) => &data[n..],
-            // Full, not yet running, or broken: the queue's path decides.
-            _ => data,
-        }
-    }
-
-    /// The session's task has dealt with one queued `Input::Data`.
-    fn taken(&self) {
-        self.queued.fetch_sub(1, Ordering::Release);
-    }
-}
-
-/// The connection's end of a session's input.
-pub struct InputSender {
-    tx: mpsc::Sender<Input>,
-    /// Dropped at the client's EOF, so the pipe closes once the session's
-    /// task has written what was queued before it.
-    stdin: Option<Arc<SharedStdin>>,
-}
-
-impl InputSender {
-    /// A session's input: the queue, and the stdin the session shares.
-    pub fn new(capacity: usize) -> (InputSender, mpsc::Receiver<Input>, Arc<SharedStdin>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let stdin = Arc::new(SharedStdin::default());
-        let sender = InputSender {
-            tx,
-            stdin: Some(stdin.clone()),
-        };
-        (sender, rx, stdin)
-    }
-
-    /// Client data for the process. Waiting here (a full pipe and a full
-    /// queue) is the back-pressure: a process that does not read its input
-    /// slows its sender, not the node.
-    pub async fn data(&self, data: &[u8]) {
-        let Some(stdin) = &self.stdin else {
-            return;
-        };
-        let rest = stdin.write_now(data);
-        if rest.is_empty() {
-            return;
-        }
-        stdin.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(Input::Data(rest.to_vec())).await.is_err() {
-            stdin.taken();
-        }
-    }
-
-    /// The client's EOF: no more data from this end.
-    pub async fn eof(&mut self) {
-        self.stdin = None;
-        let _ = self.tx.send(Input::Eof).await;
-    }
-
-    /// A sender for signals and resizes only, for a task that must not
-    /// hold stdin open.
-    pub fn control(&self) -> mpsc::Sender<Input> {
-        self.tx.clone()
-    }
-
-    /// Anything else for the session (signals, resizes).
-    pub async fn send(&self, input: Input) {
-        let _ = self.tx.send(input).await;
-    }
-
-    /// For when waiting is not possible (the connection is going).
-    pub fn try_send(&self, input: Input) {
-        let _ = self.tx.try_send(input);
-    }
-}
-
-/// Writes all of `data` to a non-blocking pipe.
-async fn write_pipe(pipe: &pipe::Sender, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        pipe.writable().await?;
-        match pipe.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn hang_up(pid: Option<nix::unistd::Pid>) {
@@ -381,7 +271,6 @@ pub async fn run<W1, W2>(
     out: W1,
     err: W2,
     mut input: mpsc::Receiver<Input>,
-    shared_stdin: Arc<SharedStdin>,
     observers: Observers,
 ) -> std::io::Result<Exit>
 where
@@ -429,10 +318,7 @@ where
                 tokio::select! {
                     status = child.wait() => break status?,
                     msg = input.recv(), if input_open => match msg {
-                        Some(Input::Data(d)) => {
-                            let _ = writer.write_all(&d).await;
-                            shared_stdin.taken();
-                        }
+                        Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
                         Some(Input::Resize { cols, rows }) => {
                             let _ = writer.resize(pty_process::Size::new(rows, cols));
                             record(&rec, |r| r.resize(cols, rows));
@@ -474,15 +360,7 @@ where
                 .stderr
                 .take()
                 .ok_or_else(|| std::io::Error::other("no stderr"))?;
-            let stdin = child
-                .stdin
-                .take()
-                .ok_or_else(|| std::io::Error::other("no stdin"))?;
-            let pipe = pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?;
-            // The session's task holds the pipe through `shared_stdin` until
-            // the client's EOF; the connection's own reference goes then too.
-            let _ = shared_stdin.pipe.set(pipe);
-            let mut stdin = Some(shared_stdin);
+            let mut stdin = child.stdin.take();
             let out_task = tokio::spawn(pump(stdout, out));
             let err_task = match observers.audit_lines {
                 Some(audit) => tokio::spawn(pump_stderr(stderr, err, audit)),
@@ -495,15 +373,10 @@ where
                     status = child.wait() => break status?,
                     msg = input.recv(), if input_open => match msg {
                         Some(Input::Data(d)) => {
-                            if let Some(s) = &stdin {
-                                let written = match s.pipe.get() {
-                                    Some(p) => write_pipe(p, &d).await,
-                                    None => Ok(()),
-                                };
-                                s.taken();
-                                if written.is_err() {
-                                    stdin = None;
-                                }
+                            if let Some(s) = stdin.as_mut()
+                                && s.write_all(&d).await.is_err()
+                            {
+                                stdin = None;
                             }
                         }
                         // Closing stdin is what lets `ssh host cmd < file` finish.
@@ -523,81 +396,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    fn info() -> SessionInfo {
-        let addr: SocketAddr = ([127, 0, 0, 1], 22).into();
-        SessionInfo {
-            session_id: "s".into(),
-            user: "u".into(),
-            login: "l".into(),
-            cluster: "c".into(),
-            host_uuid: "h".into(),
-            proxy_addr: "p".into(),
-            client: addr,
-            server: addr,
-            agent_socket: None,
-        }
-    }
-
-    /// Input written straight into the pipe and input queued behind a
-    /// full pipe (or before the process runs) reach it in the order sent,
-    /// and the client's EOF closes the pipe.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn stdin_keeps_order_across_direct_and_queued_writes()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let me = nix::unistd::User::from_uid(nix::unistd::getuid())?.ok_or("no user")?;
-        let user = crate::os::lookup(&me.name)?;
-        let (mut input, rx, stdin) = InputSender::new(4);
-        let (out, mut out_read) = tokio::io::duplex(64 * 1024);
-        let (err, _err_read) = tokio::io::duplex(1024);
-        let session = tokio::spawn(run(
-            Launch::Exec("cat".into()),
-            info(),
-            user,
-            None,
-            Vec::new(),
-            out,
-            err,
-            rx,
-            stdin,
-            Observers::default(),
-        ));
-        // 8 MiB in uneven pieces; cat's output is read slowly at first so
-        // the pipe fills and later pieces queue.
-        let sent: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let n = out_read.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok::<_, std::io::Error>(got);
-                }
-                got.extend_from_slice(&buf[..n]);
-                if got.len() < 1024 * 1024 {
-                    tokio::time::sleep(std::time::Duration::from_micros(200)).await;
-                }
-            }
-        });
-        // The second half is sent slowly, so the pipe has room again and
-        // the pieces go straight in.
-        for (i, chunk) in sent.chunks(32 * 1024 + 17).enumerate() {
-            input.data(chunk).await;
-            if i > 128 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        }
-        input.eof().await;
-        let exit = session.await??;
-        assert_eq!(exit, Exit::Code(0));
-        let got = reader.await??;
-        assert_eq!(got.len(), sent.len());
-        assert!(got == sent, "the bytes arrived out of order");
-        Ok(())
-    }
-
     #[test]
     fn client_environment_is_filtered() {
         for (name, ok) in [
