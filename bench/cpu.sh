@@ -27,7 +27,7 @@ printf 'get bench.bin %s\n' "$work/back" >"$work/down"
 acct=/sys/fs/cgroup/cpuacct
 if [ -w "$acct" ]; then
   for p in $sshd_pid $jump_pid $auth_pid $direct_pid $tunnel_pid; do
-    mkdir "$acct/jaunt-bench-$p"
+    mkdir -p "$acct/jaunt-bench-$p"
     echo "$p" >"$acct/jaunt-bench-$p/cgroup.procs"
   done
   trap 'cleanup; sleep 1; rmdir "$acct"/jaunt-bench-* 2>/dev/null || true' EXIT
