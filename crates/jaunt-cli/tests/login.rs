@@ -297,7 +297,7 @@ fn short_certificates_expire_and_say_how_to_log_in_again() {
 #[test]
 fn a_resumed_tls_session_does_not_outlive_its_certificate() {
     use jaunt_client::api::{ApiClient, Trust};
-    use jaunt_types::api::{ALPN_HTTP, PATH_WHOAMI, WhoAmIResponse};
+    use jaunt_types::api::{PATH_WHOAMI, WhoAmIResponse};
     let c = Cluster::start(Options::default());
     let home = c.signed_up("fay", "fay");
     c.login(&home, "fay", &["--ttl=3s"], &format!("{PASSWORD}\n"))
@@ -319,23 +319,14 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
     rt.block_on(async {
         // A connection held open across the certificate's end, as the
         // client's pool keeps one between calls.
-        let mut held = api.connect(ALPN_HTTP).await.expect("connect");
-        assert_eq!(
-            held.get_ref().1.handshake_kind(),
-            Some(rustls::HandshakeKind::Full)
-        );
+        let mut held = connect_with(&api, rustls::HandshakeKind::Full).await;
         let first = http_get(&mut held, PATH_WHOAMI, true).await;
         assert!(
             first.starts_with("HTTP/1.1 200") && first.contains("fay"),
             "{first}"
         );
-        let resumed = api.connect(ALPN_HTTP).await.expect("connect");
-        assert_eq!(
-            resumed.get_ref().1.handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed),
-            "the second connection resumes"
-        );
-        drop(resumed);
+        // The second connection resumes the TLS session.
+        drop(connect_with(&api, rustls::HandshakeKind::Resumed).await);
         eventually("the certificate to expire", Duration::from_secs(20), || {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
             (now > profile.valid_until + 1).then_some(())
@@ -348,11 +339,7 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         );
         // ...and a new connection resuming the TLS session carries no
         // certificate for auth to accept.
-        let mut tls = api.connect(ALPN_HTTP).await.expect("connect");
-        assert_eq!(
-            tls.get_ref().1.handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        );
+        let mut tls = connect_with(&api, rustls::HandshakeKind::Resumed).await;
         let answer = http_get(&mut tls, PATH_WHOAMI, false).await;
         assert!(
             answer.starts_with("HTTP/1.1 401") && answer.contains("needs the client certificate"),
@@ -367,6 +354,20 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         matches!(err, jaunt_client::ClientError::Api { .. }),
         "{err}"
     );
+}
+
+/// A new API connection to the proxy, checked to have made `kind` of TLS
+/// handshake.
+async fn connect_with(
+    api: &jaunt_client::api::ApiClient,
+    kind: rustls::HandshakeKind,
+) -> impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
+    let tls = api
+        .connect(jaunt_types::api::ALPN_HTTP)
+        .await
+        .expect("connect");
+    assert_eq!(tls.get_ref().1.handshake_kind(), Some(kind));
+    tls
 }
 
 /// One HTTP/1.1 GET on `tls`; the answer's head and body as text. With

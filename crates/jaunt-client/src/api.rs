@@ -388,6 +388,7 @@ impl ApiClient {
     pub async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
         self.dialer.connect(alpn).await
     }
+
     async fn call<R: DeserializeOwned>(
         &self,
         method: Method,
