@@ -12,6 +12,7 @@ pub mod audit;
 pub mod authn;
 mod certs;
 mod error;
+pub mod heartbeats;
 mod identity;
 pub mod nodes;
 pub mod records;
@@ -54,6 +55,8 @@ pub struct AuthServer {
     dummy_hash: String,
     /// Orders this instance's audit events within a millisecond.
     audit_seq: jaunt_types::audit::Sequence,
+    /// Each node's latest heartbeat here (see [`heartbeats`]).
+    leases: heartbeats::Leases,
 }
 
 pub(crate) fn now() -> i64 {
@@ -76,6 +79,7 @@ impl AuthServer {
             config,
             identity,
             dummy_hash,
+            leases: heartbeats::Leases::default(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)

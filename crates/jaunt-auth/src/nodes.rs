@@ -2,6 +2,7 @@
 //! certificate renewal, which nodes a user may see, and whether a user may
 //! log in as a login on a node (asked by the node at each login).
 
+use crate::heartbeats;
 use crate::records::{TokenRecord, token_key};
 use crate::{AuthError, AuthServer, now};
 use jaunt_ca::{HostCertRequest, IdentityKind, parse_public_key};
@@ -28,6 +29,10 @@ pub struct NodeRecord {
     pub addr: Option<String>,
     pub host_public_key: String,
     pub last_seen: i64,
+    /// The interval the node was last told to beat at (0 in records
+    /// from before it was kept): its offline window follows from it.
+    #[serde(default)]
+    pub heartbeat_secs: u64,
 }
 
 impl NodeRecord {
@@ -162,6 +167,7 @@ impl AuthServer {
             addr: req.addr,
             host_public_key: req.host_public_key,
             last_seen: now(),
+            heartbeat_secs: 0,
         };
         self.store
             .create(&node_key(&uuid), &record, Some(now() + NODE_FORGET_AFTER))
@@ -181,7 +187,15 @@ impl AuthServer {
         })
     }
 
+    /// Node `uuid` as last heard from (by this instance or, through the
+    /// store, another).
     pub async fn node(&self, uuid: &str) -> Result<Option<NodeRecord>, AuthError> {
+        let mut node = self.stored_node(uuid).await?;
+        self.leases.refresh(node.as_mut());
+        Ok(node)
+    }
+
+    async fn stored_node(&self, uuid: &str) -> Result<Option<NodeRecord>, AuthError> {
         Ok(self
             .store
             .get::<NodeRecord>(&node_key(uuid))
@@ -195,12 +209,14 @@ impl AuthServer {
         req: HeartbeatRequest,
     ) -> Result<HeartbeatResponse, AuthError> {
         validate_node(&req.name, &req.labels, req.addr.as_deref())?;
-        let existing = self.node(uuid).await?.ok_or_else(|| {
-            AuthError::AccessDenied(
+        let Some(existing) = self.stored_node(uuid).await? else {
+            self.leases.forget(uuid);
+            return Err(AuthError::AccessDenied(
                 "this node is not in the inventory; join it again with a new token".into(),
-            )
-        })?;
+            ));
+        };
         let now = now();
+        let offline_after = self.config.node_offline_after.as_secs();
         let renew_host = req.host_public_key != existing.host_public_key
             || req.name != existing.name
             || req.addr != existing.addr
@@ -221,32 +237,46 @@ impl AuthServer {
             addr: req.addr,
             host_public_key: req.host_public_key,
             last_seen: now,
+            heartbeat_secs: heartbeats::interval(offline_after, self.leases.live()),
         };
-        self.store
-            .put(&node_key(uuid), &record, Some(now + NODE_FORGET_AFTER))
-            .await?;
+        if heartbeats::must_write(&existing, &record, offline_after) {
+            self.store
+                .put(&node_key(uuid), &record, Some(now + NODE_FORGET_AFTER))
+                .await?;
+        }
+        self.leases.beat(uuid, now);
         Ok(HeartbeatResponse {
             host_cert,
             tls_cert_pem,
             user_ca_keys: self.user_ca_keys()?,
-            heartbeat_secs: (self.config.node_offline_after.as_secs() / 4).max(1),
+            heartbeat_secs: record.heartbeat_secs,
             recording: self.config.recording,
         })
     }
 
     /// Every node in the inventory, online or not.
     pub async fn all_nodes(&self) -> Result<Vec<NodeRecord>, AuthError> {
-        Ok(self
+        let mut nodes: Vec<NodeRecord> = self
             .store
             .list::<NodeRecord>(NODES)
             .await?
             .into_iter()
             .map(|v| v.value)
-            .collect())
+            .collect();
+        self.leases.refresh(nodes.iter_mut());
+        Ok(nodes)
+    }
+
+    /// Seconds of silence after which `node` counts as offline.
+    pub fn offline_window(&self, node: &NodeRecord) -> i64 {
+        heartbeats::offline_window(
+            self.config.node_offline_after.as_secs(),
+            node.heartbeat_secs,
+        )
     }
 
     pub fn is_online(&self, node: &NodeRecord) -> bool {
-        now() - node.last_seen <= self.config.node_offline_after.as_secs() as i64
+        now() - node.last_seen <= self.offline_window(node)
     }
 
     /// The nodes `user` may see; `online_only` drops silent ones.

@@ -36,7 +36,7 @@ impl AuthServer {
             .await?
             .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
         let prefix = format!("{ACTIVE}{uuid}/");
-        let window = self.config.node_offline_after.as_secs() as i64;
+        let window = self.offline_window(&node);
         let now = now();
         let old = self.store.list::<ActiveSession>(&prefix).await?;
         for gone in old

@@ -366,6 +366,102 @@ async fn running_sessions_are_replaced_and_unchanged_ones_not_rewritten() {
 }
 
 #[tokio::test]
+async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
+    use crate::nodes::{NODES, NodeRecord};
+    use jaunt_types::api::HeartbeatRequest;
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let uuid = joined_node(&auth, "n1").await;
+    let key = format!("{NODES}{uuid}");
+    let stored = || async {
+        auth.store
+            .get::<NodeRecord>(&key)
+            .await
+            .expect("get")
+            .expect("stored")
+    };
+    let joined = stored().await.value;
+    let beat = |labels: jaunt_types::resources::Labels| HeartbeatRequest {
+        name: "n1".into(),
+        labels,
+        addr: None,
+        host_public_key: joined.host_public_key.clone(),
+        host_cert_valid_before: (now() + 86_400) as u64,
+        tls_csr_pem: None,
+    };
+    // The first heartbeat records the interval the node was told.
+    let resp = auth
+        .heartbeat(&uuid, beat(Default::default()))
+        .await
+        .expect("beat");
+    assert_eq!(resp.heartbeat_secs, 15);
+    let first = stored().await;
+    assert_eq!(first.value.heartbeat_secs, 15);
+    // As if stored 20 s ago: younger than half the 60 s window, not rewritten,
+    // yet this instance reports the heartbeat it just took.
+    let mut aged = first.value.clone();
+    aged.last_seen -= 20;
+    let aged_rev = auth.store.put(&key, &aged, None).await.expect("age");
+    auth.heartbeat(&uuid, beat(Default::default()))
+        .await
+        .expect("beat");
+    assert_eq!(
+        stored().await.revision,
+        aged_rev,
+        "unchanged heartbeat written"
+    );
+    let seen = auth.node(&uuid).await.expect("node").expect("known");
+    assert!(
+        seen.last_seen >= now() - 1,
+        "{} vs {}",
+        seen.last_seen,
+        now()
+    );
+    assert!(auth.all_nodes().await.expect("all")[0].last_seen >= now() - 1);
+    // 30 s old: written, so other instances keep seeing the node online.
+    aged.last_seen -= 10;
+    let aged_rev = auth.store.put(&key, &aged, None).await.expect("age");
+    auth.heartbeat(&uuid, beat(Default::default()))
+        .await
+        .expect("beat");
+    let refreshed = stored().await;
+    assert!(refreshed.revision > aged_rev);
+    assert!(refreshed.value.last_seen >= now() - 1);
+    // A change the node reports is written at once.
+    let labels: jaunt_types::resources::Labels = [("env".to_string(), "prod".to_string())].into();
+    auth.heartbeat(&uuid, beat(labels.clone()))
+        .await
+        .expect("beat");
+    assert_eq!(stored().await.value.labels, labels);
+    // Refused: a node not in the inventory.
+    assert!(matches!(
+        auth.heartbeat("not-a-node", beat(Default::default())).await,
+        Err(AuthError::AccessDenied(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_node_told_a_longer_interval_gets_a_longer_offline_window() {
+    use crate::nodes::NodeRecord;
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let node = |last_seen: i64, heartbeat_secs: u64| NodeRecord {
+        uuid: "u".into(),
+        name: "n".into(),
+        labels: Default::default(),
+        addr: None,
+        host_public_key: String::new(),
+        last_seen,
+        heartbeat_secs,
+    };
+    assert!(auth.is_online(&node(now() - 60, 15)));
+    assert!(!auth.is_online(&node(now() - 61, 15)));
+    assert!(!auth.is_online(&node(now() - 61, 0)));
+    assert!(auth.is_online(&node(now() - 199, 50)));
+    assert!(!auth.is_online(&node(now() - 201, 50)));
+}
+
+#[tokio::test]
 async fn node_events_and_recordings_are_checked_and_stored_once() {
     use jaunt_types::api::RecordingUpload;
     use jaunt_types::audit::{AuditEvent, AuditQuery, RecordingMeta};
