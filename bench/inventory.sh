@@ -4,12 +4,15 @@
 # real heartbeat protocol (each with its own node certificate); for each
 # total in COUNTS: the time to join them, then, after two heartbeat
 # rounds, auth+proxy RSS and CPU, and `jsh ls` / `jsh ls env=prod` times
-# (median of 5). Run as root; 127.0.0.1 only; every process is stopped by PID.
+# (median of 5). HOLD=seconds then keeps the last total running that long
+# and reports again (do the heartbeats hold?). Run as root; 127.0.0.1 only;
+# every process is stopped by PID.
 #
-#   COUNTS="10000 50000" bench/inventory.sh
+#   COUNTS="10000 50000" HOLD=600 bench/inventory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${COUNTS:-10000 50000}
+HOLD=${HOLD:-0}
 . bench/lib.sh
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -17,6 +20,19 @@ hz=$(getconf CLK_TCK)
 ls_ms() {  # median of 5 runs of jsh ls ARGS, in ms
   for _ in 1 2 3 4 5; do timed "$bin/jsh" ls "$@"; done | sort -n | awk '{a[NR]=$1*1000} END {printf "%.0f", a[3]}'
 }
+
+# One line: auth+proxy RSS, CPU and heartbeats/s over 15 s (all
+# simulators), heartbeat errors so far, the longest interval told, `jsh ls`
+# times and how many nodes it lists online.
+report() {
+  local c0 c1 s0 s1 errors interval
+  c0=$(cpu_ticks "$auth_pid"); s0=$(beats); sleep 15
+  c1=$(cpu_ticks "$auth_pid"); s1=$(beats)
+  errors=$(for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk '{print $8}'; done | awk '{n += $1} END {print n}')
+  interval=$(tail -1 "$out" | awk '{print $10}')
+  echo "$1; auth+proxy RSS $(rss_mib "$auth_pid") MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core), heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') every ${interval:-?} (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
+}
+beats() { for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk '{print $6}'; done | awk '{n += $1} END {print n}'; }
 
 echo "$(machine)"
 echo "before: auth+proxy RSS $(rss_mib "$auth_pid") MiB"
@@ -38,8 +54,9 @@ for total in $COUNTS; do
   t1=$(date +%s.%N)
   have=$total
   sleep 35   # two heartbeat rounds (every 15 s by default)
-  c0=$(cpu_ticks "$auth_pid"); s0=$(tail -1 "$out" | awk '{print $6}'); sleep 15
-  c1=$(cpu_ticks "$auth_pid"); s1=$(tail -1 "$out" | awk '{print $6}')
-  errors=$(tail -1 "$out" | awk '{print $8}')
-  echo "nodes=$total joined $add in $(echo "$t1 - $t0" | bc -l | xargs printf '%.0f') s; auth+proxy RSS $(rss_mib "$auth_pid") MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core), heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
+  report "nodes=$total joined $add in $(echo "$t1 - $t0" | bc -l | xargs printf '%.0f') s"
 done
+if [ "$HOLD" -gt 0 ]; then
+  sleep "$HOLD"
+  report "after $HOLD s more at $have nodes"
+fi

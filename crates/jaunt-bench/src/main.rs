@@ -194,6 +194,8 @@ async fn inventory(
     let joined = Arc::new(AtomicU64::new(0));
     let beats = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    // The longest heartbeat interval auth has told a node.
+    let longest = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     for i in 0..count {
         let (anon, gate, token, proxy, ca_pin) = (
@@ -203,7 +205,12 @@ async fn inventory(
             proxy.clone(),
             ca_pin.clone(),
         );
-        let (joined, beats, errors) = (joined.clone(), beats.clone(), errors.clone());
+        let (joined, beats, errors, longest) = (
+            joined.clone(),
+            beats.clone(),
+            errors.clone(),
+            longest.clone(),
+        );
         tokio::spawn(async move {
             let name = format!("sim-{i:05}");
             let labels: jaunt_types::resources::Labels = [
@@ -283,6 +290,7 @@ async fn inventory(
                 match beat {
                     Ok(r) => {
                         beats.fetch_add(1, Ordering::Relaxed);
+                        longest.fetch_max(r.heartbeat_secs, Ordering::Relaxed);
                         every = Duration::from_secs(r.heartbeat_secs.max(1));
                     }
                     Err(_) => {
@@ -293,15 +301,17 @@ async fn inventory(
             }
         });
     }
-    // A progress line every 5 s: joined nodes, heartbeats, errors.
+    // A progress line every 5 s: joined nodes, heartbeats, errors, and
+    // the longest interval told.
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         println!(
-            "t {:.0}s joined {} heartbeats {} errors {}",
+            "t {:.0}s joined {} heartbeats {} errors {} interval {}s",
             start.elapsed().as_secs_f64(),
             joined.load(Ordering::Relaxed),
             beats.load(Ordering::Relaxed),
-            errors.load(Ordering::Relaxed)
+            errors.load(Ordering::Relaxed),
+            longest.load(Ordering::Relaxed)
         );
     }
 }
