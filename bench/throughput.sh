@@ -46,53 +46,69 @@ run_one() {
   fi
 }
 
-declare -A result stalled
+# Whether SETUP runs TOOL (plink has no ProxyJump; `jsh ssh` is measured
+# against OpenSSH's ssh to (a)).
+runs_on() {
+  case $1-$2 in
+    psftp-proxyjump|psftp-node-only|jsh-proxyjump|jsh-node-only) return 1 ;;
+  esac
+}
+
+# One transfer: TOOL DIR SETUP; prints its seconds, or "stalled".
+transfer() {
+  local tool=$1 dir=$2 setup=$3 opts host ssh_opts putty
+  case $setup in
+    direct-sshd) opts=("${direct_opts[@]}"); host="$user@127.0.0.1" ;;
+    proxyjump) opts=("${jump_opts[@]}"); host="$user@127.0.0.1" ;;
+    jaunt-direct) opts=("${jaunt_opts[@]}"); host="$user@direct.bench" ;;
+    jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench" ;;
+    node-only) opts=("${node_opts[@]}"); host="$user@nodeonly" ;;
+  esac
+  ssh_opts=("${opts[@]/-P/-p}")
+  case $setup in
+    direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
+    jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
+  esac
+  case $tool-$dir in
+    scp-up) run_one scp "${opts[@]}" "$work/file" "$host:/home/$user/bench-up.bin" ;;
+    scp-down) run_one scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back" ;;
+    sftp-up) run_one sftp "${opts[@]}" -b "$work/sftp-up" "$host" ;;
+    sftp-down) run_one sftp "${opts[@]}" -b "$work/sftp-down" "$host" ;;
+    psftp-up) run_one psftp "${putty[@]}" -b "$work/psftp-up" ;;
+    psftp-down) run_one psftp "${putty[@]}" -b "$work/psftp-down" ;;
+    cat-up) run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file" ;;
+    cat-down) run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin" ;;
+    jsh-up)
+      if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file"
+      else run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file"; fi ;;
+    jsh-down)
+      if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin"
+      else run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin"; fi ;;
+  esac
+}
+
+# Runs are interleaved: run i of every setup, then run i+1, so a drift of
+# the machine over minutes falls on all setups alike rather than on
+# whichever ran last.
+declare -A result stalled rates
 for tool in $TOOLS; do
 for dir in up down; do
-  for setup in $SETUPS; do
-    [ "$tool" = psftp ] && [ "$setup" = proxyjump ] && continue   # plink has no ProxyJump
-    [ "$tool" = psftp ] && [ "$setup" = node-only ] && continue
-    # jsh: `jsh ssh` (its own SSH client) against OpenSSH's ssh to (a).
-    [ "$tool" = jsh ] && { [ "$setup" = proxyjump ] || [ "$setup" = node-only ]; } && continue
-    rates=()
-    stalled[$tool-$dir-$setup]=0
-    for _ in $(seq 1 "$RUNS"); do
-      case $setup in
-        direct-sshd) opts=("${direct_opts[@]}"); host="$user@127.0.0.1" ;;
-        proxyjump) opts=("${jump_opts[@]}"); host="$user@127.0.0.1" ;;
-        jaunt-direct) opts=("${jaunt_opts[@]}"); host="$user@direct.bench" ;;
-        jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench" ;;
-        node-only) opts=("${node_opts[@]}"); host="$user@nodeonly" ;;
-      esac
-      ssh_opts=("${opts[@]/-P/-p}")
-      case $setup in
-        direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
-        jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
-      esac
-      case $tool-$dir in
-        scp-up) s=$(run_one scp "${opts[@]}" "$work/file" "$host:/home/$user/bench-up.bin") || exit 1 ;;
-        scp-down) s=$(run_one scp "${opts[@]}" "$host:/home/$user/bench.bin" "$work/back") || exit 1 ;;
-        sftp-up) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-up" "$host") || exit 1 ;;
-        sftp-down) s=$(run_one sftp "${opts[@]}" -b "$work/sftp-down" "$host") || exit 1 ;;
-        psftp-up) s=$(run_one psftp "${putty[@]}" -b "$work/psftp-up") || exit 1 ;;
-        psftp-down) s=$(run_one psftp "${putty[@]}" -b "$work/psftp-down") || exit 1 ;;
-        cat-up) s=$(run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1 ;;
-        cat-down) s=$(run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1 ;;
-        jsh-up)
-          if [ "$setup" = direct-sshd ]; then s=$(run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file") || exit 1
-          else s=$(run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file") || exit 1; fi ;;
-        jsh-down)
-          if [ "$setup" = direct-sshd ]; then s=$(run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin") || exit 1
-          else s=$(run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin") || exit 1; fi ;;
-      esac
+  for setup in $SETUPS; do stalled[$tool-$dir-$setup]=0; rates[$tool-$dir-$setup]=; done
+  for _ in $(seq 1 "$RUNS"); do
+    for setup in $SETUPS; do
+      runs_on "$tool" "$setup" || continue
+      s=$(transfer "$tool" "$dir" "$setup") || exit 1
       if [ "$s" = stalled ]; then
         stalled[$tool-$dir-$setup]=$((stalled[$tool-$dir-$setup] + 1))
-        continue
+      else
+        rates[$tool-$dir-$setup]+=" $(echo "$SIZE_MIB / $s" | bc -l)"
       fi
-      rates+=("$(echo "$SIZE_MIB / $s" | bc -l)")
     done
-    [ ${#rates[@]} -gt 0 ] || rates=(0)
-    result[$tool-$dir-$setup]=$(printf '%s\n' "${rates[@]}" | median)
+  done
+  for setup in $SETUPS; do
+    runs_on "$tool" "$setup" || continue
+    r=${rates[$tool-$dir-$setup]:- 0}
+    result[$tool-$dir-$setup]=$(printf '%s\n' $r | median)
     echo "bench: $tool $dir $setup: ${result[$tool-$dir-$setup]} MiB/s (median min max), ${stalled[$tool-$dir-$setup]} stalled" >&2
   done
 done
