@@ -26,13 +26,14 @@ ls_ms() {  # median of 5 runs of jsh ls ARGS, in ms
 # times and how many nodes it lists online.
 report() {
   local c0 c1 s0 s1 errors interval
-  c0=$(cpu_ticks "$auth_pid"); s0=$(beats); sleep 15
-  c1=$(cpu_ticks "$auth_pid"); s1=$(beats)
-  errors=$(for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk '{print $8}'; done | awk '{n += $1} END {print n}')
+  c0=$(cpu_ticks "$auth_pid"); s0=$(progress_sum 6); sleep 15
+  c1=$(cpu_ticks "$auth_pid"); s1=$(progress_sum 6)
+  errors=$(progress_sum 8)
   interval=$(tail -1 "$out" | awk '{print $10}')
   echo "$1; auth+proxy RSS $(rss_mib "$auth_pid") MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core), heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') every ${interval:-?} (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
 }
-beats() { for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk '{print $6}'; done | awk '{n += $1} END {print n}'; }
+# Field N of every simulator's latest progress line, summed (6: heartbeats, 8: errors).
+progress_sum() { for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk -v n="$1" '{print $n}'; done | awk '{s += $1} END {print s}'; }
 
 echo "$(machine)"
 echo "before: auth+proxy RSS $(rss_mib "$auth_pid") MiB"
@@ -53,7 +54,7 @@ for total in $COUNTS; do
   done
   t1=$(date +%s.%N)
   have=$total
-  sleep 35   # two heartbeat rounds (every 15 s by default)
+  sleep 35   # let heartbeats settle (every 15 s up to 15,000 nodes, then longer)
   report "nodes=$total joined $add in $(echo "$t1 - $t0" | bc -l | xargs printf '%.0f') s"
 done
 if [ "$HOLD" -gt 0 ]; then

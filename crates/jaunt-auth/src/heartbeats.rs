@@ -46,11 +46,23 @@ pub fn offline_window(offline_after: u64, interval: u64) -> i64 {
 /// old. A beating node's stored time is then never older than half a
 /// window plus one interval, so every instance sees it online.
 pub fn must_write(stored: &NodeRecord, fresh: &NodeRecord, offline_after: u64) -> bool {
-    let same = stored.name == fresh.name
-        && stored.labels == fresh.labels
-        && stored.addr == fresh.addr
-        && stored.host_public_key == fresh.host_public_key
-        && stored.heartbeat_secs == fresh.heartbeat_secs;
+    // Every field named, so a field added to the record is compared too
+    // (or fails to compile here until someone decides).
+    let NodeRecord {
+        uuid,
+        name,
+        labels,
+        addr,
+        host_public_key,
+        last_seen: _,
+        heartbeat_secs,
+    } = fresh;
+    let same = *uuid == stored.uuid
+        && *name == stored.name
+        && *labels == stored.labels
+        && *addr == stored.addr
+        && *host_public_key == stored.host_public_key
+        && *heartbeat_secs == stored.heartbeat_secs;
     let window = offline_window(offline_after, fresh.heartbeat_secs);
     !same || fresh.last_seen - stored.last_seen >= window / 2
 }
