@@ -16,12 +16,7 @@ fn event_key(e: &AuditEvent) -> String {
     format!("{EVENTS}{:016}/{:020}/{}", e.time.max(0), e.seq, e.id)
 }
 
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use jaunt_sys::clock::now_millis;
 
 impl AuthServer {
     /// A new event of this cluster, stamped now.

@@ -28,7 +28,6 @@ pub use identity::{ClusterIdentity, ProxyTls};
 use jaunt_store::Store;
 use jaunt_types::Ttl;
 use jaunt_types::api::SecondFactor;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the auth service needs from the daemon's configuration.
 #[derive(Debug, Clone)]
@@ -59,12 +58,7 @@ pub struct AuthServer {
     leases: heartbeats::Leases,
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use jaunt_sys::clock::now;
 
 impl AuthServer {
     /// Loads the cluster identity from the store, creating it (and the
@@ -81,10 +75,7 @@ impl AuthServer {
             dummy_hash,
             leases: heartbeats::Leases::default(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0),
+                jaunt_sys::clock::now_nanos() as u64
             ),
         })
     }

@@ -61,7 +61,7 @@ enum Command {
 async fn session(
     home: &Home,
     profile: &jaunt_client::profile::Profile,
-    client: &jaunt_client::api::ApiClient,
+    client: &jaunt_transport::ApiClient,
     target: &str,
     command: &str,
     hold: Option<&tokio::sync::Notify>,
@@ -183,7 +183,7 @@ async fn inventory(
     count: usize,
     parallel: usize,
 ) -> anyhow::Result<()> {
-    use jaunt_client::api::{ApiClient, ClientCert, Trust};
+    use jaunt_transport::{ApiClient, ClientCert, Trust};
     use jaunt_types::api::*;
     let trust = Trust {
         ca_pin: Some(ca_pin.clone()),

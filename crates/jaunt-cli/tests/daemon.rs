@@ -345,8 +345,8 @@ fn role_files_are_checked_before_anything_changes() {
 
 #[test]
 fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
-    use jaunt_client::ClientError;
-    use jaunt_client::api::{ApiClient, Trust};
+    use jaunt_transport::TransportError;
+    use jaunt_transport::{ApiClient, Trust};
     use std::io::{Read, Write};
     let c = Cluster::start(Options::default());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -373,7 +373,7 @@ fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
             .block_on(client.post::<_, serde_json::Value>(jaunt_types::api::PATH_LOGIN, &body))
             .expect_err("refused");
         match err {
-            ClientError::Api { code, message } => {
+            TransportError::Api { code, message } => {
                 assert_eq!(code, jaunt_types::api::ErrorCode::BadRequest, "{message}");
                 assert!(!message.is_empty());
             }
@@ -386,7 +386,7 @@ fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
     assert!(
         matches!(
             err,
-            ClientError::Api {
+            TransportError::Api {
                 code: jaunt_types::api::ErrorCode::NotFound,
                 ..
             }

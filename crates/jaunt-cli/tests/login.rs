@@ -5,14 +5,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use support::*;
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    jaunt_sys::clock::now() as u64
 }
 
 /// Runs `jsh signup` as a person would: password, then reads the otpauth
@@ -296,7 +293,7 @@ fn short_certificates_expire_and_say_how_to_log_in_again() {
 
 #[test]
 fn a_resumed_tls_session_does_not_outlive_its_certificate() {
-    use jaunt_client::api::{ApiClient, Trust};
+    use jaunt_transport::{ApiClient, Trust};
     use jaunt_types::api::{PATH_WHOAMI, WhoAmIResponse};
     let c = Cluster::start(Options::default());
     let home = c.signed_up("fay", "fay");
@@ -328,7 +325,7 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         // The second connection resumes the TLS session.
         drop(connect_with(&api, rustls::HandshakeKind::Resumed).await);
         eventually("the certificate to expire", Duration::from_secs(20), || {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+            let now = jaunt_sys::clock::now();
             (now > profile.valid_until + 1).then_some(())
         });
         // The held connection is refused per request...
@@ -351,7 +348,7 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
         .block_on(api.get::<WhoAmIResponse>(PATH_WHOAMI))
         .expect_err("an expired certificate");
     assert!(
-        matches!(err, jaunt_client::ClientError::Api { .. }),
+        matches!(err, jaunt_transport::TransportError::Api { .. }),
         "{err}"
     );
 }
@@ -359,7 +356,7 @@ fn a_resumed_tls_session_does_not_outlive_its_certificate() {
 /// A new API connection to the proxy, checked to have made `kind` of TLS
 /// handshake.
 async fn connect_with(
-    api: &jaunt_client::api::ApiClient,
+    api: &jaunt_transport::ApiClient,
     kind: rustls::HandshakeKind,
 ) -> impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
     let tls = api

@@ -8,9 +8,9 @@
 
 mod support;
 
-use jaunt_client::api::ApiClient;
 use jaunt_client::home::Home;
-use jaunt_client::relay::{Grant, redeem, request};
+use jaunt_transport::ApiClient;
+use jaunt_transport::relay::{Grant, redeem, request};
 use jaunt_types::api::RAW_RELAY_MAGIC;
 use std::net::SocketAddr;
 use std::path::Path;

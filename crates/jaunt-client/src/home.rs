@@ -18,7 +18,6 @@
 
 use crate::profile::Profile;
 use crate::{ClientError, Result, file_err};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -26,12 +25,7 @@ pub struct Home {
     root: PathBuf,
 }
 
-/// Who may read a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Private,
-    Public,
-}
+pub use jaunt_sys::fs::Mode;
 
 impl Home {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -103,31 +97,7 @@ impl Home {
 
     /// Writes `contents` to `path` atomically, creating private directories.
     pub fn write(&self, path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| file_err(path, "no parent directory"))?;
-        create_private_dir(dir)?;
-        let tmp = path.with_extension(format!(
-            "{}.tmp{}",
-            path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-            std::process::id()
-        ));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if mode == Mode::Private { 0o600 } else { 0o644 });
-        }
-        // On Windows, files under the user's profile inherit its ACL, which
-        // already keeps other users out.
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut f = opts.open(&tmp).map_err(|e| file_err(&tmp, e))?;
-        f.write_all(contents).map_err(|e| file_err(&tmp, e))?;
-        f.sync_all().map_err(|e| file_err(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+        jaunt_sys::fs::write_atomic(path, contents, mode).map_err(|e| file_err(&e.path, e.source))
     }
 
     pub fn read_to_string(&self, path: &Path) -> Result<Option<String>> {
@@ -258,22 +228,6 @@ fn is_cluster_ca_line(line: &str, cluster: &str) -> bool {
             .is_some_and(|p| p.split(',').any(|h| h == format!("*.{cluster}")))
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| file_err(dir, e))
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,22 +263,5 @@ mod tests {
              @cert-authority proxy.example.com,example,*.example ssh-ed25519 AAAATWO type=host\n\
              @cert-authority p2,other,*.other ssh-ed25519 AAAAX type=host\n"
         );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn private_files_are_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tmp");
-        let home = Home::new(dir.path().join("jsh"));
-        let key = home.key_path("p", "alice");
-        home.write(&key, b"secret", Mode::Private).expect("write");
-        let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let dmode = std::fs::metadata(key.parent().expect("dir"))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(dmode & 0o777, 0o700);
     }
 }

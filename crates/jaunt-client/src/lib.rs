@@ -1,28 +1,25 @@
 //! The client library behind `jsh`: the on-disk layout of `~/.jsh`
-//! (profiles, keys, certificates, known_hosts), the HTTPS client for the
-//! proxy API with CA pinning, and the login and logout procedures.
+//! (profiles, keys, certificates, known_hosts), login and logout, the SSH
+//! client, and PuTTY's settings stores. How it reaches the proxy (TLS, the
+//! API client, the relay dial) is `jaunt-transport`, which the node shares.
 
-pub mod api;
 pub mod home;
 pub mod login;
 pub mod profile;
 pub mod putty;
-pub mod relay;
 pub mod ssh;
-pub mod stdio;
 
-use jaunt_types::api::ErrorCode;
+pub use jaunt_transport::{ApiClient, ClientCert, TransportError, Trust};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the proxy at {addr}: {reason}")]
-    Connect { addr: String, reason: String },
-    #[error("TLS with the proxy at {addr} failed: {reason}")]
-    Tls { addr: String, reason: String },
-    /// The proxy refused; `message` is what it said.
-    #[error("{message}")]
-    Api { code: ErrorCode, message: String },
+    /// Reaching the proxy failed, or it refused.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The node refused the login.
+    #[error("{0}")]
+    AccessDenied(String),
     #[error("unexpected answer from the proxy: {0}")]
     Protocol(String),
     #[error("{path}: {reason}")]

@@ -2,15 +2,15 @@
 //! a CSR are sent; the proxy returns certificates, which are written beside
 //! the keys in the layout `home` describes.
 
-use crate::api::{ApiClient, ClientCert, Trust};
 use crate::home::{Home, Mode};
 use crate::profile::{Profile, proxy_host};
 use crate::{ClientError, Result};
 use jaunt_ca::ssh_key::{self, Algorithm, Certificate, LineEnding, PrivateKey};
+use jaunt_sys::clock::now;
+use jaunt_transport::{ApiClient, ClientCert, Trust};
 use jaunt_types::api::{LoginRequest, LoginResponse, PATH_LOGIN};
 use jaunt_types::timefmt::format_unix;
 use jaunt_types::{Secret, Ttl};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct LoginParams {
     /// Normalized `host:port`.
@@ -21,13 +21,6 @@ pub struct LoginParams {
     pub ttl: Option<Ttl>,
     /// Remembered in the profile when given.
     pub ca_pin: Option<String>,
-}
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// How to trust `proxy`: the given pin, else the profile's; plus the cluster

@@ -2,13 +2,13 @@
 //! trusts only host certificates from the cluster's host CA that name the
 //! host, and logs in with the user certificate from `jsh login`.
 
-use crate::api::ApiClient;
 use crate::home::Home;
 use crate::profile::Profile;
-use crate::relay::dial;
 use crate::{ClientError, Result};
 use jaunt_ca::ssh_key::public::KeyData;
 use jaunt_ca::ssh_key::{Certificate, PrivateKey, PublicKey};
+use jaunt_transport::ApiClient;
+use jaunt_transport::relay::dial;
 use russh::client::{self, Handle};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ impl client::Handler for HostCheck {
         &mut self,
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> std::result::Result<bool, Self::Error> {
-        let now = crate::login::now().max(0) as u64;
+        let now = jaunt_sys::clock::now().max(0) as u64;
         let verdict = match key {
             russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
                 let mut last = None;
@@ -209,12 +209,9 @@ pub async fn connect(
         .await
         .map_err(|e| ClientError::Protocol(format!("authentication: {e}")))?;
     if !result.success() {
-        return Err(ClientError::Api {
-            code: jaunt_types::api::ErrorCode::AccessDenied,
-            message: format!(
-                "access denied to {login} on {host}: check the logins your roles allow ('jsh status' lists them)"
-            ),
-        });
+        return Err(ClientError::AccessDenied(format!(
+            "access denied to {login} on {host}: check the logins your roles allow ('jsh status' lists them)"
+        )));
     }
     Ok(handle)
 }

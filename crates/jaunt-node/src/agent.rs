@@ -7,8 +7,7 @@ use crate::audit::AuditLog;
 use crate::recording::Spool;
 use crate::server::{Connection, NodeContext, parse_ca_keys};
 use jaunt_ca::ssh_key::{Algorithm, Certificate, LineEnding, PrivateKey};
-use jaunt_client::api::{ApiClient, ClientCert, Trust};
-use jaunt_client::home::{Home, Mode};
+use jaunt_transport::{ApiClient, ClientCert, Trust};
 use jaunt_types::Secret;
 use jaunt_types::api::*;
 use jaunt_types::resources::Labels;
@@ -50,7 +49,7 @@ pub enum NodeError {
     #[error("{path}: {reason}")]
     Identity { path: PathBuf, reason: String },
     #[error("{0}")]
-    Client(#[from] jaunt_client::ClientError),
+    Client(#[from] jaunt_transport::TransportError),
     #[error("{0}")]
     Key(String),
 }
@@ -94,12 +93,12 @@ fn load_identity(dir: &Path) -> Result<Option<StoredIdentity>, NodeError> {
 fn save_identity(dir: &Path, id: &StoredIdentity) -> Result<(), NodeError> {
     let path = identity_path(dir);
     let text = serde_json::to_vec_pretty(id).map_err(|e| NodeError::Key(e.to_string()))?;
-    Home::new(dir)
-        .write(&path, &text, Mode::Private)
-        .map_err(|e| NodeError::Identity {
-            path,
-            reason: e.to_string(),
-        })
+    jaunt_sys::fs::write_atomic(&path, &text, jaunt_sys::fs::Mode::Private).map_err(|e| {
+        NodeError::Identity {
+            path: e.path,
+            reason: e.source.to_string(),
+        }
+    })
 }
 
 async fn join(cfg: &NodeConfig) -> Result<StoredIdentity, NodeError> {
@@ -408,7 +407,7 @@ async fn tunnel_once(ctx: &Arc<NodeContext>, config: &SharedConfig) -> Result<()
 async fn open_tls_data(
     api: &ApiClient,
     id: u64,
-) -> Result<jaunt_client::relay::TlsRelay, NodeError> {
+) -> Result<jaunt_transport::relay::TlsRelay, NodeError> {
     let mut data = api.connect(ALPN_TUNNEL).await?;
     data.write_all(format!("{{\"data\":{id}}}\n").as_bytes())
         .await
@@ -464,7 +463,7 @@ async fn heartbeat_once(
     let tls_expiry = jaunt_ca::client_identity_pem(&id.tls_cert)
         .map(|i| i.not_after)
         .unwrap_or(0);
-    let now = jaunt_client::login::now();
+    let now = jaunt_sys::clock::now();
     let tls_half_life = (NODE_CERT_TTL_SECS / 2) as i64;
     let new_tls = if tls_expiry - now < tls_half_life {
         Some(

@@ -8,7 +8,7 @@
 //! (Nodes before this one kept one synced file per event in
 //! `audit-queue/`; those are moved into the database when it opens.)
 
-use jaunt_client::api::ApiClient;
+use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, NodeEventsRequest, PATH_NODE_EVENTS};
 use jaunt_types::audit::AuditEvent;
 use rusqlite::{Connection, params};
@@ -31,12 +31,7 @@ pub struct AuditLog {
     seq: jaunt_types::audit::Sequence,
 }
 
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
+use jaunt_sys::clock::now_nanos;
 
 fn db_err(e: rusqlite::Error) -> std::io::Error {
     std::io::Error::other(e)

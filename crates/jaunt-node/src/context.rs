@@ -3,7 +3,7 @@
 //! sessions running now (reported to auth, and marked on disk so that a
 //! node killed meanwhile ends them in the audit log when it starts again).
 
-use jaunt_client::api::ApiClient;
+use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, NodeSessionsRequest, PATH_NODE_SESSIONS, RecordingMode};
 use jaunt_types::audit::{ActiveSession, AuditEvent};
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //! auth and then deletes it; one left by a killed node is sent (up to its
 //! last whole line) when the node starts again.
 
-use jaunt_client::api::ApiClient;
+use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, PATH_NODE_RECORDING, RecordingUpload};
 use jaunt_types::audit::RecordingMeta;
 use std::collections::HashSet;

@@ -257,7 +257,7 @@ impl Connection {
                 user: user.clone(),
                 login: login.clone(),
                 node: self.ctx.nodename.clone(),
-                start: jaunt_client::login::now(),
+                start: jaunt_sys::clock::now(),
                 end: None,
                 size: 0,
             };
@@ -305,7 +305,7 @@ impl Connection {
                 node: self.ctx.nodename.clone(),
                 node_uuid: self.ctx.uuid.clone(),
                 kind: kind.to_string(),
-                start: jaunt_client::login::now(),
+                start: jaunt_sys::clock::now(),
                 client: self.client.to_string(),
             },
             &template,
@@ -480,10 +480,7 @@ impl Handler for Connection {
             .read()
             .map(|c| c.clone())
             .unwrap_or_default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = jaunt_sys::clock::now().max(0) as u64;
         let check = UserCertCheck {
             user_cas: &cas,
             login,

@@ -589,7 +589,7 @@ where
 
 /// Serves SFTP on stdin/stdout until the client closes its side.
 pub async fn serve_stdio() {
-    use jaunt_client::stdio;
+    use jaunt_sys::stdio;
     let result = serve(stdio::stdin(), stdio::stdout(), FileServer::default()).await;
     if let Err(e) = result {
         use std::io::Write as _;

@@ -223,10 +223,7 @@ fn caller(
         jaunt_ca::IdentityKind::Node => denied("this call needs a node certificate"),
     })?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = jaunt_sys::clock::now();
     id.check(&auth.identity().cluster_name, kind, now)
         .map_err(denied)?;
     Ok(id.user)

@@ -137,10 +137,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let (_, conn) = tls.get_ref();
     // A resumed TLS session carries the certificate of its first handshake,
     // which is not verified again: one that has expired since counts as none.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(i64::MAX);
+    let now = jaunt_sys::clock::now();
     let client_cert = conn
         .peer_certificates()
         .and_then(|c| c.first())

@@ -3,10 +3,10 @@
 
 use crate::{Backend, Item, Result, StoreError};
 use async_trait::async_trait;
+use jaunt_sys::clock::now;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// SQLite file-backed store. Calls run on tokio's blocking pool.
 #[derive(Clone)]
@@ -16,13 +16,6 @@ pub struct SqliteBackend {
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 const SCHEMA_VERSION: i64 = 1;

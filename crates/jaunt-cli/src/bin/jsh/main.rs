@@ -98,11 +98,11 @@ impl TrustFlags {
         &self,
         home: &jaunt_client::home::Home,
         proxy: &str,
-    ) -> anyhow::Result<(jaunt_client::api::Trust, jaunt_client::api::ApiClient)> {
+    ) -> anyhow::Result<(jaunt_transport::Trust, jaunt_transport::ApiClient)> {
         let trust =
             jaunt_client::login::trust_for(home, proxy, self.ca_pin.clone(), self.insecure)?;
         self.warn_if_insecure();
-        let client = jaunt_client::api::ApiClient::new(proxy, &trust, None)?;
+        let client = jaunt_transport::ApiClient::new(proxy, &trust, None)?;
         Ok((trust, client))
     }
 

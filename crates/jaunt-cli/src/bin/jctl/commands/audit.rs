@@ -60,7 +60,7 @@ pub fn run(admin: &AdminClient, cmd: AuditCommand) -> anyhow::Result<()> {
             names().collect::<Vec<_>>().join(", ")
         );
     }
-    let now_ms = jaunt_client::login::now() * 1000;
+    let now_ms = jaunt_sys::clock::now() * 1000;
     let query = AuditQuery {
         since: since.map(|d| now_ms - d.as_secs() as i64 * 1000),
         until: until

@@ -43,7 +43,7 @@ pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
             };
             match admin.call(&AdminRequest::TokenAdd { kind, ttl, uses })? {
                 AdminResponse::TokenAdded { token, command } => {
-                    let left = token.expires - jaunt_client::login::now();
+                    let left = token.expires - jaunt_sys::clock::now();
                     say!("The invite token: {}", token.token.expose())?;
                     say!(
                         "This token will expire in {} (at {}).",

@@ -89,7 +89,7 @@ pub fn print_outcome(resp: AdminResponse) -> anyhow::Result<()> {
             command,
             ..
         } => {
-            let left = expires - jaunt_client::login::now();
+            let left = expires - jaunt_sys::clock::now();
             say!(
                 "User {user:?} needs to set a password. Share this command with them; it works once, for {} (until {}):",
                 Ttl::from_secs(left.max(0) as u64),

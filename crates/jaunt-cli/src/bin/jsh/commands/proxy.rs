@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand};
 use jaunt_client::home::Home;
 use jaunt_client::login::logged_in_client;
-use jaunt_client::relay::Relayed;
+use jaunt_transport::relay::Relayed;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Subcommand)]
@@ -35,14 +35,14 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
     let (_, client) = logged_in_client(&home, args.proxy.as_deref())?;
     crate::runtime()?.block_on(async move {
         let conn =
-            jaunt_client::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;
+            jaunt_transport::relay::dial(&client, &args.target, args.cluster.as_deref()).await?;
         if args.fdpass {
             return pass(conn);
         }
         // A raw relay between pipes moves in the kernel (PuTTY's way).
         #[cfg(target_os = "linux")]
         if let Relayed::Raw(tcp) = &conn
-            && jaunt_client::stdio::splice_stdio(tcp).await?
+            && jaunt_sys::stdio::splice_stdio(tcp).await?
         {
             return Ok(());
         }
@@ -50,13 +50,13 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
         // 256 KiB reads: the SSH client writes bulk data in large chunks.
         let up = async {
             let mut stdin =
-                tokio::io::BufReader::with_capacity(256 * 1024, jaunt_client::stdio::stdin());
+                tokio::io::BufReader::with_capacity(256 * 1024, jaunt_sys::stdio::stdin());
             let _ = tokio::io::copy_buf(&mut stdin, &mut to_node).await;
             let _ = to_node.shutdown().await;
         };
         let down = async {
             let mut from = tokio::io::BufReader::with_capacity(256 * 1024, &mut from_node);
-            let mut stdout = jaunt_client::stdio::stdout();
+            let mut stdout = jaunt_sys::stdio::stdout();
             let _ = tokio::io::copy_buf(&mut from, &mut stdout).await;
             let _ = stdout.flush().await;
         };
@@ -74,7 +74,7 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
 fn pass(conn: Relayed) -> anyhow::Result<()> {
     #[cfg(unix)]
     if let Relayed::Raw(tcp) = conn {
-        jaunt_client::stdio::pass_to_parent(tcp.into_std()?)?;
+        jaunt_sys::stdio::pass_to_parent(tcp.into_std()?)?;
         return Ok(());
     }
     #[cfg(not(unix))]

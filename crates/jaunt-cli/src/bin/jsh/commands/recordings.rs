@@ -31,7 +31,7 @@ pub fn run(cmd: RecordingsCommand) -> anyhow::Result<()> {
     let path = match since {
         Some(d) => format!(
             "{PATH_RECORDINGS}?since={}",
-            jaunt_client::login::now() - d.as_secs() as i64
+            jaunt_sys::clock::now() - d.as_secs() as i64
         ),
         None => PATH_RECORDINGS.to_string(),
     };

@@ -4,8 +4,9 @@ use clap::Args;
 use jaunt_cli::say;
 use jaunt_client::ClientError;
 use jaunt_client::home::Home;
-use jaunt_client::login::{cert_state, now, relogin_command};
+use jaunt_client::login::{cert_state, relogin_command};
 use jaunt_client::profile::Profile;
+use jaunt_sys::clock::now;
 use jaunt_types::timefmt::{format_remaining, format_unix};
 
 #[derive(Args)]

@@ -6,7 +6,7 @@
 //! those bytes end to end, and the proxy copies them without a second layer.
 
 use crate::api::ApiClient;
-use crate::{ClientError, Result};
+use crate::{Result, TransportError};
 use jaunt_types::api::{ALPN_SSH, DialRequest, DialResponse, RAW_RELAY_MAGIC};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -60,7 +60,7 @@ pub async fn request(
         cluster: cluster.map(str::to_string),
         raw,
     })
-    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    .map_err(|e| TransportError::Protocol(e.to_string()))?;
     line.push(b'\n');
     conn.write_all(&line).await.map_err(io_error)?;
     conn.flush().await.map_err(io_error)?;
@@ -79,11 +79,11 @@ pub async fn request(
 pub async fn redeem(addr: SocketAddr, ticket: &str) -> Result<TcpStream> {
     let mut tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| ClientError::Connect {
+        .map_err(|_| TransportError::Connect {
             addr: addr.to_string(),
             reason: "timed out".into(),
         })?
-        .map_err(|e| ClientError::Connect {
+        .map_err(|e| TransportError::Connect {
             addr: addr.to_string(),
             reason: e.to_string(),
         })?;
@@ -96,8 +96,8 @@ pub async fn redeem(addr: SocketAddr, ticket: &str) -> Result<TcpStream> {
     Ok(tcp)
 }
 
-fn io_error(e: std::io::Error) -> ClientError {
-    ClientError::Protocol(format!("the proxy closed the connection: {e}"))
+fn io_error(e: std::io::Error) -> TransportError {
+    TransportError::Protocol(format!("the proxy closed the connection: {e}"))
 }
 
 /// The proxy's answer line, read without consuming a byte past it; its
@@ -111,15 +111,15 @@ async fn read_answer<S: AsyncRead + Unpin>(conn: &mut S) -> Result<DialResponse>
         }
         answer.push(b);
         if answer.len() > 8192 {
-            return Err(ClientError::Protocol(
+            return Err(TransportError::Protocol(
                 "the proxy sent a malformed answer".into(),
             ));
         }
     }
     let resp: DialResponse =
-        serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        serde_json::from_slice(&answer).map_err(|e| TransportError::Protocol(e.to_string()))?;
     match resp.error {
-        Some(message) => Err(ClientError::Api {
+        Some(message) => Err(TransportError::Api {
             code: jaunt_types::api::ErrorCode::AccessDenied,
             message,
         }),

@@ -1,9 +1,10 @@
-//! The HTTPS client for the proxy's API. The proxy's certificate must chain
-//! to the system roots, to the cluster CA saved at an earlier login, or to a
-//! CA in the presented chain whose key matches `--ca-pin`; `--insecure`
-//! skips the check (and the caller warns).
+//! The HTTPS client for the proxy's API, and the TLS dialer under it. The
+//! proxy's certificate must chain to the system roots, to the cluster CA
+//! saved at an earlier login or join, or to a CA in the presented chain
+//! whose key matches `--ca-pin`; `--insecure` skips the check (and the
+//! caller warns).
 
-use crate::{ClientError, Result};
+use crate::{Result, TransportError};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
@@ -188,7 +189,7 @@ struct Conn(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
 
 impl tower::Service<hyper::Uri> for Connector {
     type Response = Conn;
-    type Error = ClientError;
+    type Error = TransportError;
     type Future = std::pin::Pin<Box<dyn Future<Output = Result<Conn>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
@@ -237,7 +238,7 @@ impl hyper::rt::Write for Conn {
 
 impl Dialer {
     async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let connect_err = |reason: String| ClientError::Connect {
+        let connect_err = |reason: String| TransportError::Connect {
             addr: self.addr.clone(),
             reason,
         };
@@ -258,7 +259,7 @@ impl Dialer {
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| ClientError::Tls {
+            .map_err(|e| TransportError::Tls {
                 addr: self.addr.clone(),
                 reason: e
                     .into_inner()
@@ -269,7 +270,7 @@ impl Dialer {
                     .to_string(),
             })?;
         if tls.get_ref().1.alpn_protocol() != Some(alpn) {
-            return Err(ClientError::Protocol(format!(
+            return Err(TransportError::Protocol(format!(
                 "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
                 self.addr,
                 String::from_utf8_lossy(alpn)
@@ -281,22 +282,22 @@ impl Dialer {
 
 /// The connector's own error when the pool's error carries one (so a TLS
 /// or pin failure reads the same as before pooling), else the HTTP error.
-fn unwrap_error(e: hyper_util::client::legacy::Error) -> ClientError {
+fn unwrap_error(e: hyper_util::client::legacy::Error) -> TransportError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
-        if let Some(c) = err.downcast_ref::<ClientError>() {
+        if let Some(c) = err.downcast_ref::<TransportError>() {
             return c.clone();
         }
         source = err.source();
     }
-    ClientError::Protocol(e.to_string())
+    TransportError::Protocol(e.to_string())
 }
 
 impl ApiClient {
     /// `addr` is a normalized `host:port`.
     pub fn new(addr: &str, trust: &Trust, client_cert: Option<&ClientCert>) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls_err = |reason: String| ClientError::Tls {
+        let tls_err = |reason: String| TransportError::Tls {
             addr: addr.to_string(),
             reason,
         };
@@ -338,7 +339,9 @@ impl ApiClient {
         config.alpn_protocols = vec![ALPN_HTTP.to_vec()];
         let dialer = Arc::new(Dialer {
             addr: addr.to_string(),
-            host: crate::profile::proxy_host(addr),
+            host: jaunt_types::addr::split_host_port(addr, 0)
+                .map(|(host, _)| host)
+                .unwrap_or_else(|_| addr.to_string()),
             tls: Arc::new(config),
         });
         let http = Client::builder(TokioExecutor::new())
@@ -378,7 +381,8 @@ impl ApiClient {
         body: &B,
         keep_alive: bool,
     ) -> Result<R> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| TransportError::Protocol(e.to_string()))?;
         self.call(Method::POST, path, Bytes::from(bytes), keep_alive)
             .await
     }
@@ -406,25 +410,25 @@ impl ApiClient {
             .header(hyper::header::HOST, &self.dialer.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| TransportError::Protocol(e.to_string()))?;
         let resp = self.http.request(req).await.map_err(unwrap_error)?;
         let status = resp.status();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .map_err(|e| TransportError::Protocol(e.to_string()))?
             .to_bytes();
         if status.is_success() {
             return serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::Protocol(format!("{path}: {e}")));
+                .map_err(|e| TransportError::Protocol(format!("{path}: {e}")));
         }
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
+            Ok(body) => Err(TransportError::Api {
                 code: body.code,
                 message: body.message,
             }),
-            Err(_) => Err(ClientError::Api {
+            Err(_) => Err(TransportError::Api {
                 code: ErrorCode::Internal,
                 message: format!("the proxy answered {status}"),
             }),
