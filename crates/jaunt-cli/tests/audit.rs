@@ -422,14 +422,10 @@ fn a_killed_node_delivers_its_partial_recording_and_queued_events() {
 
 /// Events waiting in a node's on-disk audit queue (read while the node
 /// may be writing: SQLite's WAL lets a reader in).
-fn queued_events(node_dir: &std::path::Path) -> i64 {
-    let db = rusqlite::Connection::open_with_flags(
-        node_dir.join("audit-queue.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("the node's audit queue");
-    db.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
-        .expect("count")
+fn queued_events(node_dir: &std::path::Path) -> usize {
+    jaunt_store::DurableQueue::<serde_json::Value>::open(&node_dir.join("audit-queue.db"))
+        .and_then(|q| q.len())
+        .expect("the node's audit queue")
 }
 
 #[test]

@@ -8,12 +8,12 @@
 //! (Nodes before this one kept one synced file per event in
 //! `audit-queue/`; those are moved into the database when it opens.)
 
+use jaunt_store::{DurableQueue, StoreError};
+use jaunt_sys::clock::now_nanos;
 use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, NodeEventsRequest, PATH_NODE_EVENTS};
 use jaunt_types::audit::AuditEvent;
-use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -24,50 +24,36 @@ const BATCH: usize = 200;
 pub const QUEUE_FILE: &str = "audit-queue.db";
 
 pub struct AuditLog {
-    /// Queue rows in emission order (`seq`); the lock also orders writes.
-    db: Mutex<Connection>,
+    /// Events in emission order, until auth has stored them.
+    queue: DurableQueue<AuditEvent>,
     cluster: String,
     wake: Notify,
     seq: jaunt_types::audit::Sequence,
 }
 
-use jaunt_sys::clock::now_nanos;
-
-fn db_err(e: rusqlite::Error) -> std::io::Error {
-    std::io::Error::other(e)
-}
-
-/// One queued event: its row and its bytes as written.
-struct Queued {
-    row: i64,
-    bytes: Vec<u8>,
+/// Why a delivery did not happen.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("the audit queue: {0}")]
+    Queue(#[from] StoreError),
+    #[error("no API client")]
+    NoClient,
+    #[error(transparent)]
+    Transport(#[from] jaunt_transport::TransportError),
 }
 
 impl AuditLog {
     /// The queue in `<data_dir>/audit-queue.db` (created 0600).
-    pub fn open(data_dir: &Path, cluster: &str) -> std::io::Result<Self> {
-        let db =
-            jaunt_store::open_durable(&data_dir.join(QUEUE_FILE)).map_err(std::io::Error::other)?;
-        // `bad` keeps what could not be read back, never dropped silently.
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS queue (row INTEGER PRIMARY KEY AUTOINCREMENT, event BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS bad (row INTEGER PRIMARY KEY, event BLOB NOT NULL);",
-        )
-        .map_err(db_err)?;
+    pub fn open(data_dir: &Path, cluster: &str) -> Result<Self, StoreError> {
         let log = AuditLog {
-            db: Mutex::new(db),
+            queue: DurableQueue::open(&data_dir.join(QUEUE_FILE))?,
             cluster: cluster.to_string(),
             wake: Notify::new(),
             seq: jaunt_types::audit::Sequence::starting_at(now_nanos() as u64),
         };
-        log.import_files(&data_dir.join("audit-queue"))?;
+        log.import_files(&data_dir.join("audit-queue"))
+            .map_err(|e| StoreError::Database(format!("audit-queue/: {e}")))?;
         Ok(log)
-    }
-
-    fn db(&self) -> std::io::Result<std::sync::MutexGuard<'_, Connection>> {
-        self.db
-            .lock()
-            .map_err(|_| std::io::Error::other("audit queue lock poisoned"))
     }
 
     /// Moves the events an older node queued as files (one per event,
@@ -83,22 +69,22 @@ impl AuditLog {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         files.sort();
+        let mut events = Vec::new();
         let mut imported = Vec::new();
-        {
-            let mut db = self.db()?;
-            let tx = db.transaction().map_err(db_err)?;
-            for f in files {
-                let bytes = std::fs::read(&f)?;
-                if serde_json::from_slice::<AuditEvent>(&bytes).is_err() {
-                    tracing::error!(file = %f.display(), "unreadable queued audit event left in place");
-                    continue;
+        for f in files {
+            match serde_json::from_slice::<AuditEvent>(&std::fs::read(&f)?) {
+                Ok(e) => {
+                    events.push(e);
+                    imported.push(f);
                 }
-                tx.execute("INSERT INTO queue (event) VALUES (?1)", params![bytes])
-                    .map_err(db_err)?;
-                imported.push(f);
+                Err(_) => {
+                    tracing::error!(file = %f.display(), "unreadable queued audit event left in place")
+                }
             }
-            tx.commit().map_err(db_err)?;
         }
+        self.queue
+            .push_all(&events)
+            .map_err(std::io::Error::other)?;
         for f in &imported {
             std::fs::remove_file(f)?;
         }
@@ -141,12 +127,8 @@ impl AuditLog {
     /// Queues an event durably (committed and synced when this returns).
     /// An error means the event may be lost: the caller refuses the action
     /// it records where it can.
-    pub fn emit(&self, event: &AuditEvent) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(event).map_err(std::io::Error::other)?;
-        self.db()?
-            .prepare_cached("INSERT INTO queue (event) VALUES (?1)")
-            .and_then(|mut s| s.execute(params![bytes]))
-            .map_err(db_err)?;
+    pub fn emit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.queue.push(event)?;
         self.wake.notify_one();
         Ok(())
     }
@@ -159,32 +141,9 @@ impl AuditLog {
         }
     }
 
-    /// Up to `limit` queued events, oldest first.
-    fn pending(&self, limit: usize) -> std::io::Result<Vec<Queued>> {
-        let db = self.db()?;
-        let mut stmt = db
-            .prepare_cached("SELECT row, event FROM queue ORDER BY row LIMIT ?1")
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                Ok(Queued {
-                    row: r.get(0)?,
-                    bytes: r.get(1)?,
-                })
-            })
-            .map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
-    }
-
     /// How many events wait for delivery.
     pub fn queued(&self) -> usize {
-        self.db()
-            .ok()
-            .and_then(|db| {
-                db.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0))
-                    .ok()
-            })
-            .unwrap_or(0) as usize
+        self.queue.len().unwrap_or(0)
     }
 
     /// Delivers queued events to auth for ever; `api` gives the current
@@ -208,49 +167,34 @@ impl AuditLog {
         }
     }
 
-    /// Sends one batch; returns how many events it carried.
-    async fn deliver_once(&self, api: &impl Fn() -> Option<ApiClient>) -> Result<usize, String> {
-        let queued = self.pending(BATCH).map_err(|e| e.to_string())?;
-        let Some(last) = queued.last().map(|q| q.row) else {
+    /// Sends one batch; returns how many events it carried (or set aside).
+    async fn deliver_once(
+        &self,
+        api: &impl Fn() -> Option<ApiClient>,
+    ) -> Result<usize, DeliveryError> {
+        let queued = self.queue.read_batch(BATCH)?;
+        let Some(last) = queued.last().map(|q| q.id) else {
             return Ok(0);
         };
         let mut events = Vec::with_capacity(queued.len());
-        for q in &queued {
-            match serde_json::from_slice::<AuditEvent>(&q.bytes) {
+        for q in queued {
+            match q.item {
                 Ok(e) => events.push(e),
                 Err(e) => {
                     // Kept aside, never silently dropped, never blocking the rest.
-                    tracing::error!(row = q.row, error = %e, "unreadable audit event set aside");
-                    self.set_aside(q.row).map_err(|e| e.to_string())?;
+                    tracing::error!(row = q.id, error = %e, "unreadable audit event set aside");
+                    self.queue.set_aside(q.id)?;
                     return Ok(1);
                 }
             }
         }
-        let api = api().ok_or("no API client")?;
+        let api = api().ok_or(DeliveryError::NoClient)?;
+        let n = events.len();
         let _: Ack = api
             .post(PATH_NODE_EVENTS, &NodeEventsRequest { events })
-            .await
-            .map_err(|e| e.to_string())?;
-        self.db()
-            .map_err(|e| e.to_string())?
-            .prepare_cached("DELETE FROM queue WHERE row <= ?1")
-            .and_then(|mut s| s.execute(params![last]))
-            .map_err(|e| e.to_string())?;
-        Ok(queued.len())
-    }
-
-    /// Moves an unreadable row to the `bad` table.
-    fn set_aside(&self, row: i64) -> std::io::Result<()> {
-        let mut db = self.db()?;
-        let tx = db.transaction().map_err(db_err)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO bad (row, event) SELECT row, event FROM queue WHERE row = ?1",
-            params![row],
-        )
-        .map_err(db_err)?;
-        tx.execute("DELETE FROM queue WHERE row = ?1", params![row])
-            .map_err(db_err)?;
-        tx.commit().map_err(db_err)
+            .await?;
+        self.queue.acknowledge_through(last)?;
+        Ok(n)
     }
 }
 
@@ -259,14 +203,11 @@ mod tests {
     use super::*;
 
     fn ids(log: &AuditLog) -> Vec<String> {
-        log.pending(1000)
+        log.queue
+            .read_batch(1000)
             .expect("pending")
-            .iter()
-            .map(|q| {
-                serde_json::from_slice::<AuditEvent>(&q.bytes)
-                    .expect("json")
-                    .id
-            })
+            .into_iter()
+            .map(|q| q.item.expect("json").id)
             .collect()
     }
 
@@ -288,7 +229,7 @@ mod tests {
         want.push(later.id);
         assert_eq!(ids(&reopened), want);
         assert_eq!(reopened.queued(), 6);
-        assert_eq!(reopened.pending(2).expect("pending").len(), 2);
+        assert_eq!(reopened.queue.read_batch(2).expect("pending").len(), 2);
     }
 
     #[test]
@@ -320,41 +261,29 @@ mod tests {
     #[test]
     fn an_unreadable_row_is_set_aside_not_lost() {
         let dir = tempfile::tempdir().expect("tmp");
+        // An older writer's torn row, pushed through another view of the
+        // same file that does not decode as an event.
+        DurableQueue::<String>::open(&dir.path().join(QUEUE_FILE))
+            .expect("open")
+            .push(&"not an event".to_string())
+            .expect("push");
         let log = AuditLog::open(dir.path(), "c").expect("open");
-        log.db()
-            .expect("db")
-            .execute(
-                "INSERT INTO queue (event) VALUES (?1)",
-                params![b"not json".to_vec()],
-            )
-            .expect("insert");
         let e = log.event("exec", true);
         log.emit(&e).expect("emit");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         // No API client: the bad row is moved before any delivery is tried.
-        assert_eq!(rt.block_on(log.deliver_once(&|| None)), Ok(1));
+        assert_eq!(rt.block_on(log.deliver_once(&|| None)).expect("moved"), 1);
         assert_eq!(ids(&log), vec![e.id]);
-        let bad: Vec<u8> = log
-            .db()
-            .expect("db")
-            .query_row("SELECT event FROM bad", [], |r| r.get(0))
-            .expect("kept");
-        assert_eq!(bad, b"not json");
-        assert!(rt.block_on(log.deliver_once(&|| None)).is_err());
+        assert_eq!(
+            log.queue.set_aside_items().expect("kept"),
+            [b"\"not an event\"".to_vec()]
+        );
+        assert!(matches!(
+            rt.block_on(log.deliver_once(&|| None)),
+            Err(DeliveryError::NoClient)
+        ));
         assert_eq!(log.queued(), 1, "undelivered events stay");
-    }
-
-    #[test]
-    fn the_queue_file_is_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tmp");
-        AuditLog::open(dir.path(), "c").expect("open");
-        let mode = std::fs::metadata(dir.path().join(QUEUE_FILE))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -3,12 +3,16 @@
 //! compare-and-swap and an optional expiry. That small interface is what a
 //! second backend implements: SQLite here (embedded, one machine), and
 //! PostgreSQL next, so several auth/proxy instances can share one database.
+//! It also holds the node's durable local queue ([`DurableQueue`]).
 //!
 //! Architecture Invariant: this is the only crate that speaks SQL.
 
+mod queue;
 mod sqlite;
 
-pub use sqlite::{SqliteBackend, open_durable};
+pub use queue::{DurableQueue, Queued};
+pub use sqlite::SqliteBackend;
+use sqlite::open_durable;
 
 use async_trait::async_trait;
 use serde::Serialize;

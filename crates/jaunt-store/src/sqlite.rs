@@ -23,7 +23,7 @@ const SCHEMA_VERSION: i64 = 1;
 /// Opens (creating if needed) a SQLite file readable by its owner only, in
 /// WAL mode with `synchronous=FULL`: a committed write is on disk. The
 /// store and the node's audit queue both open theirs this way.
-pub fn open_durable(path: &Path) -> Result<Connection> {
+pub(crate) fn open_durable(path: &Path) -> Result<Connection> {
     restrict_to_owner(path)?;
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
