@@ -2,14 +2,16 @@
 //! become responses in one place, [`ApiError`]'s `IntoResponse`.
 
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use jaunt_auth::{AuthError, AuthServer};
+use jaunt_ca::IdentityKind;
 use jaunt_types::api::*;
 use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -126,14 +128,81 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            format!("malformed request: {e}"),
-        )
-    })
+/// A JSON request body; a malformed one is a 400 with serde's reason.
+struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), ErrorCode::BadRequest, e.body_text()))?;
+        serde_json::from_slice(&bytes).map(Body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("malformed request: {e}"),
+            )
+        })
+    }
+}
+
+/// The user named by the connection's client certificate, checked (this
+/// cluster, a user certificate, valid now) before the handler runs: a
+/// handler that takes one cannot forget the check.
+struct UserCaller(String);
+
+/// The node (its UUID) named by the connection's client certificate,
+/// checked as [`UserCaller`] is.
+struct NodeCaller(String);
+
+impl FromRequestParts<Arc<AuthServer>> for UserCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Arc<AuthServer>,
+    ) -> Result<Self, ApiError> {
+        caller(auth, parts, IdentityKind::User).map(UserCaller)
+    }
+}
+
+impl FromRequestParts<Arc<AuthServer>> for NodeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Arc<AuthServer>,
+    ) -> Result<Self, ApiError> {
+        caller(auth, parts, IdentityKind::Node).map(NodeCaller)
+    }
+}
+
+fn denied(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::AccessDenied,
+        message.to_string(),
+    )
+}
+
+/// The verified identity on the connection's client certificate, of the
+/// kind the endpoint needs. Auth checks validity on every request, not
+/// only at the handshake, since a kept-alive connection can outlive it.
+fn caller(auth: &AuthServer, parts: &Parts, kind: IdentityKind) -> Result<String, ApiError> {
+    let der = parts
+        .extensions
+        .get::<ClientCert>()
+        .and_then(|c| c.0.as_ref())
+        .ok_or_else(|| match kind {
+            IdentityKind::User => denied("this call needs the client certificate from 'jsh login'"),
+            IdentityKind::Node => denied("this call needs a node certificate"),
+        })?;
+    let id = jaunt_ca::client_identity(der).map_err(|e| denied(&e.to_string()))?;
+    id.check(&auth.identity().cluster_name, kind, jaunt_sys::clock::now())
+        .map_err(denied)?;
+    Ok(id.user)
 }
 
 async fn ping(State(auth): State<Arc<AuthServer>>) -> Json<PingResponse> {
@@ -148,25 +217,23 @@ async fn ping(State(auth): State<Arc<AuthServer>>) -> Json<PingResponse> {
 
 async fn signup_start(
     State(auth): State<Arc<AuthServer>>,
-    body: Bytes,
+    Body(req): Body<SignupStartRequest>,
 ) -> ApiResult<SignupStartResponse> {
-    let req: SignupStartRequest = parse(&body)?;
     Ok(Json(auth.signup_start(&req.token).await?))
 }
 
 async fn signup_finish(
     State(auth): State<Arc<AuthServer>>,
-    body: Bytes,
+    Body(req): Body<SignupFinishRequest>,
 ) -> ApiResult<SignupFinishResponse> {
-    Ok(Json(auth.signup_finish(parse(&body)?).await?))
+    Ok(Json(auth.signup_finish(req).await?))
 }
 
 async fn login(
     State(auth): State<Arc<AuthServer>>,
     Extension(peer): Extension<SocketAddr>,
-    body: Bytes,
+    Body(req): Body<LoginRequest>,
 ) -> ApiResult<LoginResponse> {
-    let req: LoginRequest = parse(&body)?;
     let user = req.user.clone();
     match auth.login(req, &peer.to_string()).await {
         Ok(resp) => Ok(Json(resp)),
@@ -179,16 +246,8 @@ async fn login(
 
 async fn whoami(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
+    UserCaller(name): UserCaller,
 ) -> ApiResult<WhoAmIResponse> {
-    let name = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
-    let denied = |m: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::AccessDenied,
-            m.to_string(),
-        )
-    };
     let user = auth
         .user_record(&name)
         .await?
@@ -202,38 +261,10 @@ async fn whoami(
     }))
 }
 
-/// The verified identity on the connection's client certificate, of the
-/// kind the endpoint needs.
-fn caller(
-    auth: &AuthServer,
-    cert: ClientCert,
-    kind: jaunt_ca::IdentityKind,
-) -> Result<String, ApiError> {
-    let denied = |m: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::AccessDenied,
-            m.to_string(),
-        )
-    };
-    let der = cert.0.ok_or_else(|| match kind {
-        jaunt_ca::IdentityKind::User => {
-            denied("this call needs the client certificate from 'jsh login'")
-        }
-        jaunt_ca::IdentityKind::Node => denied("this call needs a node certificate"),
-    })?;
-    let id = jaunt_ca::client_identity(&der).map_err(|e| denied(&e.to_string()))?;
-    let now = jaunt_sys::clock::now();
-    id.check(&auth.identity().cluster_name, kind, now)
-        .map_err(denied)?;
-    Ok(id.user)
-}
-
 async fn list_nodes(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
+    UserCaller(user): UserCaller,
 ) -> ApiResult<NodeListResponse> {
-    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
     let nodes = auth.nodes_for(&user, true).await?;
     Ok(Json(NodeListResponse {
         cluster_name: auth.identity().cluster_name.clone(),
@@ -244,9 +275,8 @@ async fn list_nodes(
 async fn node_join(
     State(auth): State<Arc<AuthServer>>,
     Extension(peer): Extension<SocketAddr>,
-    body: Bytes,
+    Body(req): Body<NodeJoinRequest>,
 ) -> ApiResult<NodeJoinResponse> {
-    let req: NodeJoinRequest = parse(&body)?;
     let name = req.name.clone();
     match auth.join_node(req).await {
         Ok(r) => Ok(Json(r)),
@@ -259,20 +289,17 @@ async fn node_join(
 
 async fn node_heartbeat(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
-    body: Bytes,
+    NodeCaller(uuid): NodeCaller,
+    Body(req): Body<HeartbeatRequest>,
 ) -> ApiResult<HeartbeatResponse> {
-    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
-    Ok(Json(auth.heartbeat(&uuid, parse(&body)?).await?))
+    Ok(Json(auth.heartbeat(&uuid, req).await?))
 }
 
 async fn node_authorize(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
-    body: Bytes,
+    NodeCaller(uuid): NodeCaller,
+    Body(req): Body<AuthorizeRequest>,
 ) -> ApiResult<AuthorizeResponse> {
-    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
-    let req: AuthorizeRequest = parse(&body)?;
     Ok(Json(auth.authorize_login(&uuid, &req).await?))
 }
 
@@ -282,41 +309,35 @@ const RECORDING_PIECE_LIMIT: usize = 32 * 1024 * 1024;
 
 async fn node_events(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
-    body: Bytes,
+    NodeCaller(uuid): NodeCaller,
+    Body(req): Body<NodeEventsRequest>,
 ) -> ApiResult<Ack> {
-    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
-    let req: NodeEventsRequest = parse(&body)?;
     auth.ingest_node_events(&uuid, req.events).await?;
     Ok(Json(Ack {}))
 }
 
 async fn node_sessions(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
-    body: Bytes,
+    NodeCaller(uuid): NodeCaller,
+    Body(req): Body<NodeSessionsRequest>,
 ) -> ApiResult<Ack> {
-    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
-    let req: NodeSessionsRequest = parse(&body)?;
     auth.set_node_sessions(&uuid, req.sessions).await?;
     Ok(Json(Ack {}))
 }
 
 async fn node_recording(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
-    body: Bytes,
+    NodeCaller(uuid): NodeCaller,
+    Body(req): Body<RecordingUpload>,
 ) -> ApiResult<Ack> {
-    let uuid = caller(&auth, cert, jaunt_ca::IdentityKind::Node)?;
-    auth.put_recording(&uuid, parse(&body)?).await?;
+    auth.put_recording(&uuid, req).await?;
     Ok(Json(Ack {}))
 }
 
 async fn list_sessions(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
+    UserCaller(user): UserCaller,
 ) -> ApiResult<SessionListResponse> {
-    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
     Ok(Json(SessionListResponse {
         sessions: auth.sessions_for(&user).await?,
     }))
@@ -330,10 +351,9 @@ struct RecordingsQuery {
 
 async fn list_recordings(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
+    UserCaller(user): UserCaller,
     axum::extract::Query(q): axum::extract::Query<RecordingsQuery>,
 ) -> ApiResult<RecordingListResponse> {
-    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
     Ok(Json(RecordingListResponse {
         recordings: auth.recordings_for(&user, q.since).await?,
     }))
@@ -341,10 +361,9 @@ async fn list_recordings(
 
 async fn get_recording(
     State(auth): State<Arc<AuthServer>>,
-    Extension(cert): Extension<ClientCert>,
+    UserCaller(user): UserCaller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<RecordingResponse> {
-    let user = caller(&auth, cert, jaunt_ca::IdentityKind::User)?;
     let (meta, data) = auth.recording(&user, &id).await?;
     Ok(Json(RecordingResponse { meta, data }))
 }

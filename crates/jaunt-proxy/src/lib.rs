@@ -17,6 +17,7 @@ mod relay;
 mod splice;
 mod tls;
 mod tunnel;
+mod upstream;
 
 pub use tls::{TlsError, server_config};
 

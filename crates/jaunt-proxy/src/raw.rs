@@ -12,8 +12,8 @@
 //! server, where a user certificate is still needed to log in.
 
 use crate::lines::{read_line, write_json_line};
-use crate::relay::{Upstream, copy_both, log_relay};
 use crate::tunnel::Tunnels;
+use crate::upstream::{Upstream, log_relay, relay};
 use jaunt_types::api::{DialResponse, RAW_RELAY_MAGIC, TUNNEL_DATA_MAGIC};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -174,11 +174,10 @@ async fn serve_client(mut client: TcpStream, peer: SocketAddr, ticket: &str, tic
         return;
     }
     match upstream {
+        // Both ends are plain sockets: the kernel moves the bytes.
         #[cfg(target_os = "linux")]
         Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
-        #[cfg(not(target_os = "linux"))]
-        Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
-        Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,
+        upstream => relay(&mut client, upstream, peer).await,
     }
 }
 

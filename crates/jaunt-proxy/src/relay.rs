@@ -7,11 +7,12 @@
 
 use crate::lines::{read_json_line, write_json_line};
 use crate::raw::Tickets;
-use crate::tunnel::{BoxedStream, Tunnels};
-use jaunt_auth::AuthServer;
+use crate::tunnel::{TunnelError, Tunnels};
+use crate::upstream::{Upstream, relay};
+use jaunt_auth::{AuthError, AuthServer};
 use jaunt_ca::IdentityKind;
 use jaunt_types::api::{DialRequest, DialResponse};
-use jaunt_types::route::{parse_target, resolve};
+use jaunt_types::route::{RouteError, parse_target, resolve};
 use jaunt_types::timefmt::format_unix;
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
@@ -21,8 +22,70 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Per-direction copy buffer of a relayed connection.
-const RELAY_BUFFER: usize = 256 * 1024;
+
+/// Why a dial request was refused. Its `Display` is what the client is
+/// told, so the variants that wrap internal failures say nothing of them;
+/// [`Refusal::answer`] logs those in full (the relay's counterpart of the
+/// API's `ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the proxy needs your certificate: run 'jsh login'")]
+    NoCertificate,
+    #[error("this certificate cannot open SSH sessions")]
+    WrongCertificate,
+    #[error("{0}")]
+    BadCertificate(String),
+    #[error("malformed dial request: {0}")]
+    Malformed(String),
+    #[error("cluster {asked:?} is not known to this proxy (it serves {serves:?})")]
+    UnknownCluster { asked: String, serves: String },
+    #[error("{0}")]
+    BadTarget(String),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(
+        "node {name} is offline: its last heartbeat was at {last_seen}; check that it is running ('jsh ls' lists online nodes)"
+    )]
+    Offline { name: String, last_seen: String },
+    #[error("node {name} at {addr} did not answer in time")]
+    DialTimeout { name: String, addr: String },
+    #[error("cannot reach node {name} at {addr}: {reason}")]
+    Unreachable {
+        name: String,
+        addr: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Tunnel(#[from] TunnelError),
+    /// Auth refused in words meant for the user (access, not found).
+    #[error("{0}")]
+    Auth(String),
+    /// Auth failed inside (store, CA): the details stay in the log.
+    #[error("internal error; the cluster's log has the details")]
+    Internal(#[source] AuthError),
+}
+
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(_) | AuthError::Ca(_) | AuthError::Internal(_) => Refusal::Internal(e),
+            other => Refusal::Auth(other.to_string()),
+        }
+    }
+}
+
+impl Refusal {
+    /// The line the client gets; internal causes go to the log.
+    fn answer(&self, peer: SocketAddr) -> DialResponse {
+        match self {
+            Refusal::Internal(cause) => {
+                tracing::error!(%peer, error = %cause, "relay failed inside auth")
+            }
+            other => tracing::info!(%peer, reason = %other, "relay refused"),
+        }
+        DialResponse::refused(self.to_string())
+    }
+}
 
 pub async fn serve<S>(
     mut client: S,
@@ -36,9 +99,8 @@ pub async fn serve<S>(
 {
     let (node, raw) = match connect(&mut client, cert, auth, tunnels).await {
         Ok(connected) => connected,
-        Err(message) => {
-            tracing::info!(%peer, reason = %message, "relay refused");
-            let _ = write_json_line(&mut client, &DialResponse::refused(message)).await;
+        Err(refusal) => {
+            let _ = write_json_line(&mut client, &refusal.answer(peer)).await;
             return;
         }
     };
@@ -56,94 +118,114 @@ pub async fn serve<S>(
     {
         return;
     }
-    match node {
-        Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
-        Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,
-    }
+    relay(&mut client, node, peer).await
 }
 
-/// The connection to a node: dialled, or a reverse tunnel's data
-/// connection.
-pub enum Upstream {
-    Tcp(TcpStream),
-    Tunnel(BoxedStream),
-}
-
-/// Copies bytes both ways until both sides are done.
-pub async fn copy_both<A, B>(a: &mut A, b: &mut B, peer: SocketAddr)
-where
-    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
-{
-    // Large buffers: the relay moves bulk encrypted bytes, and 8 KiB copies
-    // cost a wake-up (and over TLS a record) per few packets.
-    let moved = tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER, RELAY_BUFFER).await;
-    log_relay(peer, moved);
-}
-
-/// How a relay ended: bytes each way, or why it broke.
-pub fn log_relay(peer: SocketAddr, moved: std::io::Result<(u64, u64)>) {
-    match moved {
-        Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
-        Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
-    }
-}
-
+/// Checks the caller and the request, then connects to the node; the
+/// `bool` is whether the client asked for a raw relay.
 async fn connect<S: AsyncRead + Unpin>(
     client: &mut S,
     cert: Option<CertificateDer<'static>>,
     auth: &AuthServer,
     tunnels: &Tunnels,
-) -> Result<(Upstream, bool), String> {
-    let der = cert.ok_or("the proxy needs your certificate: run 'jsh login'")?;
-    let id = jaunt_ca::client_identity(&der).map_err(|e| e.to_string())?;
-    if id.kind != IdentityKind::User || id.cluster != auth.identity().cluster_name {
-        return Err("this certificate cannot open SSH sessions".into());
+) -> Result<(Upstream, bool), Refusal> {
+    let der = cert.ok_or(Refusal::NoCertificate)?;
+    let id = jaunt_ca::client_identity(&der).map_err(|e| Refusal::BadCertificate(e.to_string()))?;
+    let cluster = &auth.identity().cluster_name;
+    if id.kind != IdentityKind::User || id.cluster != *cluster {
+        return Err(Refusal::WrongCertificate);
     }
     let req: DialRequest = read_json_line(client)
         .await
-        .map_err(|e| format!("malformed dial request: {e}"))?;
-    let cluster = &auth.identity().cluster_name;
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
     if let Some(asked) = req
         .cluster
         .as_deref()
         .filter(|c| !c.is_empty() && *c != cluster)
     {
-        return Err(format!(
-            "cluster {asked:?} is not known to this proxy (it serves {cluster:?})"
-        ));
+        return Err(Refusal::UnknownCluster {
+            asked: asked.to_string(),
+            serves: cluster.clone(),
+        });
     }
-    let target = parse_target(&req.target)?;
-    let nodes = auth
-        .nodes_for(&id.user, false)
-        .await
-        .map_err(|e| e.to_string())?;
+    let target = parse_target(&req.target).map_err(Refusal::BadTarget)?;
+    let nodes = auth.nodes_for(&id.user, false).await?;
     let infos: Vec<_> = nodes.iter().map(|n| n.info()).collect();
-    let chosen = resolve(&infos, &target.host, target.port, cluster).map_err(|e| e.to_string())?;
+    let chosen = resolve(&infos, &target.host, target.port, cluster)?;
     let node = nodes
         .iter()
         .find(|n| n.uuid == chosen.uuid)
-        .ok_or("node vanished")?;
+        .ok_or(RouteError::NotFound)?;
     if !auth.is_online(node) && !tunnels.is_connected(&node.uuid) {
-        return Err(format!(
-            "node {} is offline: its last heartbeat was at {}; check that it is running ('jsh ls' lists online nodes)",
-            node.name,
-            format_unix(node.last_seen)
-        ));
+        return Err(Refusal::Offline {
+            name: node.name.clone(),
+            last_seen: format_unix(node.last_seen),
+        });
     }
-    match &node.addr {
+    let upstream = match &node.addr {
         Some(addr) => {
             let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
                 .await
-                .map_err(|_| format!("node {} at {addr} did not answer in time", node.name))?
-                .map_err(|e| format!("cannot reach node {} at {addr}: {e}", node.name))?;
+                .map_err(|_| Refusal::DialTimeout {
+                    name: node.name.clone(),
+                    addr: addr.clone(),
+                })?
+                .map_err(|e| Refusal::Unreachable {
+                    name: node.name.clone(),
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
             let _ = stream.set_nodelay(true);
-            Ok((Upstream::Tcp(stream), req.raw))
+            Upstream::Tcp(stream)
         }
-        None => tunnels
-            .dial(&node.uuid, &node.name)
-            .await
-            .map(|s| (s, req.raw))
-            .map_err(|e| e.to_string()),
+        None => tunnels.dial(&node.uuid, &node.name).await?,
+    };
+    Ok((upstream, req.raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaunt_store::StoreError;
+
+    #[test]
+    fn internal_failures_are_not_shown_to_the_client() {
+        let store = AuthError::Store(StoreError::Database("disk I/O error at /var/lib/x".into()));
+        let refusal = Refusal::from(store);
+        assert!(matches!(refusal, Refusal::Internal(_)));
+        let told = refusal.answer("127.0.0.1:1".parse().expect("addr"));
+        let message = told.error.expect("refused");
+        assert_eq!(message, "internal error; the cluster's log has the details");
+        assert!(!message.contains("/var/lib"), "{message}");
+    }
+
+    #[test]
+    fn what_the_client_is_told_per_refusal() {
+        let cases = [
+            (
+                Refusal::from(AuthError::AccessDenied("no role allows it".into())),
+                "access denied: no role allows it",
+            ),
+            (
+                Refusal::from(RouteError::NotFound),
+                "direct dialing to nodes not found in inventory is not supported",
+            ),
+            (
+                Refusal::UnknownCluster {
+                    asked: "leaf".into(),
+                    serves: "root".into(),
+                },
+                "cluster \"leaf\" is not known to this proxy (it serves \"root\")",
+            ),
+            (
+                Refusal::NoCertificate,
+                "the proxy needs your certificate: run 'jsh login'",
+            ),
+        ];
+        for (refusal, want) in cases {
+            let told = refusal.answer("127.0.0.1:1".parse().expect("addr"));
+            assert_eq!(told.error.as_deref(), Some(want));
+            assert_eq!(told.ticket, None);
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! address.
 
 use crate::lines::{read_json_line, write_json_line};
-use crate::relay::Upstream;
+use crate::upstream::{BoxedStream, Upstream};
 use jaunt_types::api::TunnelDial;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,10 +33,6 @@ pub enum TunnelHello {
     Control,
     Data(u64),
 }
-
-pub type BoxedStream = Box<dyn Stream>;
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub struct Tunnels {
     next_id: AtomicU64,
