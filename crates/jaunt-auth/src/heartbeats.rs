@@ -8,7 +8,7 @@
 //! see only stored times) still see a beating node online; this instance
 //! answers from the lease, so it sees every heartbeat.
 
-use crate::nodes::NodeRecord;
+use crate::records::NodeRecord;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -3,49 +3,16 @@
 //! log in as a login on a node (asked by the node at each login).
 
 use crate::heartbeats;
-use crate::records::{TokenRecord, token_key};
+use crate::records::{NODES, NodeRecord, TokenRecord, node_key, token_key};
 use crate::{AuthError, AuthServer, now};
 use jaunt_ca::{HostCertRequest, IdentityKind, parse_public_key};
 use jaunt_store::StoreError;
 use jaunt_types::api::*;
 use jaunt_types::resources::{Labels, TokenKind, validate_name};
-use serde::{Deserialize, Serialize};
-
-pub const NODES: &str = "/nodes/";
 
 use jaunt_types::api::NODE_CERT_TTL_SECS as NODE_CERT_TTL;
 /// A node silent this long is forgotten entirely.
 const NODE_FORGET_AFTER: i64 = 7 * 86400;
-
-fn node_key(uuid: &str) -> String {
-    format!("{NODES}{uuid}")
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeRecord {
-    pub uuid: String,
-    pub name: String,
-    pub labels: Labels,
-    pub addr: Option<String>,
-    pub host_public_key: String,
-    pub last_seen: i64,
-    /// The interval the node was last told to beat at (0 in records
-    /// from before it was kept): its offline window follows from it.
-    #[serde(default)]
-    pub heartbeat_secs: u64,
-}
-
-impl NodeRecord {
-    pub fn info(&self) -> NodeInfo {
-        NodeInfo {
-            uuid: self.uuid.clone(),
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            addr: self.addr.clone(),
-            last_seen: self.last_seen,
-        }
-    }
-}
 
 fn validate_node(name: &str, labels: &Labels, addr: Option<&str>) -> Result<(), AuthError> {
     validate_name(name).map_err(|e| AuthError::BadRequest(format!("node name: {e}")))?;

@@ -2,7 +2,8 @@
 //! secrets (hashes, TOTP seeds) and never leave this crate as they are.
 
 use jaunt_types::Secret;
-use jaunt_types::resources::{TokenInfo, TokenKind, UserInfo};
+use jaunt_types::api::NodeInfo;
+use jaunt_types::resources::{Labels, TokenInfo, TokenKind, UserInfo};
 use jaunt_types::timefmt::format_unix;
 use serde::{Deserialize, Serialize};
 
@@ -83,4 +84,37 @@ impl TokenRecord {
 /// A fresh random token: 128 bits as hex.
 pub fn random_token() -> String {
     hex::encode(rand::random::<[u8; 16]>())
+}
+
+pub const NODES: &str = "/nodes/";
+
+pub fn node_key(uuid: &str) -> String {
+    format!("{NODES}{uuid}")
+}
+
+/// A node in the inventory, as its joins and heartbeats leave it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub uuid: String,
+    pub name: String,
+    pub labels: Labels,
+    pub addr: Option<String>,
+    pub host_public_key: String,
+    pub last_seen: i64,
+    /// The interval the node was last told to beat at (0 in records
+    /// from before it was kept): its offline window follows from it.
+    #[serde(default)]
+    pub heartbeat_secs: u64,
+}
+
+impl NodeRecord {
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            uuid: self.uuid.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            addr: self.addr.clone(),
+            last_seen: self.last_seen,
+        }
+    }
 }

@@ -367,7 +367,7 @@ async fn running_sessions_are_replaced_and_unchanged_ones_not_rewritten() {
 
 #[tokio::test]
 async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
-    use crate::nodes::{NODES, NodeRecord};
+    use crate::records::{NODES, NodeRecord};
     use jaunt_types::api::HeartbeatRequest;
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
@@ -442,7 +442,7 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
 
 #[tokio::test]
 async fn a_node_told_a_longer_interval_gets_a_longer_offline_window() {
-    use crate::nodes::NodeRecord;
+    use crate::records::NodeRecord;
     let f = Fixture::new();
     let auth = f.auth(SecondFactor::Off).await;
     let node = |last_seen: i64, heartbeat_secs: u64| NodeRecord {
