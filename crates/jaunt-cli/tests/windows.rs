@@ -50,6 +50,35 @@ impl Wine {
         let wine = Wine { dir, jsh };
         let out = run(wine.command("wineboot", &["-i"]), "");
         assert_eq!(out.code, Some(0), "wineboot: {out:?}");
+        // wineboot returns while what it started (services, the wine.inf
+        // setup in rundll32) may still be writing the prefix's registry and
+        // system32; a command started then can find half a prefix and fail
+        // to start ("ShellExecuteEx failed", c0000135). Wait until the
+        // prefix's server has nothing left running, as winetricks does.
+        wine.settle();
+        // One server for the rest of the test. Otherwise each command's
+        // server exits 3 s after it and the next command boots another
+        // (with services.exe, plugplay, explorer), or connects to one that
+        // is shutting down: on a loaded machine that is where commands
+        // failed to start. Drop stops it (`wineserver -k`).
+        let status = wine
+            .command("wineserver", &["-p"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("wineserver -p");
+        assert!(status.success(), "wineserver -p: {status}");
+        // Wine's own services start with the first program and live as
+        // long as the server; started here, they hold no test's pipes.
+        let status = wine
+            .command("wineboot", &[])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("wineboot");
+        assert!(status.success(), "wineboot: {status}");
         // Rust's std needs bcryptprimitives.dll, which Wine 8 lacks.
         let dll = wine
             .prefix()
@@ -72,6 +101,14 @@ impl Wine {
         Some(wine)
     }
 
+    /// Waits until every process of this prefix has exited and its
+    /// server has shut down (`wineserver -w`), so the next command starts
+    /// on a finished prefix.
+    fn settle(&self) {
+        let out = run(self.command("wineserver", &["-w"]), "");
+        assert_eq!(out.code, Some(0), "wineserver -w: {out:?}");
+    }
+
     fn prefix(&self) -> PathBuf {
         self.dir.path().join("prefix")
     }
@@ -80,6 +117,9 @@ impl Wine {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env("WINEPREFIX", self.prefix())
+            // Debian's wine64 alone runs 64-bit programs only; say so, so
+            // the prefix is made for that whatever else is installed.
+            .env("WINEARCH", "win64")
             .env("WINEDEBUG", "-all")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=;winemenubuilder.exe=d")
             .env_remove("DISPLAY")
