@@ -52,4 +52,16 @@ if [ -z "${JAUNT_SKIP_WINE:-}" ]; then
 else
   echo "!!! JAUNT_SKIP_WINE is set: the Windows jsh.exe is neither built nor tested !!!" >&2
 fi
-cargo test --workspace --locked
+# Every test binary runs even when one fails; the failures are listed last.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo
+  echo "scripts/test.sh: FAILED tests:"
+  grep -E '^test .* \.\.\. FAILED$' "$log" | sed 's/^/  /' || true
+  # cargo's own summary: the test binaries that failed or did not build.
+  sed -n '/^error: [0-9]* targets\? failed:/,$p' "$log" || true
+  exit "$status"
+fi
