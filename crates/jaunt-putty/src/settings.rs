@@ -105,6 +105,29 @@ pub fn update_unix(
     out
 }
 
+/// The local proxy command of a Jaunt session: `jsh` at `exe` relays
+/// PuTTY's connection to the node. PuTTY on Windows reads a backslash in
+/// this value as an escape, so each is doubled there; a path with spaces
+/// is quoted.
+pub fn proxy_command(exe: &str, cluster: &str, windows: bool) -> String {
+    let exe = match windows {
+        true => exe.replace('\\', "\\\\"),
+        false => exe.to_string(),
+    };
+    let exe = match exe.contains(' ') {
+        true => format!("\"{exe}\""),
+        false => exe,
+    };
+    format!("{exe} proxy ssh --cluster={cluster} --proxy=%proxyhost:%proxyport %user@%host:%port")
+}
+
+/// The cluster a Jaunt session's proxy command names, if any.
+pub fn session_cluster(lines: &[(String, String)]) -> Option<&str> {
+    get(lines, "ProxyTelnetCommand")?
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("--cluster="))
+}
+
 /// Whether a session's settings are a Jaunt session (so Jaunt may list or
 /// remove it): a local proxy command that is `... proxy ssh --cluster=`.
 pub fn is_jaunt_session(lines: &[(String, String)]) -> bool {
@@ -148,5 +171,38 @@ mod tests {
         assert!(!is_jaunt_session(&parse_unix(
             "HostName=x\nProxyMethod=0\n"
         )));
+    }
+
+    #[test]
+    fn proxy_commands_and_their_cluster() {
+        let cases = [
+            (
+                "/usr/bin/jsh",
+                false,
+                "/usr/bin/jsh proxy ssh --cluster=example --proxy=%proxyhost:%proxyport %user@%host:%port",
+            ),
+            (
+                r"C:\Program Files\jaunt\jsh.exe",
+                true,
+                r#""C:\\Program Files\\jaunt\\jsh.exe" proxy ssh --cluster=example --proxy=%proxyhost:%proxyport %user@%host:%port"#,
+            ),
+            (
+                r"C:\jsh.exe",
+                true,
+                r"C:\\jsh.exe proxy ssh --cluster=example --proxy=%proxyhost:%proxyport %user@%host:%port",
+            ),
+        ];
+        for (exe, windows, want) in cases {
+            let command = proxy_command(exe, "example", windows);
+            assert_eq!(command, want);
+            let lines = vec![("ProxyTelnetCommand".to_string(), command)];
+            assert_eq!(session_cluster(&lines), Some("example"));
+        }
+        assert_eq!(session_cluster(&[]), None);
+        let other = vec![(
+            "ProxyTelnetCommand".to_string(),
+            "nc %host %port".to_string(),
+        )];
+        assert_eq!(session_cluster(&other), None);
     }
 }

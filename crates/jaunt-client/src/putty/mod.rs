@@ -4,6 +4,7 @@
 //! Validity list, touch only Jaunt's values and Jaunt's sessions) is shared
 //! by every store, which only reads and writes entries.
 
+pub mod config;
 mod files;
 mod regfile;
 #[cfg(windows)]
