@@ -1,0 +1,104 @@
+//! Heartbeats: they keep the node listed and online, carry the recording
+//! mode and the user CA keys auth wants, and renew the host and TLS
+//! certificates before they expire (the identity is saved again then).
+
+use super::identity::{StoredIdentity, api_for, save_identity};
+use super::{NodeConfig, NodeError, SharedConfig, credentials, ssh_config};
+use crate::server::{NodeContext, parse_ca_keys};
+use jaunt_ca::ssh_key::{Certificate, PrivateKey};
+use jaunt_types::api::{
+    HeartbeatRequest, HeartbeatResponse, NODE_CERT_TTL_SECS, PATH_NODE_HEARTBEAT,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn cert_valid_before(pem: &str) -> u64 {
+    Certificate::from_openssh(pem.trim())
+        .map(|c| c.valid_before())
+        .unwrap_or(0)
+}
+
+pub(super) async fn heartbeat_loop(
+    cfg: NodeConfig,
+    mut id: StoredIdentity,
+    ctx: Arc<NodeContext>,
+    config: SharedConfig,
+) {
+    let mut every = Duration::from_secs(5);
+    loop {
+        match heartbeat_once(&cfg, &mut id, &ctx, &config).await {
+            Ok(secs) => every = Duration::from_secs(secs.max(1)),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn heartbeat_once(
+    cfg: &NodeConfig,
+    id: &mut StoredIdentity,
+    ctx: &NodeContext,
+    config: &SharedConfig,
+) -> Result<u64, NodeError> {
+    let host_key = PrivateKey::from_openssh(id.host_key.expose()).map_err(credentials)?;
+    let tls_expiry = jaunt_ca::client_identity_pem(&id.tls_cert)
+        .map(|i| i.not_after)
+        .unwrap_or(0);
+    let now = jaunt_sys::clock::now();
+    let tls_half_life = (NODE_CERT_TTL_SECS / 2) as i64;
+    let new_tls = if tls_expiry - now < tls_half_life {
+        Some(jaunt_ca::generate_client_csr(&cfg.nodename).map_err(credentials)?)
+    } else {
+        None
+    };
+    let api = ctx.api.read().map_err(|_| NodeError::Poisoned)?.clone();
+    let resp: HeartbeatResponse = api
+        .post_once(
+            PATH_NODE_HEARTBEAT,
+            &HeartbeatRequest {
+                name: cfg.nodename.clone(),
+                labels: cfg.labels.clone(),
+                addr: cfg.advertise_addr.clone(),
+                host_public_key: host_key.public_key().to_openssh().map_err(credentials)?,
+                host_cert_valid_before: cert_valid_before(&id.host_cert),
+                tls_csr_pem: new_tls.as_ref().map(|(csr, _)| csr.clone()),
+            },
+        )
+        .await?;
+    let mut changed = false;
+    if let Some(cert) = resp.host_cert {
+        id.host_cert = cert;
+        changed = true;
+    }
+    if let (Some(cert), Some((_, key))) = (resp.tls_cert_pem, new_tls) {
+        id.tls_cert = cert;
+        id.tls_key = key;
+        changed = true;
+    }
+    if let Ok(mut mode) = ctx.recording.write() {
+        *mode = resp.recording;
+    }
+    // Running sessions are re-reported at the heartbeat's pace, so they
+    // stay listed exactly as long as the node stays online.
+    ctx.sessions_changed.notify_one();
+    if resp.user_ca_keys != id.user_ca_keys {
+        id.user_ca_keys = resp.user_ca_keys;
+        changed = true;
+    }
+    if changed {
+        save_identity(&cfg.data_dir, id)?;
+        if let Ok(mut cas) = ctx.user_cas.write() {
+            *cas = parse_ca_keys(&id.user_ca_keys);
+        }
+        let api = api_for(cfg, id)?;
+        if let Ok(mut a) = ctx.api.write() {
+            *a = api;
+        }
+        let fresh = ssh_config(id)?;
+        if let Ok(mut c) = config.write() {
+            *c = fresh;
+        }
+        tracing::info!("node certificates renewed");
+    }
+    Ok(resp.heartbeat_secs)
+}

@@ -1,0 +1,192 @@
+//! The node's life: join once with a token (the identity is then stored, so
+//! restarts need none: `identity.rs`), serve SSH on a direct listener
+//! (`serve.rs`) or through a reverse tunnel to the proxy that reconnects
+//! with backoff (`tunnel.rs`), and heartbeat to stay in the inventory and
+//! renew certificates (`heartbeat.rs`).
+
+mod heartbeat;
+mod identity;
+mod serve;
+mod tunnel;
+
+use crate::audit::AuditLog;
+use crate::recording::Spool;
+use crate::server::{NodeContext, parse_ca_keys};
+use identity::{StoredIdentity, api_for, join, load_identity, save_identity};
+use jaunt_ca::ssh_key::{Certificate, PrivateKey};
+use jaunt_types::Secret;
+use jaunt_types::api::RecordingMode;
+use jaunt_types::resources::Labels;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// What `jaunt start --roles=node` is told.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub token: Option<Secret<String>>,
+    /// `host:port` of the proxy.
+    pub proxy: String,
+    pub ca_pin: Option<String>,
+    pub nodename: String,
+    pub labels: Labels,
+    /// `host:port` the proxy dials; `None`: reverse tunnel.
+    pub advertise_addr: Option<String>,
+    /// The `jaunt` binary, for the sftp subsystem (`jaunt sftp-server`).
+    pub sftp_helper: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(
+        "this node has not joined a cluster yet: start it with --token (from 'jctl tokens add --type=node')"
+    )]
+    NoToken,
+    /// The proxy refused the join, or could not be reached for it.
+    #[error("joining the cluster: {0}")]
+    Join(#[source] jaunt_transport::TransportError),
+    #[error("{path}: {reason}")]
+    Identity { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Transport(#[from] jaunt_transport::TransportError),
+    /// A key or certificate could not be made, read or encoded.
+    #[error("node credentials: {0}")]
+    Credentials(String),
+    /// The reverse tunnel's connection failed.
+    #[error("reverse tunnel: {0}")]
+    Tunnel(#[source] std::io::Error),
+    /// A thread panicked while holding the node's shared state.
+    #[error("the node's shared state is unusable after a panic; restart the node")]
+    Poisoned,
+}
+
+fn credentials(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Credentials(e.to_string())
+}
+
+/// A directory only this node's user may read.
+fn private_dir(path: &Path) -> Result<PathBuf, NodeError> {
+    jaunt_sys::fs::ensure_private_dir(path).map_err(|e| NodeError::Identity {
+        path: e.path,
+        reason: e.source.to_string(),
+    })?;
+    Ok(path.to_path_buf())
+}
+
+fn ssh_config(id: &StoredIdentity) -> Result<Arc<russh::server::Config>, NodeError> {
+    let key = PrivateKey::from_openssh(id.host_key.expose()).map_err(credentials)?;
+    let cert = Certificate::from_openssh(id.host_cert.trim()).map_err(credentials)?;
+    Ok(Arc::new(russh::server::Config {
+        keys: vec![key],
+        certificates: vec![cert],
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        // Room for a client's pipelined SFTP writes (OpenSSH keeps 64 x
+        // 32 KiB in flight) without waiting for a window adjustment.
+        window_size: 8 * 1024 * 1024,
+        ..Default::default()
+    }))
+}
+
+type SharedConfig = Arc<RwLock<Arc<russh::server::Config>>>;
+
+/// A running node.
+pub struct Node {
+    pub uuid: String,
+    pub cluster: String,
+    pub ssh_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Joins (or loads the stored identity) and starts serving. `listener` is
+/// the bound SSH port in direct mode.
+pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Node, NodeError> {
+    let id = match load_identity(&cfg.data_dir)? {
+        Some(id) => id,
+        None => {
+            let id = join(&cfg).await?;
+            save_identity(&cfg.data_dir, &id)?;
+            tracing::info!(uuid = %id.uuid, cluster = %id.cluster, "joined the cluster");
+            id
+        }
+    };
+    let ctx = Arc::new(NodeContext {
+        cluster: id.cluster.clone(),
+        uuid: id.uuid.clone(),
+        proxy_addr: cfg.proxy.clone(),
+        user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
+        api: RwLock::new(api_for(&cfg, &id)?),
+        sftp_helper: cfg.sftp_helper.clone(),
+        nodename: cfg.nodename.clone(),
+        audit: AuditLog::open(&cfg.data_dir, &id.cluster).map_err(|e| NodeError::Identity {
+            path: cfg.data_dir.join(crate::audit::QUEUE_FILE),
+            reason: e.to_string(),
+        })?,
+        spool: Spool::open(&cfg.data_dir).map_err(|e| NodeError::Identity {
+            path: cfg.data_dir.join("recordings"),
+            reason: e.to_string(),
+        })?,
+        recording: RwLock::new(RecordingMode::default()),
+        active: Mutex::new(HashMap::new()),
+        sessions_changed: Notify::new(),
+        running_dir: private_dir(&cfg.data_dir.join("running"))?,
+    });
+    crate::server::end_interrupted_sessions(&ctx);
+    let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
+    let mut tasks = Vec::new();
+    let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    match listener {
+        Some(l) => tasks.push(tokio::spawn(serve::serve_direct(
+            l,
+            ctx.clone(),
+            config.clone(),
+        ))),
+        None => tasks.push(tokio::spawn(tunnel::serve_tunnel(
+            ctx.clone(),
+            config.clone(),
+        ))),
+    }
+    // Queued events and recordings (a killed node's too) go to auth.
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.audit.deliver(|| c.api_client()).await
+    }));
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.spool.upload_forever(|| c.api_client()).await
+    }));
+    let c = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        c.report_sessions_forever(Duration::from_secs(5)).await
+    }));
+    tasks.push(tokio::spawn(heartbeat::heartbeat_loop(
+        cfg,
+        id.clone(),
+        ctx.clone(),
+        config,
+    )));
+    Ok(Node {
+        uuid: id.uuid,
+        cluster: id.cluster,
+        ssh_addr,
+        tasks,
+    })
+}

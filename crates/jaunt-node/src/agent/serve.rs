@@ -1,0 +1,65 @@
+//! Serving SSH: each connection, from the direct listener or a tunnel's
+//! data connection, gets a russh server with the node's current config.
+
+use super::SharedConfig;
+use crate::server::{Connection, NodeContext};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+fn current(config: &SharedConfig) -> Option<Arc<russh::server::Config>> {
+    config.read().ok().map(|c| c.clone())
+}
+
+pub(super) async fn serve_direct(
+    listener: TcpListener,
+    ctx: Arc<NodeContext>,
+    config: SharedConfig,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "SSH accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // russh sets TCP_NODELAY only on sockets it accepts itself.
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        serve_one(stream, peer, local, ctx.clone(), &config);
+    }
+}
+
+/// Bytes read ahead of russh on each SSH connection.
+const READ_AHEAD: usize = 128 * 1024;
+
+pub(super) fn serve_one<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ctx: Arc<NodeContext>,
+    config: &SharedConfig,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(config) = current(config) else {
+        return;
+    };
+    // russh reads each packet with two exact reads (its length, then the
+    // rest): a read-ahead buffer makes that one syscall per READ_AHEAD of
+    // a bulk transfer instead of two per 32 KiB packet.
+    let stream = tokio::io::BufReader::with_capacity(READ_AHEAD, stream);
+    tokio::spawn(async move {
+        match russh::server::run_stream(config, stream, Connection::new(ctx, peer, local)).await {
+            Ok(session) => {
+                if let Err(e) = session.await {
+                    tracing::debug!(%peer, error = %e, "SSH connection ended");
+                }
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "SSH handshake failed"),
+        }
+    });
+}
