@@ -9,6 +9,7 @@ pub mod agent;
 pub mod agent_forward;
 pub mod audit;
 pub mod context;
+mod launch;
 pub mod os;
 pub mod recording;
 pub mod server;

@@ -3,112 +3,20 @@
 //! requested login here, then runs session channels as that OS user.
 
 pub use crate::context::{NodeContext, end_interrupted_sessions};
+use crate::launch;
 use crate::os;
-use crate::session::{self, Exit, Input, Launch, Observers, PtyRequest, SessionInfo};
-use crate::sftp::SftpRecord;
+use crate::session::{self, Input, Launch, PtyRequest, SessionInfo, SessionIo};
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
 use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse, PATH_NODE_AUTHORIZE, RecordingMode};
-use jaunt_types::audit::{ActiveSession, AuditEvent, RecordingMeta};
+use jaunt_types::audit::{AuditEvent, RecordingMeta};
 use russh::keys::PublicKey;
 use russh::server::{Auth, Handler, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Why a node-sync session ends, as the user sees it.
-fn sync_failure(reason: &str) -> String {
-    format!(
-        "\r\nERROR: this cluster records every session (recording: node-sync) and the auth \
-         service cannot take this session's recording ({reason}); the session is ended.\r\n"
-    )
-}
-
-/// node-sync: auth must hold the recording's start before the session runs.
-async fn sync_start(ctx: &NodeContext, id: &str) -> Result<u64, String> {
-    let api = ctx.api_client().ok_or("no API client")?;
-    ctx.spool.send(&api, id, 0, false).await
-}
-
-/// node-sync: runs the session while streaming its recording to auth every
-/// quarter second; if auth stops taking it, the session is killed.
-async fn stream_while<F, S, SF>(
-    ctx: &NodeContext,
-    id: &str,
-    mut sent: u64,
-    run: F,
-    input: &mpsc::Sender<Input>,
-    say: &S,
-) -> Exit
-where
-    F: std::future::Future<Output = Exit>,
-    S: Fn(String) -> SF,
-    SF: std::future::Future<Output = ()>,
-{
-    tokio::pin!(run);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            exit = &mut run => return exit,
-            _ = tick.tick() => {
-                let result = match ctx.api_client() {
-                    Some(api) => ctx.spool.send(&api, id, sent, false).await,
-                    None => Err("no API client".to_string()),
-                };
-                match result {
-                    Ok(n) => sent = n,
-                    Err(e) => {
-                        tracing::warn!(session = %id, error = %e, "recording not taken; ending the session (node-sync)");
-                        say(sync_failure(&e)).await;
-                        let _ = input.send(Input::Signal(nix::sys::signal::Signal::SIGKILL)).await;
-                        return (&mut run).await;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Turns the SFTP helper's audit lines into `sftp` events.
-async fn sftp_events(
-    ctx: Arc<NodeContext>,
-    template: AuditEvent,
-    mut lines: mpsc::UnboundedReceiver<String>,
-) {
-    while let Some(line) = lines.recv().await {
-        let record: SftpRecord = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "malformed SFTP audit line");
-                continue;
-            }
-        };
-        let mut e = ctx
-            .audit
-            .like(&template, "sftp", record.success)
-            .with("action", record.action.clone())
-            .with("path", record.path);
-        if let Some(code) = jaunt_types::audit::sftp_code(&record.action, record.success) {
-            e.code = code;
-        }
-        if let Some(t) = record.target {
-            e = e.with("target", t);
-        }
-        if let Some(b) = record.bytes {
-            e = e.with("bytes", b);
-        }
-        if let Some(err) = record.error {
-            e = e.with("error", err);
-        }
-        // An SFTP client can make thousands of operations: their synced
-        // writes go to the blocking pool, one at a time, in order.
-        let ctx = ctx.clone();
-        let _ = tokio::task::spawn_blocking(move || ctx.audit.record(&e)).await;
-    }
-}
 
 /// An authenticated connection's user.
 struct Identity {
@@ -196,7 +104,9 @@ impl Connection {
         self.refuse(login, reason)
     }
 
-    /// Starts a session channel's process (command `None`: a shell).
+    /// Starts a session channel's process: audits its start (no event, no
+    /// session), opens its recording, then runs it in a task of its own
+    /// (`launch.rs`) that reports its end.
     async fn start(
         &mut self,
         channel: ChannelId,
@@ -216,68 +126,30 @@ impl Connection {
             _ if id.cert.permit_pty => state.pty.clone(),
             _ => None,
         };
-        let kind = match &launch {
-            Launch::Shell => "shell",
-            Launch::Exec(_) => "exec",
-            Launch::Subsystem(..) => "sftp",
-        };
-        let user = id.cert.user.clone();
-        let login = id.login.clone();
+        let (user, login) = (id.cert.user.clone(), id.login.clone());
         let mut template = self.event("session.start", true);
         template.session_id = Some(session_id.clone());
-        let mut start_event = template
-            .clone()
-            .with("kind", kind)
-            .with("interactive", pty.is_some());
-        if let Some(p) = &pty {
-            start_event = start_event.with("size", format!("{}x{}", p.cols, p.rows));
-        }
-        if let Launch::Exec(command) = &launch {
-            start_event = start_event.with("command", command.clone());
-        }
-        // No event, no session: an allowed action is never unaudited.
-        if let Err(e) = self.ctx.audit.emit(&start_event) {
+        if let Err(e) = launch::audit_start(&self.ctx, &template, &launch, pty.as_ref()) {
             tracing::error!(error = %e, "cannot queue session.start; session refused");
             return session.channel_failure(channel);
         }
-        if let Launch::Subsystem(..) = &launch {
-            self.ctx.audit.record(
-                &self
-                    .ctx
-                    .audit
-                    .like(&template, "subsystem", true)
-                    .with("name", "sftp"),
-            );
-        }
         let mode = self.ctx.recording_mode();
-        let mut observers = Observers::default();
-        if let (Some(p), true) = (&pty, mode != RecordingMode::Off) {
-            let meta = RecordingMeta {
-                session_id: session_id.clone(),
-                user: user.clone(),
-                login: login.clone(),
-                node: self.ctx.nodename.clone(),
-                start: jaunt_sys::clock::now(),
-                end: None,
-                size: 0,
-            };
-            match self.ctx.spool.create(&meta, p.cols, p.rows, &p.term) {
-                Ok(r) => observers.recorder = Some(Arc::new(std::sync::Mutex::new(r))),
-                Err(e) if mode == RecordingMode::NodeSync => {
-                    tracing::error!(error = %e, "cannot record; session refused (recording: node-sync)");
-                    return session.channel_failure(channel);
-                }
-                Err(e) => tracing::error!(error = %e, "cannot record this session"),
-            }
-        }
-        let (audit_tx, audit_rx) = mpsc::unbounded_channel();
-        if kind == "sftp" {
-            observers.audit_lines = Some(audit_tx);
-        }
-        let info = SessionInfo {
+        let meta = RecordingMeta {
             session_id: session_id.clone(),
             user: user.clone(),
             login: login.clone(),
+            node: self.ctx.nodename.clone(),
+            start: jaunt_sys::clock::now(),
+            end: None,
+            size: 0,
+        };
+        let Ok(recorder) = launch::recorder(&self.ctx, mode, pty.as_ref(), &meta) else {
+            return session.channel_failure(channel);
+        };
+        let info = SessionInfo {
+            session_id: session_id.clone(),
+            user,
+            login,
             cluster: self.ctx.cluster.clone(),
             host_uuid: self.ctx.uuid.clone(),
             proxy_addr: self.ctx.proxy_addr.clone(),
@@ -290,123 +162,27 @@ impl Connection {
         };
         let (tx, rx) = mpsc::channel(64);
         state.input = Some(tx.clone());
-        state.session_id = Some(session_id.clone());
-        let out = state.writer.make_writer();
-        let err = state.writer.make_writer_ext(Some(1));
-        let env = state.env.clone();
-        let handle = session.handle();
-        session.channel_success(channel)?;
-        tracing::info!(%user, %login, session = %session_id, kind, "session started");
-        self.ctx.session_started(
-            ActiveSession {
-                id: session_id.clone(),
-                user: user.clone(),
-                login: login.clone(),
-                node: self.ctx.nodename.clone(),
-                node_uuid: self.ctx.uuid.clone(),
-                kind: kind.to_string(),
-                start: jaunt_sys::clock::now(),
-                client: self.client.to_string(),
+        state.session_id = Some(session_id);
+        let running = launch::Running {
+            ctx: self.ctx.clone(),
+            channel,
+            handle: session.handle(),
+            template,
+            launch,
+            info,
+            pty,
+            env: state.env.clone(),
+            recorder,
+            sync: mode == RecordingMode::NodeSync,
+            input: tx,
+            io: SessionIo {
+                out: state.writer.make_writer(),
+                err: state.writer.make_writer_ext(Some(1)),
+                input: rx,
             },
-            &template,
-        );
-        let ctx = self.ctx.clone();
-        let sftp_audit = tokio::spawn(sftp_events(ctx.clone(), template.clone(), audit_rx));
-        let recorded = observers.recorder.is_some();
-        let command = match &launch {
-            Launch::Exec(c) => Some(c.clone()),
-            _ => None,
         };
-        let started = std::time::Instant::now();
-        tokio::spawn(async move {
-            let say = |text: String| {
-                let handle = handle.clone();
-                async move {
-                    let _ = handle.extended_data(channel, 1, text.into_bytes()).await;
-                }
-            };
-            let sync = recorded && mode == RecordingMode::NodeSync;
-            let synced = match sync {
-                true => Some(sync_start(&ctx, &session_id).await),
-                false => None,
-            };
-            let exit = if let Some(Err(e)) = &synced {
-                tracing::warn!(session = %session_id, error = %e, "recording not taken; session refused (node-sync)");
-                say(sync_failure(e)).await;
-                Exit::Code(255)
-            } else {
-                let run = async {
-                    match os::lookup(&login) {
-                        Ok(os_user) => {
-                            match session::run(
-                                launch, info, os_user, pty, env, out, err, rx, observers,
-                            )
-                            .await
-                            {
-                                Ok(exit) => exit,
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "session failed to start");
-                                    say(format!("Failed to launch: {e}\r\n")).await;
-                                    Exit::Code(255)
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            say(format!("Failed to launch: {e}\r\n")).await;
-                            Exit::Code(1)
-                        }
-                    }
-                };
-                match synced {
-                    Some(Ok(sent)) => stream_while(&ctx, &session_id, sent, run, &tx, &say).await,
-                    _ => run.await,
-                }
-            };
-            // The session's end is on disk before the client hears of it.
-            let _ = sftp_audit.await;
-            if recorded {
-                ctx.spool.finish(&session_id);
-            }
-            ctx.session_ended(&session_id);
-            let status = |e: AuditEvent| match &exit {
-                Exit::Code(c) => e.with("exit_status", *c),
-                Exit::Signal(s) => e.with("exit_signal", s.clone()),
-            };
-            let ok = matches!(exit, Exit::Code(0));
-            if let Some(command) = command {
-                ctx.audit.record(&status(
-                    ctx.audit
-                        .like(&template, "exec", ok)
-                        .with("command", command),
-                ));
-            }
-            ctx.audit.record(&status(
-                ctx.audit
-                    .like(&template, "session.end", true)
-                    .with("kind", kind)
-                    .with("participants", vec![user.clone()])
-                    .with("duration_ms", started.elapsed().as_millis() as u64)
-                    .with("recorded", recorded),
-            ));
-            match &exit {
-                Exit::Code(code) => {
-                    let _ = handle.exit_status_request(channel, *code).await;
-                }
-                Exit::Signal(name) => {
-                    let _ = handle
-                        .exit_signal_request(
-                            channel,
-                            Sig::Custom(name.clone()),
-                            false,
-                            String::new(),
-                            String::new(),
-                        )
-                        .await;
-                }
-            }
-            let _ = handle.eof(channel).await;
-            let _ = handle.close(channel).await;
-        });
+        session.channel_success(channel)?;
+        launch::spawn(running);
         Ok(())
     }
 

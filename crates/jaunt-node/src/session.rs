@@ -261,137 +261,217 @@ pub struct Observers {
     pub audit_lines: Option<mpsc::UnboundedSender<String>>,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn run<W1, W2>(
-    launch: Launch,
-    info: SessionInfo,
-    user: OsUser,
-    pty: Option<PtyRequest>,
-    client_env: Vec<(String, String)>,
-    out: W1,
-    err: W2,
-    mut input: mpsc::Receiver<Input>,
-    observers: Observers,
+/// Everything a session runs with, but its I/O.
+pub struct SessionSpec {
+    pub launch: Launch,
+    pub info: SessionInfo,
+    /// The OS user it runs as.
+    pub user: OsUser,
+    /// A terminal, if the client asked for one and may have it.
+    pub pty: Option<PtyRequest>,
+    /// What the client sent with `env` requests (filtered here).
+    pub client_env: Vec<(String, String)>,
+    pub observers: Observers,
+}
+
+/// A session's side of its channel: where output goes, and what the
+/// client sends.
+pub struct SessionIo<W1, W2> {
+    pub out: W1,
+    /// Standard error; a PTY session has none of its own.
+    pub err: W2,
+    pub input: mpsc::Receiver<Input>,
+}
+
+/// Runs a session to its end as its OS user.
+pub async fn run<W1, W2>(spec: SessionSpec, io: SessionIo<W1, W2>) -> std::io::Result<Exit>
+where
+    W1: AsyncWrite + Unpin + Send + 'static,
+    W2: AsyncWrite + Unpin + Send + 'static,
+{
+    let cwd = if spec.user.home.is_dir() {
+        spec.user.home.clone()
+    } else {
+        "/".into()
+    };
+    let (program, args) = program(&spec.user, &spec.launch);
+    let command = Program {
+        program,
+        args,
+        cwd,
+        login_shell: matches!(spec.launch, Launch::Shell),
+    };
+    match spec.pty.clone() {
+        Some(pty) => run_pty(&spec, &command, pty, io).await,
+        None => run_piped(spec, &command, io).await,
+    }
+}
+
+/// What is executed, and where.
+struct Program {
+    program: String,
+    args: Vec<String>,
+    cwd: std::path::PathBuf,
+    /// Started as a login shell (`-bash`).
+    login_shell: bool,
+}
+
+/// A session on a terminal: one output stream, recorded when asked.
+async fn run_pty<W1, W2>(
+    spec: &SessionSpec,
+    command: &Program,
+    pty: PtyRequest,
+    io: SessionIo<W1, W2>,
 ) -> std::io::Result<Exit>
 where
     W1: AsyncWrite + Unpin + Send + 'static,
     W2: AsyncWrite + Unpin + Send + 'static,
 {
-    let cwd = if user.home.is_dir() {
-        user.home.clone()
-    } else {
-        "/".into()
-    };
-    let (program, args) = program(&user, &launch);
-    let login_shell = matches!(launch, Launch::Shell);
-    match pty {
-        Some(pty) => {
-            let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
-            let tty = nix::unistd::ttyname(std::os::fd::AsFd::as_fd(&pts)).ok();
-            pty_master
-                .resize(pty_process::Size::new(pty.rows, pty.cols))
-                .map_err(std::io::Error::other)?;
-            let mut cmd = pty_process::Command::new(&program)
-                .args(&args)
-                .env_clear()
-                .envs(environment(
-                    &info,
-                    &user,
-                    Some(&pty.term),
-                    tty.as_deref(),
-                    &client_env,
-                ))
-                .current_dir(&cwd);
-            if login_shell {
-                cmd = cmd.arg0(login_arg0(&user));
-            }
-            let mut child = spawn::pty_as_user(cmd, &user)
-                .spawn(pts)
-                .map_err(std::io::Error::other)?;
-            let (reader, mut writer) = pty_master.into_split();
-            let rec = observers.recorder;
-            let output = tokio::spawn(pump_recorded(reader, out, rec.clone()));
-            drop(err);
-            let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-            let mut input_open = true;
-            let status = loop {
-                tokio::select! {
-                    status = child.wait() => break status?,
-                    msg = input.recv(), if input_open => match msg {
-                        Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
-                        Some(Input::Resize { cols, rows }) => {
-                            let _ = writer.resize(pty_process::Size::new(rows, cols));
-                            record(&rec, |r| r.resize(cols, rows));
-                        }
-                        Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
-                        Some(Input::Hangup) => hang_up(pid),
-                        // On a terminal, EOF is a ^D the client typed, already in the data.
-                        Some(Input::Eof) => {}
-                        // Nobody can send input any more: the channel is gone.
-                        None => { input_open = false; hang_up(pid); }
-                    }
-                }
-            };
-            // The terminal's output ends when the last process holding it
-            // exits; wait briefly for it so the tail of the output is sent.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), output).await;
-            Ok(exit_of(status))
-        }
-        None => {
-            let mut cmd = tokio::process::Command::new(&program);
-            cmd.args(&args)
-                .env_clear()
-                .envs(environment(&info, &user, None, None, &client_env))
-                .current_dir(&cwd)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            if login_shell {
-                cmd.arg0(login_arg0(&user));
-            }
-            spawn::as_user(&mut cmd, &user);
-            let mut child = cmd.spawn()?;
-            let stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| std::io::Error::other("no stdout"))?;
-            let stderr = child
-                .stderr
-                .take()
-                .ok_or_else(|| std::io::Error::other("no stderr"))?;
-            let mut stdin = child.stdin.take();
-            let out_task = tokio::spawn(pump(stdout, out));
-            let err_task = match observers.audit_lines {
-                Some(audit) => tokio::spawn(pump_stderr(stderr, err, audit)),
-                None => tokio::spawn(pump(stderr, err)),
-            };
-            let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-            let mut input_open = true;
-            let status = loop {
-                tokio::select! {
-                    status = child.wait() => break status?,
-                    msg = input.recv(), if input_open => match msg {
-                        Some(Input::Data(d)) => {
-                            if let Some(s) = stdin.as_mut()
-                                && s.write_all(&d).await.is_err()
-                            {
-                                stdin = None;
-                            }
-                        }
-                        // Closing stdin is what lets `ssh host cmd < file` finish.
-                        Some(Input::Eof) | None => { stdin = None; input_open = false; }
-                        Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
-                        Some(Input::Hangup) => hang_up(pid),
-                        Some(Input::Resize { .. }) => {}
-                    }
-                }
-            };
-            let _ = out_task.await;
-            let _ = err_task.await;
-            Ok(exit_of(status))
-        }
+    let (info, user, client_env) = (&spec.info, &spec.user, &spec.client_env);
+    let Program {
+        program,
+        args,
+        cwd,
+        login_shell,
+    } = command;
+    let SessionIo {
+        out,
+        err,
+        mut input,
+    } = io;
+    let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    let tty = nix::unistd::ttyname(std::os::fd::AsFd::as_fd(&pts)).ok();
+    pty_master
+        .resize(pty_process::Size::new(pty.rows, pty.cols))
+        .map_err(std::io::Error::other)?;
+    let mut cmd = pty_process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(environment(
+            info,
+            user,
+            Some(&pty.term),
+            tty.as_deref(),
+            client_env,
+        ))
+        .current_dir(cwd);
+    if *login_shell {
+        cmd = cmd.arg0(login_arg0(user));
     }
+    let mut child = spawn::pty_as_user(cmd, user)
+        .spawn(pts)
+        .map_err(std::io::Error::other)?;
+    let (reader, mut writer) = pty_master.into_split();
+    let rec = spec.observers.recorder.clone();
+    let output = tokio::spawn(pump_recorded(reader, out, rec.clone()));
+    drop(err);
+    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    let mut input_open = true;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            msg = input.recv(), if input_open => match msg {
+                Some(Input::Data(d)) => { let _ = writer.write_all(&d).await; }
+                Some(Input::Resize { cols, rows }) => {
+                    let _ = writer.resize(pty_process::Size::new(rows, cols));
+                    record(&rec, |r| r.resize(cols, rows));
+                }
+                Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                Some(Input::Hangup) => hang_up(pid),
+                // On a terminal, EOF is a ^D the client typed, already in the data.
+                Some(Input::Eof) => {}
+                // Nobody can send input any more: the channel is gone.
+                None => { input_open = false; hang_up(pid); }
+            }
+        }
+    };
+    // The terminal's output ends when the last process holding it
+    // exits; wait briefly for it so the tail of the output is sent.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), output).await;
+    Ok(exit_of(status))
+}
+
+/// A session on pipes: stdout and stderr apart, stdin closed at the
+/// client's EOF; a helper's audit lines are taken from its stderr.
+async fn run_piped<W1, W2>(
+    spec: SessionSpec,
+    command: &Program,
+    io: SessionIo<W1, W2>,
+) -> std::io::Result<Exit>
+where
+    W1: AsyncWrite + Unpin + Send + 'static,
+    W2: AsyncWrite + Unpin + Send + 'static,
+{
+    let SessionSpec {
+        info,
+        user,
+        client_env,
+        observers,
+        ..
+    } = spec;
+    let Program {
+        program,
+        args,
+        cwd,
+        login_shell,
+    } = command;
+    let SessionIo {
+        out,
+        err,
+        mut input,
+    } = io;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(environment(&info, &user, None, None, &client_env))
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if *login_shell {
+        cmd.arg0(login_arg0(&user));
+    }
+    spawn::as_user(&mut cmd, &user);
+    let mut child = cmd.spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let mut stdin = child.stdin.take();
+    let out_task = tokio::spawn(pump(stdout, out));
+    let err_task = match observers.audit_lines {
+        Some(audit) => tokio::spawn(pump_stderr(stderr, err, audit)),
+        None => tokio::spawn(pump(stderr, err)),
+    };
+    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    let mut input_open = true;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            msg = input.recv(), if input_open => match msg {
+                Some(Input::Data(d)) => {
+                    if let Some(s) = stdin.as_mut()
+                        && s.write_all(&d).await.is_err()
+                    {
+                        stdin = None;
+                    }
+                }
+                // Closing stdin is what lets `ssh host cmd < file` finish.
+                Some(Input::Eof) | None => { stdin = None; input_open = false; }
+                Some(Input::Signal(sig)) => { if let Some(pid) = pid { let _ = nix::sys::signal::kill(pid, sig); } }
+                Some(Input::Hangup) => hang_up(pid),
+                Some(Input::Resize { .. }) => {}
+            }
+        }
+    };
+    let _ = out_task.await;
+    let _ = err_task.await;
+    Ok(exit_of(status))
 }
 
 #[cfg(test)]
