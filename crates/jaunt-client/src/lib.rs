@@ -7,6 +7,7 @@ pub mod home;
 pub mod login;
 pub mod profile;
 pub mod putty;
+pub mod shell;
 pub mod ssh;
 
 pub use jaunt_transport::{ApiClient, ClientCert, TransportError, Trust};

@@ -4,10 +4,9 @@
 use clap::Args;
 use jaunt_client::home::Home;
 use jaunt_client::login::logged_in_client;
-use russh::ChannelMsg;
+use jaunt_client::shell::{self, LocalForward, SessionRequest, Terminal};
 use std::io::IsTerminal;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 #[derive(Args)]
 pub struct SshArgs {
@@ -33,26 +32,6 @@ pub struct SshArgs {
     /// A command to run instead of a shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
-}
-
-/// `[bind:]port:host:hostport`.
-fn parse_forward(spec: &str) -> anyhow::Result<(String, u16, String, u16)> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (bind, port, host, hostport) = match parts.as_slice() {
-        [p, h, hp] => ("127.0.0.1", *p, *h, *hp),
-        [b, p, h, hp] => (*b, *p, *h, *hp),
-        _ => anyhow::bail!("-L {spec:?}: use [bind:]port:host:hostport"),
-    };
-    let num = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| anyhow::anyhow!("-L {spec:?}: {s:?} is not a port"))
-    };
-    Ok((
-        bind.to_string(),
-        num(port)?,
-        host.to_string(),
-        num(hostport)?,
-    ))
 }
 
 /// Puts the terminal in raw mode until dropped.
@@ -101,9 +80,9 @@ impl RawMode {
     }
 }
 
-/// Resolves each time the terminal is resized (never, where there is no
-/// such signal).
-async fn window_changes(tx: tokio::sync::mpsc::Sender<()>) {
+/// Sends the terminal's size each time it changes (never, where there is
+/// no such signal).
+async fn window_changes(tx: tokio::sync::mpsc::Sender<(u32, u32)>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -111,7 +90,7 @@ async fn window_changes(tx: tokio::sync::mpsc::Sender<()>) {
             return;
         };
         while winch.recv().await.is_some() {
-            if tx.send(()).await.is_err() {
+            if tx.send(window()).await.is_err() {
                 return;
             }
         }
@@ -149,7 +128,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
     let forwards = args
         .forwards
         .iter()
-        .map(|f| parse_forward(f))
+        .map(|f| f.parse::<LocalForward>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let home = Home::from_env()?;
     let (profile, client) = logged_in_client(&home, None)?;
@@ -159,6 +138,20 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
             profile.cluster
         );
     }
+    let interactive = std::io::stdin().is_terminal();
+    let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
+    let request = SessionRequest {
+        command: (!args.command.is_empty()).then(|| args.command.join(" ")),
+        terminal: want_pty.then(|| {
+            let (cols, rows) = window();
+            Terminal {
+                term: std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
+                cols,
+                rows,
+            }
+        }),
+        forward_agent: agent_socket.is_some(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -172,115 +165,26 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
                 &login,
                 &host,
                 args.port,
-                agent_socket.clone(),
+                agent_socket,
             )
             .await?,
         );
-        for (bind, port, fhost, fport) in forwards {
-            let listener = tokio::net::TcpListener::bind((bind.as_str(), port)).await?;
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                while let Ok((mut sock, peer)) = listener.accept().await {
-                    let handle = handle.clone();
-                    let fhost = fhost.clone();
-                    tokio::spawn(async move {
-                        match handle
-                            .channel_open_direct_tcpip(
-                                fhost.clone(),
-                                fport as u32,
-                                peer.ip().to_string(),
-                                peer.port() as u32,
-                            )
-                            .await
-                        {
-                            Ok(ch) => {
-                                let mut stream = ch.into_stream();
-                                let _ = tokio::io::copy_bidirectional(&mut sock, &mut stream).await;
-                            }
-                            Err(e) => {
-                                eprintln!("jsh: port forward to {fhost}:{fport} refused: {e}")
-                            }
-                        }
-                    });
-                }
-            });
+        for forward in forwards {
+            shell::listen(handle.clone(), forward).await?;
         }
-        let channel = handle.channel_open_session().await?;
-        if agent_socket.is_some() {
-            channel.agent_forward(true).await?;
-        }
-        let interactive = std::io::stdin().is_terminal();
-        let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
-        if want_pty {
-            let (cols, rows) = window();
-            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
-            channel
-                .request_pty(true, &term, cols, rows, 0, 0, &[])
-                .await?;
-        }
-        if args.command.is_empty() {
-            channel.request_shell(true).await?;
-        } else {
-            channel.exec(true, args.command.join(" ")).await?;
-        }
+        let channel = shell::open(&handle, &request).await?;
         let _raw = (want_pty && interactive).then(RawMode::enable);
-        let (mut reader, writer) = channel.split();
-        let writer = Arc::new(writer);
-        let input = {
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                // Large reads for bulk input (a file or a pipe); a terminal
-                // still hands over each keystroke as it comes. Not the
-                // non-blocking pipes of jaunt_client::stdio: these may be the
-                // user's shell pipes, shared with other processes.
-                let mut stdin = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
-                let mut to_node = writer.make_writer();
-                let _ = tokio::io::copy_buf(&mut stdin, &mut to_node).await;
-                let _ = to_node.flush().await;
-                let _ = writer.eof().await;
-            })
-        };
-        let resize = {
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                let (tx, mut winch) = tokio::sync::mpsc::channel(1);
-                tokio::spawn(window_changes(tx));
-                while winch.recv().await.is_some() {
-                    let (cols, rows) = window();
-                    let _ = writer.window_change(cols, rows, 0, 0).await;
-                }
-            })
-        };
+        let (tx, resizes) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(window_changes(tx));
         let output = Output::start();
-        let mut code: Option<i32> = None;
-        while let Some(msg) = reader.wait().await {
-            let chunk = match msg {
-                ChannelMsg::Data { data } => Some((false, data)),
-                ChannelMsg::ExtendedData { data, .. } => Some((true, data)),
-                ChannelMsg::ExitStatus { exit_status } => {
-                    code = Some(exit_status as i32);
-                    None
-                }
-                // As OpenSSH: a command killed by a signal exits 255.
-                ChannelMsg::ExitSignal { .. } => {
-                    code = Some(255);
-                    None
-                }
-                ChannelMsg::Close => break,
-                _ => None,
-            };
-            // A writer that stopped (stdout closed) ends the session;
-            // finish() below reports its error.
-            if let Some((is_err, data)) = chunk
-                && !output.send(is_err, data.to_vec()).await
-            {
-                break;
-            }
-        }
-        input.abort();
-        resize.abort();
+        // Not the non-blocking pipes of jaunt_sys::stdio: these may be the
+        // user's shell pipes, shared with other processes.
+        let code = shell::pump(channel, tokio::io::stdin(), resizes, |is_err, data| {
+            output.send(is_err, data)
+        })
+        .await;
         output.finish()?;
-        anyhow::Ok(code.unwrap_or(255))
+        anyhow::Ok(code)
     });
     let code = code?;
     // Leave quickly: a blocking read of stdin may still be pending.
@@ -329,22 +233,5 @@ impl Output {
             Ok(result) => Ok(result?),
             Err(_) => anyhow::bail!("the output writer failed"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn forwards() {
-        assert_eq!(
-            super::parse_forward("8080:db:5432").ok(),
-            Some(("127.0.0.1".into(), 8080, "db".into(), 5432))
-        );
-        assert_eq!(
-            super::parse_forward("0.0.0.0:8080:db:5432").ok(),
-            Some(("0.0.0.0".into(), 8080, "db".into(), 5432))
-        );
-        assert!(super::parse_forward("8080:db").is_err());
-        assert!(super::parse_forward("x:db:1").is_err());
     }
 }
