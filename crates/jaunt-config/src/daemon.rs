@@ -277,6 +277,73 @@ fn node_settings(
     })
 }
 
+/// Where the proxy listens and the address clients are told, with its
+/// host alone (the default cluster name).
+fn addresses(
+    s: &FileConfig,
+    hostname: &str,
+    src: &str,
+) -> Result<(SocketAddr, String, String), ConfigError> {
+    let invalid = |key: &str, m: String| ConfigError::invalid(src, key, m);
+    let listen_text = s
+        .listen
+        .clone()
+        .unwrap_or_else(|| Defaults::LISTEN.to_string());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        invalid(
+            "listen",
+            format!("{listen_text:?} is not an address like 0.0.0.0:3080"),
+        )
+    })?;
+    let default_public_port = if listen.port() == 0 {
+        DEFAULT_PORT
+    } else {
+        listen.port()
+    };
+    let public_text = s
+        .public_addr
+        .clone()
+        .unwrap_or_else(|| format!("{hostname}:{default_public_port}"));
+    let (public_host, public_port) = split_host_port(&public_text, default_public_port)
+        .map_err(|m| invalid("public_addr", m))?;
+    let public_addr = if public_host.contains(':') {
+        format!("[{public_host}]:{public_port}")
+    } else {
+        format!("{public_host}:{public_port}")
+    };
+    Ok((listen, public_addr, public_host))
+}
+
+/// A duration setting (`30m`, `8h`), or its default.
+fn duration(
+    value: &Option<String>,
+    default: Ttl,
+    key: &str,
+    src: &str,
+) -> Result<Ttl, ConfigError> {
+    match value {
+        Some(text) => text
+            .parse::<Ttl>()
+            .map_err(|e| ConfigError::invalid(src, key, e.to_string())),
+        None => Ok(default),
+    }
+}
+
+fn log_level(s: &FileConfig, src: &str) -> Result<String, ConfigError> {
+    let level = s
+        .log_level
+        .clone()
+        .unwrap_or_else(|| Defaults::LOG_LEVEL.to_string());
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        return Err(ConfigError::invalid(
+            src,
+            "log_level",
+            format!("{level:?}: use error, warn, info, debug or trace"),
+        ));
+    }
+    Ok(level)
+}
+
 impl Config {
     /// Merges the file (if any) with the flags and fills in defaults.
     /// `hostname` is this machine's name, for the default public address.
@@ -295,32 +362,7 @@ impl Config {
             Defaults::ROLES
         };
         let services = parse_services(s.roles.as_deref().unwrap_or(default_roles), src)?;
-        let listen_text = s
-            .listen
-            .clone()
-            .unwrap_or_else(|| Defaults::LISTEN.to_string());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("{listen_text:?} is not an address like 0.0.0.0:3080"),
-            )
-        })?;
-        let default_public_port = if listen.port() == 0 {
-            DEFAULT_PORT
-        } else {
-            listen.port()
-        };
-        let public_text = s
-            .public_addr
-            .clone()
-            .unwrap_or_else(|| format!("{hostname}:{default_public_port}"));
-        let (public_host, public_port) = split_host_port(&public_text, default_public_port)
-            .map_err(|m| invalid("public_addr", m))?;
-        let public_addr = if public_host.contains(':') {
-            format!("[{public_host}]:{public_port}")
-        } else {
-            format!("{public_host}:{public_port}")
-        };
+        let (listen, public_addr, public_host) = addresses(&s, hostname, src)?;
         let cluster_name = s
             .cluster_name
             .clone()
@@ -336,18 +378,18 @@ impl Config {
         if max_login_attempts == 0 {
             return Err(invalid("max_login_attempts", "must be at least 1".into()));
         }
-        let lockout_duration = match &s.lockout_duration {
-            Some(text) => text
-                .parse::<Ttl>()
-                .map_err(|e| invalid("lockout_duration", e.to_string()))?,
-            None => Defaults::LOCKOUT,
-        };
-        let node_offline_after = match &s.node_offline_after {
-            Some(text) => text
-                .parse::<Ttl>()
-                .map_err(|e| invalid("node_offline_after", e.to_string()))?,
-            None => Defaults::NODE_OFFLINE_AFTER,
-        };
+        let lockout_duration = duration(
+            &s.lockout_duration,
+            Defaults::LOCKOUT,
+            "lockout_duration",
+            src,
+        )?;
+        let node_offline_after = duration(
+            &s.node_offline_after,
+            Defaults::NODE_OFFLINE_AFTER,
+            "node_offline_after",
+            src,
+        )?;
         if node_offline_after.as_secs() == 0 {
             return Err(invalid("node_offline_after", "must be positive".into()));
         }
@@ -368,16 +410,7 @@ impl Config {
                 "tls_cert_file and tls_key_file go together: set both or neither".into(),
             ));
         }
-        let log_level = s
-            .log_level
-            .clone()
-            .unwrap_or_else(|| Defaults::LOG_LEVEL.to_string());
-        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            return Err(invalid(
-                "log_level",
-                format!("{log_level:?}: use error, warn, info, debug or trace"),
-            ));
-        }
+        let log_level = log_level(&s, src)?;
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
                 &s,
@@ -419,6 +452,9 @@ impl Config {
 
 /// A commented configuration file with every key: the values given as
 /// flags, the defaults for the rest.
+/// `jaunt configure`'s file, with a `{key}` for each value.
+const TEMPLATE: &str = include_str!("template.yaml");
+
 pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
     let s = flags.clone();
     let q = |v: &str| format!("{v:?}");
@@ -443,108 +479,87 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
             .map(|h| h.0)
             .unwrap_or_else(|_| hostname.to_string())
     });
-    format!(
-        "# Jaunt daemon configuration. Start with: jaunt start --config FILE
-# Every key is also a flag of `jaunt start` (--data-dir, --public-addr, ...);
-# flags override this file. Unknown keys are errors.
+    let values: [(&str, String); 21] = [
+        (
+            "data_dir",
+            q(&s.data_dir
+                .as_ref()
+                .map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
+        ),
+        ("roles", q(s.roles.as_deref().unwrap_or(Defaults::ROLES))),
+        ("cluster", q(&cluster)),
+        ("listen", q(&listen)),
+        ("public", q(&public)),
+        ("cert", path(&s.tls_cert_file)),
+        ("key", path(&s.tls_key_file)),
+        (
+            "second",
+            q(s.second_factor
+                .as_deref()
+                .unwrap_or(Defaults::SECOND_FACTOR)),
+        ),
+        (
+            "attempts",
+            s.max_login_attempts
+                .unwrap_or(Defaults::MAX_LOGIN_ATTEMPTS)
+                .to_string(),
+        ),
+        (
+            "lockout",
+            q(&s.lockout_duration
+                .clone()
+                .unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
+        ),
+        (
+            "offline",
+            q(&s.node_offline_after
+                .clone()
+                .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
+        ),
+        ("recording", q(s.recording.as_deref().unwrap_or("node"))),
+        ("ssh_relay", q(s.ssh_relay.as_deref().unwrap_or("raw"))),
+        (
+            "log",
+            q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
+        ),
+        ("token", opt(&s.token)),
+        ("proxy", opt(&s.proxy)),
+        ("pin", opt(&s.ca_pin)),
+        ("nodename", q(s.nodename.as_deref().unwrap_or(hostname))),
+        ("labels", q(s.labels.as_deref().unwrap_or(""))),
+        ("ssh_listen", opt(&s.ssh_listen)),
+        ("advertise", opt(&s.advertise_addr)),
+    ];
+    fill(TEMPLATE, &values)
+}
 
-# Where the database, the admin socket and the proxy's TLS files live.
-data_dir: {data_dir}
-
-# Services this process runs, comma-separated: auth, proxy.
-roles: {roles}
-
-# The cluster's name; it appears in certificates and cannot change later.
-cluster_name: {cluster}
-
-# The proxy's one TLS port (HTTPS API now; SSH and node tunnels by ALPN).
-listen: {listen}
-
-# host:port that users and nodes use to reach the proxy.
-public_addr: {public}
-
-# A certificate for public_addr from your own CA (both or neither); by
-# default the proxy uses a certificate from the cluster's TLS CA.
-tls_cert_file: {cert}
-tls_key_file: {key}
-
-# Second factor at login: otp (TOTP authenticator app) or off.
-second_factor: {second}
-
-# Consecutive failed logins before an account is locked, and for how long.
-max_login_attempts: {attempts}
-lockout_duration: {lockout}
-
-# A node whose heartbeats stop for this long leaves `jsh ls` and is
-# reported offline when dialled. Nodes beat every quarter of it; past
-# 15,000 nodes per auth instance they beat less often (1,000 heartbeats a
-# second in all), and this stretches to four of their intervals.
-node_offline_after: {offline}
-
-# Session recording: node (the node records, then uploads when the session
-# ends), node-sync (streamed to auth live; a session auth cannot record is
-# ended) or off.
-recording: {recording}
-
-# How the proxy relays SSH: raw (after the TLS request that routes and
-# authorizes it, the already encrypted SSH bytes travel on a plain TCP
-# connection of their own, which the proxy copies without a second layer
-# of encryption) or tls (they stay inside the TLS connection; for a proxy
-# behind a load balancer that sends each connection to another instance,
-# or one that only passes TLS).
-ssh_relay: {ssh_relay}
-
-# error, warn, info, debug or trace.
-log_level: {log}
-
-# --- The node service (roles: node) ---
-# The join token from 'jctl tokens add --type=node' (first start only),
-# the proxy to join, and the cluster CA pin printed with the token.
-token: {token}
-proxy: {proxy}
-ca_pin: {pin}
-# This node's name and labels (k=v,k=v).
-nodename: {nodename}
-labels: {labels}
-# Direct mode: serve SSH here and have the proxy dial advertise_addr.
-# Without ssh_listen the node keeps a reverse tunnel to the proxy instead.
-ssh_listen: {ssh_listen}
-advertise_addr: {advertise}
-",
-        data_dir = q(&s
-            .data_dir
-            .as_ref()
-            .map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
-        roles = q(s.roles.as_deref().unwrap_or(Defaults::ROLES)),
-        cluster = q(&cluster),
-        listen = q(&listen),
-        public = q(&public),
-        cert = path(&s.tls_cert_file),
-        key = path(&s.tls_key_file),
-        second = q(s
-            .second_factor
-            .as_deref()
-            .unwrap_or(Defaults::SECOND_FACTOR)),
-        attempts = s.max_login_attempts.unwrap_or(Defaults::MAX_LOGIN_ATTEMPTS),
-        lockout = q(&s
-            .lockout_duration
-            .clone()
-            .unwrap_or_else(|| Defaults::LOCKOUT.to_string())),
-        offline = q(&s
-            .node_offline_after
-            .clone()
-            .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
-        recording = q(s.recording.as_deref().unwrap_or("node")),
-        ssh_relay = q(s.ssh_relay.as_deref().unwrap_or("raw")),
-        log = q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
-        token = opt(&s.token),
-        proxy = opt(&s.proxy),
-        pin = opt(&s.ca_pin),
-        nodename = q(s.nodename.as_deref().unwrap_or(hostname)),
-        labels = q(s.labels.as_deref().unwrap_or("")),
-        ssh_listen = opt(&s.ssh_listen),
-        advertise = opt(&s.advertise_addr),
-    )
+/// The template's `{key}` places filled in one pass, so a value that
+/// itself holds `{...}` stays as it is. Its text is plain YAML with
+/// comments, kept in a file of its own to be read as one.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            let (_, value) = values.iter().find(|(k, _)| *k == key)?;
+            Some((value, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -658,5 +673,14 @@ mod tests {
                 "{key} missing from template"
             );
         }
+    }
+
+    #[test]
+    fn template_places_are_filled_once() {
+        let values = [("a", "{b}".to_string()), ("b", "x".to_string())];
+        assert_eq!(super::fill("{a} {b} {c} {", &values), "{b} x {c} {");
+        let text = super::configure_template(&FileConfig::default(), "host1");
+        assert!(!text.contains('{'), "{text}");
+        assert!(text.contains("cluster_name: \"host1\"\n"), "{text}");
     }
 }
