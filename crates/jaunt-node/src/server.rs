@@ -593,3 +593,45 @@ pub fn parse_ca_keys(lines: &[String]) -> Vec<jaunt_ca::ssh_key::public::KeyData
         .map(|k| k.key_data().clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal as S;
+
+    #[test]
+    fn ssh_signal_names_map_to_posix_signals() {
+        for (sig, want) in [
+            (Sig::ABRT, Some(S::SIGABRT)),
+            (Sig::ALRM, Some(S::SIGALRM)),
+            (Sig::FPE, Some(S::SIGFPE)),
+            (Sig::HUP, Some(S::SIGHUP)),
+            (Sig::ILL, Some(S::SIGILL)),
+            (Sig::INT, Some(S::SIGINT)),
+            (Sig::KILL, Some(S::SIGKILL)),
+            (Sig::PIPE, Some(S::SIGPIPE)),
+            (Sig::QUIT, Some(S::SIGQUIT)),
+            (Sig::SEGV, Some(S::SIGSEGV)),
+            (Sig::TERM, Some(S::SIGTERM)),
+            (Sig::USR1, Some(S::SIGUSR1)),
+            // Unknown names are refused, not guessed.
+            (Sig::Custom("USR2".into()), None),
+            (Sig::Custom("STOP".into()), None),
+        ] {
+            assert_eq!(signal_of(&sig), want, "{sig:?}");
+        }
+    }
+
+    #[test]
+    fn window_sizes_are_clamped_to_what_a_terminal_takes() {
+        for (v, want) in [
+            (0, 1),
+            (1, 1),
+            (80, 80),
+            (65_535, 65_535),
+            (1 << 20, 65_535),
+        ] {
+            assert_eq!(clamp(v), want, "{v}");
+        }
+    }
+}

@@ -99,8 +99,14 @@ fn ok(id: u32) -> Status {
 /// `.` and `..` resolved lexically, against the working directory.
 fn absolute(path: &str) -> PathBuf {
     let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    resolve(&base, path)
+}
+
+/// `path` against `base`, with `.` and `..` resolved lexically (never
+/// above `/`); an empty path is `base`.
+fn resolve(base: &Path, path: &str) -> PathBuf {
     let joined = if path.is_empty() {
-        base
+        base.to_path_buf()
     } else {
         base.join(path)
     };
@@ -119,7 +125,6 @@ fn absolute(path: &str) -> PathBuf {
 
 fn longname(name: &str, meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
-    let mode = meta.mode();
     let kind = if meta.is_dir() {
         'd'
     } else if meta.file_type().is_symlink() {
@@ -127,23 +132,47 @@ fn longname(name: &str, meta: &std::fs::Metadata) -> String {
     } else {
         '-'
     };
-    let bits: String = (0..9)
-        .map(|i| {
-            let bit = 1 << (8 - i);
-            if mode & bit == 0 {
-                '-'
-            } else {
-                ['r', 'w', 'x'][i % 3]
-            }
-        })
-        .collect();
-    format!(
-        "{kind}{bits} {:>4} {:<8} {:<8} {:>8} {name}",
-        meta.nlink(),
-        meta.uid(),
-        meta.gid(),
-        meta.len()
-    )
+    Listing {
+        kind,
+        mode: meta.mode(),
+        nlink: meta.nlink(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        len: meta.len(),
+    }
+    .line(name)
+}
+
+/// What an `ls -l` line shows of a file.
+struct Listing {
+    /// `d`, `l` or `-`.
+    kind: char,
+    mode: u32,
+    nlink: u64,
+    uid: u32,
+    gid: u32,
+    len: u64,
+}
+
+impl Listing {
+    /// The `longname` of a directory entry, as `ls -l` (and OpenSSH's
+    /// sftp-server) lays it out; clients show it as it is.
+    fn line(&self, name: &str) -> String {
+        let bits: String = (0..9)
+            .map(|i| {
+                let bit = 1 << (8 - i);
+                if self.mode & bit == 0 {
+                    '-'
+                } else {
+                    ['r', 'w', 'x'][i % 3]
+                }
+            })
+            .collect();
+        format!(
+            "{}{bits} {:>4} {:<8} {:<8} {:>8} {name}",
+            self.kind, self.nlink, self.uid, self.gid, self.len
+        )
+    }
 }
 
 impl FileServer {
@@ -594,5 +623,77 @@ pub async fn serve_stdio() {
     if let Err(e) = result {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr().lock(), "sftp-server: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_lexically_and_never_above_root() {
+        let base = Path::new("/home/alice");
+        for (path, want) in [
+            ("", "/home/alice"),
+            (".", "/home/alice"),
+            ("file", "/home/alice/file"),
+            ("a/./b/../c", "/home/alice/a/c"),
+            ("..", "/home"),
+            ("../../../..", "/"),
+            ("/etc/passwd", "/etc/passwd"),
+            ("/etc/../tmp/./x", "/tmp/x"),
+            ("//double//slash/", "/double/slash"),
+        ] {
+            assert_eq!(resolve(base, path), PathBuf::from(want), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn longnames_read_like_ls() {
+        let entry = |kind, mode| Listing {
+            kind,
+            mode,
+            nlink: 1,
+            uid: 1000,
+            gid: 100,
+            len: 4096,
+        };
+        for (listing, want) in [
+            (
+                entry('-', 0o644),
+                "-rw-r--r--    1 1000     100          4096 f",
+            ),
+            (
+                entry('d', 0o755),
+                "drwxr-xr-x    1 1000     100          4096 f",
+            ),
+            (
+                entry('l', 0o777),
+                "lrwxrwxrwx    1 1000     100          4096 f",
+            ),
+            (
+                entry('-', 0o100600),
+                "-rw-------    1 1000     100          4096 f",
+            ),
+            (
+                entry('-', 0),
+                "----------    1 1000     100          4096 f",
+            ),
+        ] {
+            assert_eq!(listing.line("f"), want);
+        }
+    }
+
+    #[test]
+    fn io_errors_become_sftp_statuses() {
+        use std::io::ErrorKind as K;
+        for (kind, want) in [
+            (K::NotFound, StatusCode::NoSuchFile),
+            (K::PermissionDenied, StatusCode::PermissionDenied),
+            (K::AlreadyExists, StatusCode::Failure),
+            (K::Other, StatusCode::Failure),
+        ] {
+            assert_eq!(status(std::io::Error::from(kind)), want, "{kind:?}");
+        }
     }
 }
