@@ -176,6 +176,141 @@ async fn idle(target: String, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Counters shared by every simulated node.
+#[derive(Default)]
+struct Tally {
+    joined: AtomicU64,
+    beats: AtomicU64,
+    errors: AtomicU64,
+    /// The longest heartbeat interval auth has told a node.
+    longest: AtomicU64,
+}
+
+/// What every simulated node joins with.
+struct Fleet {
+    proxy: String,
+    ca_pin: String,
+    token: String,
+    /// Joins go through one unauthenticated client.
+    anon: jaunt_transport::ApiClient,
+    /// Limits joins in flight.
+    gate: tokio::sync::Semaphore,
+    tally: Tally,
+}
+
+/// A simulated node after its join: its client and what it reports.
+struct SimNode {
+    name: String,
+    labels: jaunt_types::resources::Labels,
+    api: jaunt_transport::ApiClient,
+    host_public_key: String,
+    valid_before: u64,
+}
+
+impl Fleet {
+    /// Joins node `i` on the real join protocol, as a node does.
+    async fn join(&self, i: usize) -> anyhow::Result<SimNode> {
+        use jaunt_transport::{ApiClient, ClientCert, Trust};
+        use jaunt_types::api::{NodeJoinRequest, NodeJoinResponse, PATH_NODE_JOIN};
+        let name = format!("sim-{i:05}");
+        let labels: jaunt_types::resources::Labels = [
+            (
+                "env".to_string(),
+                ["dev", "prod", "staging"][i % 3].to_string(),
+            ),
+            ("rack".to_string(), format!("r{}", i % 100)),
+        ]
+        .into();
+        let _permit = self.gate.acquire().await?;
+        let mut rng = jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng);
+        let key =
+            jaunt_ca::ssh_key::PrivateKey::random(&mut rng, jaunt_ca::ssh_key::Algorithm::Ed25519)?;
+        let host_public_key = key.public_key().to_openssh()?;
+        let (csr, tls_key) = jaunt_ca::generate_client_csr(&name)?;
+        let resp: NodeJoinResponse = self
+            .anon
+            .post(
+                PATH_NODE_JOIN,
+                &NodeJoinRequest {
+                    token: jaunt_types::Secret::new(self.token.clone()),
+                    name: name.clone(),
+                    labels: labels.clone(),
+                    addr: None,
+                    host_public_key: host_public_key.clone(),
+                    tls_csr_pem: csr,
+                },
+            )
+            .await?;
+        let trust = Trust {
+            ca_pin: Some(self.ca_pin.clone()),
+            cluster_ca_pem: Some(resp.tls_ca_pem.clone()),
+            insecure: false,
+        };
+        let api = ApiClient::new(
+            &self.proxy,
+            &trust,
+            Some(&ClientCert {
+                cert_pem: resp.tls_cert_pem.clone(),
+                key_pem: tls_key.expose().clone(),
+            }),
+        )?;
+        let valid_before =
+            jaunt_ca::ssh_key::Certificate::from_openssh(resp.host_cert.trim())?.valid_before();
+        Ok(SimNode {
+            name,
+            labels,
+            api,
+            host_public_key,
+            valid_before,
+        })
+    }
+
+    /// Joins node `i`, then heartbeats for ever at the interval auth says.
+    async fn run_node(&self, i: usize) {
+        use jaunt_types::api::{HeartbeatRequest, HeartbeatResponse, PATH_NODE_HEARTBEAT};
+        let node = match self.join(i).await {
+            Ok(node) => node,
+            Err(e) => {
+                eprintln!("sim-{i:05}: join failed: {e:#}");
+                self.tally.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        self.tally.joined.fetch_add(1, Ordering::Relaxed);
+        let mut every = Duration::from_secs(5);
+        loop {
+            // As a node does: no connection kept between heartbeats.
+            let beat: Result<HeartbeatResponse, _> = node
+                .api
+                .post_once(
+                    PATH_NODE_HEARTBEAT,
+                    &HeartbeatRequest {
+                        name: node.name.clone(),
+                        labels: node.labels.clone(),
+                        addr: None,
+                        host_public_key: node.host_public_key.clone(),
+                        host_cert_valid_before: node.valid_before,
+                        tls_csr_pem: None,
+                    },
+                )
+                .await;
+            match beat {
+                Ok(r) => {
+                    self.tally.beats.fetch_add(1, Ordering::Relaxed);
+                    self.tally
+                        .longest
+                        .fetch_max(r.heartbeat_secs, Ordering::Relaxed);
+                    every = Duration::from_secs(r.heartbeat_secs.max(1));
+                }
+                Err(_) => {
+                    self.tally.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
 async fn inventory(
     proxy: String,
     ca_pin: String,
@@ -183,135 +318,36 @@ async fn inventory(
     count: usize,
     parallel: usize,
 ) -> anyhow::Result<()> {
-    use jaunt_transport::{ApiClient, ClientCert, Trust};
-    use jaunt_types::api::*;
+    use jaunt_transport::{ApiClient, Trust};
     let trust = Trust {
         ca_pin: Some(ca_pin.clone()),
         ..Default::default()
     };
-    let anon = Arc::new(ApiClient::new(&proxy, &trust, None)?);
-    let gate = Arc::new(tokio::sync::Semaphore::new(parallel));
-    let joined = Arc::new(AtomicU64::new(0));
-    let beats = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    // The longest heartbeat interval auth has told a node.
-    let longest = Arc::new(AtomicU64::new(0));
+    let fleet = Arc::new(Fleet {
+        anon: ApiClient::new(&proxy, &trust, None)?,
+        proxy,
+        ca_pin,
+        token,
+        gate: tokio::sync::Semaphore::new(parallel),
+        tally: Tally::default(),
+    });
     let start = Instant::now();
     for i in 0..count {
-        let (anon, gate, token, proxy, ca_pin) = (
-            anon.clone(),
-            gate.clone(),
-            token.clone(),
-            proxy.clone(),
-            ca_pin.clone(),
-        );
-        let (joined, beats, errors, longest) = (
-            joined.clone(),
-            beats.clone(),
-            errors.clone(),
-            longest.clone(),
-        );
-        tokio::spawn(async move {
-            let name = format!("sim-{i:05}");
-            let labels: jaunt_types::resources::Labels = [
-                (
-                    "env".to_string(),
-                    ["dev", "prod", "staging"][i % 3].to_string(),
-                ),
-                ("rack".to_string(), format!("r{}", i % 100)),
-            ]
-            .into();
-            let mut rng =
-                jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng);
-            let setup = async {
-                let _permit = gate.acquire().await?;
-                let key = jaunt_ca::ssh_key::PrivateKey::random(
-                    &mut rng,
-                    jaunt_ca::ssh_key::Algorithm::Ed25519,
-                )?;
-                let host_public_key = key.public_key().to_openssh()?;
-                let (csr, tls_key) = jaunt_ca::generate_client_csr(&name)?;
-                let resp: NodeJoinResponse = anon
-                    .post(
-                        PATH_NODE_JOIN,
-                        &NodeJoinRequest {
-                            token: jaunt_types::Secret::new(token),
-                            name: name.clone(),
-                            labels: labels.clone(),
-                            addr: None,
-                            host_public_key: host_public_key.clone(),
-                            tls_csr_pem: csr,
-                        },
-                    )
-                    .await?;
-                let trust = Trust {
-                    ca_pin: Some(ca_pin),
-                    cluster_ca_pem: Some(resp.tls_ca_pem.clone()),
-                    insecure: false,
-                };
-                let api = ApiClient::new(
-                    &proxy,
-                    &trust,
-                    Some(&ClientCert {
-                        cert_pem: resp.tls_cert_pem.clone(),
-                        key_pem: tls_key.expose().clone(),
-                    }),
-                )?;
-                let valid_before =
-                    jaunt_ca::ssh_key::Certificate::from_openssh(resp.host_cert.trim())?
-                        .valid_before();
-                anyhow::Ok((api, host_public_key, valid_before))
-            };
-            let (api, host_public_key, valid_before) = match setup.await {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("{name}: join failed: {e:#}");
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-            joined.fetch_add(1, Ordering::Relaxed);
-            let mut every = Duration::from_secs(5);
-            loop {
-                // As a node does: no connection kept between heartbeats.
-                let beat: Result<HeartbeatResponse, _> = api
-                    .post_once(
-                        PATH_NODE_HEARTBEAT,
-                        &HeartbeatRequest {
-                            name: name.clone(),
-                            labels: labels.clone(),
-                            addr: None,
-                            host_public_key: host_public_key.clone(),
-                            host_cert_valid_before: valid_before,
-                            tls_csr_pem: None,
-                        },
-                    )
-                    .await;
-                match beat {
-                    Ok(r) => {
-                        beats.fetch_add(1, Ordering::Relaxed);
-                        longest.fetch_max(r.heartbeat_secs, Ordering::Relaxed);
-                        every = Duration::from_secs(r.heartbeat_secs.max(1));
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                tokio::time::sleep(every).await;
-            }
-        });
+        let fleet = fleet.clone();
+        tokio::spawn(async move { fleet.run_node(i).await });
     }
     // A progress line every 5 s: joined nodes, heartbeats, errors, and
     // the longest interval told.
+    let t = &fleet.tally;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         println!(
             "t {:.0}s joined {} heartbeats {} errors {} interval {}s",
             start.elapsed().as_secs_f64(),
-            joined.load(Ordering::Relaxed),
-            beats.load(Ordering::Relaxed),
-            errors.load(Ordering::Relaxed),
-            longest.load(Ordering::Relaxed)
+            t.joined.load(Ordering::Relaxed),
+            t.beats.load(Ordering::Relaxed),
+            t.errors.load(Ordering::Relaxed),
+            t.longest.load(Ordering::Relaxed)
         );
     }
 }
