@@ -144,30 +144,20 @@ fn secrets_never_reach_the_log() {
     )
     .ok();
     let token = token_from(&added.stdout);
-    let pin = format!(
-        "--ca-pin={}",
-        jctl(&data, &["status", "--format=json"])
-            .ok()
-            .stdout
-            .split('"')
-            .skip_while(|s| *s != "ca_pin")
-            .nth(2)
-            .unwrap_or_default()
-    );
+    let ca_pin = jctl(&data, &["status", "--format=json"])
+        .ok()
+        .stdout
+        .split('"')
+        .skip_while(|s| *s != "ca_pin")
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    let pin = format!("--ca-pin={ca_pin}");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     let proxy = format!("--proxy={}", daemon.proxy);
     run(
-        jsh_command(
-            &home,
-            &[
-                "signup",
-                &proxy,
-                &format!("--token={token}"),
-                &pin,
-                "--password-stdin",
-            ],
-        ),
+        signup_command(&home, &daemon.proxy, &token, &ca_pin),
         &format!("{PASSWORD}\n"),
     )
     .ok();

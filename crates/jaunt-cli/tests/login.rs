@@ -15,21 +15,12 @@ fn unix_now() -> u64 {
 /// Runs `jsh signup` as a person would: password, then reads the otpauth
 /// URI it prints and answers with the current code. Returns the TOTP.
 fn signup_with_otp(c: &Cluster, home: &std::path::Path, token: &str) -> totp_rs::TOTP {
-    let mut child = jsh_command(
-        home,
-        &[
-            "signup",
-            &format!("--proxy={}", c.proxy),
-            &format!("--token={token}"),
-            &format!("--ca-pin={}", c.ca_pin),
-            "--password-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn signup");
+    let mut child = signup_command(home, &c.proxy, token, &c.ca_pin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn signup");
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "{PASSWORD}").expect("password");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -77,18 +68,8 @@ fn signup_with_otp_then_login_status_logout() {
     let totp = signup_with_otp(&c, &home, &token);
 
     // The signup token is spent.
-    c.jsh(
-        &home,
-        &[
-            "signup",
-            &format!("--proxy={}", c.proxy),
-            &format!("--token={token}"),
-            &format!("--ca-pin={}", c.ca_pin),
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .fails_with("token is invalid or has expired");
+    c.signup(&home, &token, PASSWORD)
+        .fails_with("token is invalid or has expired");
 
     // Wrong code, missing code: the one message.
     c.login(&home, "alice", &["--otp=000000"], &format!("{PASSWORD}\n"))
@@ -407,19 +388,7 @@ fn signup_refuses_short_passwords_and_bad_tokens() {
     let c = Cluster::start(Options::default());
     let token = c.add_user("erin", "erin");
     let home = c.user_home("erin");
-    let signup = |token: &str, password: &str| {
-        c.jsh(
-            &home,
-            &[
-                "signup",
-                &format!("--proxy={}", c.proxy),
-                &format!("--token={token}"),
-                &format!("--ca-pin={}", c.ca_pin),
-                "--password-stdin",
-            ],
-            &format!("{password}\n"),
-        )
-    };
+    let signup = |token: &str, password: &str| c.signup(&home, token, password);
     signup(&token, "short").fails_with("at least 12 characters");
     signup("not-a-token", PASSWORD).fails_with("token is invalid or has expired");
     signup(&token, PASSWORD).ok();
