@@ -3,7 +3,8 @@
 //! cluster, `jsh.exe puttyconfig` writes PuTTY's registry keys through the
 //! same code as on Windows, `wine reg query` reads every value back with
 //! its type, and a `--reg-file` export imports with `regedit /S` to the
-//! same keys. Set JAUNT_SKIP_WINE=1 to skip it (it says so loudly).
+//! same keys. Set JAUNT_SKIP_WINE=1 to skip it (it says so loudly), and
+//! JAUNT_TEST_WINEDEBUG (e.g. `+process,+loaddll`) to trace Wine.
 
 mod support;
 
@@ -13,6 +14,15 @@ use std::process::Command;
 use support::*;
 
 const PUTTY: &str = r"HKCU\Software\SimonTatham\PuTTY";
+
+// Wine's programs by their full Windows path: Wine loads them directly.
+// A bare name (`wine reg`) is looked up through start.exe and
+// ShellExecuteEx, a second launcher that failed now and then on a loaded
+// machine ("ShellExecuteEx failed: Internal error") before the program
+// ran at all.
+const WINEBOOT: &str = r"C:\windows\system32\wineboot.exe";
+const REG: &str = r"C:\windows\system32\reg.exe";
+const REGEDIT: &str = r"C:\windows\regedit.exe";
 
 /// A private, headless Wine prefix, stopped (`wineserver -k`) on drop.
 struct Wine {
@@ -48,37 +58,22 @@ impl Wine {
         );
         let dir = tempfile::tempdir().expect("tmp");
         let wine = Wine { dir, jsh };
-        let out = run(wine.command("wineboot", &["-i"]), "");
+        let out = run(wine.command("wine", &[WINEBOOT, "-i"]), "");
         assert_eq!(out.code, Some(0), "wineboot: {out:?}");
         // wineboot returns while what it started (services, the wine.inf
         // setup in rundll32) may still be writing the prefix's registry and
-        // system32; a command started then can find half a prefix and fail
-        // to start ("ShellExecuteEx failed", c0000135). Wait until the
-        // prefix's server has nothing left running, as winetricks does.
-        wine.settle();
-        // One server for the rest of the test. Otherwise each command's
-        // server exits 3 s after it and the next command boots another
-        // (with services.exe, plugplay, explorer), or connects to one that
-        // is shutting down: on a loaded machine that is where commands
-        // failed to start. Drop stops it (`wineserver -k`).
-        let status = wine
-            .command("wineserver", &["-p"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("wineserver -p");
-        assert!(status.success(), "wineserver -p: {status}");
-        // Wine's own services start with the first program and live as
-        // long as the server; started here, they hold no test's pipes.
-        let status = wine
-            .command("wineboot", &[])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("wineboot");
-        assert!(status.success(), "wineboot: {status}");
+        // system32; wait until the prefix's server has nothing left
+        // running, as winetricks does.
+        let out = run(wine.command("wineserver", &["-w"]), "");
+        assert_eq!(out.code, Some(0), "wineserver -w: {out:?}");
+        // One server for the rest of the test (Drop stops it). Otherwise
+        // each command's server exits 3 s after it, and the next command
+        // boots another with Wine's services or meets one shutting down.
+        wine.detached("wineserver", &["-p"]);
+        // Those services start with the first program and live as long as
+        // the server: started here, they hold none of a test command's
+        // pipes (a command's output would not end until they exit).
+        wine.detached("wine", &[WINEBOOT]);
         // Rust's std needs bcryptprimitives.dll, which Wine 8 lacks.
         let dll = wine
             .prefix()
@@ -101,12 +96,17 @@ impl Wine {
         Some(wine)
     }
 
-    /// Waits until every process of this prefix has exited and its
-    /// server has shut down (`wineserver -w`), so the next command starts
-    /// on a finished prefix.
-    fn settle(&self) {
-        let out = run(self.command("wineserver", &["-w"]), "");
-        assert_eq!(out.code, Some(0), "wineserver -w: {out:?}");
+    /// Runs a setup command with no pipes of ours, for what it leaves
+    /// running.
+    fn detached(&self, program: &str, args: &[&str]) {
+        let status = self
+            .command(program, args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect(program);
+        assert!(status.success(), "{program} {args:?}: {status}");
     }
 
     fn prefix(&self) -> PathBuf {
@@ -120,7 +120,10 @@ impl Wine {
             // Debian's wine64 alone runs 64-bit programs only; say so, so
             // the prefix is made for that whatever else is installed.
             .env("WINEARCH", "win64")
-            .env("WINEDEBUG", "-all")
+            .env(
+                "WINEDEBUG",
+                std::env::var("JAUNT_TEST_WINEDEBUG").unwrap_or("-all".into()),
+            )
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=;winemenubuilder.exe=d")
             .env_remove("DISPLAY")
             .env_remove("JSH_HOME")
@@ -146,7 +149,7 @@ impl Wine {
 
     /// `reg query KEY`: value name -> (type, data).
     fn query(&self, key: &str) -> Option<BTreeMap<String, (String, String)>> {
-        let out = self.wine(&["reg", "query", key], "");
+        let out = self.wine(&[REG, "query", key], "");
         if out.code != Some(0) {
             return None;
         }
@@ -307,7 +310,7 @@ fn jsh_exe_writes_putty_registry_keys_under_wine() {
     // A value the user set survives a re-run; the CA now trusts both nodes.
     wine.wine(
         &[
-            "reg",
+            REG,
             "add",
             &key,
             "/v",
@@ -324,7 +327,7 @@ fn jsh_exe_writes_putty_registry_keys_under_wine() {
     let other = format!(r"{PUTTY}\Sessions\mine");
     wine.wine(
         &[
-            "reg",
+            REG,
             "add",
             &other,
             "/v",
@@ -394,9 +397,9 @@ fn jsh_exe_writes_putty_registry_keys_under_wine() {
         &[0xff, 0xfe],
         "UTF-16LE with a byte-order mark"
     );
-    wine.wine(&["reg", "delete", PUTTY, "/f"], "").ok();
+    wine.wine(&[REG, "delete", PUTTY, "/f"], "").ok();
     assert!(wine.query(&key).is_none());
-    wine.wine(&["regedit", "/S", &Wine::path(&reg)], "").ok();
+    wine.wine(&[REGEDIT, "/S", &Wine::path(&reg)], "").ok();
     assert_eq!(wine.query(&key).expect("imported session"), first);
     assert_eq!(wine.query(&ca_key).expect("imported CA"), first_ca);
 }
