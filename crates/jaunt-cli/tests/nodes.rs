@@ -676,3 +676,51 @@ fn an_expired_certificate_is_refused_with_the_command_to_log_in_again() {
     )
     .fails_with(&relogin);
 }
+
+/// The descriptors a session's process holds, from `ls -l /proc/self/fd`
+/// run as the session's command: number -> what it points to.
+fn session_fds(s: &Setup, extra: &[&str]) -> Vec<(u32, String)> {
+    let target = format!("{}@node1.example", s.os.name);
+    let mut args = extra.to_vec();
+    args.extend([target.as_str(), "ls -l /proc/self/fd"]);
+    let out = ssh(&s.ssh_config, &args, "").ok();
+    let mut fds: Vec<(u32, String)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, to) = l.split_once(" -> ")?;
+            let fd = name.rsplit(' ').next()?.parse().ok()?;
+            Some((fd, to.trim().to_string()))
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn a_session_inherits_no_descriptor_of_the_node() {
+    use nix::fcntl::{OFlag, open};
+    use std::os::fd::AsRawFd;
+    let s = setup("i");
+    // A descriptor the node's process holds without close-on-exec, as a
+    // PTY master is between its opening and its fcntl (the node runs in
+    // this process here).
+    let held = open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).expect("open");
+    let held = held.as_raw_fd() as u32;
+    for extra in [&[][..], &["-tt"][..]] {
+        let fds = session_fds(&s, extra);
+        let numbers: Vec<u32> = fds.iter().map(|(n, _)| *n).collect();
+        assert!(
+            numbers.starts_with(&[0, 1, 2]),
+            "{extra:?}: standard input, output and error: {fds:?}"
+        );
+        // Beyond 0-2 only ls's own reading of /proc/self/fd.
+        for (n, to) in &fds[3..] {
+            assert!(
+                to.starts_with("/proc/") && *n != held,
+                "{extra:?}: descriptor {n} -> {to} reached the session: {fds:?}"
+            );
+        }
+        assert!(fds.len() <= 4, "{extra:?}: {fds:?}");
+    }
+}

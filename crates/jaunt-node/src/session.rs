@@ -340,6 +340,14 @@ where
         mut input,
     } = io;
     let (pty_master, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    // pty-process opens /dev/ptmx without O_CLOEXEC: another user's
+    // process must never inherit this terminal (spawn also closes all but
+    // 0-2 at exec, for any descriptor that slipped through).
+    nix::fcntl::fcntl(
+        &pty_master,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(std::io::Error::from)?;
     let tty = nix::unistd::ttyname(std::os::fd::AsFd::as_fd(&pts)).ok();
     pty_master
         .resize(pty_process::Size::new(pty.rows, pty.cols))

@@ -1,8 +1,14 @@
 //! Starting a process as another user. This is the one module of Jaunt with
 //! unsafe code: `pre_exec` runs a closure in the forked child, and the
 //! compiler cannot check what is safe there. The closure makes only
-//! async-signal-safe system calls (setsid, setgroups, setgid, setuid) on
-//! values computed before the fork, because the parent is multithreaded.
+//! async-signal-safe system calls (setsid, setgroups, setgid, setuid,
+//! close_range, getrlimit, fcntl) on values computed before the fork,
+//! because the parent is multithreaded.
+//!
+//! The child keeps only its standard input, output and error: every other
+//! descriptor it inherited is closed at exec. The node holds other users'
+//! terminals (PTY masters that pty-process opens without `O_CLOEXEC`),
+//! sockets and files; none of them may reach a user's process.
 #![allow(unsafe_code)]
 
 use super::OsUser;
@@ -18,6 +24,7 @@ fn drop_privileges(
     let (uid, gid) = (user.uid, user.gid);
     let switch = geteuid().is_root();
     move || {
+        close_inherited_at_exec()?;
         if new_session {
             setsid().map_err(std::io::Error::from)?;
         }
@@ -28,6 +35,37 @@ fn drop_privileges(
         }
         Ok(())
     }
+}
+
+/// Marks every descriptor above standard error close-on-exec, in the
+/// child: only marking (not closing) leaves the descriptors the spawning
+/// code still uses until exec (std's exec-error pipe, the terminal before
+/// it becomes 0-2) working.
+fn close_inherited_at_exec() -> std::io::Result<()> {
+    // SAFETY: close_range takes no pointers; it is a plain system call.
+    let marked =
+        unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if marked == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one fcntl per possible descriptor.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only to the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let top = limit.rlim_cur.min(1 << 20) as libc::c_int;
+    for fd in 3..top {
+        // SAFETY: fcntl on a descriptor number; an unused one fails
+        // harmlessly with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(())
 }
 
 /// Makes `cmd` run as `user` in a new session (no terminal).
