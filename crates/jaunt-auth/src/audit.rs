@@ -63,6 +63,13 @@ impl AuthServer {
         // stored in one transaction: one sync per delivery, not per event.
         let mut checked = Vec::with_capacity(events.len());
         for mut e in events {
+            if !audit::node_may_write(&e.event) {
+                tracing::warn!(node = %node.name, event = %e.event, "a node sent an event only auth writes; batch refused");
+                return Err(AuthError::BadRequest(format!(
+                    "{:?} events are written by auth, not by nodes",
+                    e.event
+                )));
+            }
             let code = match e.event.as_str() {
                 "sftp" => e
                     .fields

@@ -502,6 +502,27 @@ async fn node_events_and_recordings_are_checked_and_stored_once() {
             .is_err()
     );
     assert!(auth.ingest_node_events("not-a-node", vec![]).await.is_err());
+    // A node cannot write auth's events into the log.
+    for name in ["user.login", "cert.create", "user.create", "node.join"] {
+        let forged_id = uuid::Uuid::new_v4().to_string();
+        let forged = AuditEvent::new(forged_id.clone(), 5, name, true, "x");
+        let err = auth
+            .ingest_node_events(&nodes[0], vec![e.clone(), forged])
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("written by auth"), "{name}: {err}");
+        let stored = auth
+            .search_events(&AuditQuery {
+                event: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("search");
+        assert!(
+            stored.iter().all(|s| s.id != forged_id),
+            "{name}: {stored:#?}"
+        );
+    }
 
     // Recordings: pieces in order, a retried piece once, a gap refused,
     // another node refused, only the owner (or auditors) may read.

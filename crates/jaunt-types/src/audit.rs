@@ -6,6 +6,25 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The events a node writes (besides `sftp`); the rest of the catalogue is
+/// auth's own, and auth refuses them from a node, which could otherwise
+/// forge logins, certificates or administrative changes in the log.
+const NODE_EVENTS: &[&str] = &[
+    "session.start",
+    "resize",
+    "session.end",
+    "subsystem",
+    "exec",
+    "port",
+    "client.disconnect",
+    "auth",
+];
+
+/// Whether a node may report an event of this name.
+pub fn node_may_write(event: &str) -> bool {
+    event == "sftp" || NODE_EVENTS.contains(&event)
+}
+
 /// Every event name Jaunt writes, with its code's stem; the code ends in
 /// `I` (success) or the failure letter.
 const CATALOGUE: &[(&str, &str, char)] = &[
@@ -305,5 +324,29 @@ mod tests {
             e.text_line(),
             "1970-01-01T00:00:00.000Z exec T3002I user=alice command=\"ls -l\" exit_status=0"
         );
+    }
+
+    #[test]
+    fn nodes_write_session_events_only() {
+        for (name, node) in [
+            ("session.start", true),
+            ("session.end", true),
+            ("exec", true),
+            ("sftp", true),
+            ("port", true),
+            ("auth", true),
+            ("user.login", false),
+            ("cert.create", false),
+            ("user.create", false),
+            ("role.created", false),
+            ("node.join", false),
+            ("nope", false),
+        ] {
+            assert_eq!(super::node_may_write(name), node, "{name}");
+            // Every name a node may write has a code.
+            if node && name != "sftp" {
+                assert!(super::code(name, true).is_some(), "{name}");
+            }
+        }
     }
 }
