@@ -105,8 +105,12 @@ impl AuthServer {
         let id = up.meta.session_id.clone();
         let meta_key = format!("{REC_META}{id}");
         let held = self.store.get::<RecordingMeta>(&meta_key).await?;
+        let owner = |m: &RecordingMeta| match &m.node_uuid {
+            Some(owner) => *owner == node.uuid,
+            None => m.node == node.name,
+        };
         if let Some(h) = &held
-            && h.value.node != node.name
+            && !owner(&h.value)
         {
             return Err(AuthError::AccessDenied(
                 "this recording belongs to another node".into(),
@@ -144,6 +148,7 @@ impl AuthServer {
         }
         let mut meta = up.meta;
         meta.node = node.name;
+        meta.node_uuid = Some(node.uuid);
         meta.size = end.max(have);
         if !up.complete {
             meta.end = None;

@@ -532,6 +532,7 @@ async fn node_events_and_recordings_are_checked_and_stored_once() {
         user: "bob".into(),
         login: "bob".into(),
         node: "n1".into(),
+        node_uuid: None,
         start: 100,
         end: None,
         size: 0,
@@ -570,6 +571,16 @@ async fn node_events_and_recordings_are_checked_and_stored_once() {
             .await
             .is_err()
     );
+    // Nor a node that joined under the recording node's name: ownership
+    // is by UUID, which auth sets, whatever the piece says.
+    let namesake = joined_node(&auth, "n1").await;
+    let mut claimed = piece(4, "e", true);
+    claimed.meta.node_uuid = Some(nodes[0].clone());
+    let err = auth
+        .put_recording(&namesake, claimed)
+        .await
+        .expect_err("namesake refused");
+    assert!(err.to_string().contains("another node"), "{err}");
     let (m, data) = auth.recording("bob", &id).await.expect("own");
     assert_eq!(data, "abcd");
     assert_eq!(m.size, 4);

@@ -270,6 +270,7 @@ mod tests {
             user: "alice".into(),
             login: "root".into(),
             node: "node1".into(),
+            node_uuid: None,
             start: 1_800_000_000,
             end: None,
             size: 0,

@@ -139,6 +139,7 @@ impl Connection {
             user: user.clone(),
             login: login.clone(),
             node: self.ctx.nodename.clone(),
+            node_uuid: None,
             start: jaunt_sys::clock::now(),
             end: None,
             size: 0,

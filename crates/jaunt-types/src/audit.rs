@@ -177,18 +177,24 @@ impl AuditEvent {
                 Value::String(s) => quote(s),
                 other => other.to_string(),
             };
-            line.push_str(&format!(" {k}={v}"));
+            line.push_str(&format!(" {}={v}", quote(k)));
         }
         line
     }
 }
 
-/// Quotes a value that has spaces, quotes or nothing at all.
+/// Quotes (with Rust's escapes) a value that is empty or has anything but
+/// plain printable text: spaces, quotes, `=`, backslashes, control and
+/// other unprintable characters. Fields come from users and nodes (a
+/// command, a path, a refused user name): printed raw, an escape sequence
+/// would reach the administrator's terminal and could rewrite what it
+/// shows.
 fn quote(v: &str) -> String {
-    if v.is_empty() || v.contains([' ', '"', '\t', '\n']) {
-        format!("{v:?}")
-    } else {
+    let plain = |c: char| !c.is_whitespace() && !"\"\\=".contains(c) && c.escape_debug().len() == 1;
+    if !v.is_empty() && v.chars().all(plain) {
         v.to_string()
+    } else {
+        format!("{v:?}")
     }
 }
 
@@ -257,6 +263,11 @@ pub struct RecordingMeta {
     pub user: String,
     pub login: String,
     pub node: String,
+    /// The node that records it, set by auth: only that node may append
+    /// (names are not unique, and a node reports its own). Absent in
+    /// recordings stored before it was kept, which are matched by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_uuid: Option<String>,
     /// Unix seconds.
     pub start: i64,
     /// Unix seconds; `None` while a node-sync session runs.
@@ -323,6 +334,37 @@ mod tests {
         assert_eq!(
             e.text_line(),
             "1970-01-01T00:00:00.000Z exec T3002I user=alice command=\"ls -l\" exit_status=0"
+        );
+    }
+
+    #[test]
+    fn text_lines_escape_what_a_terminal_would_act_on() {
+        for (value, shown) in [
+            ("plain/path.txt", "plain/path.txt"),
+            ("caf\u{e9}", "caf\u{e9}"),
+            ("", "\"\""),
+            ("a b", "\"a b\""),
+            ("a=b", "\"a=b\""),
+            ("\x1b]0;owned\x07", "\"\\u{1b}]0;owned\\u{7}\""),
+            ("ok\rforged", "\"ok\\rforged\""),
+            ("back\\slash", "\"back\\\\slash\""),
+            ("bidi\u{202e}txt", "\"bidi\\u{202e}txt\""),
+        ] {
+            let e = AuditEvent::new("x".into(), 0, "exec", true, "c").with("command", value);
+            let line = e.text_line();
+            assert_eq!(
+                line.split_once(" command=").map(|(_, v)| v),
+                Some(shown),
+                "{value:?}"
+            );
+            assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        }
+        // Keys come from nodes too.
+        let e = AuditEvent::new("x".into(), 0, "exec", true, "c").with("k\x1b[2J", 1);
+        assert!(
+            e.text_line().ends_with(" \"k\\u{1b}[2J\"=1"),
+            "{}",
+            e.text_line()
         );
     }
 
