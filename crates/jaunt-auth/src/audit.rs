@@ -34,6 +34,8 @@ impl AuthServer {
 
     /// Writes an event durably (the store syncs before it answers).
     pub async fn emit(&self, event: AuditEvent) -> Result<(), AuthError> {
+        // A refused login's user name is the client's to choose.
+        let event = event.capped();
         match self.store.create(&event_key(&event), &event, None).await {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
             Err(e) => {
@@ -91,7 +93,8 @@ impl AuthServer {
             e.cluster = self.identity.cluster_name.clone();
             e.node_uuid = Some(uuid.to_string());
             e.node = Some(node.name.clone());
-            checked.push(e);
+            // Nodes cap what they queue; older ones did not.
+            checked.push(e.capped());
         }
         self.store
             .create_many(checked.iter().map(|e| (event_key(e), e)))

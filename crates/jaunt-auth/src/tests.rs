@@ -269,6 +269,38 @@ async fn logins_and_lockouts_are_audited() {
     assert_eq!(refused.addr.as_deref(), Some("10.0.0.9:4"));
     assert_eq!(refused.fields["reason"], "invalid credentials");
     assert!(!refused.success);
+
+    // A client-chosen user name of 1 MB is stored capped, with its hash.
+    let huge = "\u{1}".repeat(1_000_000);
+    let err = auth
+        .login(
+            login_request(&huge, "wrong password!", None).0,
+            "10.0.0.9:6",
+        )
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("invalid credentials"), "{err}");
+    let stored = auth
+        .search_events(&AuditQuery {
+            event: Some("user.login".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let capped = stored
+        .iter()
+        .find(|e| e.addr.as_deref() == Some("10.0.0.9:6"))
+        .and_then(|e| e.user.clone())
+        .expect("the refused login's event");
+    assert!(
+        capped.len() < 2 * jaunt_types::audit::MAX_TEXT_BYTES,
+        "{}",
+        capped.len()
+    );
+    assert!(
+        capped.contains("[truncated: 1000000 bytes, sha256:"),
+        "{capped:?}"
+    );
 }
 
 /// Joins a node named `name` through a fresh token; its UUID.

@@ -488,3 +488,48 @@ fn node_sync_sessions_end_when_auth_cannot_record() {
     );
     assert_eq!(out.status.code(), Some(255), "{all}");
 }
+
+#[test]
+fn oversized_events_queued_while_auth_is_away_never_block_later_ones() {
+    let mut c = Cluster::start(Options::default());
+    let os = OsUser::create("o");
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let node = c.add_node("big", "env=big", true);
+    let addr = node.ssh_addr.expect("direct node").to_string();
+    let master = direct(&c, &home, &addr, &os.name);
+    // Control bytes take six bytes each in JSON: each 200 KB command (ssh
+    // joins its arguments; an SSH packet holds 256 KiB) was 1.2 MB in both
+    // session.start and exec. Queued while auth is away, they made a batch
+    // past the API's 2 MiB body limit, which the node retried for ever:
+    // no later event of the node reached auth.
+    c.stop_daemon();
+    let part = "\u{1}".repeat(100_000);
+    for _ in 0..2 {
+        // The shell cannot run it; the attempt is what is audited.
+        let _ = master.command(&part).arg(&part).output().expect("ssh");
+    }
+    let out = master
+        .command("echo after-the-big-ones")
+        .output()
+        .expect("ssh");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("after-the-big-ones"));
+    c.start_daemon();
+    let events = eventually("the later command's event", Duration::from_secs(30), || {
+        let events = audit(&c, &["--type=exec"]);
+        events
+            .iter()
+            .any(|e| e["fields"]["command"] == "echo after-the-big-ones")
+            .then_some(events)
+    });
+    let big = events
+        .iter()
+        .filter_map(|e| e["fields"]["command"].as_str())
+        .filter(|c| c.contains("[truncated: 200001 bytes, sha256:"))
+        .count();
+    assert_eq!(big, 2, "both big commands, capped: {events:#?}");
+    for e in &events {
+        let command = e["fields"]["command"].as_str().unwrap_or_default();
+        assert!(command.len() <= 4096, "{}", command.len());
+    }
+}

@@ -11,7 +11,8 @@
 use jaunt_store::{DurableQueue, StoreError};
 use jaunt_sys::clock::now_nanos;
 use jaunt_transport::ApiClient;
-use jaunt_types::api::{Ack, NodeEventsRequest, PATH_NODE_EVENTS};
+use jaunt_transport::TransportError;
+use jaunt_types::api::{Ack, ErrorCode, NodeEventsRequest, PATH_NODE_EVENTS};
 use jaunt_types::audit::AuditEvent;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,9 @@ use tokio::sync::Notify;
 
 /// Events per delivery.
 const BATCH: usize = 200;
+/// JSON bytes per delivery, at most: well under the API's 2 MiB body
+/// limit, which a batch of 200 large events once passed for good.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// The queue's file in the node's data directory.
 pub const QUEUE_FILE: &str = "audit-queue.db";
@@ -128,7 +132,7 @@ impl AuditLog {
     /// An error means the event may be lost: the caller refuses the action
     /// it records where it can.
     pub fn emit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.queue.push(event)?;
+        self.queue.push(&event.clone().capped())?;
         self.wake.notify_one();
         Ok(())
     }
@@ -149,10 +153,21 @@ impl AuditLog {
     /// Delivers queued events to auth for ever; `api` gives the current
     /// client (its certificate is renewed over time).
     pub async fn deliver(&self, api: impl Fn() -> Option<ApiClient>) {
+        let send = |events: Vec<AuditEvent>| {
+            let api = api();
+            async move {
+                let api = api.ok_or(DeliveryError::NoClient)?;
+                let _: Ack = api
+                    .post(PATH_NODE_EVENTS, &NodeEventsRequest { events })
+                    .await?;
+                Ok(())
+            }
+        };
         let mut backoff = Duration::from_millis(200);
+        let mut limit = BATCH;
         loop {
-            match self.deliver_once(&api).await {
-                Ok(0) => {
+            match self.deliver_once(&send, &mut limit).await {
+                Ok(Delivery::Empty) => {
                     backoff = Duration::from_millis(200);
                     let _ =
                         tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
@@ -167,35 +182,79 @@ impl AuditLog {
         }
     }
 
-    /// Sends one batch; returns how many events it carried (or set aside).
-    async fn deliver_once(
+    /// Sends one batch from the front of the queue: at most `limit` events
+    /// and [`BATCH_BYTES`] of JSON. When auth refuses a batch's content,
+    /// the next is half as long, down to the one event auth refuses, which
+    /// is set aside (kept, reported, no longer blocking those behind it).
+    async fn deliver_once<S, F>(
         &self,
-        api: &impl Fn() -> Option<ApiClient>,
-    ) -> Result<usize, DeliveryError> {
-        let queued = self.queue.read_batch(BATCH)?;
-        let Some(last) = queued.last().map(|q| q.id) else {
-            return Ok(0);
-        };
-        let mut events = Vec::with_capacity(queued.len());
-        for q in queued {
-            match q.item {
-                Ok(e) => events.push(e),
+        send: &S,
+        limit: &mut usize,
+    ) -> Result<Delivery, DeliveryError>
+    where
+        S: Fn(Vec<AuditEvent>) -> F,
+        F: Future<Output = Result<(), DeliveryError>>,
+    {
+        let mut events = Vec::new();
+        let (mut bytes, mut last) = (0, None);
+        for q in self.queue.read_batch(*limit)? {
+            let event = match q.item {
+                Ok(e) => e,
                 Err(e) => {
                     // Kept aside, never silently dropped, never blocking the rest.
                     tracing::error!(row = q.id, error = %e, "unreadable audit event set aside");
                     self.queue.set_aside(q.id)?;
-                    return Ok(1);
+                    return Ok(Delivery::SetAside);
                 }
+            };
+            let size = serde_json::to_vec(&event).map_or(usize::MAX, |j| j.len());
+            if !events.is_empty() && bytes + size > BATCH_BYTES {
+                break;
             }
+            bytes = bytes.saturating_add(size);
+            events.push(event);
+            last = Some(q.id);
         }
-        let api = api().ok_or(DeliveryError::NoClient)?;
+        let Some(last) = last else {
+            return Ok(Delivery::Empty);
+        };
         let n = events.len();
-        let _: Ack = api
-            .post(PATH_NODE_EVENTS, &NodeEventsRequest { events })
-            .await?;
-        self.queue.acknowledge_through(last)?;
-        Ok(n)
+        let first = events[0].id.clone();
+        match send(events).await {
+            Ok(()) => {
+                self.queue.acknowledge_through(last)?;
+                *limit = BATCH;
+                Ok(Delivery::Sent(n))
+            }
+            Err(DeliveryError::Transport(TransportError::Api {
+                code: ErrorCode::BadRequest,
+                message,
+            })) => {
+                if n > 1 {
+                    *limit = n / 2;
+                    return Ok(Delivery::Narrowed);
+                }
+                tracing::error!(event = %first, reason = %message, "auth refused an audit event; set aside in the queue's bad table");
+                self.queue.set_aside(last)?;
+                *limit = BATCH;
+                Ok(Delivery::SetAside)
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// What one delivery step did.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Nothing was queued.
+    Empty,
+    /// This many events reached auth.
+    Sent(usize),
+    /// Auth refused the batch; the next is shorter.
+    Narrowed,
+    /// One event was set aside (unreadable, or refused alone).
+    SetAside,
 }
 
 #[cfg(test)]
@@ -258,6 +317,62 @@ mod tests {
         assert_eq!(AuditLog::open(dir.path(), "c").expect("open").queued(), 3);
     }
 
+    /// A stand-in for auth: takes batches, refuses one that holds an
+    /// event named `poison` or more than `max_bytes` of JSON (as auth's
+    /// body limit does), and keeps what it took.
+    struct Auth {
+        taken: std::sync::Mutex<Vec<Vec<String>>>,
+        max_bytes: usize,
+    }
+
+    impl Auth {
+        fn new(max_bytes: usize) -> Self {
+            Auth {
+                taken: std::sync::Mutex::new(Vec::new()),
+                max_bytes,
+            }
+        }
+
+        fn send(&self, events: Vec<AuditEvent>) -> std::future::Ready<Result<(), DeliveryError>> {
+            let size = serde_json::to_vec(&events).map_or(0, |j| j.len());
+            let refused = events.iter().any(|e| e.event == "poison") || size > self.max_bytes;
+            std::future::ready(if refused {
+                Err(DeliveryError::Transport(TransportError::Api {
+                    code: ErrorCode::BadRequest,
+                    message: "refused".into(),
+                }))
+            } else {
+                if let Ok(mut t) = self.taken.lock() {
+                    t.push(events.into_iter().map(|e| e.id).collect());
+                }
+                Ok(())
+            })
+        }
+
+        fn taken(&self) -> Vec<Vec<String>> {
+            self.taken.lock().map(|t| t.clone()).unwrap_or_default()
+        }
+    }
+
+    /// Delivers until the queue is empty (or `steps` run out).
+    fn drain(log: &AuditLog, auth: &Auth, steps: usize) -> Vec<Delivery> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut limit = BATCH;
+        let mut done = Vec::new();
+        for _ in 0..steps {
+            match rt
+                .block_on(log.deliver_once(&|e| auth.send(e), &mut limit))
+                .expect("deliver")
+            {
+                Delivery::Empty => break,
+                d => done.push(d),
+            }
+        }
+        done
+    }
+
     #[test]
     fn an_unreadable_row_is_set_aside_not_lost() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -273,17 +388,72 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
+        let no_client = |_| std::future::ready(Err(DeliveryError::NoClient));
+        let mut limit = BATCH;
         // No API client: the bad row is moved before any delivery is tried.
-        assert_eq!(rt.block_on(log.deliver_once(&|| None)).expect("moved"), 1);
+        assert_eq!(
+            rt.block_on(log.deliver_once(&no_client, &mut limit))
+                .expect("moved"),
+            Delivery::SetAside
+        );
         assert_eq!(ids(&log), vec![e.id]);
         assert_eq!(
             log.queue.set_aside_items().expect("kept"),
             [b"\"not an event\"".to_vec()]
         );
         assert!(matches!(
-            rt.block_on(log.deliver_once(&|| None)),
+            rt.block_on(log.deliver_once(&no_client, &mut limit)),
             Err(DeliveryError::NoClient)
         ));
         assert_eq!(log.queued(), 1, "undelivered events stay");
+    }
+
+    #[test]
+    fn an_event_auth_refuses_is_set_aside_and_the_rest_delivered_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::open(dir.path(), "c").expect("open");
+        let mut want = Vec::new();
+        for i in 0..9 {
+            let e = log.event(if i == 4 { "poison" } else { "exec" }, true);
+            log.emit(&e).expect("emit");
+            if i != 4 {
+                want.push(e.id);
+            }
+        }
+        let auth = Auth::new(usize::MAX);
+        let steps = drain(&log, &auth, 50);
+        assert!(steps.contains(&Delivery::Narrowed), "{steps:?}");
+        assert_eq!(
+            steps.iter().filter(|d| **d == Delivery::SetAside).count(),
+            1
+        );
+        assert_eq!(auth.taken().concat(), want, "the rest, in order");
+        assert_eq!(log.queued(), 0);
+        assert_eq!(log.queue.set_aside_len().expect("bad"), 1);
+    }
+
+    #[test]
+    fn batches_stay_under_the_byte_cap_and_large_fields_are_capped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::open(dir.path(), "c").expect("open");
+        // Events as large as capping lets them be: 20 fields of 4 KiB of
+        // control bytes each (before capping, 120 KiB each in JSON).
+        for _ in 0..60 {
+            let mut e = log.event("exec", true);
+            for f in 0..20 {
+                e = e.with(&format!("f{f}"), "\u{1}".repeat(20_000));
+            }
+            log.emit(&e).expect("emit");
+        }
+        // Auth's real limit is 2 MiB; this one refuses past the node's cap.
+        let auth = Auth::new(BATCH_BYTES + 4096);
+        let steps = drain(&log, &auth, 100);
+        assert!(
+            steps.iter().all(|d| matches!(d, Delivery::Sent(_))),
+            "{steps:?}"
+        );
+        assert!(steps.len() > 1, "more than one batch: {steps:?}");
+        assert_eq!(auth.taken().concat().len(), 60);
+        assert_eq!(log.queued(), 0);
     }
 }

@@ -152,6 +152,44 @@ impl AuditEvent {
         self
     }
 
+    /// The event with every text in it bounded, as it is stored and sent:
+    /// users, nodes and clients choose much of it (a refused user name, a
+    /// command, an SFTP path), and one oversized event must not stop a
+    /// node's deliveries or fill the log. A text longer than
+    /// [`MAX_TEXT_BYTES`] (counted as JSON writes it, escapes included)
+    /// keeps its start and a marker with its full size and SHA-256, so the
+    /// record still says what was there; past [`MAX_FIELDS`] fields the
+    /// rest are dropped and counted.
+    pub fn capped(mut self) -> Self {
+        for text in [
+            &mut self.user,
+            &mut self.login,
+            &mut self.node,
+            &mut self.node_uuid,
+            &mut self.addr,
+            &mut self.session_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cap_text(text);
+        }
+        cap_text(&mut self.event);
+        cap_text(&mut self.id);
+        let fields = std::mem::take(&mut self.fields);
+        let dropped = fields.len().saturating_sub(MAX_FIELDS);
+        for (mut key, mut value) in fields.into_iter().take(MAX_FIELDS) {
+            cap_text(&mut key);
+            cap_value(&mut value);
+            self.fields.insert(key, value);
+        }
+        if dropped > 0 {
+            self.fields
+                .insert("fields_dropped".into(), Value::from(dropped as u64));
+        }
+        self
+    }
+
     /// One readable line: time, name, code, then `key=value` pairs.
     pub fn text_line(&self) -> String {
         let mut line = format!(
@@ -180,6 +218,62 @@ impl AuditEvent {
             line.push_str(&format!(" {}={v}", quote(k)));
         }
         line
+    }
+}
+
+/// The most bytes one text of an event takes in JSON (escapes counted).
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// The most fields an event keeps.
+pub const MAX_FIELDS: usize = 32;
+
+/// The bytes JSON takes for `c` inside a string.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Cuts a text that JSON would write longer than [`MAX_TEXT_BYTES`]: its
+/// start, then `…[truncated: N bytes, sha256:HEX]` naming the original.
+fn cap_text(text: &mut String) {
+    if text.chars().map(json_len).sum::<usize>() <= MAX_TEXT_BYTES {
+        return;
+    }
+    use sha2::Digest;
+    let marker = format!(
+        "…[truncated: {} bytes, sha256:{}]",
+        text.len(),
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+    let room = MAX_TEXT_BYTES - marker.len();
+    let (mut used, mut end) = (0, 0);
+    for (i, c) in text.char_indices() {
+        used += json_len(c);
+        if used > room {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    text.truncate(end);
+    text.push_str(&marker);
+}
+
+/// Caps the texts in a field's value; a structure larger than a text may
+/// be becomes a capped text of its JSON.
+fn cap_value(value: &mut Value) {
+    match value {
+        Value::String(s) => cap_text(s),
+        Value::Array(_) | Value::Object(_) => {
+            let json = value.to_string();
+            if json.len() > MAX_TEXT_BYTES {
+                let mut text = json;
+                cap_text(&mut text);
+                *value = Value::String(text);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -366,6 +460,61 @@ mod tests {
             "{}",
             e.text_line()
         );
+    }
+
+    #[test]
+    fn oversized_texts_are_capped_with_their_size_and_hash() {
+        let json_len = |e: &AuditEvent| serde_json::to_string(e).map(|j| j.len()).unwrap_or(0);
+        let small = AuditEvent::new("x".into(), 0, "exec", true, "c").with("command", "ls -l");
+        assert_eq!(
+            small.clone().capped(),
+            small,
+            "small events stay as they are"
+        );
+
+        // Control bytes grow sixfold in JSON: 300 KB of them was ~1.8 MB.
+        let control = "\u{1}".repeat(300_000);
+        let mut e = AuditEvent::new("x".into(), 0, "auth", false, "c")
+            .with("command", control.clone())
+            .with("path", "é".repeat(10_000));
+        e.user = Some("u".repeat(1_000_000));
+        let capped = e.capped();
+        assert!(
+            json_len(&capped) < 4 * MAX_TEXT_BYTES,
+            "{}",
+            json_len(&capped)
+        );
+        let user = capped.user.as_deref().unwrap_or_default();
+        assert!(user.starts_with("uuu"));
+        assert!(
+            user.contains("…[truncated: 1000000 bytes, sha256:"),
+            "{}",
+            &user[user.len() - 100..]
+        );
+        let command = capped.fields["command"].as_str().unwrap_or_default();
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(control.as_bytes()));
+        assert!(command.ends_with(&format!("sha256:{hash}]")), "{command}");
+        for text in [
+            user,
+            command,
+            capped.fields["path"].as_str().unwrap_or_default(),
+        ] {
+            let written = serde_json::to_string(text).map(|j| j.len()).unwrap_or(0);
+            assert!(written <= MAX_TEXT_BYTES + 2, "{written}");
+        }
+    }
+
+    #[test]
+    fn extra_fields_are_dropped_and_counted() {
+        let mut e = AuditEvent::new("x".into(), 0, "exec", true, "c");
+        for i in 0..100 {
+            e = e.with(&format!("k{i:03}"), i);
+        }
+        e = e.with("list", vec!["x".repeat(100); 100]);
+        let capped = e.capped();
+        assert_eq!(capped.fields.len(), MAX_FIELDS + 1);
+        assert_eq!(capped.fields["fields_dropped"], 69);
     }
 
     #[test]
