@@ -724,3 +724,72 @@ fn a_session_inherits_no_descriptor_of_the_node() {
         assert!(fds.len() <= 4, "{extra:?}: {fds:?}");
     }
 }
+
+/// An OpenSSH ControlMaster connection to the direct node1 of `s`.
+fn master_to_node1(s: &Setup) -> Master {
+    let addr = s.nodes[0].ssh_addr.expect("direct node").to_string();
+    let jsh_config = s.home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, s.c.jsh(&s.home, &["config"], "").ok().stdout).expect("config");
+    Master::open(&direct_ssh_config(&s.home, &jsh_config, &addr, &s.os.name))
+}
+
+#[test]
+fn a_kept_open_connection_opens_nothing_once_access_is_revoked() {
+    let s = setup("r");
+    let master = master_to_node1(&s);
+    let run = |remote: &str| {
+        let out = master.command(remote).output().expect("ssh");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("echo before");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("before"), "{out}");
+    // The role that allows the login goes: the same connection opens no
+    // further session (it did before: channels were never re-checked).
+    s.c.jctl(&["users", "update", "alice", "--set-roles=auditor"])
+        .ok();
+    let refused = eventually(
+        "the new channel to be refused",
+        Duration::from_secs(10),
+        || {
+            let (code, out) = run("echo after");
+            (!out.contains("after")).then_some(code)
+        },
+    );
+    assert_ne!(refused, Some(0));
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=auth", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(events.contains("access revoked"), "{events}");
+}
+
+#[test]
+fn a_kept_open_connection_closes_when_its_certificate_expires() {
+    let s = setup("x");
+    s.c.login(&s.home, "alice", &["--ttl=4s"], &format!("{PASSWORD}\n"))
+        .ok();
+    let master = master_to_node1(&s);
+    let out = master.command("echo open").output().expect("ssh");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("open"));
+    let check = || {
+        master
+            .check_command()
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    eventually(
+        "the master connection to close",
+        Duration::from_secs(20),
+        || (!check()).then_some(()),
+    );
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=client.disconnect", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(events.contains("the certificate expired"), "{events}");
+}

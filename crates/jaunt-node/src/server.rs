@@ -16,6 +16,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// An authenticated connection's user.
@@ -23,7 +24,15 @@ struct Identity {
     cert: CertIdentity,
     login: String,
     authz: AuthorizeResponse,
+    /// When auth last said yes: a channel opened soon after needs no
+    /// second question.
+    authorized_at: std::time::Instant,
 }
+
+/// How long an authorization answers for new channels. A multiplexed
+/// connection (OpenSSH's ControlMaster) can live for days: each channel
+/// it opens later is authorized against the user's roles as they are then.
+const AUTHZ_FRESH: Duration = Duration::from_secs(1);
 
 struct ChannelState {
     writer: russh::ChannelWriteHalf<Msg>,
@@ -42,6 +51,8 @@ pub struct Connection {
     channels: HashMap<ChannelId, ChannelState>,
     /// The forwarded agent, once a channel asked for it.
     agent: Option<crate::agent_forward::AgentForward>,
+    /// Closes the connection when the certificate expires.
+    expiry: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Connection {
@@ -53,6 +64,7 @@ impl Connection {
             identity: None,
             channels: HashMap::new(),
             agent: None,
+            expiry: None,
         }
     }
 
@@ -102,6 +114,41 @@ impl Connection {
         e.user = user.map(str::to_string);
         self.ctx.audit.record(&e);
         self.refuse(login, reason)
+    }
+
+    /// Whether the user may still open a channel here: the login's
+    /// authorization while fresh, else auth's answer now. A refusal (user
+    /// removed, role changed) is audited and returned; when auth cannot be
+    /// reached the last answer stands, so sessions go on while it
+    /// restarts.
+    async fn still_allowed(&mut self) -> Result<(), String> {
+        let Some(id) = self.identity.as_ref() else {
+            return Err("not authenticated".into());
+        };
+        if id.authorized_at.elapsed() < AUTHZ_FRESH {
+            return Ok(());
+        }
+        let (user, login) = (id.cert.user.clone(), id.login.clone());
+        let authz = match self.authorize(&user, &login).await {
+            Ok(authz) => authz,
+            Err(e) => {
+                tracing::warn!(%user, %login, error = %e, "cannot re-check access; the login's authorization stands");
+                return Ok(());
+            }
+        };
+        if !authz.allowed {
+            let reason = format!("access revoked: {}", authz.reason);
+            self.ctx
+                .audit
+                .record(&self.event("auth", false).with("reason", reason.as_str()));
+            tracing::warn!(%user, %login, client = %self.client, %reason, "channel refused");
+            return Err(reason);
+        }
+        if let Some(id) = self.identity.as_mut() {
+            id.authz = authz;
+            id.authorized_at = std::time::Instant::now();
+        }
+        Ok(())
     }
 
     /// Starts a session channel's process: audits its start (no event, no
@@ -294,8 +341,43 @@ impl Handler for Connection {
             cert: identity,
             login: login.to_string(),
             authz,
+            authorized_at: std::time::Instant::now(),
         });
         Ok(Auth::Accept)
+    }
+
+    /// The connection ends when its certificate does (the reference
+    /// product's `disconnect_expired_cert`): a kept-open connection must
+    /// not outlive the access it was granted for.
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        let Some(id) = &self.identity else {
+            return Ok(());
+        };
+        let left = id
+            .cert
+            .valid_before
+            .saturating_sub(jaunt_sys::clock::now().max(0) as u64);
+        let handle = session.handle();
+        let event = self
+            .event("client.disconnect", true)
+            .with("reason", "the certificate expired");
+        let ctx = self.ctx.clone();
+        self.expiry = Some(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(left)).await;
+            // Nothing to do if the client has gone already.
+            let told = handle
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    "your certificate has expired; run 'jsh login' again".into(),
+                    String::new(),
+                )
+                .await;
+            if told.is_ok() {
+                tracing::info!(user = ?event.user, "connection closed: its certificate expired");
+                ctx.audit.record(&event);
+            }
+        }));
+        Ok(())
     }
 
     async fn channel_open_session(
@@ -304,6 +386,12 @@ impl Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.still_allowed().await.is_err() {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
         let id = channel.id();
         // Input arrives through the handler callbacks; the read half is
         // dropped so russh never waits on a queue nobody reads.
@@ -333,10 +421,11 @@ impl Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let allowed = self
-            .identity
-            .as_ref()
-            .is_some_and(|i| i.authz.port_forwarding && i.cert.permit_port_forwarding);
+        let allowed = self.still_allowed().await.is_ok()
+            && self
+                .identity
+                .as_ref()
+                .is_some_and(|i| i.authz.port_forwarding && i.cert.permit_port_forwarding);
         let Ok(port) = u16::try_from(port) else {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
@@ -571,6 +660,9 @@ impl Handler for Connection {
 impl Drop for Connection {
     /// The connection is gone: an authenticated one is recorded as such.
     fn drop(&mut self) {
+        if let Some(expiry) = self.expiry.take() {
+            expiry.abort();
+        }
         for state in self.channels.values() {
             if let Some(input) = &state.input {
                 let _ = input.try_send(Input::Hangup);

@@ -116,6 +116,15 @@ impl Master {
         master
     }
 
+    /// `ssh -O check`: succeeds while the master connection is up.
+    pub fn check_command(&self) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&self.config)
+            .args(["-O", "check", "direct"]);
+        cmd
+    }
+
     /// `ssh -tt` over the master: a session with a terminal.
     pub fn command(&self, remote: &str) -> Command {
         let mut cmd = Command::new("ssh");
