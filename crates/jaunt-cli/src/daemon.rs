@@ -208,6 +208,7 @@ async fn start_auth(
             tls,
             jaunt_proxy::Options {
                 raw_relay: config.raw_relay,
+                dial_policy: config.dial_policy.clone(),
             },
             stopped_signal(stopped.clone()),
         )));

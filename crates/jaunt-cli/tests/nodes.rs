@@ -793,3 +793,27 @@ fn a_kept_open_connection_closes_when_its_certificate_expires() {
             .stdout;
     assert!(events.contains("the certificate expired"), "{events}");
 }
+
+#[test]
+fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
+    let c = Cluster::start(Options {
+        node_address_allow: "10.0.0.0/8",
+        ..Default::default()
+    });
+    let os = OsUser::create("n");
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    // A direct node on loopback, which this proxy may not dial; a tunnel
+    // node is reached through its own connection and stays reachable.
+    let _direct = c.add_node("local", "env=a", true);
+    let _tunnel = c.add_node("tunnelled", "env=b", false);
+    let login = format!("{}@local", os.name);
+    c.jsh(&home, &["ssh", &login, "true"], "")
+        .fails_with("registered the address 127.0.0.1:");
+    let login = format!("{}@tunnelled", os.name);
+    let out = eventually("the tunnel node", Duration::from_secs(20), || {
+        let out = c.jsh(&home, &["ssh", &login, "echo through-the-tunnel"], "");
+        (out.code == Some(0)).then_some(out)
+    });
+    assert!(out.stdout.contains("through-the-tunnel"), "{out:?}");
+}

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub recording: Option<String>,
     /// How the proxy relays SSH: raw or tls.
     pub ssh_relay: Option<String>,
+    /// Networks the proxy may dial for direct-mode nodes, `cidr,cidr`.
+    pub node_address_allow: Option<String>,
     pub log_level: Option<String>,
     /// Node: the join token (only needed for the first start).
     pub token: Option<String>,
@@ -93,6 +95,8 @@ pub struct Config {
     /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
     /// TLS (`tls`).
     pub raw_relay: bool,
+    /// Which node addresses the proxy dials.
+    pub dial_policy: jaunt_types::addr::DialPolicy,
     pub log_level: String,
     pub node: Option<NodeSettings>,
 }
@@ -135,6 +139,7 @@ impl FileConfig {
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
             recording: over.recording.or(self.recording),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
+            node_address_allow: over.node_address_allow.or(self.node_address_allow),
             log_level: over.log_level.or(self.log_level),
             token: over.token.or(self.token),
             proxy: over.proxy.or(self.proxy),
@@ -410,6 +415,11 @@ impl Config {
                 "tls_cert_file and tls_key_file go together: set both or neither".into(),
             ));
         }
+        let dial_policy = jaunt_types::addr::DialPolicy::new(
+            s.node_address_allow.as_deref().unwrap_or(""),
+            listen.ip(),
+        )
+        .map_err(|m| invalid("node_address_allow", m))?;
         let log_level = log_level(&s, src)?;
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
@@ -441,6 +451,7 @@ impl Config {
             node_offline_after,
             recording,
             raw_relay,
+            dial_policy,
             log_level,
         })
     }
@@ -479,7 +490,7 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
             .map(|h| h.0)
             .unwrap_or_else(|_| hostname.to_string())
     });
-    let values: [(&str, String); 21] = [
+    let values = [
         (
             "data_dir",
             q(&s.data_dir
@@ -518,6 +529,10 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
         ),
         ("recording", q(s.recording.as_deref().unwrap_or("node"))),
         ("ssh_relay", q(s.ssh_relay.as_deref().unwrap_or("raw"))),
+        (
+            "node_address_allow",
+            q(s.node_address_allow.as_deref().unwrap_or("")),
+        ),
         (
             "log",
             q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
@@ -611,6 +626,8 @@ mod tests {
             ("public_addr: 'a b:1'\n", "public_addr"),
             ("public_addr: 'host:99999'\n", "invalid port"),
             ("second_factor: sms\n", "second_factor"),
+            ("node_address_allow: 10.0.0.0/33\n", "node_address_allow"),
+            ("node_address_allow: 'intranet'\n", "not a network"),
             ("roles: auth,dns\n", "unknown service \"dns\""),
             ("roles: proxy\n", "same process"),
             ("roles: node\n", "needs --proxy"),
@@ -667,6 +684,7 @@ mod tests {
             "max_login_attempts",
             "lockout_duration",
             "log_level",
+            "node_address_allow",
         ] {
             assert!(
                 text.contains(&format!("\n{key}: ")),

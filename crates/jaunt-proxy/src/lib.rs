@@ -62,6 +62,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay));
     let tickets = options.raw_relay.then(|| Arc::new(raw::Tickets::default()));
+    let dial_policy = Arc::new(options.dial_policy);
     let router = api::router(auth.clone());
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
@@ -75,7 +76,7 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone() };
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone() };
                     connections.spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
@@ -96,20 +97,17 @@ struct Ctx {
     tunnels: Arc<tunnel::Tunnels>,
     /// `None` when raw relays are turned off.
     tickets: Option<Arc<raw::Tickets>>,
+    dial_policy: Arc<jaunt_types::addr::DialPolicy>,
 }
 
 /// The proxy's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Grant raw relays (SSH bytes on a plain TCP connection after a TLS
     /// dial request) to clients that ask; otherwise SSH stays inside TLS.
     pub raw_relay: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { raw_relay: true }
-    }
+    /// Which addresses direct-mode nodes may be dialled at.
+    pub dial_policy: jaunt_types::addr::DialPolicy,
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
@@ -151,9 +149,12 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
                 tls,
                 peer,
                 client_cert,
-                &ctx.auth,
-                &ctx.tunnels,
-                ctx.tickets.as_ref(),
+                relay::Routes {
+                    auth: &ctx.auth,
+                    tunnels: &ctx.tunnels,
+                    tickets: ctx.tickets.as_ref(),
+                    dial_policy: &ctx.dial_policy,
+                },
             )
             .await
         }

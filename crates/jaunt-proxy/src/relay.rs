@@ -11,6 +11,7 @@ use crate::tunnel::{TunnelError, Tunnels};
 use crate::upstream::{Upstream, relay};
 use jaunt_auth::{AuthError, AuthServer};
 use jaunt_ca::IdentityKind;
+use jaunt_types::addr::DialPolicy;
 use jaunt_types::api::{DialRequest, DialResponse};
 use jaunt_types::route::{RouteError, parse_target, resolve};
 use jaunt_types::timefmt::format_unix;
@@ -55,6 +56,10 @@ pub enum Refusal {
         addr: String,
         reason: String,
     },
+    #[error(
+        "node {name} registered the address {addr}, which this proxy does not dial (node_address_allow)"
+    )]
+    AddressNotAllowed { name: String, addr: String },
     #[error(transparent)]
     Tunnel(#[from] TunnelError),
     /// Auth refused in words meant for the user (access, not found).
@@ -87,17 +92,25 @@ impl Refusal {
     }
 }
 
+/// What the relay reaches nodes with.
+pub struct Routes<'a> {
+    pub auth: &'a AuthServer,
+    pub tunnels: &'a Tunnels,
+    /// `None` when raw relays are turned off.
+    pub tickets: Option<&'a Arc<Tickets>>,
+    pub dial_policy: &'a DialPolicy,
+}
+
 pub async fn serve<S>(
     mut client: S,
     peer: SocketAddr,
     cert: Option<CertificateDer<'static>>,
-    auth: &AuthServer,
-    tunnels: &Tunnels,
-    tickets: Option<&Arc<Tickets>>,
+    routes: Routes<'_>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (node, raw) = match connect(&mut client, cert, auth, tunnels).await {
+    let tickets = routes.tickets;
+    let (node, raw) = match connect(&mut client, cert, &routes).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let _ = write_json_line(&mut client, &refusal.answer(peer)).await;
@@ -121,14 +134,59 @@ pub async fn serve<S>(
     relay(&mut client, node, peer).await
 }
 
+/// Connects to a direct-mode node at `addr`: its name is resolved here,
+/// and only addresses the policy permits are dialled (the check and the
+/// connection use the same resolved address, so a name that resolves
+/// differently a moment later changes nothing).
+async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, Refusal> {
+    let unreachable = |reason: String| Refusal::Unreachable {
+        name: name.to_string(),
+        addr: addr.to_string(),
+        reason,
+    };
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .collect();
+    let permitted: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|a| policy.permits(a.ip()))
+        .collect();
+    if permitted.is_empty() {
+        tracing::warn!(node = %name, %addr, ?resolved, "node address refused by node_address_allow");
+        return Err(Refusal::AddressNotAllowed {
+            name: name.to_string(),
+            addr: addr.to_string(),
+        });
+    }
+    let mut last = String::new();
+    for target in permitted {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => {
+                return Err(Refusal::DialTimeout {
+                    name: name.to_string(),
+                    addr: addr.to_string(),
+                });
+            }
+        }
+    }
+    Err(unreachable(last))
+}
+
 /// Checks the caller and the request, then connects to the node; the
 /// `bool` is whether the client asked for a raw relay.
 async fn connect<S: AsyncRead + Unpin>(
     client: &mut S,
     cert: Option<CertificateDer<'static>>,
-    auth: &AuthServer,
-    tunnels: &Tunnels,
+    routes: &Routes<'_>,
 ) -> Result<(Upstream, bool), Refusal> {
+    let (auth, tunnels) = (routes.auth, routes.tunnels);
     let der = cert.ok_or(Refusal::NoCertificate)?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| Refusal::BadCertificate(e.to_string()))?;
     let cluster = &auth.identity().cluster_name;
@@ -163,21 +221,7 @@ async fn connect<S: AsyncRead + Unpin>(
         });
     }
     let upstream = match &node.addr {
-        Some(addr) => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| Refusal::DialTimeout {
-                    name: node.name.clone(),
-                    addr: addr.clone(),
-                })?
-                .map_err(|e| Refusal::Unreachable {
-                    name: node.name.clone(),
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
-            let _ = stream.set_nodelay(true);
-            Upstream::Tcp(stream)
-        }
+        Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
         None => tunnels.dial(&node.uuid, &node.name).await?,
     };
     Ok((upstream, req.raw))
@@ -220,6 +264,13 @@ mod tests {
             (
                 Refusal::NoCertificate,
                 "the proxy needs your certificate: run 'jsh login'",
+            ),
+            (
+                Refusal::AddressNotAllowed {
+                    name: "db".into(),
+                    addr: "169.254.169.254:22".into(),
+                },
+                "node db registered the address 169.254.169.254:22, which this proxy does not dial (node_address_allow)",
             ),
         ];
         for (refusal, want) in cases {

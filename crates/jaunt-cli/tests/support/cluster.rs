@@ -10,6 +10,8 @@ pub struct Options {
     pub node_offline_after: &'static str,
     pub recording: &'static str,
     pub ssh_relay: &'static str,
+    /// The proxy's node_address_allow; empty: the default.
+    pub node_address_allow: &'static str,
 }
 
 impl Default for Options {
@@ -20,6 +22,7 @@ impl Default for Options {
             node_offline_after: "60s",
             recording: "node",
             ssh_relay: "raw",
+            node_address_allow: "",
         }
     }
 }
@@ -59,6 +62,7 @@ impl Cluster {
             node_offline_after: Some(opts.node_offline_after.into()),
             recording: Some(opts.recording.into()),
             ssh_relay: Some(opts.ssh_relay.into()),
+            node_address_allow: Some(opts.node_address_allow.into()),
             ..Default::default()
         };
         let config =

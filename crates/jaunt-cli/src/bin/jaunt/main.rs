@@ -74,6 +74,10 @@ pub struct SettingsFlags {
     /// How the proxy relays SSH: raw or tls [default: raw]
     #[arg(long)]
     ssh_relay: Option<String>,
+    /// Networks the proxy may dial for direct-mode nodes: cidr,cidr
+    /// [default: all but loopback, link-local, multicast]
+    #[arg(long)]
+    node_address_allow: Option<String>,
     /// Node: the join token from 'jctl tokens add' (first start only)
     #[arg(long)]
     token: Option<String>,
@@ -116,6 +120,7 @@ impl SettingsFlags {
             node_offline_after: self.node_offline_after.clone(),
             recording: self.recording.clone(),
             ssh_relay: self.ssh_relay.clone(),
+            node_address_allow: self.node_address_allow.clone(),
             log_level: self.log_level.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),
