@@ -42,6 +42,8 @@ pub struct AuthConfig {
     pub node_offline_after: Ttl,
     /// Where sessions are recorded (told to nodes in heartbeats).
     pub recording: jaunt_types::api::RecordingMode,
+    /// Nodes close SSH connections idle this long (told in heartbeats).
+    pub client_idle_timeout: Option<Ttl>,
 }
 
 /// The auth service. Cheap to share behind an `Arc`.

@@ -218,6 +218,7 @@ impl AuthServer {
             user_ca_keys: self.user_ca_keys()?,
             heartbeat_secs: record.heartbeat_secs,
             recording: self.config.recording,
+            client_idle_timeout_secs: self.config.client_idle_timeout.map_or(0, |t| t.as_secs()),
         })
     }
 

@@ -35,6 +35,7 @@ impl Fixture {
         AuthServer::start(
             store,
             AuthConfig {
+                client_idle_timeout: None,
                 cluster_name: name.to_string(),
                 public_addr: "proxy.example.com:3080".into(),
                 second_factor,

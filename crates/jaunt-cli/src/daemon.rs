@@ -157,6 +157,7 @@ async fn start_auth(
                 lockout_duration: config.lockout_duration,
                 node_offline_after: config.node_offline_after,
                 recording: config.recording,
+                client_idle_timeout: config.client_idle_timeout,
             },
         )
         .await?,

@@ -817,3 +817,49 @@ fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
     });
     assert!(out.stdout.contains("through-the-tunnel"), "{out:?}");
 }
+
+#[test]
+fn an_idle_connection_is_closed_after_client_idle_timeout() {
+    let c = Cluster::start(Options {
+        client_idle_timeout: "2s",
+        ..Default::default()
+    });
+    let os = OsUser::create("d");
+    let home = c.signed_up("alice", &os.name);
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let node = c.add_node("idle", "env=idle", true);
+    let addr = node.ssh_addr.expect("direct node").to_string();
+    let jsh_config = home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, c.jsh(&home, &["config"], "").ok().stdout).expect("config");
+    // The node learns the timeout from its first heartbeat's answer and
+    // applies it to connections made after that.
+    let config = direct_ssh_config(&home, &jsh_config, &addr, &os.name);
+    let master_is_up = |m: &Master| {
+        m.check_command()
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    eventually(
+        "an idle connection to be closed",
+        Duration::from_secs(40),
+        || {
+            let master = Master::open(&config);
+            // Output every half second keeps the connection in use past 2 s.
+            let out = master
+                .command("for i in 1 2 3 4 5 6 7 8; do echo tick; sleep 0.5; done; echo still-here")
+                .output()
+                .ok()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("still-here") {
+                return None;
+            }
+            // Then nothing: it is closed within a few seconds.
+            let idle_since = std::time::Instant::now();
+            within(Duration::from_secs(8), || {
+                (!master_is_up(&master)).then_some(())
+            })?;
+            assert!(idle_since.elapsed() >= Duration::from_secs(1));
+            Some(())
+        },
+    );
+}

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub lockout_duration: Option<String>,
     /// Text, parsed in `resolve`.
     pub node_offline_after: Option<String>,
+    /// Nodes close SSH connections idle this long; `off` (the default).
+    pub client_idle_timeout: Option<String>,
     /// Where sessions are recorded: node, node-sync or off.
     pub recording: Option<String>,
     /// How the proxy relays SSH: raw or tls.
@@ -90,6 +92,8 @@ pub struct Config {
     pub max_login_attempts: u32,
     pub lockout_duration: Ttl,
     pub node_offline_after: Ttl,
+    /// `None`: connections are never closed for being idle.
+    pub client_idle_timeout: Option<Ttl>,
     pub recording: jaunt_types::api::RecordingMode,
     /// The proxy hands relayed SSH bytes to a plain TCP connection after
     /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
@@ -137,6 +141,7 @@ impl FileConfig {
             max_login_attempts: over.max_login_attempts.or(self.max_login_attempts),
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
+            client_idle_timeout: over.client_idle_timeout.or(self.client_idle_timeout),
             recording: over.recording.or(self.recording),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
             node_address_allow: over.node_address_allow.or(self.node_address_allow),
@@ -398,6 +403,16 @@ impl Config {
         if node_offline_after.as_secs() == 0 {
             return Err(invalid("node_offline_after", "must be positive".into()));
         }
+        let client_idle_timeout = match s.client_idle_timeout.as_deref() {
+            None | Some("off") | Some("0") | Some("") => None,
+            Some(_) => Some(duration(
+                &s.client_idle_timeout,
+                Defaults::LOCKOUT,
+                "client_idle_timeout",
+                src,
+            )?)
+            .filter(|t| t.as_secs() > 0),
+        };
         let recording = match &s.recording {
             Some(text) => text.parse().map_err(|e| invalid("recording", e))?,
             None => Default::default(),
@@ -449,6 +464,7 @@ impl Config {
             max_login_attempts,
             lockout_duration,
             node_offline_after,
+            client_idle_timeout,
             recording,
             raw_relay,
             dial_policy,
@@ -527,6 +543,10 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
                 .clone()
                 .unwrap_or_else(|| Defaults::NODE_OFFLINE_AFTER.to_string())),
         ),
+        (
+            "client_idle_timeout",
+            q(s.client_idle_timeout.as_deref().unwrap_or("off")),
+        ),
         ("recording", q(s.recording.as_deref().unwrap_or("node"))),
         ("ssh_relay", q(s.ssh_relay.as_deref().unwrap_or("raw"))),
         (
@@ -597,6 +617,17 @@ mod tests {
         assert_eq!(c.max_login_attempts, 5);
         assert_eq!(c.lockout_duration.as_secs(), 1800);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/jaunt"));
+        assert_eq!(c.client_idle_timeout, None);
+        for (text, secs) in [
+            ("30m", Some(1800)),
+            ("off", None),
+            ("0", None),
+            ("0s", None),
+        ] {
+            let file = format!("client_idle_timeout: '{text}'\n");
+            let c = resolve(&file, FileConfig::default()).expect("idle timeout");
+            assert_eq!(c.client_idle_timeout.map(|t| t.as_secs()), secs, "{text}");
+        }
     }
 
     #[test]
@@ -627,6 +658,7 @@ mod tests {
             ("public_addr: 'host:99999'\n", "invalid port"),
             ("second_factor: sms\n", "second_factor"),
             ("node_address_allow: 10.0.0.0/33\n", "node_address_allow"),
+            ("client_idle_timeout: soon\n", "client_idle_timeout"),
             ("node_address_allow: 'intranet'\n", "not a network"),
             ("roles: auth,dns\n", "unknown service \"dns\""),
             ("roles: proxy\n", "same process"),

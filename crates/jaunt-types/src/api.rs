@@ -192,6 +192,9 @@ pub struct HeartbeatResponse {
     /// The cluster's recording mode.
     #[serde(default)]
     pub recording: RecordingMode,
+    /// Close SSH connections idle this long; 0: never.
+    #[serde(default)]
+    pub client_idle_timeout_secs: u64,
 }
 
 /// A node as clients see it.

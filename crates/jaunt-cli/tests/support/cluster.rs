@@ -12,6 +12,8 @@ pub struct Options {
     pub ssh_relay: &'static str,
     /// The proxy's node_address_allow; empty: the default.
     pub node_address_allow: &'static str,
+    /// Nodes close idle connections after this (`off`: never).
+    pub client_idle_timeout: &'static str,
 }
 
 impl Default for Options {
@@ -23,6 +25,7 @@ impl Default for Options {
             recording: "node",
             ssh_relay: "raw",
             node_address_allow: "",
+            client_idle_timeout: "off",
         }
     }
 }
@@ -63,6 +66,7 @@ impl Cluster {
             recording: Some(opts.recording.into()),
             ssh_relay: Some(opts.ssh_relay.into()),
             node_address_allow: Some(opts.node_address_allow.into()),
+            client_idle_timeout: Some(opts.client_idle_timeout.into()),
             ..Default::default()
         };
         let config =

@@ -94,11 +94,21 @@ async fn heartbeat_once(
         if let Ok(mut a) = ctx.api.write() {
             *a = api;
         }
-        let fresh = ssh_config(id)?;
+        tracing::info!("node certificates renewed");
+    }
+    // New connections get the renewed host certificate and the cluster's
+    // idle timeout (russh closes a connection idle that long).
+    let idle = (resp.client_idle_timeout_secs > 0)
+        .then(|| Duration::from_secs(resp.client_idle_timeout_secs));
+    let idle_changed = config
+        .read()
+        .map(|c| c.inactivity_timeout != idle)
+        .unwrap_or(true);
+    if changed || idle_changed {
+        let fresh = ssh_config(id, idle)?;
         if let Ok(mut c) = config.write() {
             *c = fresh;
         }
-        tracing::info!("node certificates renewed");
     }
     Ok(resp.heartbeat_secs)
 }

@@ -79,7 +79,11 @@ fn private_dir(path: &Path) -> Result<PathBuf, NodeError> {
     Ok(path.to_path_buf())
 }
 
-fn ssh_config(id: &StoredIdentity) -> Result<Arc<russh::server::Config>, NodeError> {
+/// The SSH server's settings; `idle`: close connections idle this long.
+fn ssh_config(
+    id: &StoredIdentity,
+    idle: Option<Duration>,
+) -> Result<Arc<russh::server::Config>, NodeError> {
     let key = PrivateKey::from_openssh(id.host_key.expose()).map_err(credentials)?;
     let cert = Certificate::from_openssh(id.host_cert.trim()).map_err(credentials)?;
     Ok(Arc::new(russh::server::Config {
@@ -88,8 +92,16 @@ fn ssh_config(id: &StoredIdentity) -> Result<Arc<russh::server::Config>, NodeErr
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::ZERO),
-        inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(30)),
+        // russh restarts its inactivity clock on any traffic but its own
+        // keepalives, and the client's answers to those are traffic: with
+        // an idle timeout, it alone finds dead clients (as it closes idle
+        // ones), so there are no keepalives. A client's own keepalives
+        // (OpenSSH's ServerAliveInterval) count as activity.
+        inactivity_timeout: idle,
+        keepalive_interval: match idle {
+            Some(_) => None,
+            None => Some(Duration::from_secs(30)),
+        },
         nodelay: true,
         // Room for a client's pipelined SFTP writes (OpenSSH keeps 64 x
         // 32 KiB in flight) without waiting for a window adjustment.
@@ -150,7 +162,8 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         running_dir: private_dir(&cfg.data_dir.join("running"))?,
     });
     crate::server::end_interrupted_sessions(&ctx);
-    let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id)?));
+    // The idle timeout comes with the first heartbeat, sent at once.
+    let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id, None)?));
     let mut tasks = Vec::new();
     let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     match listener {

@@ -74,6 +74,9 @@ pub struct SettingsFlags {
     /// How the proxy relays SSH: raw or tls [default: raw]
     #[arg(long)]
     ssh_relay: Option<String>,
+    /// Nodes close SSH connections idle this long, e.g. 30m [default: off]
+    #[arg(long)]
+    client_idle_timeout: Option<String>,
     /// Networks the proxy may dial for direct-mode nodes: cidr,cidr
     /// [default: all but loopback, link-local, multicast]
     #[arg(long)]
@@ -120,6 +123,7 @@ impl SettingsFlags {
             node_offline_after: self.node_offline_after.clone(),
             recording: self.recording.clone(),
             ssh_relay: self.ssh_relay.clone(),
+            client_idle_timeout: self.client_idle_timeout.clone(),
             node_address_allow: self.node_address_allow.clone(),
             log_level: self.log_level.clone(),
             token: self.token.clone(),
