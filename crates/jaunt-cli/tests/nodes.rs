@@ -735,7 +735,7 @@ fn master_to_node1(s: &Setup) -> Master {
 
 #[test]
 fn a_kept_open_connection_opens_nothing_once_access_is_revoked() {
-    let s = setup("r");
+    let s = setup("v");
     let master = master_to_node1(&s);
     let run = |remote: &str| {
         let out = master.command(remote).output().expect("ssh");
@@ -769,7 +769,7 @@ fn a_kept_open_connection_opens_nothing_once_access_is_revoked() {
 
 #[test]
 fn a_kept_open_connection_closes_when_its_certificate_expires() {
-    let s = setup("x");
+    let s = setup("e");
     s.c.login(&s.home, "alice", &["--ttl=4s"], &format!("{PASSWORD}\n"))
         .ok();
     let master = master_to_node1(&s);
@@ -800,7 +800,7 @@ fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
         node_address_allow: "10.0.0.0/8",
         ..Default::default()
     });
-    let os = OsUser::create("n");
+    let os = OsUser::create("w");
     let home = c.signed_up("alice", &os.name);
     c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
     // A direct node on loopback, which this proxy may not dial; a tunnel
