@@ -180,28 +180,36 @@ async fn start_auth(
         };
         proxy_addr = Some(listener.local_addr()?);
         let ca_pem = auth.identity().tls_ca.cert_pem().to_string();
-        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
-            (Some(cert), Some(key)) => jaunt_proxy::server_config(
-                &read_file(cert, "tls_cert_file")?,
-                &read_file(key, "tls_key_file")?,
-                &ca_pem,
-                false,
-            )?,
-            _ => {
-                let mut names = vec![config.public_host.clone()];
-                for local in ["localhost", "127.0.0.1", "::1"] {
-                    if !names.iter().any(|n| n == local) {
-                        names.push(local.to_string());
-                    }
-                }
-                let issued = auth.proxy_tls(&names).await?;
-                jaunt_proxy::server_config(
-                    &issued.cert_pem,
-                    issued.key_pem.expose(),
-                    &ca_pem,
-                    true,
-                )?
+        // The cluster-issued certificate is always there: clients that
+        // trust only the cluster's CA (nodes, jsh after login) ask for it
+        // by name; an operator's certificate serves everyone else.
+        let mut names = vec![
+            config.public_host.clone(),
+            jaunt_types::api::CLUSTER_SERVER_NAME.to_string(),
+        ];
+        for local in ["localhost", "127.0.0.1", "::1"] {
+            if !names.iter().any(|n| n == local) {
+                names.push(local.to_string());
             }
+        }
+        let issued = auth.proxy_tls(&names).await?;
+        let cluster = jaunt_proxy::CertPem {
+            chain: &issued.cert_pem,
+            key: issued.key_pem.expose(),
+        };
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let (chain, key) = (
+                    read_file(cert, "tls_cert_file")?,
+                    read_file(key, "tls_key_file")?,
+                );
+                let public = jaunt_proxy::CertPem {
+                    chain: &chain,
+                    key: &key,
+                };
+                jaunt_proxy::server_config(cluster, Some(public), &ca_pem)?
+            }
+            _ => jaunt_proxy::server_config(cluster, None, &ca_pem)?,
         };
         tasks.push(tokio::spawn(jaunt_proxy::serve(
             listener,

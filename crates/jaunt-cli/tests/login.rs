@@ -416,3 +416,57 @@ fn puttygen_reads_the_ppk_as_the_same_key() {
     assert_eq!(blob(&from_ppk), blob(&public));
     assert!(blob(&public).is_some());
 }
+
+#[test]
+fn a_pin_or_the_saved_cluster_ca_is_trusted_above_system_roots() {
+    // The proxy shows a certificate from a CA this system trusts (a public
+    // CA, here one of the test's, given to jsh as SSL_CERT_FILE).
+    let public = jaunt_ca::TlsCa::generate("public", jaunt_sys::clock::now() as u64).expect("ca");
+    let (cert, key) = public
+        .issue_server_cert(&["127.0.0.1".into()], jaunt_sys::clock::now() as u64, 3600)
+        .expect("cert");
+    let c = Cluster::start(Options {
+        public_cert: Some((cert, key.expose().clone())),
+        ..Default::default()
+    });
+    let roots = c.dir.path().join("system-roots.pem");
+    std::fs::write(&roots, public.cert_pem()).expect("roots");
+    let home = c.signed_up("gus", "gus");
+    let jsh = |args: &[&str]| {
+        let mut cmd = jsh_command(&home, args);
+        cmd.env("SSL_CERT_FILE", &roots);
+        run(cmd, &format!("{PASSWORD}\n"))
+    };
+    let proxy = format!("--proxy={}", c.proxy);
+    // A pin that is not the cluster's: refused, although the system's
+    // roots accept the certificate the proxy shows by default (before,
+    // those were asked first and the login went through).
+    let public_pin = {
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(public.cert_pem().as_bytes())
+            .expect("der");
+        jaunt_ca::ca_pin(&der).expect("pin")
+    };
+    let wrong = format!("--ca-pin={public_pin}");
+    jsh(&["login", &proxy, "--user=gus", &wrong, "--password-stdin"])
+        .fails_with("does not chain to a CA matching --ca-pin");
+    // On a machine that never saw the cluster (no pin, nothing saved) the
+    // system's roots decide, and the login saves the cluster's CA...
+    let fresh = c.user_home("gus-laptop");
+    let on_fresh = |args: &[&str]| {
+        let mut cmd = jsh_command(&fresh, args);
+        cmd.env("SSL_CERT_FILE", &roots);
+        run(cmd, &format!("{PASSWORD}\n"))
+    };
+    on_fresh(&["login", &proxy, "--user=gus", "--password-stdin"]).ok();
+    // ...which from then on is the only trust: the proxy shows its
+    // cluster-issued certificate to a client that asks for the cluster.
+    let status = on_fresh(&["status"]).ok();
+    assert!(status.stdout.contains("gus"), "{}", status.stdout);
+    on_fresh(&["ls"]).ok();
+    // The home that signed up with the cluster's pin logs in by it.
+    jsh(&["login", &proxy, "--user=gus", "--password-stdin"]).ok();
+    // A node joins with the cluster's pin through the same proxy.
+    let node = c.add_node("behind-public-cert", "env=p", true);
+    assert!(!node.uuid.is_empty());
+}

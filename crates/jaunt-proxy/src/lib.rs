@@ -19,7 +19,7 @@ mod tls;
 mod tunnel;
 mod upstream;
 
-pub use tls::{TlsError, server_config};
+pub use tls::{CertPem, TlsError, server_config};
 
 use jaunt_auth::AuthServer;
 use std::future::Future;

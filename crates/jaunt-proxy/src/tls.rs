@@ -1,9 +1,13 @@
-//! The proxy's TLS configuration: its certificate chain (leaf, then the
-//! cluster CA so clients can check a pin on first contact), ALPN, and
-//! optional client certificates verified against the cluster TLS CA.
+//! The proxy's TLS configuration: its certificates (the cluster-issued one,
+//! sent with the cluster CA so clients can check a pin on first contact,
+//! and optionally the operator's own for clients that trust system roots),
+//! ALPN, and optional client certificates verified against the cluster CA.
 
+use jaunt_types::api::CLUSTER_SERVER_NAME;
 use rustls::RootCertStore;
+use rustls::server::ResolvesServerCert;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
@@ -34,26 +38,65 @@ fn certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
-/// Builds the server configuration. `chain_pem` is the server certificate
-/// followed by any intermediates; `cluster_ca_pem` verifies client
-/// certificates and, when the proxy uses a cluster-issued certificate, is
-/// appended to the chain.
-pub fn server_config(
-    chain_pem: &str,
-    key_pem: &str,
-    cluster_ca_pem: &str,
-    send_cluster_ca: bool,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut chain = certs(chain_pem, "proxy TLS certificate")?;
-    let ca = certs(cluster_ca_pem, "cluster TLS CA")?;
-    if send_cluster_ca {
-        chain.extend(ca.iter().cloned());
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
-        what: "proxy TLS key",
+/// A certificate and its key, as PEM.
+pub struct CertPem<'a> {
+    /// The certificate, then any intermediates.
+    pub chain: &'a str,
+    pub key: &'a str,
+}
+
+fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+    pem: &CertPem<'_>,
+    what: &'static str,
+    append: &[CertificateDer<'static>],
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let mut chain = certs(pem.chain, what)?;
+    chain.extend(append.iter().cloned());
+    let key = PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).map_err(|e| TlsError::Pem {
+        what,
         reason: e.to_string(),
     })?;
+    let signing = provider.key_provider.load_private_key(key)?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+}
+
+/// Which certificate a client gets: the cluster-issued one when it asks
+/// for [`CLUSTER_SERVER_NAME`] (it trusts only the cluster's CA) or when
+/// no other is configured; else the operator's own (`tls_cert_file`).
+#[derive(Debug)]
+struct ByServerName {
+    cluster: Arc<CertifiedKey>,
+    public: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByServerName {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match (&self.public, hello.server_name()) {
+            (Some(public), name) if name != Some(CLUSTER_SERVER_NAME) => Some(public.clone()),
+            _ => Some(self.cluster.clone()),
+        }
+    }
+}
+
+/// Builds the server configuration. `cluster` is the certificate the
+/// cluster's TLS CA issued the proxy (sent with that CA, so a client can
+/// check a pin on first contact); `public`, the operator's certificate
+/// (`tls_cert_file`), shown to clients that trust system roots.
+/// `cluster_ca_pem` also verifies client certificates.
+pub fn server_config(
+    cluster: CertPem<'_>,
+    public: Option<CertPem<'_>>,
+    cluster_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca = certs(cluster_ca_pem, "cluster TLS CA")?;
+    let resolver = ByServerName {
+        cluster: certified_key(&provider, &cluster, "proxy TLS certificate", &ca)?,
+        public: public
+            .map(|p| certified_key(&provider, &p, "tls_cert_file", &[]))
+            .transpose()?,
+    };
     let mut roots = RootCertStore::empty();
     for c in ca {
         roots.add(c)?;
@@ -65,7 +108,7 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(resolver));
     // Stateless session tickets: nodes' heartbeats and authorization calls,
     // and a client's repeated connections, resume instead of repeating the
     // full handshake (the certificate's expiry is re-checked on each use).

@@ -1,8 +1,8 @@
 //! The HTTPS client for the proxy's API, and the TLS dialer under it. The
-//! proxy's certificate must chain to the system roots, to the cluster CA
-//! saved at an earlier login or join, or to a CA in the presented chain
-//! whose key matches `--ca-pin`; `--insecure` skips the check (and the
-//! caller warns).
+//! proxy's certificate must chain to the cluster CA saved at an earlier
+//! login or join, or to a CA in the presented chain whose key matches
+//! `--ca-pin`; only when there is neither do the system's roots decide.
+//! `--insecure` skips the check (and the caller warns).
 
 use crate::{Result, TransportError};
 use http_body_util::{BodyExt, Full};
@@ -11,7 +11,7 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use jaunt_types::api::{ALPN_HTTP, ApiErrorBody, ErrorCode};
+use jaunt_types::api::{ALPN_HTTP, ApiErrorBody, CLUSTER_SERVER_NAME, ErrorCode};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -70,12 +70,21 @@ impl ServerCertVerifier for Verifier {
         if self.insecure {
             return Ok(ServerCertVerified::assertion());
         }
-        if let Some(system) = &self.system
-            && system
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-                .is_ok()
-        {
-            return Ok(ServerCertVerified::assertion());
+        // A pin or a saved cluster CA is the only trust: a public CA that
+        // will sign anything for anyone must not override it (for a node,
+        // a heartbeat answer sets its user CA keys).
+        if self.pin.is_none() && self.saved.is_empty() {
+            let untrusted = |why: String| {
+                tls_error(format!(
+                    "the proxy's certificate is not trusted by this system ({why}); pass --ca-pin=sha256:... (printed by 'jctl status' and 'jctl users add') or, for a test cluster, --insecure"
+                ))
+            };
+            return match &self.system {
+                Some(system) => system
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                    .map_err(|e| untrusted(e.to_string())),
+                None => Err(untrusted("no system roots".into())),
+            };
         }
         let mut anchors: Vec<CertificateDer<'static>> = self.saved.clone();
         if let Some(pin) = &self.pin {
@@ -90,11 +99,6 @@ impl ServerCertVerifier for Verifier {
                 )));
             }
             anchors = pinned;
-        }
-        if anchors.is_empty() {
-            return Err(tls_error(
-                "the proxy's certificate is not trusted by this system; pass --ca-pin=sha256:... (printed by 'jctl status' and 'jctl users add') or, for a test cluster, --insecure".into(),
-            ));
         }
         let mut roots = RootCertStore::empty();
         for a in anchors {
@@ -168,6 +172,10 @@ pub struct ApiClient {
 struct Dialer {
     addr: String,
     host: String,
+    /// The server name asked for: the cluster's reserved name when the
+    /// cluster's CA is the trust (the proxy answers with the certificate
+    /// that CA issued it), else the proxy's host.
+    server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -247,8 +255,7 @@ impl Dialer {
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| connect_err(format!("invalid host name: {e}")))?;
+        let name = self.server_name.clone();
         let config = if alpn == ALPN_HTTP {
             self.tls.clone()
         } else {
@@ -307,6 +314,7 @@ impl ApiClient {
                 .map_err(|e| tls_err(format!("saved cluster CA: {e}")))?,
             None => Vec::new(),
         };
+        let by_cluster_ca = !trust.insecure && (trust.ca_pin.is_some() || !saved.is_empty());
         let verifier = Verifier {
             system: if trust.insecure {
                 None
@@ -337,11 +345,18 @@ impl ApiClient {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![ALPN_HTTP.to_vec()];
+        let host = jaunt_types::addr::split_host_port(addr, 0)
+            .map(|(host, _)| host)
+            .unwrap_or_else(|_| addr.to_string());
+        let server_name = match by_cluster_ca {
+            true => ServerName::try_from(CLUSTER_SERVER_NAME),
+            false => ServerName::try_from(host.clone()),
+        }
+        .map_err(|e| tls_err(format!("invalid host name: {e}")))?;
         let dialer = Arc::new(Dialer {
             addr: addr.to_string(),
-            host: jaunt_types::addr::split_host_port(addr, 0)
-                .map(|(host, _)| host)
-                .unwrap_or_else(|_| addr.to_string()),
+            host,
+            server_name,
             tls: Arc::new(config),
         });
         let http = Client::builder(TokioExecutor::new())
@@ -433,5 +448,113 @@ impl ApiClient {
                 message: format!("the proxy answered {status}"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaunt_ca::TlsCa;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem")
+    }
+
+    /// A CA and a server certificate it issued for `name`.
+    fn issued(ca_name: &str, name: &str) -> (TlsCa, CertificateDer<'static>) {
+        let ca = TlsCa::generate(ca_name, NOW).expect("ca");
+        let (cert, _) = ca
+            .issue_server_cert(&[name.to_string()], NOW, 3600)
+            .expect("cert");
+        (ca, der(&cert))
+    }
+
+    fn verifier(system: &TlsCa, saved: Option<&TlsCa>, pin: Option<String>) -> Verifier {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.add(der(system.cert_pem())).expect("root");
+        Verifier {
+            system: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .ok(),
+            provider,
+            saved: saved.map(|c| vec![der(c.cert_pem())]).unwrap_or_default(),
+            pin,
+            insecure: false,
+        }
+    }
+
+    fn check(
+        v: &Verifier,
+        leaf: &CertificateDer<'_>,
+        chain: &[CertificateDer<'_>],
+        name: &str,
+    ) -> Result<(), String> {
+        let name = ServerName::try_from(name.to_string()).expect("name");
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(NOW + 60));
+        v.verify_server_cert(leaf, chain, &name, &[], now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_pin_or_a_saved_ca_is_the_only_trust() {
+        // A certificate from a CA the system trusts (a public CA, or one
+        // an attacker got into the trust store) for the proxy's name.
+        let (public, forged) = issued("public", "proxy.example.com");
+        let (cluster, genuine) = issued("cluster", CLUSTER_SERVER_NAME);
+        let public_chain = [der(public.cert_pem())];
+        let cluster_chain = [der(cluster.cert_pem())];
+        let pin = jaunt_ca::ca_pin(&der(cluster.cert_pem())).expect("pin");
+
+        // No pin and no saved CA: the system's roots decide.
+        let open = verifier(&public, None, None);
+        assert_eq!(
+            check(&open, &forged, &public_chain, "proxy.example.com"),
+            Ok(())
+        );
+        let err = check(&open, &genuine, &cluster_chain, CLUSTER_SERVER_NAME).expect_err("unknown");
+        assert!(err.contains("--ca-pin"), "{err}");
+
+        // With a pin, the system's roots are not asked (they were first).
+        let pinned = verifier(&public, None, Some(pin.clone()));
+        let err = check(&pinned, &forged, &public_chain, "proxy.example.com").expect_err("pinned");
+        assert!(
+            err.contains("does not chain to a CA matching --ca-pin"),
+            "{err}"
+        );
+        assert_eq!(
+            check(&pinned, &genuine, &cluster_chain, CLUSTER_SERVER_NAME),
+            Ok(())
+        );
+
+        // With the cluster CA saved at login or join, likewise.
+        let saved = verifier(&public, Some(&cluster), None);
+        assert!(check(&saved, &forged, &public_chain, "proxy.example.com").is_err());
+        assert_eq!(check(&saved, &genuine, &[], CLUSTER_SERVER_NAME), Ok(()));
+    }
+
+    #[test]
+    fn clients_that_trust_the_cluster_ca_ask_for_the_cluster_name() {
+        let name = |trust: Trust| {
+            ApiClient::new("proxy.example.com:3080", &trust, None)
+                .map(|c| format!("{:?}", c.dialer.server_name))
+                .expect("client")
+        };
+        let by_host = name(Trust::default());
+        assert!(by_host.contains("proxy.example.com"), "{by_host}");
+        let pinned = name(Trust {
+            ca_pin: Some("sha256:00".into()),
+            ..Default::default()
+        });
+        assert!(pinned.contains(CLUSTER_SERVER_NAME), "{pinned}");
+        let insecure = name(Trust {
+            ca_pin: Some("sha256:00".into()),
+            insecure: true,
+            ..Default::default()
+        });
+        assert!(insecure.contains("proxy.example.com"), "{insecure}");
     }
 }

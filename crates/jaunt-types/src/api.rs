@@ -147,6 +147,13 @@ pub const ALPN_SSH: &[u8] = b"jaunt-ssh/1";
 /// ALPN of a node's reverse tunnel (control and data connections).
 pub const ALPN_TUNNEL: &[u8] = b"jaunt-tunnel/1";
 
+/// The server name a client asks for when it trusts the proxy by the
+/// cluster's own CA (a pin, or the CA saved at login or join): the proxy
+/// then presents its cluster-issued certificate, which names it, even when
+/// it shows a certificate from a public CA to everyone else. Such a client
+/// never trusts the system's roots.
+pub const CLUSTER_SERVER_NAME: &str = "proxy.jaunt.cluster.local";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeJoinRequest {
     pub token: Secret<String>,

@@ -14,6 +14,9 @@ pub struct Options {
     pub node_address_allow: &'static str,
     /// Nodes close idle connections after this (`off`: never).
     pub client_idle_timeout: &'static str,
+    /// The operator's own certificate and key (PEM), as tls_cert_file and
+    /// tls_key_file.
+    pub public_cert: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -26,6 +29,7 @@ impl Default for Options {
             ssh_relay: "raw",
             node_address_allow: "",
             client_idle_timeout: "off",
+            public_cert: None,
         }
     }
 }
@@ -55,7 +59,18 @@ impl Cluster {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
+        let (tls_cert_file, tls_key_file) = match &opts.public_cert {
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("public.crt"), dir.path().join("public.key"));
+                std::fs::write(&c, cert).expect("cert");
+                std::fs::write(&k, key).expect("key");
+                (Some(c), Some(k))
+            }
+            None => (None, None),
+        };
         let flags = FileConfig {
+            tls_cert_file,
+            tls_key_file,
             data_dir: Some(data_dir.clone()),
             cluster_name: Some("example".into()),
             listen: Some("127.0.0.1:0".into()),
