@@ -236,17 +236,24 @@ fn lockout_after_consecutive_failures_until_unlocked() {
     c.login(&home, "carol", &[], "not the password\n")
         .fails_with("invalid credentials");
     c.login(&home, "carol", &[], "not the password\n")
-        .fails_with("locked");
+        .fails_with("invalid credentials");
+    // Locked, even the right password is refused, and the answer is a
+    // wrong password's: it must not tell anyone that carol exists.
     let locked = c
         .login(&home, "carol", &[], &format!("{PASSWORD}\n"))
-        .fails_with("is locked after too many failed logins until ");
-    assert!(
-        locked.stderr.contains("jctl users unlock carol"),
-        "{}",
-        locked.stderr
+        .fails_with("invalid credentials");
+    assert_eq!(
+        locked.stderr, unknown.stderr,
+        "a locked account looks unknown"
     );
+    // Administrators see the lock.
     let users = c.jctl(&["users", "ls"]).ok();
     assert!(users.stdout.contains("locked until"), "{}", users.stdout);
+    let events = c
+        .jctl(&["audit", "ls", "--type=user.locked", "--format=json"])
+        .ok()
+        .stdout;
+    assert!(events.contains("carol"), "{events}");
     c.jctl(&["users", "unlock", "carol"]).ok();
     c.login(&home, "carol", &[], &format!("{PASSWORD}\n")).ok();
 }

@@ -100,7 +100,13 @@ impl From<AuthError> for ApiError {
         use StatusCode as S;
         let (status, code) = match &e {
             AuthError::InvalidCredentials => (S::UNAUTHORIZED, ErrorCode::InvalidCredentials),
-            AuthError::Locked { .. } => (S::FORBIDDEN, ErrorCode::Locked),
+            // Exactly a wrong password's answer: telling the client that an
+            // account is locked tells anyone that it exists. The lock is in
+            // the audit log and 'jctl users ls' for administrators.
+            AuthError::Locked { .. } => {
+                tracing::info!(reason = %e, "login refused");
+                return AuthError::InvalidCredentials.into();
+            }
             AuthError::AccessDenied(_) => (S::FORBIDDEN, ErrorCode::AccessDenied),
             AuthError::NotFound(_) => (S::NOT_FOUND, ErrorCode::NotFound),
             AuthError::AlreadyExists(_) | AuthError::BadRequest(_) => {
