@@ -491,10 +491,7 @@ fn node_sync_sessions_end_when_auth_cannot_record() {
 
 #[test]
 fn oversized_events_queued_while_auth_is_away_never_block_later_ones() {
-    let mut c = Cluster::start(Options::default());
-    let os = OsUser::create("o");
-    let home = c.signed_up("alice", &os.name);
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let (mut c, os, home) = Cluster::with_alice(Options::default(), "o");
     let node = c.add_node("big", "env=big", true);
     let addr = node.ssh_addr.expect("direct node").to_string();
     let master = direct(&c, &home, &addr, &os.name);

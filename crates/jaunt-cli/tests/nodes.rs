@@ -796,13 +796,11 @@ fn a_kept_open_connection_closes_when_its_certificate_expires() {
 
 #[test]
 fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
-    let c = Cluster::start(Options {
+    let opts = Options {
         node_address_allow: "10.0.0.0/8",
         ..Default::default()
-    });
-    let os = OsUser::create("w");
-    let home = c.signed_up("alice", &os.name);
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    };
+    let (c, os, home) = Cluster::with_alice(opts, "w");
     // A direct node on loopback, which this proxy may not dial; a tunnel
     // node is reached through its own connection and stays reachable.
     let _direct = c.add_node("local", "env=a", true);
@@ -820,13 +818,11 @@ fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
 
 #[test]
 fn an_idle_connection_is_closed_after_client_idle_timeout() {
-    let c = Cluster::start(Options {
+    let opts = Options {
         client_idle_timeout: "2s",
         ..Default::default()
-    });
-    let os = OsUser::create("d");
-    let home = c.signed_up("alice", &os.name);
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    };
+    let (c, os, home) = Cluster::with_alice(opts, "d");
     let node = c.add_node("idle", "env=idle", true);
     let addr = node.ssh_addr.expect("direct node").to_string();
     let jsh_config = home.join("jsh_ssh_config");

@@ -328,12 +328,6 @@ where
     W2: AsyncWrite + Unpin + Send + 'static,
 {
     let (info, user, client_env) = (&spec.info, &spec.user, &spec.client_env);
-    let Program {
-        program,
-        args,
-        cwd,
-        login_shell,
-    } = command;
     let SessionIo {
         out,
         err,
@@ -352,8 +346,8 @@ where
     pty_master
         .resize(pty_process::Size::new(pty.rows, pty.cols))
         .map_err(std::io::Error::other)?;
-    let mut cmd = pty_process::Command::new(program)
-        .args(args)
+    let mut cmd = pty_process::Command::new(&command.program)
+        .args(&command.args)
         .env_clear()
         .envs(environment(
             info,
@@ -362,8 +356,8 @@ where
             tty.as_deref(),
             client_env,
         ))
-        .current_dir(cwd);
-    if *login_shell {
+        .current_dir(&command.cwd);
+    if command.login_shell {
         cmd = cmd.arg0(login_arg0(user));
     }
     let mut child = spawn::pty_as_user(cmd, user)
@@ -417,27 +411,21 @@ where
         observers,
         ..
     } = spec;
-    let Program {
-        program,
-        args,
-        cwd,
-        login_shell,
-    } = command;
     let SessionIo {
         out,
         err,
         mut input,
     } = io;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    let mut cmd = tokio::process::Command::new(&command.program);
+    cmd.args(&command.args)
         .env_clear()
         .envs(environment(&info, &user, None, None, &client_env))
-        .current_dir(cwd)
+        .current_dir(&command.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if *login_shell {
+    if command.login_shell {
         cmd.arg0(login_arg0(&user));
     }
     spawn::as_user(&mut cmd, &user);

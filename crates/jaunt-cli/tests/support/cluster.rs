@@ -212,6 +212,16 @@ impl Cluster {
         token_from(&out.stdout)
     }
 
+    /// A cluster with alice signed up and logged in, her logins a fresh
+    /// OS user (`tag` as in [`OsUser::create`]); her home.
+    pub fn with_alice(opts: Options, tag: &str) -> (Cluster, OsUser, PathBuf) {
+        let c = Cluster::start(opts);
+        let os = OsUser::create(tag);
+        let home = c.signed_up("alice", &os.name);
+        c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+        (c, os, home)
+    }
+
     /// Adds and signs up a user (second factor off); returns their home.
     pub fn signed_up(&self, name: &str, logins: &str) -> PathBuf {
         let token = self.add_user(name, logins);
