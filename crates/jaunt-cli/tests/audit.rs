@@ -530,3 +530,44 @@ fn oversized_events_queued_while_auth_is_away_never_block_later_ones() {
         assert!(command.len() <= 4096, "{}", command.len());
     }
 }
+
+#[test]
+fn a_recording_that_cannot_be_sent_holds_back_no_other() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "q");
+    let _node = c.add_node("rec", "env=rec", true);
+    // A recording whose metadata is unreadable, named to be first in the
+    // upload order: the uploader stopped its pass at the first failure,
+    // so no recording of this node reached auth again.
+    let spool = c.dir.path().join("node-rec").join("recordings");
+    std::fs::create_dir_all(&spool).expect("spool");
+    let stuck = "00000000-0000-4000-8000-000000000000";
+    std::fs::write(spool.join(format!("{stuck}.meta.json")), b"{torn").expect("meta");
+    std::fs::write(spool.join(format!("{stuck}.cast")), b"{}\n").expect("cast");
+    let jaunt = bin("jaunt").display().to_string();
+    let out = c
+        .jsh(
+            &home,
+            &[
+                "ssh",
+                "-t",
+                &format!("{}@rec", os.name),
+                &format!("echo REC-$((6*7)); {jaunt} status"),
+            ],
+            "",
+        )
+        .ok();
+    let session = session_id(&out.stdout);
+    let cast = eventually("the session's recording", Duration::from_secs(30), || {
+        let out = c.jsh(&home, &["play", &session, "--format=asciicast"], "");
+        (out.code == Some(0)).then_some(out.stdout)
+    });
+    assert!(cast.contains("REC-42"), "{cast}");
+    // The bad one is set aside, kept for an operator, and not retried.
+    let aside = spool.join(format!("{stuck}.meta.json.rejected"));
+    eventually(
+        "the bad recording set aside",
+        Duration::from_secs(10),
+        || aside.exists().then_some(()),
+    );
+    assert!(spool.join(format!("{stuck}.cast")).exists());
+}

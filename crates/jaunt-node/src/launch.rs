@@ -307,7 +307,10 @@ fn sync_failure(reason: &str) -> String {
 /// node-sync: auth must hold the recording's start before the session runs.
 async fn sync_start(ctx: &NodeContext, id: &str) -> Result<u64, String> {
     let api = ctx.api_client().ok_or("no API client")?;
-    ctx.spool.send(&api, id, 0, false).await
+    ctx.spool
+        .send(&api, id, 0, false)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// node-sync: runs the session while streaming its recording to auth every
@@ -332,7 +335,7 @@ where
             exit = &mut run => return exit,
             _ = tick.tick() => {
                 let result = match ctx.api_client() {
-                    Some(api) => ctx.spool.send(&api, id, sent, false).await,
+                    Some(api) => ctx.spool.send(&api, id, sent, false).await.map_err(|e| e.to_string()),
                     None => Err("no API client".to_string()),
                 };
                 match result {

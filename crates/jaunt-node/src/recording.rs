@@ -145,43 +145,33 @@ impl Spool {
     }
 
     /// Sends the recording from byte `from` on; returns the bytes auth
-    /// then has. With `complete`, the text is cut after its last whole line
-    /// (a killed node may have left half of one) and the end is stamped.
+    /// then has. Pieces are read from disk one at a time (a recording can
+    /// be far larger than memory should hold) and end on whole lines; the
+    /// text after the last whole line is left (a killed node may have left
+    /// half of one). With `complete`, the end is stamped.
     pub async fn send(
         &self,
         api: &ApiClient,
         id: &str,
         from: u64,
         complete: bool,
-    ) -> Result<u64, String> {
-        let meta: RecordingMeta =
-            serde_json::from_slice(&std::fs::read(self.meta_path(id)).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        // Only what follows `from` (node-sync sends every quarter second;
-        // the file is append-only and `from` ends a line).
-        let bytes = {
-            use std::io::{Read, Seek};
-            let mut file = std::fs::File::open(self.cast_path(id)).map_err(|e| e.to_string())?;
-            file.seek(std::io::SeekFrom::Start(from))
-                .map_err(|e| e.to_string())?;
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-            bytes
-        };
-        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let text = String::from_utf8_lossy(&bytes[..whole]).into_owned();
+    ) -> Result<u64, SendError> {
+        let meta: RecordingMeta = serde_json::from_slice(
+            &std::fs::read(self.meta_path(id)).map_err(|e| SendError::Local(e.to_string()))?,
+        )
+        .map_err(|e| SendError::Local(format!("{}: {e}", self.meta_path(id).display())))?;
         let end = std::fs::metadata(self.cast_path(id))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
-        let mut offset = 0;
+        let mut pieces = Pieces::open(&self.cast_path(id), from)?;
+        let mut offset = from;
         loop {
-            let mut stop = (offset + PIECE).min(text.len());
-            while !text.is_char_boundary(stop) {
-                stop -= 1;
+            let (data, last) = pieces.next()?;
+            if data.is_empty() && !(last && complete) {
+                return Ok(offset);
             }
-            let last = stop == text.len();
             let mut m = meta.clone();
             m.end = (complete && last).then_some(end.unwrap_or(meta.start));
             let _: Ack = api
@@ -189,16 +179,16 @@ impl Spool {
                     PATH_NODE_RECORDING,
                     &RecordingUpload {
                         meta: m,
-                        offset: from + offset as u64,
-                        data: text[offset..stop].to_string(),
+                        offset,
                         complete: complete && last,
+                        data: String::from_utf8_lossy(&data).into_owned(),
                     },
                 )
                 .await
-                .map_err(|e| e.to_string())?;
-            offset = stop;
+                .map_err(SendError::from)?;
+            offset += data.len() as u64;
             if last {
-                return Ok(from + offset as u64);
+                return Ok(offset);
             }
         }
     }
@@ -222,7 +212,10 @@ impl Spool {
     }
 
     /// Uploads finished recordings for ever, retrying with backoff; each
-    /// is deleted here once auth holds it whole.
+    /// is deleted here once auth holds it whole. One that fails does not
+    /// hold back the others; one that can never be sent (its files are
+    /// unreadable, or auth refuses its content) is set aside as
+    /// `<id>.meta.json.rejected` and reported, not retried for ever.
     pub async fn upload_forever(&self, api: impl Fn() -> Option<ApiClient>) {
         let mut backoff = Duration::from_millis(500);
         loop {
@@ -238,10 +231,14 @@ impl Spool {
                         let _ = std::fs::remove_file(self.cast_path(&id));
                         let _ = std::fs::remove_file(self.meta_path(&id));
                     }
+                    Err(e) if e.is_permanent() => {
+                        tracing::error!(session = %id, error = %e, "recording cannot be uploaded; set aside");
+                        let meta = self.meta_path(&id);
+                        let _ = std::fs::rename(&meta, meta.with_extension("json.rejected"));
+                    }
                     Err(e) => {
                         tracing::warn!(session = %id, error = %e, retry_in = ?backoff, "recording not uploaded yet");
                         failed = true;
-                        break;
                     }
                 }
             }
@@ -253,6 +250,88 @@ impl Spool {
                 let _ = tokio::time::timeout(Duration::from_secs(30), self.wake.notified()).await;
             }
         }
+    }
+}
+
+/// Why a recording was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Its files cannot be read as a recording: sending again cannot help.
+    #[error("{0}")]
+    Local(String),
+    /// Auth refused the content (too large, out of order): likewise.
+    #[error("auth refused it: {0}")]
+    Refused(String),
+    /// Auth could not be reached or failed: try again later.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl SendError {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, SendError::Transient(_))
+    }
+}
+
+impl From<jaunt_transport::TransportError> for SendError {
+    fn from(e: jaunt_transport::TransportError) -> Self {
+        match e {
+            jaunt_transport::TransportError::Api {
+                code: jaunt_types::api::ErrorCode::BadRequest,
+                message,
+            } => SendError::Refused(message),
+            other => SendError::Transient(other.to_string()),
+        }
+    }
+}
+
+/// A recording file read in pieces of at most [`PIECE`] bytes that end on
+/// a line (or, for a line longer than a piece, on a character).
+struct Pieces {
+    file: std::fs::File,
+    /// Read but not yet handed out.
+    held: Vec<u8>,
+    eof: bool,
+}
+
+impl Pieces {
+    fn open(path: &Path, from: u64) -> Result<Self, SendError> {
+        use std::io::Seek;
+        let local = |e: std::io::Error| SendError::Local(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(local)?;
+        file.seek(std::io::SeekFrom::Start(from)).map_err(local)?;
+        Ok(Pieces {
+            file,
+            held: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// The next piece, and whether no whole line follows it.
+    fn next(&mut self) -> Result<(Vec<u8>, bool), SendError> {
+        use std::io::Read;
+        while !self.eof && self.held.len() < PIECE {
+            let mut buf = vec![0; PIECE - self.held.len()];
+            let n = self
+                .file
+                .read(&mut buf)
+                .map_err(|e| SendError::Local(e.to_string()))?;
+            self.eof = n == 0;
+            self.held.extend_from_slice(&buf[..n]);
+        }
+        let cut = match self.held.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            // One line longer than a piece: cut it on a character.
+            None if self.held.len() >= PIECE => match std::str::from_utf8(&self.held) {
+                Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
+                // Whole, or not text at all (sent as it reads).
+                _ => self.held.len(),
+            },
+            None => 0,
+        };
+        let piece: Vec<u8> = self.held.drain(..cut).collect();
+        let last = self.eof && !self.held.contains(&b'\n');
+        Ok((piece, last))
     }
 }
 
@@ -297,5 +376,46 @@ mod tests {
         assert!(spool.waiting().is_empty(), "still being written");
         spool.finish(&id);
         assert_eq!(spool.waiting(), vec![id]);
+    }
+
+    #[test]
+    fn pieces_end_on_lines_and_leave_a_torn_last_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.cast");
+        let mut text = String::from("{\"version\": 2}\n");
+        for i in 0..2000 {
+            text.push_str(&format!("[{i}.0, \"o\", \"{}\"]\n", "é".repeat(i % 700)));
+        }
+        // One line longer than a piece, then a line cut off by a crash.
+        let long = format!("[9.9, \"o\", \"{}\"]\n", "ü".repeat(PIECE));
+        text.push_str(&long);
+        text.push_str("[10.0, \"o\", \"tor");
+        std::fs::write(&path, &text).expect("write");
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+
+        let mut pieces = Pieces::open(&path, 0).expect("open");
+        let mut got = Vec::new();
+        loop {
+            let (piece, last) = pieces.next().expect("piece");
+            assert!(piece.len() <= PIECE, "{}", piece.len());
+            assert!(
+                std::str::from_utf8(&piece).is_ok(),
+                "pieces end on characters"
+            );
+            got.extend_from_slice(&piece);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(got.len(), whole);
+        assert_eq!(&got[..], &text.as_bytes()[..whole]);
+
+        // From an offset on a line, as node-sync sends.
+        let from = text.find("[5.0,").expect("line") as u64;
+        let (piece, _) = Pieces::open(&path, from)
+            .expect("open")
+            .next()
+            .expect("piece");
+        assert!(piece.starts_with(b"[5.0,"));
     }
 }
