@@ -128,6 +128,7 @@ pub async fn start(
             advertise_addr,
             // This very binary serves SFTP as `jaunt sftp-server`.
             sftp_helper: std::env::current_exe().ok(),
+            login_grace: jaunt_node::LOGIN_GRACE,
         };
         daemon.node = Some(jaunt_node::start(node_config, listener).await?);
     }

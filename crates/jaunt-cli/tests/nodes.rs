@@ -859,3 +859,41 @@ fn an_idle_connection_is_closed_after_client_idle_timeout() {
         },
     );
 }
+
+#[test]
+fn a_client_that_does_not_authenticate_in_time_is_dropped() {
+    use std::io::Read;
+    let c = Cluster::start(Options {
+        login_grace: Duration::from_secs(2),
+        ..Default::default()
+    });
+    let node = c.add_node("grace", "env=g", true);
+    let addr = node.ssh_addr.expect("direct node");
+    // A client that says nothing after the server's greeting.
+    let mut silent = std::net::TcpStream::connect(addr).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The node's greeting, then the end of the connection (a read of 0),
+    // not a read that times out.
+    loop {
+        match silent.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    assert!(
+        seen.starts_with(b"SSH-2.0-"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

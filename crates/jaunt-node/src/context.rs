@@ -32,6 +32,8 @@ pub struct NodeContext {
     pub sessions_changed: Notify,
     /// One marker file per running session (`<data_dir>/running`).
     pub running_dir: std::path::PathBuf,
+    /// How long a connection may stay unauthenticated.
+    pub login_grace: std::time::Duration,
 }
 
 /// What a running session leaves on disk.

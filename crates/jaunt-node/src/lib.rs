@@ -16,4 +16,4 @@ pub mod server;
 pub mod session;
 pub mod sftp;
 
-pub use agent::{Node, NodeConfig, NodeError, start};
+pub use agent::{LOGIN_GRACE, Node, NodeConfig, NodeError, start};

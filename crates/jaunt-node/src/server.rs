@@ -53,6 +53,8 @@ pub struct Connection {
     agent: Option<crate::agent_forward::AgentForward>,
     /// Closes the connection when the certificate expires.
     expiry: Option<tokio::task::JoinHandle<()>>,
+    /// Set once the client has authenticated (see `agent/serve.rs`).
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connection {
@@ -65,7 +67,13 @@ impl Connection {
             channels: HashMap::new(),
             agent: None,
             expiry: None,
+            authenticated: Arc::default(),
         }
+    }
+
+    /// A flag that turns true when this connection's client authenticates.
+    pub fn authenticated(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.authenticated.clone()
     }
 
     fn refuse(&self, login: &str, reason: &str) -> Auth {
@@ -108,12 +116,20 @@ impl Connection {
     }
 
     /// Refuses a login and records why (`auth`, with the reason).
-    fn refuse_audited(&self, login: &str, user: Option<&str>, reason: &str) -> Auth {
+    async fn refuse_audited(&self, login: &str, user: Option<&str>, reason: &str) -> Auth {
         let mut e = self.event("auth", false).with("reason", reason);
         e.login = Some(login.to_string());
         e.user = user.map(str::to_string);
-        self.ctx.audit.record(&e);
+        self.record_refusal(e).await;
         self.refuse(login, reason)
+    }
+
+    /// Queues a refusal's event on the blocking pool: refusals come before
+    /// authentication, as fast as anyone can send them, and their synced
+    /// writes must not hold the threads that serve everyone else.
+    async fn record_refusal(&self, event: AuditEvent) {
+        let ctx = self.ctx.clone();
+        let _ = tokio::task::spawn_blocking(move || ctx.audit.record(&event)).await;
     }
 
     /// Whether the user may still open a channel here: the login's
@@ -274,11 +290,13 @@ impl Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.refuse_audited(
-            user,
-            None,
-            "passwords are not accepted; use a certificate from 'jsh login'",
-        ))
+        Ok(self
+            .refuse_audited(
+                user,
+                None,
+                "passwords are not accepted; use a certificate from 'jsh login'",
+            )
+            .await)
     }
 
     async fn auth_publickey(
@@ -286,11 +304,13 @@ impl Handler for Connection {
         user: &str,
         _key: russh::server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.refuse_audited(
-            user,
-            None,
-            "plain public keys are not accepted; use a certificate from 'jsh login'",
-        ))
+        Ok(self
+            .refuse_audited(
+                user,
+                None,
+                "plain public keys are not accepted; use a certificate from 'jsh login'",
+            )
+            .await)
     }
 
     async fn auth_openssh_certificate(
@@ -321,20 +341,22 @@ impl Handler for Connection {
                     .with("reason", refusal.to_string())
                     .with("cert_key_id", cert.key_id());
                 e.login = Some(login.to_string());
-                self.ctx.audit.record(&e);
+                self.record_refusal(e).await;
                 return Ok(self.refuse(login, &refusal.to_string()));
             }
         };
         let authz = match self.authorize(&identity.user, login).await {
             Ok(a) => a,
-            Err(e) => return Ok(self.refuse_audited(login, Some(&identity.user), &e)),
+            Err(e) => return Ok(self.refuse_audited(login, Some(&identity.user), &e).await),
         };
         if !authz.allowed {
-            return Ok(self.refuse_audited(
-                login,
-                Some(&identity.user),
-                &format!("user {:?}: {}", identity.user, authz.reason),
-            ));
+            return Ok(self
+                .refuse_audited(
+                    login,
+                    Some(&identity.user),
+                    &format!("user {:?}: {}", identity.user, authz.reason),
+                )
+                .await);
         }
         tracing::info!(user = %identity.user, %login, client = %self.client, "user authenticated");
         self.identity = Some(Identity {
@@ -353,6 +375,8 @@ impl Handler for Connection {
         let Some(id) = &self.identity else {
             return Ok(());
         };
+        self.authenticated
+            .store(true, std::sync::atomic::Ordering::Release);
         let left = id
             .cert
             .valid_before

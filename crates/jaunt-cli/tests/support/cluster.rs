@@ -17,6 +17,8 @@ pub struct Options {
     /// The operator's own certificate and key (PEM), as tls_cert_file and
     /// tls_key_file.
     pub public_cert: Option<(String, String)>,
+    /// How long the cluster's nodes wait for a client to authenticate.
+    pub login_grace: Duration,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
             node_address_allow: "",
             client_idle_timeout: "off",
             public_cert: None,
+            login_grace: jaunt_node::LOGIN_GRACE,
         }
     }
 }
@@ -44,6 +47,7 @@ pub struct Cluster {
     rt: Option<tokio::runtime::Runtime>,
     daemon: Option<jaunt_cli::daemon::Daemon>,
     config: Config,
+    login_grace: Duration,
 }
 
 impl Cluster {
@@ -98,6 +102,7 @@ impl Cluster {
             rt: Some(rt),
             daemon: Some(daemon),
             config,
+            login_grace: opts.login_grace,
         }
     }
 
@@ -175,6 +180,7 @@ impl Cluster {
             labels: jaunt_config::parse_labels(labels).expect("labels"),
             advertise_addr: advertise,
             sftp_helper: Some(bin("jaunt")),
+            login_grace: self.login_grace,
         };
         std::fs::create_dir_all(&cfg.data_dir).expect("node dir");
         rt.block_on(jaunt_node::start(cfg, listener))

@@ -40,7 +40,15 @@ pub struct NodeConfig {
     pub advertise_addr: Option<String>,
     /// The `jaunt` binary, for the sftp subsystem (`jaunt sftp-server`).
     pub sftp_helper: Option<PathBuf>,
+    /// A connection not authenticated this long after it opened is closed
+    /// ([`LOGIN_GRACE`] unless a test wants it shorter).
+    pub login_grace: Duration,
 }
+
+/// How long a client has to authenticate, as OpenSSH's LoginGraceTime
+/// (120 s there): enough to read a host-key prompt, not enough to hold
+/// connections open for nothing.
+pub const LOGIN_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -147,6 +155,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
         api: RwLock::new(api_for(&cfg, &id)?),
         sftp_helper: cfg.sftp_helper.clone(),
+        login_grace: cfg.login_grace,
         nodename: cfg.nodename.clone(),
         audit: AuditLog::open(&cfg.data_dir, &id.cluster).map_err(|e| NodeError::Identity {
             path: cfg.data_dir.join(crate::audit::QUEUE_FILE),

@@ -52,14 +52,34 @@ pub(super) fn serve_one<S>(
     // rest): a read-ahead buffer makes that one syscall per READ_AHEAD of
     // a bulk transfer instead of two per 32 KiB packet.
     let stream = tokio::io::BufReader::with_capacity(READ_AHEAD, stream);
+    let grace = ctx.login_grace;
+    let connection = Connection::new(ctx, peer, local);
+    let authenticated = connection.authenticated();
     tokio::spawn(async move {
-        match russh::server::run_stream(config, stream, Connection::new(ctx, peer, local)).await {
-            Ok(session) => {
-                if let Err(e) = session.await {
-                    tracing::debug!(%peer, error = %e, "SSH connection ended");
+        let serve = async {
+            match russh::server::run_stream(config, stream, connection).await {
+                Ok(session) => {
+                    if let Err(e) = session.await {
+                        tracing::debug!(%peer, error = %e, "SSH connection ended");
+                    }
                 }
+                Err(e) => tracing::debug!(%peer, error = %e, "SSH handshake failed"),
             }
-            Err(e) => tracing::debug!(%peer, error = %e, "SSH handshake failed"),
+        };
+        // A client that has not authenticated in time is dropped (the
+        // connection with it), so silent or stalled clients cannot hold
+        // the node's connections.
+        let grace_over = async {
+            tokio::time::sleep(grace).await;
+            if authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = serve => {}
+            () = grace_over => {
+                tracing::info!(%peer, ?grace, "SSH connection closed: not authenticated in time");
+            }
         }
     });
 }
