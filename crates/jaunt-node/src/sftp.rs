@@ -49,6 +49,10 @@ impl SftpRecord {
 
     /// Writes the record to stderr for the node (ignored if stderr is gone).
     fn report(self) {
+        #[cfg(test)]
+        if tests::capture(&self) {
+            return;
+        }
         use std::io::Write as _;
         if let Ok(json) = serde_json::to_string(&self) {
             let _ = writeln!(std::io::stderr().lock(), "{AUDIT_PREFIX}{json}");
@@ -70,7 +74,22 @@ struct OpenFile {
 pub struct FileServer {
     next: u64,
     files: HashMap<String, OpenFile>,
-    dirs: HashMap<String, Vec<File>>,
+    /// Open directories: their path and the entries not yet read.
+    dirs: HashMap<String, (PathBuf, Vec<File>)>,
+}
+
+/// Reports what was read and written through a file, and its close.
+fn report_closed(f: &OpenFile) {
+    for (action, bytes) in [("read", f.read), ("write", f.written)] {
+        if bytes > 0 {
+            let mut r = SftpRecord::new(action, &f.path, Ok(()));
+            r.bytes = Some(bytes);
+            r.report();
+        }
+    }
+    let mut r = SftpRecord::new("close", &f.path, Ok(()));
+    r.bytes = Some(f.read + f.written);
+    r.report();
 }
 
 /// Reports `action` on `path` with the operation's outcome and passes it on.
@@ -267,19 +286,8 @@ impl russh_sftp::server::Handler for FileServer {
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
         if let Some(f) = self.files.remove(&handle) {
-            for (action, bytes) in [("read", f.read), ("write", f.written)] {
-                if bytes > 0 {
-                    let mut r = SftpRecord::new(action, &f.path, Ok(()));
-                    r.bytes = Some(bytes);
-                    r.report();
-                }
-            }
             // Nothing is buffered here; the file closes when dropped.
-            let flushed = Ok(());
-            let mut r = SftpRecord::new("close", &f.path, flushed);
-            r.bytes = Some(f.read + f.written);
-            r.report();
-            flushed?;
+            report_closed(&f);
             return Ok(ok(id));
         }
         if self.dirs.remove(&handle).is_some() {
@@ -330,9 +338,12 @@ impl russh_sftp::server::Handler for FileServer {
     }
 
     async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
-        let meta = tokio::fs::symlink_metadata(absolute(&path))
-            .await
-            .map_err(status)?;
+        let path = absolute(&path);
+        let meta = audited(
+            "lstat",
+            &path,
+            tokio::fs::symlink_metadata(&path).await.map_err(status),
+        )?;
         Ok(Attrs {
             id,
             attrs: (&meta).into(),
@@ -340,7 +351,12 @@ impl russh_sftp::server::Handler for FileServer {
     }
 
     async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
-        let meta = tokio::fs::metadata(absolute(&path)).await.map_err(status)?;
+        let path = absolute(&path);
+        let meta = audited(
+            "stat",
+            &path,
+            tokio::fs::metadata(&path).await.map_err(status),
+        )?;
         Ok(Attrs {
             id,
             attrs: (&meta).into(),
@@ -349,7 +365,7 @@ impl russh_sftp::server::Handler for FileServer {
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
         let f = self.files.get(&handle).ok_or(StatusCode::Failure)?;
-        let meta = f.file.metadata().map_err(status)?;
+        let meta = audited("fstat", &f.path, f.file.metadata().map_err(status))?;
         Ok(Attrs {
             id,
             attrs: (&meta).into(),
@@ -424,6 +440,7 @@ impl russh_sftp::server::Handler for FileServer {
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
         let abs = absolute(&path);
         let real = std::fs::canonicalize(&abs).unwrap_or(abs);
+        SftpRecord::new("realpath", &real, Ok(())).report();
         let name = real.display().to_string();
         Ok(Name {
             id,
@@ -495,6 +512,14 @@ impl FileServer {
 
     async fn open_dir(&mut self, id: u32, path: String) -> Result<Handle, StatusCode> {
         let dir = absolute(&path);
+        let entries = audited("opendir", &dir, Self::list_dir(&dir).await)?;
+        let handle = self.handle();
+        self.dirs.insert(handle.clone(), (dir, entries));
+        Ok(Handle { id, handle })
+    }
+
+    /// A directory's entries with `.` and `..`, to be served from the end.
+    async fn list_dir(dir: &Path) -> Result<Vec<File>, StatusCode> {
         let mut entries = vec![];
         for name in [".", ".."] {
             if let Ok(meta) = std::fs::metadata(dir.join(name)) {
@@ -505,7 +530,7 @@ impl FileServer {
                 });
             }
         }
-        let mut rd = tokio::fs::read_dir(&dir).await.map_err(status)?;
+        let mut rd = tokio::fs::read_dir(dir).await.map_err(status)?;
         while let Some(e) = rd.next_entry().await.map_err(status)? {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Ok(meta) = tokio::fs::symlink_metadata(e.path()).await {
@@ -518,18 +543,19 @@ impl FileServer {
         }
         // Served from the end, in chunks.
         entries.reverse();
-        let handle = self.handle();
-        self.dirs.insert(handle.clone(), entries);
-        Ok(Handle { id, handle })
+        Ok(entries)
     }
 
     fn read_dir(&mut self, id: u32, handle: String) -> Result<Name, StatusCode> {
-        let entries = self.dirs.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let (dir, entries) = self.dirs.get_mut(&handle).ok_or(StatusCode::Failure)?;
         if entries.is_empty() {
             return Err(StatusCode::Eof);
         }
         let take = entries.len().min(DIR_CHUNK);
         let files: Vec<File> = (0..take).filter_map(|_| entries.pop()).collect();
+        let mut r = SftpRecord::new("readdir", dir, Ok(()));
+        r.bytes = Some(files.len() as u64);
+        r.report();
         Ok(Name { id, files })
     }
 }
@@ -588,6 +614,20 @@ where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let served = serve_requests(input, output, &mut handler).await;
+    // A client that goes without closing its files (a killed transfer)
+    // still has what it read and wrote recorded.
+    for (_, f) in handler.files.drain() {
+        report_closed(&f);
+    }
+    served
+}
+
+async fn serve_requests<R, W>(input: R, output: W, handler: &mut FileServer) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut input = tokio::io::BufReader::with_capacity(PIPE_BUFFER, input);
     let mut output = tokio::io::BufWriter::with_capacity(PIPE_BUFFER, output);
     loop {
@@ -604,7 +644,7 @@ where
         let mut body = vec![0u8; len as usize];
         input.read_exact(&mut body).await?;
         let answer = match Packet::try_from(&mut bytes::Bytes::from(body)) {
-            Ok(request) => dispatch(&mut handler, request).await,
+            Ok(request) => dispatch(handler, request).await,
             Err(_) => Packet::error(0, StatusCode::BadMessage),
         };
         let encoded = bytes::Bytes::try_from(answer).map_err(std::io::Error::other)?;
@@ -629,6 +669,124 @@ pub async fn serve_stdio() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Records reported on this thread while a test captures them.
+        static CAPTURED: std::cell::RefCell<Option<Vec<SftpRecord>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Keeps a record for the test capturing on this thread, if any.
+    pub(super) fn capture(record: &SftpRecord) -> bool {
+        CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+            Some(records) => {
+                records.push(record.clone());
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Serves `requests` (then the client's end of input) on this thread
+    /// and returns what was reported.
+    fn served(requests: Vec<Packet>) -> Vec<SftpRecord> {
+        let mut input = Vec::new();
+        for p in requests {
+            input.extend_from_slice(&bytes::Bytes::try_from(p).expect("encode"));
+        }
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(serve(&input[..], tokio::io::sink(), FileServer::default()))
+            .expect("served");
+        CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_client_gone_before_close_still_has_its_bytes_recorded() {
+        use russh_sftp::protocol::{Init, Open, Write};
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cut.bin");
+        let records = served(vec![
+            Packet::Init(Init {
+                version: 3,
+                extensions: Default::default(),
+            }),
+            Packet::Open(Open {
+                id: 1,
+                filename: path.display().to_string(),
+                pflags: OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                attrs: FileAttributes::default(),
+            }),
+            Packet::Write(Write {
+                id: 2,
+                handle: "1".into(),
+                offset: 0,
+                data: vec![7; 1000],
+            }),
+            // No close: the client is gone.
+        ]);
+        let actions: Vec<(&str, Option<u64>)> = records
+            .iter()
+            .map(|r| (r.action.as_str(), r.bytes))
+            .collect();
+        assert_eq!(
+            actions,
+            [("open", None), ("write", Some(1000)), ("close", Some(1000))]
+        );
+        assert!(records.iter().all(|r| r.path == path.display().to_string()));
+    }
+
+    #[test]
+    fn looking_is_recorded_too() {
+        use russh_sftp::protocol::{OpenDir, ReadDir, RealPath, Stat};
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("a"), b"x").expect("file");
+        let at = dir.path().display().to_string();
+        let records = served(vec![
+            Packet::RealPath(RealPath {
+                id: 1,
+                path: at.clone(),
+            }),
+            Packet::Stat(Stat {
+                id: 2,
+                path: format!("{at}/a"),
+            }),
+            Packet::Stat(Stat {
+                id: 3,
+                path: format!("{at}/missing"),
+            }),
+            Packet::OpenDir(OpenDir {
+                id: 4,
+                path: at.clone(),
+            }),
+            Packet::ReadDir(ReadDir {
+                id: 5,
+                handle: "1".into(),
+            }),
+            Packet::ReadDir(ReadDir {
+                id: 6,
+                handle: "1".into(),
+            }),
+        ]);
+        let seen: Vec<(&str, bool, Option<u64>)> = records
+            .iter()
+            .map(|r| (r.action.as_str(), r.success, r.bytes))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("realpath", true, None),
+                ("stat", true, None),
+                ("stat", false, None),
+                ("opendir", true, None),
+                // ".", ".." and a; the second read is the end, not an event.
+                ("readdir", true, Some(3)),
+            ]
+        );
+    }
 
     #[test]
     fn paths_resolve_lexically_and_never_above_root() {
