@@ -66,9 +66,14 @@ impl AuthServer {
                 roles: self.list_roles().await?,
             }),
             AdminRequest::RoleRemove { name } => done(self.remove_role(&name).await?),
-            AdminRequest::TokenAdd { kind, ttl, uses } => match kind {
+            AdminRequest::TokenAdd {
+                kind,
+                ttl,
+                uses,
+                labels,
+            } => match kind {
                 TokenKind::Node => {
-                    let (token, command) = self.add_node_token(ttl, uses).await?;
+                    let (token, command) = self.add_node_token(ttl, uses, labels).await?;
                     Ok(AdminResponse::TokenAdded { token, command })
                 }
                 TokenKind::Signup => Err(AuthError::BadRequest(

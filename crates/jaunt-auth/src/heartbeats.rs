@@ -56,13 +56,15 @@ pub fn must_write(stored: &NodeRecord, fresh: &NodeRecord, offline_after: u64) -
         host_public_key,
         last_seen: _,
         heartbeat_secs,
+        labels_pinned,
     } = fresh;
     let same = *uuid == stored.uuid
         && *name == stored.name
         && *labels == stored.labels
         && *addr == stored.addr
         && *host_public_key == stored.host_public_key
-        && *heartbeat_secs == stored.heartbeat_secs;
+        && *heartbeat_secs == stored.heartbeat_secs
+        && *labels_pinned == stored.labels_pinned;
     let window = offline_window(offline_after, fresh.heartbeat_secs);
     !same || fresh.last_seen - stored.last_seen >= window / 2
 }
@@ -136,6 +138,7 @@ mod tests {
             host_public_key: "ssh-ed25519 AAAA".into(),
             last_seen,
             heartbeat_secs,
+            labels_pinned: false,
         }
     }
 

@@ -14,8 +14,8 @@ use jaunt_types::api::NODE_CERT_TTL_SECS as NODE_CERT_TTL;
 /// A node silent this long is forgotten entirely.
 const NODE_FORGET_AFTER: i64 = 7 * 86400;
 
-fn validate_node(name: &str, labels: &Labels, addr: Option<&str>) -> Result<(), AuthError> {
-    validate_name(name).map_err(|e| AuthError::BadRequest(format!("node name: {e}")))?;
+/// Label keys and values a node may have.
+pub(crate) fn validate_labels(labels: &Labels) -> Result<(), AuthError> {
     for (k, v) in labels {
         let ok = |s: &str, max: usize| {
             !s.is_empty()
@@ -29,6 +29,12 @@ fn validate_node(name: &str, labels: &Labels, addr: Option<&str>) -> Result<(), 
             )));
         }
     }
+    Ok(())
+}
+
+fn validate_node(name: &str, labels: &Labels, addr: Option<&str>) -> Result<(), AuthError> {
+    validate_name(name).map_err(|e| AuthError::BadRequest(format!("node name: {e}")))?;
+    validate_labels(labels)?;
     if let Some(addr) = addr {
         jaunt_types::addr::split_host_port(addr, 0)
             .map_err(|e| AuthError::BadRequest(format!("node address {addr:?}: {e}")))?;
@@ -94,11 +100,12 @@ impl AuthServer {
     }
 
     /// Spends one use of a node token, atomically.
-    async fn consume_node_token(&self, token: &str) -> Result<(), AuthError> {
+    /// Spends one use of a node token; returns it as it was.
+    async fn consume_node_token(&self, token: &str) -> Result<TokenRecord, AuthError> {
         loop {
             let (record, revision) = self.find_token(token, TokenKind::Node).await?;
             let result = match record.uses_left {
-                None => return Ok(()),
+                None => return Ok(record),
                 Some(1) => self.store.delete(&token_key(token)).await,
                 Some(n) => {
                     let next = TokenRecord {
@@ -112,7 +119,7 @@ impl AuthServer {
                 }
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(record),
                 Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -122,7 +129,7 @@ impl AuthServer {
     pub async fn join_node(&self, req: NodeJoinRequest) -> Result<NodeJoinResponse, AuthError> {
         validate_node(&req.name, &req.labels, req.addr.as_deref())?;
         parse_public_key(&req.host_public_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
-        self.consume_node_token(req.token.expose()).await?;
+        let token = self.consume_node_token(req.token.expose()).await?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let host_cert =
             self.sign_host(&uuid, &req.name, req.addr.as_deref(), &req.host_public_key)?;
@@ -130,7 +137,8 @@ impl AuthServer {
         let record = NodeRecord {
             uuid: uuid.clone(),
             name: req.name.clone(),
-            labels: req.labels,
+            labels_pinned: token.labels.is_some(),
+            labels: token.labels.unwrap_or(req.labels),
             addr: req.addr,
             host_public_key: req.host_public_key,
             last_seen: now(),
@@ -200,7 +208,11 @@ impl AuthServer {
         let record = NodeRecord {
             uuid: uuid.to_string(),
             name: req.name,
-            labels: req.labels,
+            labels: match existing.labels_pinned {
+                true => existing.labels.clone(),
+                false => req.labels,
+            },
+            labels_pinned: existing.labels_pinned,
             addr: req.addr,
             host_public_key: req.host_public_key,
             last_seen: now,

@@ -67,6 +67,11 @@ pub struct TokenRecord {
     pub uses_left: Option<u32>,
     /// For signup tokens when OTP is on: the seed the user enrols.
     pub totp_secret: Option<Secret<String>>,
+    /// Node tokens: the labels of every node that joins with it. The
+    /// node's own word on its labels is ignored then, so a node cannot
+    /// widen who may see and reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
 }
 
 impl TokenRecord {
@@ -77,6 +82,7 @@ impl TokenRecord {
             expires: self.expires,
             user: self.user.clone(),
             uses_left: self.uses_left,
+            labels: self.labels.clone(),
         }
     }
 }
@@ -105,6 +111,9 @@ pub struct NodeRecord {
     /// from before it was kept): its offline window follows from it.
     #[serde(default)]
     pub heartbeat_secs: u64,
+    /// Its labels came from its join token and stay as they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub labels_pinned: bool,
 }
 
 impl NodeRecord {

@@ -304,9 +304,75 @@ async fn logins_and_lockouts_are_audited() {
     );
 }
 
+#[tokio::test]
+async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
+    use jaunt_types::api::{HeartbeatRequest, NodeJoinRequest};
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let pinned: jaunt_types::resources::Labels = [("env".to_string(), "dev".to_string())].into();
+    let (token, _) = auth
+        .add_node_token(None, None, Some(pinned.clone()))
+        .await
+        .expect("token");
+    assert_eq!(token.labels.as_ref(), Some(&pinned));
+    let key = jaunt_ca::ssh_key::PrivateKey::random(
+        &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
+        jaunt_ca::ssh_key::Algorithm::Ed25519,
+    )
+    .expect("key");
+    let host_public_key = key.public_key().to_openssh().expect("public");
+    let (csr, _) = jaunt_ca::generate_client_csr("n").expect("csr");
+    // The node asks for wider labels: a production one, and another.
+    let wider: jaunt_types::resources::Labels = [
+        ("env".to_string(), "prod".to_string()),
+        ("team".to_string(), "db".to_string()),
+    ]
+    .into();
+    let joined = auth
+        .join_node(NodeJoinRequest {
+            token: token.token.clone(),
+            name: "n".into(),
+            labels: wider.clone(),
+            addr: None,
+            host_public_key: host_public_key.clone(),
+            tls_csr_pem: csr,
+        })
+        .await
+        .expect("join");
+    let stored = auth
+        .node(&joined.uuid)
+        .await
+        .expect("node")
+        .expect("listed");
+    assert_eq!(stored.labels, pinned);
+    // Nor can a heartbeat change them.
+    auth.heartbeat(
+        &joined.uuid,
+        HeartbeatRequest {
+            name: "n".into(),
+            labels: wider,
+            addr: None,
+            host_public_key,
+            host_cert_valid_before: u64::MAX,
+            tls_csr_pem: None,
+        },
+    )
+    .await
+    .expect("heartbeat");
+    let stored = auth
+        .node(&joined.uuid)
+        .await
+        .expect("node")
+        .expect("listed");
+    assert_eq!(stored.labels, pinned);
+    // Bad labels on a token are refused when it is made.
+    let bad: jaunt_types::resources::Labels = [("*".to_string(), "x".to_string())].into();
+    assert!(auth.add_node_token(None, None, Some(bad)).await.is_err());
+}
+
 /// Joins a node named `name` through a fresh token; its UUID.
 async fn joined_node(auth: &AuthServer, name: &str) -> String {
-    let (token, _) = auth.add_node_token(None, None).await.expect("token");
+    let (token, _) = auth.add_node_token(None, None, None).await.expect("token");
     let key = jaunt_ca::ssh_key::PrivateKey::random(
         &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
         jaunt_ca::ssh_key::Algorithm::Ed25519,
@@ -486,6 +552,7 @@ async fn a_node_told_a_longer_interval_gets_a_longer_offline_window() {
         host_public_key: String::new(),
         last_seen,
         heartbeat_secs,
+        labels_pinned: false,
     };
     assert!(auth.is_online(&node(now() - 60, 15)));
     assert!(!auth.is_online(&node(now() - 61, 15)));
@@ -800,6 +867,7 @@ async fn administration_through_the_admin_protocol() {
             kind: jaunt_types::resources::TokenKind::Node,
             ttl: None,
             uses: None,
+            labels: None,
         })
         .await;
     let AdminResponse::TokenAdded { token, command } = added else {

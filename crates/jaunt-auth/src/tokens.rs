@@ -3,7 +3,7 @@
 use crate::records::{TOKENS, TokenRecord, random_token, token_key};
 use crate::{AuthError, AuthServer, now};
 use jaunt_store::StoreError;
-use jaunt_types::resources::{TokenInfo, TokenKind};
+use jaunt_types::resources::{Labels, TokenInfo, TokenKind};
 use jaunt_types::{Secret, Ttl};
 
 /// How long a node join token lives unless told.
@@ -22,11 +22,17 @@ impl AuthServer {
     }
 
     /// A node join token, and the command a node runs with it.
+    /// A node join token; `labels`, when given, are every joining node's
+    /// labels (see [`TokenRecord::labels`]).
     pub async fn add_node_token(
         &self,
         ttl: Option<Ttl>,
         uses: Option<u32>,
+        labels: Option<Labels>,
     ) -> Result<(TokenInfo, String), AuthError> {
+        if let Some(labels) = &labels {
+            crate::nodes::validate_labels(labels)?;
+        }
         let ttl = ttl.unwrap_or(DEFAULT_NODE_TOKEN_TTL);
         if ttl.as_secs() == 0 || uses == Some(0) {
             return Err(AuthError::BadRequest(
@@ -40,6 +46,7 @@ impl AuthServer {
             user: None,
             uses_left: uses,
             totp_secret: None,
+            labels,
         };
         self.create_token(&record).await?;
         // The token itself is a secret: the event names its kind only.

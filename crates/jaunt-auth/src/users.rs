@@ -99,6 +99,7 @@ impl AuthServer {
             uses_left: Some(1),
             totp_secret: (self.config.second_factor == SecondFactor::Otp)
                 .then(|| Secret::new(new_totp_secret())),
+            labels: None,
         };
         self.create_token(&record).await?;
         let command = format!(

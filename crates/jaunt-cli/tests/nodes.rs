@@ -897,3 +897,25 @@ fn a_client_that_does_not_authenticate_in_time_is_dropped() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_token_pins_the_labels_of_the_nodes_that_join_with_it() {
+    let (c, _os, home) = Cluster::with_alice(Options::default(), "l");
+    let out = c
+        .jctl(&["tokens", "add", "--type=node", "--labels=env=staging"])
+        .ok();
+    let token = token_from(&out.stdout);
+    let listed = c.jctl(&["tokens", "ls"]).ok().stdout;
+    assert!(listed.contains("env=staging"), "{listed}");
+    // The node says it is a production database: the token decides.
+    let _node = c.start_node("pinned", "env=prod,team=db", true, Some(token));
+    let nodes = c.jsh(&home, &["ls", "--format=json"], "").ok().stdout;
+    let nodes: serde_json::Value = serde_json::from_str(&nodes).expect("json");
+    let pinned = nodes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "pinned"))
+        .unwrap_or_else(|| panic!("{nodes:#}"));
+    assert_eq!(pinned["labels"], serde_json::json!({"env": "staging"}));
+    c.jctl(&["tokens", "add", "--type=node", "--labels=broken"])
+        .fails_with("--labels");
+}

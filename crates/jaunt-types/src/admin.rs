@@ -48,6 +48,9 @@ pub enum AdminRequest {
         kind: TokenKind,
         ttl: Option<Ttl>,
         uses: Option<u32>,
+        /// Labels every node joining with it has, whatever it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        labels: Option<crate::resources::Labels>,
     },
     TokenList,
     TokenRemove {

@@ -200,6 +200,9 @@ pub struct TokenInfo {
     /// `None`: any number of uses until it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses_left: Option<u32>,
+    /// A node token's pinned labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
 }
 
 #[cfg(test)]

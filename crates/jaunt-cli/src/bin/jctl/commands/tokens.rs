@@ -22,6 +22,10 @@ pub enum TokensCommand {
         /// How many nodes may join with it [default: any number until it expires]
         #[arg(long)]
         uses: Option<u32>,
+        /// Labels every node joining with it gets, k=v,k=v; the node's own
+        /// labels are then ignored, so it cannot widen who may reach it.
+        #[arg(long)]
+        labels: Option<String>,
     },
     /// List tokens.
     Ls {
@@ -34,14 +38,29 @@ pub enum TokensCommand {
 
 pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
     match cmd {
-        TokensCommand::Add { kind, ttl, uses } => {
+        TokensCommand::Add {
+            kind,
+            ttl,
+            uses,
+            labels,
+        } => {
             let kind = match kind.as_str() {
                 "node" => TokenKind::Node,
                 other => anyhow::bail!(
                     "unknown token type {other:?}: use --type=node (user signup tokens come from 'jctl users add')"
                 ),
             };
-            match admin.call(&AdminRequest::TokenAdd { kind, ttl, uses })? {
+            let labels = labels
+                .as_deref()
+                .map(jaunt_config::parse_labels)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--labels: {e}"))?;
+            match admin.call(&AdminRequest::TokenAdd {
+                kind,
+                ttl,
+                uses,
+                labels,
+            })? {
                 AdminResponse::TokenAdded { token, command } => {
                     let left = token.expires - jaunt_sys::clock::now();
                     say!("The invite token: {}", token.token.expose())?;
@@ -84,11 +103,24 @@ pub fn list(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
                 t.uses_left
                     .map_or("unlimited".to_string(), |n| n.to_string()),
                 t.user.clone().unwrap_or_default(),
+                t.labels
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]
         })
         .collect();
     jaunt_cli::print_text(&table::render(
-        &["Token", "Type", "Expiry Time (UTC)", "Uses Left", "User"],
+        &[
+            "Token",
+            "Type",
+            "Expiry Time (UTC)",
+            "Uses Left",
+            "User",
+            "Labels",
+        ],
         &rows,
     ))?;
     Ok(())
