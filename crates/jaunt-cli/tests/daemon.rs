@@ -405,3 +405,45 @@ fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
         .expect("ping");
     assert_eq!(ping.cluster_name, "example");
 }
+
+#[test]
+fn node_routes_refuse_an_unknown_caller_before_reading_its_body() {
+    use jaunt_transport::{ApiClient, Trust};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::start(Options::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let api = ApiClient::new(
+        &c.proxy,
+        &Trust {
+            ca_pin: Some(c.ca_pin.clone()),
+            ..Default::default()
+        },
+        None,
+    )
+    .expect("client");
+    let answer = rt.block_on(async {
+        let mut tls = api
+            .connect(jaunt_types::api::ALPN_HTTP)
+            .await
+            .expect("connect");
+        // 30 MB announced on the recording route (which takes up to
+        // 32 MiB), none sent: the caller check comes first, so the answer
+        // does not wait for a body from someone with no certificate.
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: jaunt\r\nContent-Type: application/json\r\nContent-Length: 31457280\r\n\r\n",
+            jaunt_types::api::PATH_NODE_RECORDING
+        );
+        tls.write_all(head.as_bytes()).await.expect("head");
+        let mut got = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read(&mut got))
+            .await
+            .expect("an answer before any body")
+            .expect("read");
+        String::from_utf8_lossy(&got[..n]).into_owned()
+    });
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("needs a node certificate"), "{answer}");
+}
