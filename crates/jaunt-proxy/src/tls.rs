@@ -58,7 +58,14 @@ fn certified_key(
         reason: e.to_string(),
     })?;
     let signing = provider.key_provider.load_private_key(key)?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    let certified = CertifiedKey::new(chain, signing);
+    // A key that is not the certificate's would fail every handshake;
+    // say so at start instead.
+    certified.keys_match().map_err(|e| TlsError::Pem {
+        what,
+        reason: format!("the key does not belong to the certificate ({e})"),
+    })?;
+    Ok(Arc::new(certified))
 }
 
 /// Which certificate a client gets: the cluster-issued one when it asks
@@ -122,4 +129,33 @@ pub fn server_config(
     .map(|p| p.to_vec())
     .collect();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_with_another_key_is_refused_at_start() {
+        let ca = jaunt_ca::TlsCa::generate("c", 1_800_000_000).expect("ca");
+        let issue = |name: &str| {
+            ca.issue_server_cert(&[name.to_string()], 1_800_000_000, 3600)
+                .expect("cert")
+        };
+        let (cluster_cert, cluster_key) = issue(CLUSTER_SERVER_NAME);
+        let (public_cert, _) = issue("proxy.example.com");
+        let (_, other_key) = issue("other.example.com");
+        let cluster = || CertPem {
+            chain: &cluster_cert,
+            key: cluster_key.expose(),
+        };
+        assert!(server_config(cluster(), None, ca.cert_pem()).is_ok());
+        let mismatched = CertPem {
+            chain: &public_cert,
+            key: other_key.expose(),
+        };
+        let err = server_config(cluster(), Some(mismatched), ca.cert_pem()).expect_err("refused");
+        assert!(err.to_string().contains("tls_cert_file"), "{err}");
+        assert!(err.to_string().contains("does not belong"), "{err}");
+    }
 }
