@@ -1,0 +1,252 @@
+//! Hardening of the node and the proxy, end to end: what a session's
+//! process inherits, access re-checked on kept-open connections, idle and
+//! unauthenticated connections closed, which addresses the proxy dials,
+//! and labels pinned by join tokens.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+/// The descriptors a session's process holds, from `ls -l /proc/self/fd`
+/// run as the session's command: number -> what it points to.
+fn session_fds(s: &Setup, extra: &[&str]) -> Vec<(u32, String)> {
+    let target = format!("{}@node1.example", s.os.name);
+    let mut args = extra.to_vec();
+    args.extend([target.as_str(), "ls -l /proc/self/fd"]);
+    let out = ssh(&s.ssh_config, &args, "").ok();
+    let mut fds: Vec<(u32, String)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, to) = l.split_once(" -> ")?;
+            let fd = name.rsplit(' ').next()?.parse().ok()?;
+            Some((fd, to.trim().to_string()))
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn a_session_inherits_no_descriptor_of_the_node() {
+    use nix::fcntl::{OFlag, open};
+    use std::os::fd::AsRawFd;
+    let s = setup("i");
+    // A descriptor the node's process holds without close-on-exec, as a
+    // PTY master is between its opening and its fcntl (the node runs in
+    // this process here).
+    let held = open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).expect("open");
+    let held = held.as_raw_fd() as u32;
+    for extra in [&[][..], &["-tt"][..]] {
+        let fds = session_fds(&s, extra);
+        let numbers: Vec<u32> = fds.iter().map(|(n, _)| *n).collect();
+        assert!(
+            numbers.starts_with(&[0, 1, 2]),
+            "{extra:?}: standard input, output and error: {fds:?}"
+        );
+        // Beyond 0-2 only ls's own reading of /proc/self/fd.
+        for (n, to) in &fds[3..] {
+            assert!(
+                to.starts_with("/proc/") && *n != held,
+                "{extra:?}: descriptor {n} -> {to} reached the session: {fds:?}"
+            );
+        }
+        assert!(fds.len() <= 4, "{extra:?}: {fds:?}");
+    }
+}
+
+/// An OpenSSH ControlMaster connection to the direct node1 of `s`.
+fn master_to_node1(s: &Setup) -> Master {
+    let addr = s.nodes[0].ssh_addr.expect("direct node").to_string();
+    let jsh_config = s.home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, s.c.jsh(&s.home, &["config"], "").ok().stdout).expect("config");
+    Master::open(&direct_ssh_config(&s.home, &jsh_config, &addr, &s.os.name))
+}
+
+#[test]
+fn a_kept_open_connection_opens_nothing_once_access_is_revoked() {
+    let s = setup("v");
+    let master = master_to_node1(&s);
+    let run = |remote: &str| {
+        let out = master.command(remote).output().expect("ssh");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("echo before");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("before"), "{out}");
+    // The role that allows the login goes: the same connection opens no
+    // further session (it did before: channels were never re-checked).
+    s.c.jctl(&["users", "update", "alice", "--set-roles=auditor"])
+        .ok();
+    let refused = eventually(
+        "the new channel to be refused",
+        Duration::from_secs(10),
+        || {
+            let (code, out) = run("echo after");
+            (!out.contains("after")).then_some(code)
+        },
+    );
+    assert_ne!(refused, Some(0));
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=auth", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(events.contains("access revoked"), "{events}");
+}
+
+#[test]
+fn a_kept_open_connection_closes_when_its_certificate_expires() {
+    let s = setup("e");
+    s.c.login(&s.home, "alice", &["--ttl=4s"], &format!("{PASSWORD}\n"))
+        .ok();
+    let master = master_to_node1(&s);
+    let out = master.command("echo open").output().expect("ssh");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("open"));
+    let check = || {
+        master
+            .check_command()
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    eventually(
+        "the master connection to close",
+        Duration::from_secs(20),
+        || (!check()).then_some(()),
+    );
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=client.disconnect", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(events.contains("the certificate expired"), "{events}");
+}
+
+#[test]
+fn the_proxy_dials_node_addresses_only_where_node_address_allow_says() {
+    let opts = Options {
+        node_address_allow: "10.0.0.0/8",
+        ..Default::default()
+    };
+    let (c, os, home) = Cluster::with_alice(opts, "w");
+    // A direct node on loopback, which this proxy may not dial; a tunnel
+    // node is reached through its own connection and stays reachable.
+    let _direct = c.add_node("local", "env=a", true);
+    let _tunnel = c.add_node("tunnelled", "env=b", false);
+    let login = format!("{}@local", os.name);
+    c.jsh(&home, &["ssh", &login, "true"], "")
+        .fails_with("registered the address 127.0.0.1:");
+    let login = format!("{}@tunnelled", os.name);
+    let out = eventually("the tunnel node", Duration::from_secs(20), || {
+        let out = c.jsh(&home, &["ssh", &login, "echo through-the-tunnel"], "");
+        (out.code == Some(0)).then_some(out)
+    });
+    assert!(out.stdout.contains("through-the-tunnel"), "{out:?}");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_client_idle_timeout() {
+    let opts = Options {
+        client_idle_timeout: "2s",
+        ..Default::default()
+    };
+    let (c, os, home) = Cluster::with_alice(opts, "d");
+    let node = c.add_node("idle", "env=idle", true);
+    let addr = node.ssh_addr.expect("direct node").to_string();
+    let jsh_config = home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, c.jsh(&home, &["config"], "").ok().stdout).expect("config");
+    // The node learns the timeout from its first heartbeat's answer and
+    // applies it to connections made after that.
+    let config = direct_ssh_config(&home, &jsh_config, &addr, &os.name);
+    let master_is_up = |m: &Master| {
+        m.check_command()
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    eventually(
+        "an idle connection to be closed",
+        Duration::from_secs(40),
+        || {
+            let master = Master::open(&config);
+            // Output every half second keeps the connection in use past 2 s.
+            let out = master
+                .command("for i in 1 2 3 4 5 6 7 8; do echo tick; sleep 0.5; done; echo still-here")
+                .output()
+                .ok()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("still-here") {
+                return None;
+            }
+            // Then nothing: it is closed within a few seconds.
+            let idle_since = std::time::Instant::now();
+            within(Duration::from_secs(8), || {
+                (!master_is_up(&master)).then_some(())
+            })?;
+            assert!(idle_since.elapsed() >= Duration::from_secs(1));
+            Some(())
+        },
+    );
+}
+
+#[test]
+fn a_client_that_does_not_authenticate_in_time_is_dropped() {
+    use std::io::Read;
+    let c = Cluster::start(Options {
+        login_grace: Duration::from_secs(2),
+        ..Default::default()
+    });
+    let node = c.add_node("grace", "env=g", true);
+    let addr = node.ssh_addr.expect("direct node");
+    // A client that says nothing after the server's greeting.
+    let mut silent = std::net::TcpStream::connect(addr).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The node's greeting, then the end of the connection (a read of 0),
+    // not a read that times out.
+    loop {
+        match silent.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    assert!(
+        seen.starts_with(b"SSH-2.0-"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_token_pins_the_labels_of_the_nodes_that_join_with_it() {
+    let (c, _os, home) = Cluster::with_alice(Options::default(), "l");
+    let out = c
+        .jctl(&["tokens", "add", "--type=node", "--labels=env=staging"])
+        .ok();
+    let token = token_from(&out.stdout);
+    let listed = c.jctl(&["tokens", "ls"]).ok().stdout;
+    assert!(listed.contains("env=staging"), "{listed}");
+    // The node says it is a production database: the token decides.
+    let _node = c.start_node("pinned", "env=prod,team=db", true, Some(token));
+    let nodes = c.jsh(&home, &["ls", "--format=json"], "").ok().stdout;
+    let nodes: serde_json::Value = serde_json::from_str(&nodes).expect("json");
+    let pinned = nodes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "pinned"))
+        .unwrap_or_else(|| panic!("{nodes:#}"));
+    assert_eq!(pinned["labels"], serde_json::json!({"env": "staging"}));
+    c.jctl(&["tokens", "add", "--type=node", "--labels=broken"])
+        .fails_with("--labels");
+}
