@@ -210,3 +210,31 @@ fn a_tls_only_proxy_keeps_ssh_inside_tls() {
         out.stderr
     );
 }
+
+#[test]
+fn a_user_holds_a_bounded_number_of_unredeemed_tickets() {
+    let s = setup("rlm");
+    let client = client_of(&s.home);
+    let target = format!("{}@node1", s.os.name);
+    let rt = runtime();
+    rt.block_on(async {
+        // Each ticket holds a connection to the node until it is redeemed
+        // or expires; one user cannot make the proxy hold any number.
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            held.push(ticket(&client, &target).await);
+        }
+        let refused = request(&client, &target, None, true)
+            .await
+            .err()
+            .expect("the 65th is refused");
+        assert!(
+            refused.to_string().contains("too many relays waiting"),
+            "{refused}"
+        );
+        // Redeeming one makes room for another.
+        let (addr, t) = held.pop().expect("a ticket");
+        let _tcp = redeem(addr, &t).await.expect("redeem");
+        ticket(&client, &target).await;
+    });
+}

@@ -29,9 +29,15 @@ const TICKET_LEN: usize = 32;
 const MAX_PREAMBLE: usize = 128;
 const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Unredeemed tickets one user may hold at once: each holds a connection
+/// to a node for up to `TICKET_TTL`, and a client opens one per session.
+pub const MAX_PENDING_PER_USER: usize = 64;
+
 /// A node connection waiting for its client's raw connection.
 struct Pending {
     peer: IpAddr,
+    /// The user it was issued to.
+    user: String,
     upstream: Upstream,
     expires: Instant,
 }
@@ -65,12 +71,21 @@ impl Tickets {
         }
     }
 
-    /// Parks `upstream` for the client at `peer`; returns its ticket. A task
-    /// drops the node connection if the ticket is never redeemed.
-    pub fn issue(self: &Arc<Self>, peer: IpAddr, upstream: Upstream) -> String {
+    /// How many unredeemed tickets `user` holds.
+    pub fn pending_for(&self, user: &str) -> usize {
+        self.pending
+            .lock()
+            .map(|p| p.values().filter(|t| t.user == user).count())
+            .unwrap_or(0)
+    }
+
+    /// Parks `upstream` for `user`'s client at `peer`; returns its ticket.
+    /// A task drops the node connection if the ticket is never redeemed.
+    pub fn issue(self: &Arc<Self>, peer: IpAddr, user: &str, upstream: Upstream) -> String {
         let ticket = jaunt_auth::records::random_token();
         let pending = Pending {
             peer,
+            user: user.to_string(),
             upstream,
             expires: Instant::now() + self.ttl,
         };
@@ -195,7 +210,7 @@ mod tests {
     #[tokio::test]
     async fn a_ticket_is_redeemed_once_from_its_address() {
         let t = Arc::new(Tickets::default());
-        let ticket = t.issue(HOME, stream());
+        let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(ticket.len(), TICKET_LEN);
         assert!(t.redeem(&ticket, HOME).is_ok());
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Unknown));
@@ -208,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_ticket_from_another_address_is_refused_and_spent() {
         let t = Arc::new(Tickets::default());
-        let ticket = t.issue(HOME, stream());
+        let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(t.redeem(&ticket, OTHER).err(), Some(RedeemError::WrongPeer));
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Unknown));
     }
@@ -216,10 +231,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_expired_ticket_is_refused_and_its_connection_dropped() {
         let t = Arc::new(Tickets::with_ttl(Duration::ZERO));
-        let ticket = t.issue(HOME, stream());
+        let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Expired));
         let t = Arc::new(Tickets::default());
-        t.issue(HOME, stream());
+        t.issue(HOME, "alice", stream());
         assert_eq!(t.len(), 1);
         // Paused time: this advances the clock, it does not wait.
         tokio::time::sleep(TICKET_TTL + Duration::from_millis(1)).await;
@@ -258,5 +273,17 @@ mod tests {
             assert_eq!(parse_preamble(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(parse_preamble(b"JAUNT-TUNNEL/1 1 \xff\xfe"), None);
+    }
+
+    #[tokio::test]
+    async fn unredeemed_tickets_are_counted_per_user() {
+        let t = Arc::new(Tickets::default());
+        for _ in 0..3 {
+            t.issue(HOME, "alice", stream());
+        }
+        let bobs = t.issue(HOME, "bob", stream());
+        assert_eq!((t.pending_for("alice"), t.pending_for("bob")), (3, 1));
+        assert!(t.redeem(&bobs, HOME).is_ok());
+        assert_eq!(t.pending_for("bob"), 0);
     }
 }

@@ -6,7 +6,7 @@
 //! between the client and the node.
 
 use crate::lines::{read_json_line, write_json_line};
-use crate::raw::Tickets;
+use crate::raw::{MAX_PENDING_PER_USER, Tickets};
 use crate::tunnel::{TunnelError, Tunnels};
 use crate::upstream::{Upstream, relay};
 use jaunt_auth::{AuthError, AuthServer};
@@ -60,6 +60,10 @@ pub enum Refusal {
         "node {name} registered the address {addr}, which this proxy does not dial (node_address_allow)"
     )]
     AddressNotAllowed { name: String, addr: String },
+    #[error(
+        "too many relays waiting for their connection ({MAX_PENDING_PER_USER}); redeem or let them expire first"
+    )]
+    TooManyPending,
     #[error(transparent)]
     Tunnel(#[from] TunnelError),
     /// Auth refused in words meant for the user (access, not found).
@@ -110,7 +114,7 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let tickets = routes.tickets;
-    let (node, raw) = match connect(&mut client, cert, &routes).await {
+    let (node, raw, user) = match connect(&mut client, cert, &routes).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let _ = write_json_line(&mut client, &refusal.answer(peer)).await;
@@ -120,7 +124,7 @@ pub async fn serve<S>(
     if let Some(tickets) = tickets.filter(|_| raw) {
         let answer = DialResponse {
             error: None,
-            ticket: Some(tickets.issue(peer.ip(), node)),
+            ticket: Some(tickets.issue(peer.ip(), &user, node)),
         };
         let _ = write_json_line(&mut client, &answer).await;
         return;
@@ -179,13 +183,13 @@ async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, 
     Err(unreachable(last))
 }
 
-/// Checks the caller and the request, then connects to the node; the
-/// `bool` is whether the client asked for a raw relay.
+/// Checks the caller and the request, then connects to the node; returns
+/// it, whether the client asked for a raw relay, and the user.
 async fn connect<S: AsyncRead + Unpin>(
     client: &mut S,
     cert: Option<CertificateDer<'static>>,
     routes: &Routes<'_>,
-) -> Result<(Upstream, bool), Refusal> {
+) -> Result<(Upstream, bool, String), Refusal> {
     let (auth, tunnels) = (routes.auth, routes.tunnels);
     let der = cert.ok_or(Refusal::NoCertificate)?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| Refusal::BadCertificate(e.to_string()))?;
@@ -206,6 +210,12 @@ async fn connect<S: AsyncRead + Unpin>(
             serves: cluster.clone(),
         });
     }
+    // Checked before a node is dialled: each ticket holds a connection.
+    if let Some(tickets) = routes.tickets.filter(|_| req.raw)
+        && tickets.pending_for(&id.user) >= MAX_PENDING_PER_USER
+    {
+        return Err(Refusal::TooManyPending);
+    }
     let target = parse_target(&req.target).map_err(Refusal::BadTarget)?;
     let nodes = auth.nodes_for(&id.user, false).await?;
     let infos: Vec<_> = nodes.iter().map(|n| n.info()).collect();
@@ -224,7 +234,7 @@ async fn connect<S: AsyncRead + Unpin>(
         Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
         None => tunnels.dial(&node.uuid, &node.name).await?,
     };
-    Ok((upstream, req.raw))
+    Ok((upstream, req.raw, id.user))
 }
 
 #[cfg(test)]
