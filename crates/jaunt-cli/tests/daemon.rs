@@ -333,25 +333,27 @@ fn role_files_are_checked_before_anything_changes() {
     c.jctl(&["users", "rm", "ivan"]).fails_with("not found");
 }
 
-#[test]
-fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
-    use jaunt_transport::TransportError;
-    use jaunt_transport::{ApiClient, Trust};
-    use std::io::{Read, Write};
+/// A cluster, a runtime, and an API client that trusts the cluster's CA
+/// but has no certificate of its own.
+fn anonymous() -> (Cluster, tokio::runtime::Runtime, jaunt_transport::ApiClient) {
     let c = Cluster::start(Options::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let client = ApiClient::new(
-        &c.proxy,
-        &Trust {
-            ca_pin: Some(c.ca_pin.clone()),
-            ..Default::default()
-        },
-        None,
-    )
-    .expect("client");
+    let trust = jaunt_transport::Trust {
+        ca_pin: Some(c.ca_pin.clone()),
+        ..Default::default()
+    };
+    let client = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    (c, rt, client)
+}
+
+#[test]
+fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
+    use jaunt_transport::TransportError;
+    use std::io::{Read, Write};
+    let (c, rt, client) = anonymous();
     let bodies = [
         serde_json::json!({"user": "x"}),
         serde_json::json!([1, 2, 3]),
@@ -408,22 +410,8 @@ fn malformed_requests_get_clear_errors_and_the_services_stay_up() {
 
 #[test]
 fn node_routes_refuse_an_unknown_caller_before_reading_its_body() {
-    use jaunt_transport::{ApiClient, Trust};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let c = Cluster::start(Options::default());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let api = ApiClient::new(
-        &c.proxy,
-        &Trust {
-            ca_pin: Some(c.ca_pin.clone()),
-            ..Default::default()
-        },
-        None,
-    )
-    .expect("client");
+    let (_c, rt, api) = anonymous();
     let answer = rt.block_on(async {
         let mut tls = api
             .connect(jaunt_types::api::ALPN_HTTP)
