@@ -14,6 +14,8 @@ command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# `systemd-analyze verify` checks the unit `jaunt install systemd` writes.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # The Windows jsh.exe is cross-built and run under Wine (tests/windows.rs).
 if [ -z "${JAUNT_SKIP_WINE:-}" ]; then
   command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64-win32)

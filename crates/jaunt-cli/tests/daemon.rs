@@ -435,3 +435,46 @@ fn node_routes_refuse_an_unknown_caller_before_reading_its_body() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("needs a node certificate"), "{answer}");
 }
+
+#[test]
+fn the_systemd_unit_is_one_systemd_accepts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (roles, name) in [
+        ("auth,proxy", "jaunt.service"),
+        ("node", "jaunt-node.service"),
+    ] {
+        let path = dir.path().join(name);
+        let out = run(
+            {
+                let mut cmd = Command::new(bin("jaunt"));
+                cmd.args(["install", "systemd", "--roles", roles, "--output"])
+                    .arg(&path);
+                cmd
+            },
+            "",
+        )
+        .ok();
+        assert!(
+            out.stdout.contains("systemctl daemon-reload"),
+            "{}",
+            out.stdout
+        );
+        let unit = std::fs::read_to_string(&path).expect("unit");
+        assert!(
+            unit.contains("start --config=/etc/jaunt/jaunt.yaml"),
+            "{unit}"
+        );
+        // systemd's own check: every key known, the binary there. Warnings
+        // (an unknown key, say) go to stderr with exit 0, so both count.
+        let verify = run(
+            {
+                let mut cmd = Command::new("systemd-analyze");
+                cmd.arg("verify").arg(&path);
+                cmd
+            },
+            "",
+        );
+        assert_eq!(verify.code, Some(0), "{roles}: {verify:?}");
+        assert_eq!(verify.stderr, "", "{roles}: {unit}");
+    }
+}

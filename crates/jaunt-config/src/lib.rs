@@ -5,6 +5,7 @@
 
 mod daemon;
 mod resources;
+pub mod systemd;
 
 pub use daemon::{
     Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, configure_template, parse_labels,

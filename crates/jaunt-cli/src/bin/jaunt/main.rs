@@ -24,6 +24,9 @@ enum Command {
     Start(commands::start::StartArgs),
     /// Print a commented configuration file with every key and its default.
     Configure(commands::configure::ConfigureArgs),
+    /// Install Jaunt into the system: `jaunt install systemd`.
+    #[command(subcommand)]
+    Install(commands::install::InstallCommand),
     /// Inside a session: who, where, and the session's ID.
     Status,
     /// Serve SFTP on stdin/stdout (the node runs this as the login user).
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
     jaunt_cli::run(|| match cli.command {
         Command::Start(args) => commands::start::run(args),
         Command::Configure(args) => commands::configure::run(args),
+        Command::Install(cmd) => commands::install::run(cmd),
         Command::Status => commands::status::run(),
         Command::SftpServer => {
             tokio::runtime::Builder::new_current_thread()

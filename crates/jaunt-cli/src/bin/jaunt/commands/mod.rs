@@ -1,3 +1,4 @@
 pub mod configure;
+pub mod install;
 pub mod start;
 pub mod status;
