@@ -42,6 +42,18 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Prints `name`'s shell completions for `shell` (the `completion`
+/// subcommand of each binary).
+pub fn print_completions<C: clap::CommandFactory>(
+    shell: clap_complete::Shell,
+    name: &str,
+) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut C::command(), name, &mut out);
+    std::io::stdout().write_all(&out)?;
+    Ok(())
+}
+
 /// Writes text to stdout without panicking on a closed pipe.
 pub fn print_text(text: &str) -> std::io::Result<()> {
     std::io::stdout().write_all(text.as_bytes())

@@ -478,3 +478,32 @@ fn the_systemd_unit_is_one_systemd_accepts() {
         assert_eq!(verify.stderr, "", "{roles}: {unit}");
     }
 }
+
+#[test]
+fn every_binary_prints_shell_completions() {
+    let completion = |name: &str, shell: &str| {
+        let mut cmd = Command::new(bin(name));
+        cmd.args(["completion", shell]);
+        run(cmd, "")
+    };
+    for name in ["jsh", "jctl", "jaunt"] {
+        for shell in ["bash", "zsh", "fish", "powershell"] {
+            let out = completion(name, shell).ok();
+            assert!(out.stdout.contains(name), "{name} {shell}");
+            assert!(
+                out.stdout.contains("completion"),
+                "{name} {shell}: subcommands listed"
+            );
+        }
+        // bash parses what it would source.
+        let script = tempfile::NamedTempFile::new().expect("tmp");
+        std::fs::write(script.path(), completion(name, "bash").ok().stdout).expect("write");
+        let mut bash = Command::new("bash");
+        bash.arg("-n").arg(script.path());
+        let parsed = run(bash, "");
+        assert_eq!(parsed.code, Some(0), "{name}: {parsed:?}");
+    }
+    let unknown = completion("jsh", "tcsh");
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert!(unknown.stderr.contains("invalid value"), "{unknown:?}");
+}

@@ -34,6 +34,11 @@ enum Command {
     SftpServer,
     /// Print the version.
     Version,
+    /// Print shell completions: bash, zsh, fish, powershell or elvish.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Every setting as a flag; each is also a key of the config file.
@@ -163,6 +168,7 @@ fn main() -> ExitCode {
                 .block_on(jaunt_node::sftp::serve_stdio());
             Ok(())
         }
+        Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jaunt"),
         Command::Version => {
             jaunt_cli::say!("jaunt {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -47,6 +47,11 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Cluster name, CA fingerprints and the CA pin.
     Status(commands::status::StatusArgs),
+    /// Print shell completions: bash, zsh, fish, powershell or elvish.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Command::Get(a) => commands::resources::get(&admin, a),
         Command::Rm(a) => commands::resources::rm(&admin, a),
         Command::Status(a) => commands::status::run(&admin, a),
+        Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jctl"),
         Command::Audit(c) => commands::audit::run(&admin, c),
     })
 }

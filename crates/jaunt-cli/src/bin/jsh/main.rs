@@ -49,6 +49,11 @@ enum Command {
     Play(commands::recordings::PlayArgs),
     /// Print the version.
     Version,
+    /// Print shell completions: bash, zsh, fish, powershell or elvish.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Sessions(c) => commands::sessions::run(c),
         Command::Recordings(c) => commands::recordings::run(c),
         Command::Play(a) => commands::recordings::play(a),
+        Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jsh"),
         Command::Version => {
             jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())
