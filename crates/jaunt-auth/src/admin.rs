@@ -84,6 +84,10 @@ impl AuthServer {
                 tokens: self.list_tokens().await?,
             }),
             AdminRequest::TokenRemove { token } => done(self.remove_token(token.expose()).await?),
+            AdminRequest::NodeList => Ok(AdminResponse::Nodes {
+                nodes: self.admin_nodes().await?,
+            }),
+            AdminRequest::NodeRemove { node } => done(self.remove_node(&node).await?),
             AdminRequest::AuditSearch { query } => Ok(AdminResponse::Events {
                 events: self.search_events(&query).await?,
             }),

@@ -255,6 +255,57 @@ impl AuthServer {
         )
     }
 
+    /// Every node, as `jctl nodes ls` shows them.
+    pub async fn admin_nodes(&self) -> Result<Vec<jaunt_types::admin::AdminNode>, AuthError> {
+        let mut nodes: Vec<_> = self
+            .all_nodes()
+            .await?
+            .into_iter()
+            .map(|n| jaunt_types::admin::AdminNode {
+                online: self.is_online(&n),
+                labels_pinned: n.labels_pinned,
+                info: n.info(),
+            })
+            .collect();
+        nodes.sort_by(|a, b| (&a.info.name, &a.info.uuid).cmp(&(&b.info.name, &b.info.uuid)));
+        Ok(nodes)
+    }
+
+    /// Removes a node from the inventory (by UUID, or by a name only one
+    /// node has): it is no longer listed or reached, its heartbeats and
+    /// logins are refused, and it must join again with a new token.
+    pub async fn remove_node(&self, node: &str) -> Result<String, AuthError> {
+        let all = self.all_nodes().await?;
+        let matches: Vec<&NodeRecord> = all
+            .iter()
+            .filter(|n| n.uuid == node || n.name == node)
+            .collect();
+        let found = match matches.as_slice() {
+            [] => return Err(AuthError::NotFound(format!("node {node:?} not found"))),
+            [one] => *one,
+            many => {
+                let uuids: Vec<&str> = many.iter().map(|n| n.uuid.as_str()).collect();
+                return Err(AuthError::BadRequest(format!(
+                    "several nodes are named {node:?}; remove one by UUID: {}",
+                    uuids.join(", ")
+                )));
+            }
+        };
+        match self.store.delete(&node_key(&found.uuid)).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.leases.forget(&found.uuid);
+        let mut e = self.event("node.delete", true);
+        e.node = Some(found.name.clone());
+        e.node_uuid = Some(found.uuid.clone());
+        self.emit(e).await?;
+        Ok(format!(
+            "node {} ({}) has been removed",
+            found.name, found.uuid
+        ))
+    }
+
     pub fn is_online(&self, node: &NodeRecord) -> bool {
         now() - node.last_seen <= self.offline_window(node)
     }

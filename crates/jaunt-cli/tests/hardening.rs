@@ -250,3 +250,38 @@ fn a_token_pins_the_labels_of_the_nodes_that_join_with_it() {
     c.jctl(&["tokens", "add", "--type=node", "--labels=broken"])
         .fails_with("--labels");
 }
+
+#[test]
+fn a_removed_node_is_cut_off_at_once() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "m");
+    let node = c.add_node("gone", "env=m", true);
+    let listed = c.jctl(&["nodes", "ls"]).ok().stdout;
+    assert!(
+        listed.contains("gone") && listed.contains("online"),
+        "{listed}"
+    );
+    let target = format!("{}@gone", os.name);
+    c.jsh(&home, &["ssh", &target, "true"], "").ok();
+    // Also reachable directly, as an OpenSSH client that knows its address.
+    let addr = node.ssh_addr.expect("direct node").to_string();
+    let jsh_config = home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, c.jsh(&home, &["config"], "").ok().stdout).expect("config");
+    let direct = direct_ssh_config(&home, &jsh_config, &addr, &os.name);
+    ssh(&direct, &["direct", "true"], "").ok();
+
+    c.jctl(&["nodes", "rm", "gone"]).ok();
+    // Gone from every list, refused through the proxy...
+    assert!(!c.jsh(&home, &["ls"], "").ok().stdout.contains("gone"));
+    c.jsh(&home, &["ssh", &target, "true"], "")
+        .fails_with("not found in inventory");
+    // ...and the node itself, still running, admits no one: auth refuses
+    // every login it asks about.
+    let refused = ssh(&direct, &["direct", "true"], "");
+    assert_eq!(refused.code, Some(255), "{refused:?}");
+    let events = c
+        .jctl(&["audit", "ls", "--type=node.delete", "--format=json"])
+        .ok()
+        .stdout;
+    assert!(events.contains("\"gone\""), "{events}");
+    c.jctl(&["nodes", "rm", "gone"]).fails_with("not found");
+}

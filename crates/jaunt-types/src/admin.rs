@@ -56,6 +56,11 @@ pub enum AdminRequest {
     TokenRemove {
         token: Secret<String>,
     },
+    NodeList,
+    /// A node by UUID, or by name when one node has it.
+    NodeRemove {
+        node: String,
+    },
     AuditSearch {
         query: crate::audit::AuditQuery,
     },
@@ -81,6 +86,9 @@ pub enum AdminResponse {
     Tokens {
         tokens: Vec<TokenInfo>,
     },
+    Nodes {
+        nodes: Vec<AdminNode>,
+    },
     TokenAdded {
         token: TokenInfo,
         command: String,
@@ -94,6 +102,17 @@ pub enum AdminResponse {
     Error {
         message: String,
     },
+}
+
+/// A node as an administrator sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminNode {
+    #[serde(flatten)]
+    pub info: crate::api::NodeInfo,
+    pub online: bool,
+    /// Its labels came from its join token.
+    #[serde(default)]
+    pub labels_pinned: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ const CATALOGUE: &[(&str, &str, char)] = &[
     ("role.deleted", "T9001", 'E'),
     ("join_token.create", "TJT00", 'E'),
     ("node.join", "TJ002", 'E'),
+    ("node.delete", "TJ003", 'E'),
     ("cert.create", "TC000", 'E'),
     ("session.start", "T2000", 'E'),
     ("resize", "T2002", 'E'),

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[command(
     name = "jctl",
     version,
-    about = "Jaunt cluster administration (users, roles, tokens)."
+    about = "Jaunt cluster administration (users, roles, tokens, nodes)."
 )]
 struct Cli {
     /// The auth service's data directory.
@@ -36,6 +36,9 @@ enum Command {
     /// Manage join tokens.
     #[command(subcommand)]
     Tokens(commands::tokens::TokensCommand),
+    /// List or remove nodes.
+    #[command(subcommand)]
+    Nodes(commands::nodes::NodesCommand),
     /// Create resources (roles) from a YAML file.
     Create(commands::resources::CreateArgs),
     /// Show resources: roles, users, tokens, or role/NAME.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     jaunt_cli::run(|| match cli.command {
         Command::Users(c) => commands::users::run(&admin, c),
         Command::Tokens(c) => commands::tokens::run(&admin, c),
+        Command::Nodes(c) => commands::nodes::run(&admin, c),
         Command::Create(a) => commands::resources::create(&admin, a),
         Command::Get(a) => commands::resources::get(&admin, a),
         Command::Rm(a) => commands::resources::rm(&admin, a),

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod nodes;
 pub mod resources;
 pub mod status;
 pub mod tokens;

@@ -1,0 +1,72 @@
+//! `jctl nodes ls|rm`: the inventory as an administrator sees it.
+
+use crate::admin::{AdminClient, unexpected};
+use crate::commands::users::print_outcome;
+use clap::Subcommand;
+use jaunt_cli::{Format, table};
+use jaunt_types::admin::{AdminRequest, AdminResponse};
+use jaunt_types::timefmt::format_unix;
+
+#[derive(Subcommand)]
+pub enum NodesCommand {
+    /// List every node, online or not.
+    Ls {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Remove a node (by UUID, or by a name only one node has): it is no
+    /// longer listed or reached, and must join again with a new token.
+    Rm { node: String },
+}
+
+pub fn run(admin: &AdminClient, cmd: NodesCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodesCommand::Ls { format } => list(admin, format),
+        NodesCommand::Rm { node } => print_outcome(admin.call(&AdminRequest::NodeRemove { node })?),
+    }
+}
+
+fn list(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
+    let nodes = match admin.call(&AdminRequest::NodeList)? {
+        AdminResponse::Nodes { nodes } => nodes,
+        other => return Err(unexpected(other)),
+    };
+    if format != Format::Text {
+        return jaunt_cli::print_structured(&nodes, format);
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let labels = n
+                .info
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            vec![
+                n.info.name.clone(),
+                n.info.uuid.clone(),
+                n.info.addr.clone().unwrap_or_else(|| "⟵ Tunnel".into()),
+                match n.labels_pinned {
+                    true => format!("{labels} (pinned)"),
+                    false => labels,
+                },
+                format_unix(n.info.last_seen),
+                if n.online { "online" } else { "offline" }.to_string(),
+            ]
+        })
+        .collect();
+    jaunt_cli::print_text(&table::render(
+        &[
+            "Node Name",
+            "UUID",
+            "Address",
+            "Labels",
+            "Last Heartbeat",
+            "Status",
+        ],
+        &rows,
+    ))?;
+    Ok(())
+}
