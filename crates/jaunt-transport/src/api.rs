@@ -316,10 +316,11 @@ impl ApiClient {
         };
         let by_cluster_ca = !trust.insecure && (trust.ca_pin.is_some() || !saved.is_empty());
         let verifier = Verifier {
-            system: if trust.insecure {
-                None
-            } else {
-                system_verifier(&provider)
+            // The system's roots are read only where they can count: not
+            // for nodes, nor for jsh once it has the cluster's CA.
+            system: match trust.insecure || by_cluster_ca {
+                true => None,
+                false => system_verifier(&provider),
             },
             provider: provider.clone(),
             saved,
