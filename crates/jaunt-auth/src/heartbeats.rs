@@ -57,6 +57,7 @@ pub fn must_write(stored: &NodeRecord, fresh: &NodeRecord, offline_after: u64) -
         last_seen: _,
         heartbeat_secs,
         labels_pinned,
+        sub_kind,
     } = fresh;
     let same = *uuid == stored.uuid
         && *name == stored.name
@@ -64,7 +65,8 @@ pub fn must_write(stored: &NodeRecord, fresh: &NodeRecord, offline_after: u64) -
         && *addr == stored.addr
         && *host_public_key == stored.host_public_key
         && *heartbeat_secs == stored.heartbeat_secs
-        && *labels_pinned == stored.labels_pinned;
+        && *labels_pinned == stored.labels_pinned
+        && *sub_kind == stored.sub_kind;
     let window = offline_window(offline_after, fresh.heartbeat_secs);
     !same || fresh.last_seen - stored.last_seen >= window / 2
 }
@@ -139,6 +141,7 @@ mod tests {
             last_seen,
             heartbeat_secs,
             labels_pinned: false,
+            sub_kind: None,
         }
     }
 

@@ -15,6 +15,9 @@ struct StoredIdentity {
     host_ca: Secret<String>,
     tls_ca_cert: String,
     tls_ca_key: Secret<String>,
+    /// Added after the first release: made on the first start that lacks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openssh_ca: Option<Secret<String>>,
 }
 
 /// The loaded authorities.
@@ -24,6 +27,11 @@ pub struct ClusterIdentity {
     pub user_ca: SshCa,
     pub host_ca: SshCa,
     pub tls_ca: TlsCa,
+    /// Signs only the proxy's per-connection certificates for agentless
+    /// (OpenSSH) nodes, whose sshd trusts it and nothing else of ours: no
+    /// user ever holds one of its certificates, so a user cannot go round
+    /// the proxy to such a host.
+    pub openssh_ca: SshCa,
 }
 
 impl ClusterIdentity {
@@ -45,6 +53,7 @@ pub(crate) async fn load_or_create(
                 host_ca: SshCa::generate()?.to_openssh()?,
                 tls_ca_cert: String::new(),
                 tls_ca_key: Secret::default(),
+                openssh_ca: Some(SshCa::generate()?.to_openssh()?),
             };
             let tls = TlsCa::generate(cluster_name, now() as u64)?;
             let fresh = StoredIdentity {
@@ -73,6 +82,7 @@ pub(crate) async fn load_or_create(
             }
         }
     };
+    let stored = with_openssh_ca(store, stored).await?;
     if stored.cluster_name != cluster_name {
         return Err(AuthError::BadRequest(format!(
             "this data directory belongs to cluster {:?}, not {cluster_name:?}; a cluster cannot be renamed (set cluster_name: {:?})",
@@ -84,7 +94,49 @@ pub(crate) async fn load_or_create(
         user_ca: SshCa::from_openssh(stored.user_ca.expose())?,
         host_ca: SshCa::from_openssh(stored.host_ca.expose())?,
         tls_ca: TlsCa::from_pem(stored.tls_ca_cert, stored.tls_ca_key)?,
+        openssh_ca: SshCa::from_openssh(
+            stored
+                .openssh_ca
+                .as_ref()
+                .ok_or_else(|| AuthError::Internal("the OpenSSH CA is missing".into()))?
+                .expose(),
+        )?,
     })
+}
+
+/// A cluster created before agentless nodes gains its OpenSSH CA, once:
+/// instances racing here all end with the one that was stored first.
+async fn with_openssh_ca(
+    store: &Store,
+    stored: StoredIdentity,
+) -> Result<StoredIdentity, AuthError> {
+    if stored.openssh_ca.is_some() {
+        return Ok(stored);
+    }
+    loop {
+        let current = store
+            .get::<StoredIdentity>(IDENTITY_KEY)
+            .await?
+            .ok_or_else(|| AuthError::Internal("cluster identity vanished".into()))?;
+        if current.value.openssh_ca.is_some() {
+            return Ok(current.value);
+        }
+        let next = StoredIdentity {
+            openssh_ca: Some(SshCa::generate()?.to_openssh()?),
+            ..current.value
+        };
+        match store
+            .update_if(IDENTITY_KEY, current.revision, &next, None)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("created the cluster's OpenSSH CA (agentless nodes)");
+                return Ok(next);
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The proxy's TLS server certificate and key, and the CA to send along.

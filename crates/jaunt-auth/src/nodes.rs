@@ -5,12 +5,29 @@
 use crate::heartbeats;
 use crate::records::{NODES, NodeRecord, TokenRecord, node_key, token_key};
 use crate::{AuthError, AuthServer, now};
-use jaunt_ca::{HostCertRequest, IdentityKind, parse_public_key};
+use jaunt_ca::{HostCertRequest, IdentityKind, UserCertRequest, parse_public_key};
 use jaunt_store::StoreError;
 use jaunt_types::api::*;
 use jaunt_types::resources::{Labels, TokenKind, validate_name};
 
 use jaunt_types::api::NODE_CERT_TTL_SECS as NODE_CERT_TTL;
+/// The longest a proxy's certificate for an agentless login lives; the
+/// proxy asks for one per connection, so it needs only minutes.
+const OPENSSH_LOGIN_TTL: u64 = 3600;
+
+/// What a proxy's certificate for an agentless login permits: what the
+/// user's roles and certificate permit, no more.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpensshPermits {
+    pub pty: bool,
+    pub port_forwarding: bool,
+    pub agent_forwarding: bool,
+}
+
+/// An agentless host's certificate: nothing renews it by itself (running
+/// `jaunt join openssh` again does), so it lasts a year.
+const AGENTLESS_HOST_CERT_TTL: u64 = 365 * 86400;
+
 /// A node silent this long is forgotten entirely.
 const NODE_FORGET_AFTER: i64 = 7 * 86400;
 
@@ -81,6 +98,43 @@ impl AuthServer {
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
+    /// An agentless host's certificate: a node's principals and the
+    /// extra names asked for.
+    fn sign_agentless_host(
+        &self,
+        node: &NodeRecord,
+        host_key: &str,
+        extra: &[String],
+    ) -> Result<String, AuthError> {
+        for p in extra {
+            if p.is_empty() || p.len() > 253 || p.contains(|c: char| c.is_whitespace() || c == ',')
+            {
+                return Err(AuthError::BadRequest(format!(
+                    "additional principal {p:?}: a host name or address, no spaces or commas"
+                )));
+            }
+        }
+        let public_key =
+            parse_public_key(host_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let mut principals = self.host_principals(&node.uuid, &node.name, node.addr.as_deref());
+        principals.extend(
+            extra
+                .iter()
+                .filter(|p| !principals.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
+            public_key,
+            host_id: node.uuid.clone(),
+            principals,
+            now: now() as u64,
+            ttl_secs: AGENTLESS_HOST_CERT_TTL,
+        })?;
+        cert.to_openssh()
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
     fn sign_node_tls(&self, uuid: &str, csr: &str) -> Result<String, AuthError> {
         self.identity
             .tls_ca
@@ -129,37 +183,234 @@ impl AuthServer {
     pub async fn join_node(&self, req: NodeJoinRequest) -> Result<NodeJoinResponse, AuthError> {
         validate_node(&req.name, &req.labels, req.addr.as_deref())?;
         parse_public_key(&req.host_public_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        if req.sub_kind.is_some() && req.addr.is_none() {
+            return Err(AuthError::BadRequest(
+                "an OpenSSH node needs the address the proxy dials (--address)".into(),
+            ));
+        }
         let token = self.consume_node_token(req.token.expose()).await?;
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let host_cert =
-            self.sign_host(&uuid, &req.name, req.addr.as_deref(), &req.host_public_key)?;
-        let tls_cert_pem = self.sign_node_tls(&uuid, &req.tls_csr_pem)?;
-        let record = NodeRecord {
-            uuid: uuid.clone(),
-            name: req.name.clone(),
-            labels_pinned: token.labels.is_some(),
-            labels: token.labels.unwrap_or(req.labels),
-            addr: req.addr,
-            host_public_key: req.host_public_key,
-            last_seen: now(),
-            heartbeat_secs: 0,
+        let agentless = req.sub_kind.is_some();
+        // An agentless host joined again (`jaunt join openssh` re-run, the
+        // same name and host key) keeps its record: only its certificate
+        // is renewed.
+        let again = match agentless {
+            true => self.openssh_node(&req.name, &req.host_public_key).await?,
+            false => None,
         };
-        self.store
-            .create(&node_key(&uuid), &record, Some(now() + NODE_FORGET_AFTER))
-            .await?;
-        tracing::info!(node = %req.name, %uuid, "node joined");
-        let mut e = self.event("node.join", true);
-        e.node = Some(req.name.clone());
-        e.node_uuid = Some(uuid.clone());
-        self.emit(e).await?;
+        let record = match again {
+            Some(existing) => existing,
+            None => {
+                let record = NodeRecord {
+                    uuid: uuid::Uuid::new_v4().to_string(),
+                    name: req.name.clone(),
+                    labels_pinned: token.labels.is_some(),
+                    labels: token.labels.unwrap_or(req.labels),
+                    addr: req.addr,
+                    host_public_key: req.host_public_key.clone(),
+                    last_seen: now(),
+                    heartbeat_secs: 0,
+                    sub_kind: req.sub_kind,
+                };
+                self.register(&record).await?;
+                record
+            }
+        };
+        let uuid = record.uuid.clone();
+        let host_cert = match agentless {
+            true => {
+                self.sign_agentless_host(&record, &req.host_public_key, &req.additional_principals)?
+            }
+            false => self.sign_host(
+                &uuid,
+                &record.name,
+                record.addr.as_deref(),
+                &req.host_public_key,
+            )?,
+        };
+        // An agentless node never calls the API: it gets no TLS identity.
+        let tls_cert_pem = match agentless {
+            true => String::new(),
+            false => self.sign_node_tls(&uuid, &req.tls_csr_pem)?,
+        };
         Ok(NodeJoinResponse {
             uuid,
             cluster_name: self.identity.cluster_name.clone(),
             host_cert,
             tls_cert_pem,
             tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
-            user_ca_keys: self.user_ca_keys()?,
+            user_ca_keys: match agentless {
+                true => Vec::new(),
+                false => self.user_ca_keys()?,
+            },
+            openssh_ca_keys: match agentless {
+                true => vec![self.identity.openssh_ca.public_openssh()?],
+                false => Vec::new(),
+            },
         })
+    }
+
+    /// Stores a new node and audits its joining. An agentless node has no
+    /// heartbeat to keep it listed: it stays until removed.
+    async fn register(&self, record: &NodeRecord) -> Result<(), AuthError> {
+        let expires = match record.sub_kind {
+            Some(_) => None,
+            None => Some(now() + NODE_FORGET_AFTER),
+        };
+        self.store
+            .create(&node_key(&record.uuid), record, expires)
+            .await?;
+        tracing::info!(node = %record.name, uuid = %record.uuid, sub_kind = ?record.sub_kind, "node joined");
+        let mut e = self.event("node.join", true);
+        e.node = Some(record.name.clone());
+        e.node_uuid = Some(record.uuid.clone());
+        if let Some(kind) = record.sub_kind {
+            e = e.with("server_sub_kind", kind.as_str());
+        }
+        self.emit(e).await
+    }
+
+    /// The agentless node named `name` with this host key, if it joined.
+    async fn openssh_node(
+        &self,
+        name: &str,
+        host_public_key: &str,
+    ) -> Result<Option<NodeRecord>, AuthError> {
+        Ok(self.all_nodes().await?.into_iter().find(|n| {
+            n.sub_kind.is_some() && n.name == name && n.host_public_key == host_public_key
+        }))
+    }
+
+    /// `jctl nodes add --openssh`: an agentless host registered by an
+    /// administrator, whose sshd is set up by other means (`jctl auth
+    /// export --type=openssh-user-ca`, `jctl auth sign --host`).
+    pub async fn add_openssh_node(
+        &self,
+        name: &str,
+        addr: &str,
+        labels: Labels,
+    ) -> Result<NodeInfo, AuthError> {
+        let addr = jaunt_types::addr::with_default_port(addr, 22)
+            .map_err(|e| AuthError::BadRequest(format!("node address {addr:?}: {e}")))?;
+        validate_node(name, &labels, Some(&addr))?;
+        if self
+            .all_nodes()
+            .await?
+            .iter()
+            .any(|n| n.name == name && n.sub_kind.is_some())
+        {
+            return Err(AuthError::AlreadyExists(format!(
+                "an OpenSSH node named {name:?} is in the inventory already"
+            )));
+        }
+        let record = NodeRecord {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            labels,
+            labels_pinned: true,
+            addr: Some(addr),
+            host_public_key: String::new(),
+            last_seen: now(),
+            heartbeat_secs: 0,
+            sub_kind: Some(NodeSubKind::Openssh),
+        };
+        self.register(&record).await?;
+        Ok(record.info())
+    }
+
+    /// `jctl auth sign --host`: a host certificate for an agentless host's
+    /// key, for `principals` (its names and addresses; the UUID of the
+    /// inventory's node of that name is added when there is one).
+    pub async fn sign_openssh_host(
+        &self,
+        principals: &[String],
+        host_key: &str,
+        ttl_secs: u64,
+    ) -> Result<String, AuthError> {
+        let public_key =
+            parse_public_key(host_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let Some(name) = principals.first() else {
+            return Err(AuthError::BadRequest("name at least one host".into()));
+        };
+        let mut all = principals.to_vec();
+        if let Some(node) = self
+            .all_nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.name == *name)
+        {
+            all.push(node.uuid.clone());
+            all.push(format!("{}.{}", node.name, self.identity.cluster_name));
+        }
+        all.dedup();
+        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
+            public_key,
+            host_id: name.clone(),
+            principals: all,
+            now: now() as u64,
+            ttl_secs,
+        })?;
+        cert.to_openssh()
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// The proxy's certificate for one login on agentless node `node`:
+    /// signed by the OpenSSH CA, for exactly `login`, ending no later than
+    /// the user's own certificate. Only the proxy calls this (in process;
+    /// no API route reaches it).
+    pub fn sign_openssh_login(
+        &self,
+        node: &NodeRecord,
+        user: &str,
+        login: &str,
+        public_key: jaunt_ca::ssh_key::PublicKey,
+        valid_before: u64,
+        permits: OpensshPermits,
+    ) -> Result<jaunt_ca::ssh_key::Certificate, AuthError> {
+        let now = now().max(0) as u64;
+        if node.sub_kind.is_none() || valid_before <= now {
+            return Err(AuthError::AccessDenied(
+                "no certificate for this node and login".into(),
+            ));
+        }
+        let ttl_secs = valid_before.saturating_sub(now).min(OPENSSH_LOGIN_TTL);
+        Ok(self.identity.openssh_ca.sign_user_cert(&UserCertRequest {
+            public_key,
+            user: format!("{user} via proxy for {}", node.name),
+            principals: vec![login.to_string()],
+            now,
+            ttl_secs,
+            permit_pty: permits.pty,
+            permit_port_forwarding: permits.port_forwarding,
+            permit_agent_forwarding: permits.agent_forwarding,
+            source_address: None,
+        })?)
+    }
+
+    /// A host certificate for the proxy's own key, naming agentless node
+    /// `node`: what the proxy presents to a client when it terminates its
+    /// SSH connection for that node.
+    pub fn sign_forwarding_host(
+        &self,
+        node: &NodeRecord,
+        public_key: jaunt_ca::ssh_key::PublicKey,
+    ) -> Result<jaunt_ca::ssh_key::Certificate, AuthError> {
+        Ok(self.identity.host_ca.sign_host_cert(&HostCertRequest {
+            public_key,
+            host_id: node.uuid.clone(),
+            principals: self.host_principals(&node.uuid, &node.name, node.addr.as_deref()),
+            now: now() as u64,
+            ttl_secs: NODE_CERT_TTL,
+        })?)
+    }
+
+    /// The host CA keys a node's host certificate must come from.
+    pub fn host_ca_keys(&self) -> Vec<jaunt_ca::ssh_key::public::KeyData> {
+        vec![self.identity.host_ca.public_key().key_data().clone()]
+    }
+
+    /// The user CA keys a user's certificate must come from.
+    pub fn user_ca_key_data(&self) -> Vec<jaunt_ca::ssh_key::public::KeyData> {
+        vec![self.identity.user_ca.public_key().key_data().clone()]
     }
 
     /// Node `uuid` as last heard from (by this instance or, through the
@@ -213,6 +464,7 @@ impl AuthServer {
                 false => req.labels,
             },
             labels_pinned: existing.labels_pinned,
+            sub_kind: existing.sub_kind,
             addr: req.addr,
             host_public_key: req.host_public_key,
             last_seen: now,
@@ -306,8 +558,10 @@ impl AuthServer {
         ))
     }
 
+    /// An agentless node has no heartbeat: it counts as online (the
+    /// proxy finds out whether its sshd answers when it dials).
     pub fn is_online(&self, node: &NodeRecord) -> bool {
-        now() - node.last_seen <= self.offline_window(node)
+        node.sub_kind.is_some() || now() - node.last_seen <= self.offline_window(node)
     }
 
     /// The nodes `user` may see; `online_only` drops silent ones.

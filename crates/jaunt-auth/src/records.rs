@@ -2,7 +2,7 @@
 //! secrets (hashes, TOTP seeds) and never leave this crate as they are.
 
 use jaunt_types::Secret;
-use jaunt_types::api::NodeInfo;
+use jaunt_types::api::{NodeInfo, NodeSubKind};
 use jaunt_types::resources::{Labels, TokenInfo, TokenKind, UserInfo};
 use jaunt_types::timefmt::format_unix;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,9 @@ pub struct NodeRecord {
     /// Its labels came from its join token and stay as they are.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub labels_pinned: bool,
+    /// `Some` for an agentless node (it never heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_kind: Option<NodeSubKind>,
 }
 
 impl NodeRecord {
@@ -124,6 +127,7 @@ impl NodeRecord {
             labels: self.labels.clone(),
             addr: self.addr.clone(),
             last_seen: self.last_seen,
+            sub_kind: self.sub_kind,
         }
     }
 }

@@ -238,6 +238,8 @@ impl Fleet {
                     addr: None,
                     host_public_key: host_public_key.clone(),
                     tls_csr_pem: csr,
+                    sub_kind: None,
+                    additional_principals: Vec::new(),
                 },
             )
             .await?;

@@ -5,6 +5,7 @@
 
 mod daemon;
 mod resources;
+pub mod sshd;
 pub mod systemd;
 
 pub use daemon::{

@@ -118,14 +118,7 @@ impl AuditLog {
 
     /// A new event about the same user, node and session as `template`.
     pub fn like(&self, template: &AuditEvent, name: &str, success: bool) -> AuditEvent {
-        let mut e = self.event(name, success);
-        e.user = template.user.clone();
-        e.login = template.login.clone();
-        e.node = template.node.clone();
-        e.node_uuid = template.node_uuid.clone();
-        e.addr = template.addr.clone();
-        e.session_id = template.session_id.clone();
-        e
+        self.event(name, success).about(template)
     }
 
     /// Queues an event durably (committed and synced when this returns).

@@ -7,6 +7,7 @@
 
 use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, PATH_NODE_RECORDING, RecordingUpload};
+use jaunt_types::asciicast::{self, Encoder};
 use jaunt_types::audit::RecordingMeta;
 use std::collections::HashSet;
 use std::io::Write;
@@ -22,52 +23,25 @@ const PIECE: usize = 4 * 1024 * 1024;
 pub struct Recorder {
     file: std::fs::File,
     start: Instant,
-    /// The start of a UTF-8 character split across two reads.
-    partial: Vec<u8>,
+    cast: Encoder,
 }
 
 impl Recorder {
-    fn line(&mut self, kind: &str, data: &str) -> std::io::Result<()> {
-        let t = self.start.elapsed().as_secs_f64();
-        let line = serde_json::to_string(&(t, kind, data)).map_err(std::io::Error::other)?;
-        // One write per event: a killed node leaves whole lines but the last.
-        self.file.write_all(format!("{line}\n").as_bytes())
-    }
-
     /// Terminal output.
     pub fn output(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let mut bytes = std::mem::take(&mut self.partial);
-        bytes.extend_from_slice(data);
-        let (text, rest) = match std::str::from_utf8(&bytes) {
-            Ok(s) => (s.to_string(), Vec::new()),
-            Err(e) if e.error_len().is_none() => {
-                // Incomplete character at the end: keep it for the next read.
-                let (ok, rest) = bytes.split_at(e.valid_up_to());
-                (String::from_utf8_lossy(ok).into_owned(), rest.to_vec())
-            }
-            Err(_) => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
-        };
-        self.partial = rest;
-        if text.is_empty() {
-            return Ok(());
+        match self.cast.output(self.start.elapsed().as_secs_f64(), data) {
+            // One write per event: a killed node leaves whole lines but the last.
+            Some(line) => self.file.write_all(line.as_bytes()),
+            None => Ok(()),
         }
-        self.line("o", &text)
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) -> std::io::Result<()> {
-        self.line("r", &format!("{cols}x{rows}"))
+        let line = self
+            .cast
+            .resize(self.start.elapsed().as_secs_f64(), cols, rows);
+        self.file.write_all(line.as_bytes())
     }
-}
-
-/// asciicast v2's first line (fields in the format's order).
-#[derive(serde::Serialize)]
-struct Header<'a> {
-    version: u8,
-    width: u16,
-    height: u16,
-    timestamp: i64,
-    title: String,
-    env: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 /// The recordings directory and which recordings are still being written.
@@ -112,27 +86,19 @@ impl Spool {
         uuid::Uuid::parse_str(id).map_err(std::io::Error::other)?;
         let meta_bytes = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
         std::fs::write(self.meta_path(id), meta_bytes)?;
-        let header = serde_json::to_string(&Header {
-            version: 2,
-            width: cols,
-            height: rows,
-            timestamp: meta.start,
-            title: format!("{}@{} ({})", meta.login, meta.node, meta.user),
-            env: [("TERM", term)].into(),
-        })
-        .map_err(std::io::Error::other)?;
+        let header = asciicast::header(meta, cols, rows, term);
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .create_new(true)
             .open(self.cast_path(id))?;
-        file.write_all(format!("{header}\n").as_bytes())?;
+        file.write_all(header.as_bytes())?;
         if let Ok(mut a) = self.active.lock() {
             a.insert(id.clone());
         }
         Ok(Recorder {
             file,
             start: Instant::now(),
-            partial: Vec::new(),
+            cast: Encoder::default(),
         })
     }
 

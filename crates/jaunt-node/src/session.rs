@@ -70,10 +70,7 @@ pub enum Exit {
     Signal(String),
 }
 
-/// Client-sent variables a session accepts; everything else is dropped.
-pub fn env_allowed(name: &str) -> bool {
-    name == "LANG" || name == "LANGUAGE" || name == "TZ" || name.starts_with("LC_")
-}
+pub use jaunt_types::api::env_allowed;
 
 fn environment(
     info: &SessionInfo,

@@ -6,8 +6,10 @@
 //! connection (`raw`), which redeems a ticket issued on a `jaunt-ssh/1`
 //! connection and then carries the SSH bytes as they are.
 //!
-//! Architecture Invariant: the proxy holds no keys of its own besides its
-//! TLS certificate; it asks the auth service for every decision.
+//! Architecture Invariant: the proxy keeps no keys of its own besides its
+//! TLS certificate and, for agentless nodes, an SSH host key made at start
+//! and held in memory only (auth certifies it per node); it asks the auth
+//! service for every decision.
 
 mod api;
 mod lines;
@@ -63,6 +65,13 @@ pub async fn serve(
     let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay));
     let tickets = options.raw_relay.then(|| Arc::new(raw::Tickets::default()));
     let dial_policy = Arc::new(options.dial_policy);
+    let forwarder = match jaunt_forward::Forwarder::new(auth.clone()) {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            tracing::error!(error = %e, "the proxy cannot serve agentless nodes");
+            return;
+        }
+    };
     let router = api::router(auth.clone());
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
@@ -76,7 +85,7 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone() };
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone() };
                     connections.spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
@@ -98,6 +107,7 @@ struct Ctx {
     /// `None` when raw relays are turned off.
     tickets: Option<Arc<raw::Tickets>>,
     dial_policy: Arc<jaunt_types::addr::DialPolicy>,
+    forwarder: Arc<jaunt_forward::Forwarder>,
 }
 
 /// The proxy's settings.
@@ -154,6 +164,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
                     tunnels: &ctx.tunnels,
                     tickets: ctx.tickets.as_ref(),
                     dial_policy: &ctx.dial_policy,
+                    forwarder: &ctx.forwarder,
                 },
             )
             .await

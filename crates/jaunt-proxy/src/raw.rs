@@ -192,7 +192,7 @@ async fn serve_client(mut client: TcpStream, peer: SocketAddr, ticket: &str, tic
         // Both ends are plain sockets: the kernel moves the bytes.
         #[cfg(target_os = "linux")]
         Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
-        upstream => relay(&mut client, upstream, peer).await,
+        upstream => relay(client, upstream, peer).await,
     }
 }
 

@@ -8,11 +8,12 @@
 use crate::lines::{read_json_line, write_json_line};
 use crate::raw::{MAX_PENDING_PER_USER, Tickets};
 use crate::tunnel::{TunnelError, Tunnels};
-use crate::upstream::{Upstream, relay};
+use crate::upstream::{Agentless, Upstream, relay};
+use jaunt_auth::records::NodeRecord;
 use jaunt_auth::{AuthError, AuthServer};
 use jaunt_ca::IdentityKind;
 use jaunt_types::addr::DialPolicy;
-use jaunt_types::api::{DialRequest, DialResponse};
+use jaunt_types::api::{AuthorizeRequest, DialRequest, DialResponse};
 use jaunt_types::route::{RouteError, parse_target, resolve};
 use jaunt_types::timefmt::format_unix;
 use rustls_pki_types::CertificateDer;
@@ -42,6 +43,8 @@ pub enum Refusal {
     UnknownCluster { asked: String, serves: String },
     #[error("{0}")]
     BadTarget(String),
+    #[error("access denied to {login} connecting to {node}")]
+    LoginDenied { login: String, node: String },
     #[error(transparent)]
     Route(#[from] RouteError),
     #[error(
@@ -103,6 +106,8 @@ pub struct Routes<'a> {
     /// `None` when raw relays are turned off.
     pub tickets: Option<&'a Arc<Tickets>>,
     pub dial_policy: &'a DialPolicy,
+    /// Ends the SSH connections of agentless nodes.
+    pub forwarder: &'a Arc<jaunt_forward::Forwarder>,
 }
 
 pub async fn serve<S>(
@@ -111,7 +116,7 @@ pub async fn serve<S>(
     cert: Option<CertificateDer<'static>>,
     routes: Routes<'_>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let tickets = routes.tickets;
     let (node, raw, user) = match connect(&mut client, cert, &routes).await {
@@ -135,7 +140,7 @@ pub async fn serve<S>(
     {
         return;
     }
-    relay(&mut client, node, peer).await
+    relay(client, node, peer).await
 }
 
 /// Connects to a direct-mode node at `addr`: its name is resolved here,
@@ -230,11 +235,49 @@ async fn connect<S: AsyncRead + Unpin>(
             last_seen: format_unix(node.last_seen),
         });
     }
+    if node.sub_kind.is_some() {
+        return agentless(node, target.login.as_deref(), id.user, req.raw, routes).await;
+    }
     let upstream = match &node.addr {
         Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
         None => tunnels.dial(&node.uuid, &node.name).await?,
     };
     Ok((upstream, req.raw, id.user))
+}
+
+/// An agentless node: a login named in the target is checked now, so a
+/// client told no hears it as the guide says (the SSH login is checked
+/// again when the client authenticates); then its sshd is dialled.
+async fn agentless(
+    node: &NodeRecord,
+    login: Option<&str>,
+    user: String,
+    raw: bool,
+    routes: &Routes<'_>,
+) -> Result<(Upstream, bool, String), Refusal> {
+    if let Some(login) = login {
+        let req = AuthorizeRequest {
+            user: user.clone(),
+            login: login.to_string(),
+        };
+        let authz = routes.auth.authorize_login(&node.uuid, &req).await?;
+        if !authz.allowed {
+            tracing::info!(%user, %login, node = %node.name, reason = %authz.reason, "agentless login refused");
+            return Err(Refusal::LoginDenied {
+                login: login.to_string(),
+                node: node.name.clone(),
+            });
+        }
+    }
+    let addr = node.addr.as_deref().unwrap_or_default();
+    let sshd = dial(&node.name, addr, routes.dial_policy).await?;
+    let upstream = Upstream::Agentless(Box::new(Agentless {
+        sshd,
+        node: node.clone(),
+        user: user.clone(),
+        forwarder: routes.forwarder.clone(),
+    }));
+    Ok((upstream, raw, user))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! internals.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -18,10 +19,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 pub type BoxedStream = Box<dyn Stream>;
 
 /// The connection to a node: dialled, or a reverse tunnel's data
-/// connection.
+/// connection; for an agentless node, its sshd and what the proxy needs
+/// to end the client's SSH connection itself.
 pub enum Upstream {
     Tcp(TcpStream),
     Tunnel(BoxedStream),
+    Agentless(Box<Agentless>),
+}
+
+/// An agentless node's sshd, dialled, and who asked for it.
+pub struct Agentless {
+    pub sshd: TcpStream,
+    pub node: jaunt_auth::records::NodeRecord,
+    /// The user the relay is for (its TLS certificate).
+    pub user: String,
+    pub forwarder: Arc<jaunt_forward::Forwarder>,
 }
 
 /// Copies bytes both ways until both sides are done.
@@ -36,14 +48,24 @@ where
     log_relay(peer, moved);
 }
 
-/// Copies bytes between a client and a node until both sides are done.
-pub async fn relay<C>(client: &mut C, node: Upstream, peer: SocketAddr)
+/// Carries a client's connection to a node until both sides are done:
+/// bytes copied, or (agentless) the SSH connection served by the proxy.
+pub async fn relay<C>(mut client: C, node: Upstream, peer: SocketAddr)
 where
-    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match node {
-        Upstream::Tcp(mut node) => copy_both(client, &mut node, peer).await,
-        Upstream::Tunnel(mut node) => copy_both(client, &mut node, peer).await,
+        Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
+        Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,
+        Upstream::Agentless(a) => {
+            let Agentless {
+                sshd,
+                node,
+                user,
+                forwarder,
+            } = *a;
+            forwarder.serve(client, peer, sshd, node, user).await
+        }
     }
 }
 

@@ -39,6 +39,15 @@ pub fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), S
     Ok((host, port))
 }
 
+/// `host[:port]` written out in full, `[v6]:port` for IPv6 hosts.
+pub fn with_default_port(text: &str, default_port: u16) -> Result<String, String> {
+    let (host, port) = split_host_port(text, default_port)?;
+    Ok(match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    })
+}
+
 /// Which addresses the proxy may dial for a direct-mode node. A node says
 /// where it is; without a check, a node (or whoever holds its identity)
 /// could have the proxy open connections to anything the proxy reaches:
@@ -98,6 +107,23 @@ fn is_broadcast(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_get_their_default_port() {
+        for (text, want) in [
+            ("db1", Ok("db1:22".to_string())),
+            ("db1:2222", Ok("db1:2222".to_string())),
+            ("10.0.0.5", Ok("10.0.0.5:22".to_string())),
+            ("[::1]", Ok("[::1]:22".to_string())),
+            ("[::1]:23", Ok("[::1]:23".to_string())),
+            (
+                "db1:0",
+                Err("port 0 cannot be reached by clients".to_string()),
+            ),
+        ] {
+            assert_eq!(with_default_port(text, 22), want, "{text}");
+        }
+    }
 
     #[test]
     fn host_port() {

@@ -163,7 +163,34 @@ pub struct NodeJoinRequest {
     pub addr: Option<String>,
     /// The node's SSH host public key (OpenSSH format).
     pub host_public_key: String,
+    /// The node's TLS key request; empty for an agentless node, which
+    /// never calls the API again.
     pub tls_csr_pem: String,
+    /// What serves SSH there: `None` a Jaunt node, `Openssh` a stock sshd
+    /// reached through the proxy (`jaunt join openssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_kind: Option<NodeSubKind>,
+    /// More names for the host certificate (agentless nodes: the names
+    /// people use for the host besides its node name and address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_principals: Vec<String>,
+}
+
+/// A node that is not a Jaunt node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeSubKind {
+    /// A stock OpenSSH `sshd`: the proxy terminates the client's SSH
+    /// connection and forwards to it with a certificate of its own.
+    Openssh,
+}
+
+impl NodeSubKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeSubKind::Openssh => "openssh",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -174,6 +201,10 @@ pub struct NodeJoinResponse {
     pub tls_cert_pem: String,
     pub tls_ca_pem: String,
     pub user_ca_keys: Vec<String>,
+    /// For an agentless node: the CA its sshd trusts (`TrustedUserCAKeys`),
+    /// which signs only the proxy's per-connection certificates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub openssh_ca_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -214,6 +245,9 @@ pub struct NodeInfo {
     pub addr: Option<String>,
     /// Unix seconds of the last heartbeat.
     pub last_seen: i64,
+    /// `Some` for an agentless node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_kind: Option<NodeSubKind>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -301,6 +335,12 @@ pub const PATH_NODE_RECORDING: &str = "/v1/node/recording";
 pub const PATH_SESSIONS: &str = "/v1/sessions";
 /// The recordings the caller may play; `/v1/recordings/<session ID>` one.
 pub const PATH_RECORDINGS: &str = "/v1/recordings";
+
+/// Client-sent variables a session accepts (a node's, or the proxy's for
+/// an agentless node); everything else is dropped.
+pub fn env_allowed(name: &str) -> bool {
+    name == "LANG" || name == "LANGUAGE" || name == "TZ" || name.starts_with("LC_")
+}
 
 /// Where sessions are recorded: the cluster's `recording` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

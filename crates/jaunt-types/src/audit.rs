@@ -148,6 +148,18 @@ impl AuditEvent {
         }
     }
 
+    /// The event about the same user, login, node, client and session as
+    /// `template`.
+    pub fn about(mut self, template: &AuditEvent) -> Self {
+        self.user = template.user.clone();
+        self.login = template.login.clone();
+        self.node = template.node.clone();
+        self.node_uuid = template.node_uuid.clone();
+        self.addr = template.addr.clone();
+        self.session_id = template.session_id.clone();
+        self
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.fields.insert(key.to_string(), value.into());
         self

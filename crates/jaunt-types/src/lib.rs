@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod admin;
 pub mod api;
+pub mod asciicast;
 pub mod audit;
 pub mod duration;
 pub mod resources;

@@ -179,6 +179,7 @@ mod tests {
             labels: Default::default(),
             addr: addr.map(str::to_string),
             last_seen: 0,
+            sub_kind: None,
         }
     }
 

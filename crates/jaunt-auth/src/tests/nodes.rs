@@ -36,6 +36,8 @@ async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
             addr: None,
             host_public_key: host_public_key.clone(),
             tls_csr_pem: csr,
+            sub_kind: None,
+            additional_principals: Vec::new(),
         })
         .await
         .expect("join");
@@ -85,6 +87,8 @@ async fn joined_node(auth: &AuthServer, name: &str) -> String {
         addr: None,
         host_public_key: key.public_key().to_openssh().expect("openssh"),
         tls_csr_pem: generate_client_csr(name).expect("csr").0,
+        sub_kind: None,
+        additional_principals: Vec::new(),
     })
     .await
     .expect("join")
@@ -253,6 +257,7 @@ async fn a_node_told_a_longer_interval_gets_a_longer_offline_window() {
         last_seen,
         heartbeat_secs,
         labels_pinned: false,
+        sub_kind: None,
     };
     assert!(auth.is_online(&node(now() - 60, 15)));
     assert!(!auth.is_online(&node(now() - 61, 15)));

@@ -11,10 +11,11 @@ mod cluster;
 mod openssh;
 mod os_user;
 mod putty;
+mod sshd;
 
 // Each test binary uses its own part of the harness.
 #[allow(unused_imports)]
-pub use {cluster::*, openssh::*, os_user::*, putty::*};
+pub use {cluster::*, openssh::*, os_user::*, putty::*, sshd::*};
 
 use jaunt_config::{Config, FileConfig};
 use std::io::{BufRead, BufReader, Write};

@@ -209,6 +209,7 @@ mod tests {
             labels: [("env".to_string(), env.to_string())].into(),
             addr: addr.map(str::to_string),
             last_seen: 0,
+            sub_kind: None,
         }
     }
 

@@ -77,6 +77,8 @@ pub(super) async fn join(cfg: &NodeConfig) -> Result<StoredIdentity, NodeError> 
                 addr: cfg.advertise_addr.clone(),
                 host_public_key: host_key.public_key().to_openssh().map_err(credentials)?,
                 tls_csr_pem: csr,
+                sub_kind: None,
+                additional_principals: Vec::new(),
             },
         )
         .await

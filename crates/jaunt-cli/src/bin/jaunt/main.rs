@@ -27,6 +27,9 @@ enum Command {
     /// Install Jaunt into the system: `jaunt install systemd`.
     #[command(subcommand)]
     Install(commands::install::InstallCommand),
+    /// Join a host to the cluster: `jaunt join openssh` for a stock sshd.
+    #[command(subcommand)]
+    Join(commands::join::JoinCommand),
     /// Inside a session: who, where, and the session's ID.
     Status,
     /// Serve SFTP on stdin/stdout (the node runs this as the login user).
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
         Command::Start(args) => commands::start::run(args),
         Command::Configure(args) => commands::configure::run(args),
         Command::Install(cmd) => commands::install::run(cmd),
+        Command::Join(cmd) => commands::join::run(cmd),
         Command::Status => commands::status::run(),
         Command::SftpServer => {
             tokio::runtime::Builder::new_current_thread()

@@ -1,4 +1,5 @@
 pub mod configure;
 pub mod install;
+pub mod join;
 pub mod start;
 pub mod status;

@@ -41,10 +41,21 @@ pub fn fetch_nodes(
     Ok((profile, resp.nodes))
 }
 
-/// `k=v,k=v`, sorted (labels are kept sorted).
+/// `k=v,k=v`, sorted (labels are kept sorted); an agentless node's kind
+/// as `type=openssh` among them, as the reference product shows it.
 fn labels_text(n: &NodeInfo) -> String {
-    n.labels
+    let kind = n
+        .sub_kind
+        .map(|k| ("type".to_string(), k.as_str().to_string()));
+    let mut all: Vec<(String, String)> = n
+        .labels
         .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, _)| n.sub_kind.is_none() || k != "type")
+        .chain(kind)
+        .collect();
+    all.sort();
+    all.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")

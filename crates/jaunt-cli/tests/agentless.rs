@@ -1,0 +1,362 @@
+//! Agentless nodes: a stock OpenSSH sshd of the test's own joined with
+//! `jaunt join openssh`, then reached through the proxy by jsh, OpenSSH
+//! and PuTTY, with the roles, audit and recordings of any node; and what
+//! must be refused. Runs as root (OS users, sshd).
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// sshd refuses accounts whose password is locked (`!`, useradd's
+/// default) when it does not use PAM; `*` is "no password", not locked.
+fn unlock(os: &OsUser) {
+    let out = Command::new("usermod")
+        .args(["-p", "*", &os.name])
+        .output()
+        .expect("usermod");
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn node_token(c: &Cluster) -> String {
+    let out = c.jctl(&["tokens", "add", "--type=node"]).ok();
+    token_from(&out.stdout)
+}
+
+/// `jaunt join openssh` for `sshd`, with its data under `data`.
+fn join(c: &Cluster, sshd: &Sshd, data: &Path, name: &str, extra: &[&str]) -> Out {
+    let mut cmd = Command::new(bin("jaunt"));
+    cmd.args(["join", "openssh"])
+        .arg(format!("--proxy={}", c.proxy))
+        .arg(format!("--token={}", node_token(c)))
+        .arg(format!("--ca-pin={}", c.ca_pin))
+        .arg(format!("--address={}", sshd.addr()))
+        .arg(format!("--nodename={name}"))
+        .arg("--labels=env=dev")
+        .arg(format!("--openssh-config={}", sshd.config.display()))
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!("--sshd-check-command={SSHD} -t -f"))
+        .arg(format!("--sshd-restart-command={}", sshd.restart_command()))
+        .args(extra);
+    run(cmd, "")
+}
+
+fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["audit", "ls", "--format=json"];
+    all.extend_from_slice(args);
+    c.jctl(&all)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings() {
+    let s = setup("g");
+    unlock(&s.os);
+    let login = s.os.name.clone();
+    let sshd = Sshd::start("");
+    let data = s.c.dir.path().join("osh");
+    let out = join(&s.c, &sshd, &data, "osh1", &[]).ok();
+    assert!(out.stdout.contains("as an OpenSSH node at"), "{out:?}");
+    let target = format!("{login}@osh1");
+
+    // Listed as the guide shows it, with its kind as a field of its own.
+    let ls = s.c.jsh(&s.home, &["ls"], "").ok().stdout;
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("osh1"))
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert!(row.contains(&sshd.addr()), "{row}");
+    assert!(row.contains("env=dev,type=openssh"), "{row}");
+    let json = s.c.jsh(&s.home, &["ls", "--format=json"], "").ok().stdout;
+    assert!(
+        json.contains("\"sub_kind\": \"openssh\"") || json.contains("\"sub_kind\":\"openssh\""),
+        "{json}"
+    );
+
+    // jsh ssh, once sshd has read its new config; exit codes pass through.
+    let out = eventually(
+        "a session on the agentless node",
+        Duration::from_secs(20),
+        || {
+            let out = s.c.jsh(
+                &s.home,
+                &["ssh", &target, "echo hello-$((6*7)); whoami"],
+                "",
+            );
+            (out.code == Some(0)).then_some(out)
+        },
+    );
+    assert_eq!(out.stdout, format!("hello-42\n{login}\n"));
+    let out = s.c.jsh(&s.home, &["ssh", &target, "exit 3"], "");
+    assert_eq!(out.code, Some(3), "{out:?}");
+
+    // OpenSSH through `jsh config`; sshd's own environment shows it ran
+    // the session (the proxy is the client sshd sees).
+    let out = ssh(
+        &s.ssh_config,
+        &[&format!("{login}@osh1.example"), "echo $SSH_CONNECTION"],
+        "",
+    )
+    .ok();
+    assert!(out.stdout.starts_with("127.0.0.1 "), "{out:?}");
+
+    // A PTY session is recorded at the proxy and plays back.
+    let out =
+        s.c.jsh(&s.home, &["ssh", "-t", &target, "echo REC-$((6*7))"], "")
+            .ok();
+    assert!(out.stdout.contains("REC-42"), "{out:?}");
+    let recordings = eventually("the recording", Duration::from_secs(20), || {
+        let out = s.c.jsh(&s.home, &["recordings", "ls", "--format=json"], "");
+        out.stdout.contains("osh1").then_some(out.stdout)
+    });
+    let session = recordings
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["node"] == "osh1")
+        .and_then(|r| r["session_id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("{recordings}"))
+        .to_string();
+    let played =
+        s.c.jsh(&s.home, &["play", &session, "--speed=1000"], "")
+            .ok()
+            .stdout;
+    assert!(played.contains("REC-42"), "{played}");
+
+    // Its events come from the proxy with a node's names and codes.
+    let events = audit(&s.c, &[&format!("--session={session}")]);
+    let start = events
+        .iter()
+        .find(|e| e["event"] == "session.start")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(start["code"], "T2000I");
+    assert_eq!(start["node"], "osh1");
+    assert_eq!(start["user"], "alice");
+    assert_eq!(start["fields"]["server_sub_kind"], "openssh");
+    assert_eq!(start["fields"]["interactive"], true);
+    assert!(
+        events.iter().any(|e| e["event"] == "session.end"),
+        "{events:#?}"
+    );
+
+    // A 10 MiB SFTP round trip with OpenSSH sftp, checksums equal, and
+    // the file operations audited.
+    let src = s.home.join("ten.bin");
+    let data_bytes: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    std::fs::write(&src, &data_bytes).expect("write");
+    let back = s.home.join("ten.back");
+    let batch = s.home.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} /tmp/{login}-ten.bin\nget /tmp/{login}-ten.bin {}\n",
+            src.display(),
+            back.display()
+        ),
+    )
+    .expect("batch");
+    let mut cmd = Command::new("sftp");
+    cmd.arg("-F")
+        .arg(&s.ssh_config)
+        .args(["-o", "BatchMode=yes", "-b"])
+        .arg(&batch)
+        .arg(format!("{login}@osh1.example"))
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"));
+    run(cmd, "").ok();
+    assert_eq!(sha256_of(&src), sha256_of(&back));
+    let remote = format!("/tmp/{login}-ten.bin");
+    let sftp = eventually("the SFTP events", Duration::from_secs(10), || {
+        let events = audit(&s.c, &["--type=sftp"]);
+        let mine: Vec<Value> = events
+            .into_iter()
+            .filter(|e| e["fields"]["path"] == remote.as_str())
+            .collect();
+        mine.iter()
+            .any(|e| e["fields"]["action"] == "read")
+            .then_some(mine)
+    });
+    let bytes = |action: &str| {
+        sftp.iter()
+            .find(|e| e["fields"]["action"] == action)
+            .map(|e| e["fields"]["bytes"].clone())
+    };
+    assert_eq!(
+        bytes("write"),
+        Some(Value::from(10 * 1024 * 1024)),
+        "{sftp:#?}"
+    );
+    assert_eq!(
+        bytes("read"),
+        Some(Value::from(10 * 1024 * 1024)),
+        "{sftp:#?}"
+    );
+    let _ = std::fs::remove_file(&remote);
+
+    // PuTTY: the saved session takes the port from the inventory.
+    let name = format!("{login}@osh1 [proxy:127.0.0.1]");
+    let out = puttyconfig(&s, &[&target]).ok();
+    assert_eq!(out.stdout, format!("Added PuTTY session for {name}\n"));
+    let out = run(
+        putty_tool(&s, "plink", &["-batch", "-load", &name, "echo plink-ok"]),
+        "",
+    )
+    .ok();
+    assert_eq!(out.stdout.trim(), "plink-ok", "{out:?}");
+
+    // -L forwarding through sshd, which connects to a port of ours.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let echo_port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = echo.accept() {
+            let _ = std::io::Write::write_all(&mut conn, b"through-sshd\n");
+        }
+    });
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut fwd = Command::new("ssh");
+    fwd.arg("-F")
+        .arg(&s.ssh_config)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-N",
+            "-L",
+        ])
+        .arg(format!("{local}:127.0.0.1:{echo_port}"))
+        .arg(format!("{login}@osh1.example"))
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut fwd = fwd.spawn().expect("ssh -L");
+    let got = eventually("the forwarded port", Duration::from_secs(20), || {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut text).ok()?;
+        (!text.is_empty()).then_some(text)
+    });
+    let _ = fwd.kill();
+    let _ = fwd.wait();
+    assert_eq!(got, "through-sshd\n");
+    let ports = audit(&s.c, &["--type=port"]);
+    assert!(
+        ports
+            .iter()
+            .any(|e| e["node"] == "osh1" && e["success"] == true),
+        "{ports:#?}"
+    );
+
+    // Refusals. A login the roles do not allow, in the guide's words.
+    s.c.jsh(&s.home, &["ssh", "root@osh1", "true"], "")
+        .fails_with("access denied to root connecting to osh1");
+    // The user's own certificate straight to sshd: it trusts only the
+    // OpenSSH CA, which signs for the proxy alone.
+    let profile_key = std::fs::read_dir(s.home.join(".jsh/keys"))
+        .expect("keys")
+        .flatten()
+        .next()
+        .expect("profile")
+        .path()
+        .join("alice");
+    let cert = std::fs::read_dir(profile_key.with_file_name("alice-ssh"))
+        .expect("certs")
+        .flatten()
+        .next()
+        .expect("cert")
+        .path();
+    let out = run(
+        {
+            let mut cmd = Command::new("ssh");
+            cmd.args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args([
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+            ])
+            .arg(&profile_key)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", cert.display()))
+            .args(["-p", &sshd.port.to_string()])
+            .arg(format!("{login}@127.0.0.1"))
+            .arg("echo should-not-run");
+            cmd
+        },
+        "",
+    );
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("should-not-run"), "{out:?}");
+
+    // Removed from the inventory: never dialled again.
+    s.c.jctl(&["nodes", "rm", "osh1"]).ok();
+    s.c.jsh(&s.home, &["ssh", &target, "true"], "")
+        .fails_with("direct dialing to nodes not found in inventory is not supported");
+}
+
+#[test]
+fn the_join_keeps_a_config_sshd_rejects_and_adds_its_include_once() {
+    let c = Cluster::start(Options::default());
+    let sshd = Sshd::start("");
+    let data = c.dir.path().join("osh");
+    join(&c, &sshd, &data, "osh2", &[]).ok();
+    let first = std::fs::read_to_string(&sshd.config).expect("config");
+    let include = format!(
+        "Include {}",
+        data.join("openssh/sshd_config.jaunt").display()
+    );
+    assert_eq!(first.matches(&include).count(), 1, "{first}");
+    assert_eq!(
+        first.lines().nth(1),
+        Some(include.as_str()),
+        "first, so it wins"
+    );
+
+    // A second run renews the certificate and changes nothing else.
+    let out = join(&c, &sshd, &data, "osh2", &[]).ok();
+    assert!(out.stdout.contains("includes"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.config).expect("config"),
+        first
+    );
+    let nodes = c.jctl(&["nodes", "ls"]).ok().stdout;
+    assert_eq!(
+        nodes.matches("osh2").count(),
+        1,
+        "one node, not two:\n{nodes}"
+    );
+
+    // A config sshd rejects: the original is kept, sshd's words shown.
+    let broken = format!("{first}NoSuchKeyword yes\n");
+    std::fs::write(&sshd.config, &broken).expect("write");
+    let data2 = c.dir.path().join("osh-b");
+    let out = join(&c, &sshd, &data2, "osh3", &[]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("NoSuchKeyword"), "{out:?}");
+    assert!(out.stderr.contains("left as it was"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.config).expect("config"),
+        broken
+    );
+}
