@@ -224,25 +224,7 @@ fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings(
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let mut fwd = Command::new("ssh");
-    fwd.arg("-F")
-        .arg(&s.ssh_config)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-N",
-            "-L",
-        ])
-        .arg(format!("{local}:127.0.0.1:{echo_port}"))
-        .arg(format!("{login}@osh1.example"))
-        .env("HOME", &s.home)
-        .env("JSH_HOME", s.home.join(".jsh"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut fwd = fwd.spawn().expect("ssh -L");
+    let mut fwd = forward(&s, &login, local, echo_port);
     let got = eventually("the forwarded port", Duration::from_secs(20), || {
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
         let mut text = String::new();
@@ -309,10 +291,165 @@ fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings(
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(!out.stdout.contains("should-not-run"), "{out:?}");
 
+    // Port forwarding the user's current roles no longer allow: refused
+    // and audited, on a fresh connection.
+    let role = s.home.join("noport.yaml");
+    std::fs::write(
+        &role,
+        "kind: role\nmetadata: {name: noport}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {port_forwarding: false}\n",
+    )
+    .expect("role");
+    s.c.jctl(&["create", &role.display().to_string()]).ok();
+    s.c.jctl(&["users", "update", "alice", "--set-roles=noport"])
+        .ok();
+    let mut fwd = forward(&s, &login, local, echo_port);
+    let refused = eventually("the refused forward", Duration::from_secs(20), || {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", local))
+            .map(|mut c| std::io::Read::read_to_string(&mut c, &mut String::new()));
+        let ports = audit(&s.c, &["--type=port"]);
+        ports
+            .into_iter()
+            .find(|e| e["node"] == "osh1" && e["success"] == false)
+    });
+    let _ = fwd.kill();
+    let _ = fwd.wait();
+    assert_eq!(
+        refused["fields"]["reason"],
+        "port forwarding is not allowed by the user's roles"
+    );
+
     // Removed from the inventory: never dialled again.
     s.c.jctl(&["nodes", "rm", "osh1"]).ok();
     s.c.jsh(&s.home, &["ssh", &target, "true"], "")
         .fails_with("direct dialing to nodes not found in inventory is not supported");
+}
+
+/// `ssh -N -L local:127.0.0.1:port` through the proxy to osh1.
+fn forward(s: &Setup, login: &str, local: u16, port: u16) -> std::process::Child {
+    let mut fwd = Command::new("ssh");
+    fwd.arg("-F")
+        .arg(&s.ssh_config)
+        .args(["-o", "BatchMode=yes", "-N", "-L"])
+        .arg(format!("{local}:127.0.0.1:{port}"))
+        .arg(format!("{login}@osh1.example"))
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    fwd.spawn().expect("ssh -L")
+}
+
+/// An sshd whose host certificate the proxy must refuse: from another CA,
+/// or from the cluster's host CA for other names.
+#[test]
+fn an_sshd_with_a_host_certificate_not_for_the_node_is_refused() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "h");
+    unlock(&os);
+    // A CA of its own (ssh-keygen), and a host certificate from it.
+    let foreign = Sshd::start("");
+    let dir = foreign.dir.path();
+    let run_ok = |args: &[&str]| {
+        let out = Command::new("ssh-keygen")
+            .args(args)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success(), "{out:?}");
+    };
+    let ca = dir.join("other_ca");
+    run_ok(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        &ca.display().to_string(),
+    ]);
+    let key = dir.join("ssh_host_ed25519_key");
+    run_ok(&[
+        "-q",
+        "-s",
+        &ca.display().to_string(),
+        "-h",
+        "-I",
+        "x",
+        "-n",
+        "rogue1",
+        &format!("{}.pub", key.display()),
+    ]);
+    let cert_line = format!("HostCertificate {}-cert.pub\n", key.display());
+    std::fs::write(
+        &foreign.config,
+        format!(
+            "{}{cert_line}",
+            std::fs::read_to_string(&foreign.config).expect("cfg")
+        ),
+    )
+    .expect("config");
+    let _ = Command::new("kill")
+        .args(["-HUP", &foreign.pid().to_string()])
+        .status();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(
+        c.auth()
+            .add_openssh_node("rogue1", &foreign.addr(), Default::default()),
+    )
+    .expect("add");
+
+    // The cluster's host CA, but for another host's names.
+    let other = Sshd::start("");
+    let key = other.dir.path().join("ssh_host_ed25519_key");
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).expect("pub");
+    let cert = rt
+        .block_on(
+            c.auth()
+                .sign_openssh_host(&["elsewhere".to_string()], &public, 3600),
+        )
+        .expect("sign");
+    std::fs::write(format!("{}-cert.pub", key.display()), cert).expect("cert");
+    std::fs::write(
+        &other.config,
+        format!(
+            "{}HostCertificate {}-cert.pub\n",
+            std::fs::read_to_string(&other.config).expect("cfg"),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let _ = Command::new("kill")
+        .args(["-HUP", &other.pid().to_string()])
+        .status();
+    rt.block_on(
+        c.auth()
+            .add_openssh_node("rogue2", &other.addr(), Default::default()),
+    )
+    .expect("add");
+
+    for (node, why) in [
+        ("rogue1", "not by this cluster's host CA"),
+        ("rogue2", "is for elsewhere"),
+    ] {
+        let out = eventually(&format!("{node} refused"), Duration::from_secs(20), || {
+            let out = c.jsh(
+                &home,
+                &["ssh", &format!("{}@{node}", os.name), "echo should-not-run"],
+                "",
+            );
+            out.stderr.contains("host certificate of").then_some(out)
+        });
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(!out.stdout.contains("should-not-run"), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("the host certificate of {node} was refused")),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains(why), "{out:?}");
+    }
 }
 
 #[test]
