@@ -2,7 +2,8 @@
 # Shared by the benchmark scripts (sourced, not run): builds the release
 # binaries and starts, on 127.0.0.1 ports chosen here, (a) a private OpenSSH
 # sshd, (b) a second sshd as a ProxyJump bastion, and a Jaunt cluster with a
-# direct node ("direct") and a reverse-tunnel node ("tunnel"); logs a
+# direct node ("direct"), a reverse-tunnel node ("tunnel") and an agentless
+# node (a third sshd joined with `jaunt join openssh`, "osh"); logs a
 # throwaway OS user in; and defines the client options for each setup. Every
 # process it starts is stopped by PID, and the user removed, on exit.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/jaunt-target}"
@@ -62,6 +63,17 @@ direct_pid=$!; pids+=($!)
 "$bin/jaunt" start --roles=node --data-dir "$work/n2" --token="$token" --proxy="127.0.0.1:$proxy_port" --ca-pin="$pin" \
   --nodename tunnel --log-level warn >"$work/n2.log" 2>&1 &
 tunnel_pid=$!; pids+=($!)
+# (e) an agentless node: a third sshd, joined with `jaunt join openssh`
+# (its own config file, which the join edits).
+osh_port=$(port)
+ssh-keygen -q -t ed25519 -N '' -f "$work/osh_hostkey"
+printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s\nPasswordAuthentication no\nUsePAM no\nPidFile none\nAuthorizedKeysFile none\nSubsystem sftp internal-sftp\n' \
+  "$osh_port" "$work/osh_hostkey" >"$work/osh_sshd_config"
+/usr/sbin/sshd -D -f "$work/osh_sshd_config" &
+osh_pid=$!; pids+=($!)
+"$bin/jaunt" join openssh --proxy="127.0.0.1:$proxy_port" --token="$token" --ca-pin="$pin" \
+  --address="127.0.0.1:$osh_port" --nodename=osh --openssh-config="$work/osh_sshd_config" --data-dir="$work/osh" \
+  --sshd-check-command="/usr/sbin/sshd -t -f" --sshd-restart-command="kill -HUP $osh_pid" >/dev/null
 invite=$("$bin/jctl" --data-dir "$work/auth" users add bench --roles=access --logins="$user")
 export JSH_HOME="$work/jsh"
 echo 'bench password 123' | "$bin/jsh" signup --proxy="127.0.0.1:$proxy_port" --ca-pin="$pin" --password-stdin \
@@ -69,8 +81,9 @@ echo 'bench password 123' | "$bin/jsh" signup --proxy="127.0.0.1:$proxy_port" --
 echo 'bench password 123' | "$bin/jsh" login --proxy="127.0.0.1:$proxy_port" --ca-pin="$pin" --user=bench --password-stdin >/dev/null
 "$bin/jsh" config >"$work/jaunt_ssh_config"
 for _ in $(seq 1 100); do
-  [ "$("$bin/jsh" ls --format=names | wc -l)" -ge 2 ] && \
-    ssh -F "$work/jaunt_ssh_config" -o BatchMode=yes "$user@tunnel.bench" true 2>/dev/null && break
+  [ "$("$bin/jsh" ls --format=names | wc -l)" -ge 3 ] && \
+    ssh -F "$work/jaunt_ssh_config" -o BatchMode=yes "$user@tunnel.bench" true 2>/dev/null && \
+    ssh -F "$work/jaunt_ssh_config" -o BatchMode=yes "$user@osh.bench" true 2>/dev/null && break
   sleep 0.2
 done
 
@@ -93,6 +106,7 @@ echo "@cert-authority [127.0.0.1]:$node_port,127.0.0.1 $ca_line" >"$work/node_kn
 export PUTTYDIR="$work/putty"
 "$bin/jsh" puttyconfig "$user@direct" >/dev/null
 "$bin/jsh" puttyconfig "$user@tunnel" >/dev/null
+"$bin/jsh" puttyconfig "$user@osh" >/dev/null
 puttygen "$work/userkey" -O private -o "$work/userkey.ppk"
 hostfp=$(ssh-keygen -lf "$work/hostkey.pub" -E sha256 | awk '{print $2}')
 
@@ -101,7 +115,7 @@ jump_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/d
   -J "$user@127.0.0.1:$jump_port" -P "$sshd_port")
 jaunt_opts=(-F "$work/jaunt_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
 node_opts=(-F "$work/node_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
-SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel node-only}
+SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh node-only}
 # The bastion hop needs the same options for itself: through ssh_config.
 printf 'Host 127.0.0.1\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  IdentityFile %s\n  LogLevel ERROR\n' \
   "$work/userkey" >"$work/jump_config"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session setup latency: the time from starting a client to its exit for a
 # session that runs `true`, with OpenSSH `ssh -T` and PuTTY `plink -batch`,
-# through (a) direct-sshd, (b) proxyjump, (c) jaunt-direct, (d) jaunt-tunnel.
+# through (a) direct-sshd, (b) proxyjump, (c) jaunt-direct, (d) jaunt-tunnel,
+# (e) jaunt-openssh (an agentless node).
 # RUNS sessions each (after one warm-up); prints median and p95 in ms and
 # the difference to (a). Run as root; 127.0.0.1 only (see bench/lib.sh).
 #
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
-SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel}
+SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh}
 . bench/lib.sh
 
 # "median p95" in ms of seconds on stdin.
@@ -27,6 +28,8 @@ for tool in ssh plink; do
         pl=(plink -batch -load "$user@direct [proxy:127.0.0.1]" true) ;;
       jaunt-tunnel) cmd=(ssh -T "${jaunt_opts[@]}" "$user@tunnel.bench" true)
         pl=(plink -batch -load "$user@tunnel [proxy:127.0.0.1]" true) ;;
+      jaunt-openssh) cmd=(ssh -T "${jaunt_opts[@]}" "$user@osh.bench" true)
+        pl=(plink -batch -load "$user@osh [proxy:127.0.0.1]" true) ;;
       *) continue ;;
     esac
     [ "$tool" = plink ] && cmd=("${pl[@]}")

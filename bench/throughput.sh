@@ -46,6 +46,9 @@ run_one() {
   fi
 }
 
+# The node name of a Jaunt setup.
+jsh_host() { case $1 in jaunt-openssh) echo osh ;; *) echo "${1#jaunt-}" ;; esac; }
+
 # Whether SETUP runs TOOL (plink has no ProxyJump; `jsh ssh` is measured
 # against OpenSSH's ssh to (a)).
 runs_on() {
@@ -62,11 +65,13 @@ transfer() {
     proxyjump) opts=("${jump_opts[@]}"); host="$user@127.0.0.1" ;;
     jaunt-direct) opts=("${jaunt_opts[@]}"); host="$user@direct.bench" ;;
     jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench" ;;
+    jaunt-openssh) opts=("${jaunt_opts[@]}"); host="$user@osh.bench" ;;
     node-only) opts=("${node_opts[@]}"); host="$user@nodeonly" ;;
   esac
   ssh_opts=("${opts[@]/-P/-p}")
   case $setup in
     direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
+    jaunt-openssh) putty=(-batch -load "$user@osh [proxy:127.0.0.1]") ;;
     jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
   esac
   case $tool-$dir in
@@ -80,10 +85,10 @@ transfer() {
     cat-down) run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin" ;;
     jsh-up)
       if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file"
-      else run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" 'cat > /dev/null' <"$work/file"; fi ;;
+      else run_one "$bin/jsh" ssh -T "$user@$(jsh_host "$setup")" 'cat > /dev/null' <"$work/file"; fi ;;
     jsh-down)
       if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin"
-      else run_one "$bin/jsh" ssh -T "$user@${setup#jaunt-}" "cat /home/$user/bench.bin"; fi ;;
+      else run_one "$bin/jsh" ssh -T "$user@$(jsh_host "$setup")" "cat /home/$user/bench.bin"; fi ;;
   esac
 }
 

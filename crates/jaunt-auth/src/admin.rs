@@ -4,7 +4,7 @@
 //! user the daemon runs as (or root) may administer the cluster.
 
 use crate::{AuthError, AuthServer};
-use jaunt_types::admin::{AdminRequest, AdminResponse, ClusterStatus};
+use jaunt_types::admin::{AdminRequest, AdminResponse, CaKind, ClusterStatus};
 use jaunt_types::resources::TokenKind;
 use std::future::Future;
 use std::sync::Arc;
@@ -91,7 +91,57 @@ impl AuthServer {
             AdminRequest::AuditSearch { query } => Ok(AdminResponse::Events {
                 events: self.search_events(&query).await?,
             }),
+            AdminRequest::NodeAddOpenssh { name, addr, labels } => {
+                let node = self.add_openssh_node(&name, &addr, labels).await?;
+                done(format!(
+                    "OpenSSH node {} ({}) has been added at {}; set its sshd up with 'jctl auth export --type=openssh-user-ca' and 'jctl auth sign --host={},{}'",
+                    node.name,
+                    node.uuid,
+                    node.addr.as_deref().unwrap_or_default(),
+                    node.name,
+                    node.addr
+                        .as_deref()
+                        .and_then(|a| jaunt_types::addr::split_host_port(a, 22).ok())
+                        .map(|(h, _)| h)
+                        .unwrap_or_default()
+                ))
+            }
+            AdminRequest::CaExport { kind } => Ok(AdminResponse::Text {
+                text: self.export_ca(kind)?,
+            }),
+            AdminRequest::HostSign {
+                principals,
+                public_key,
+                ttl,
+            } => {
+                let ttl = ttl.map_or(HOST_SIGN_TTL, |t| t.as_secs());
+                Ok(AdminResponse::Text {
+                    text: self
+                        .sign_openssh_host(&principals, &public_key, ttl)
+                        .await?,
+                })
+            }
         }
+    }
+}
+
+/// How long a host certificate from `jctl auth sign` lasts by default.
+const HOST_SIGN_TTL: u64 = 365 * 86400;
+
+impl AuthServer {
+    /// A CA's public half as `jctl auth export` prints it.
+    fn export_ca(&self, kind: CaKind) -> Result<String, AuthError> {
+        let id = &self.identity;
+        Ok(match kind {
+            CaKind::User => format!("cert-authority {}", id.user_ca.public_openssh()?),
+            CaKind::Host => format!(
+                "@cert-authority *.{} {}",
+                id.cluster_name,
+                id.host_ca.public_openssh()?
+            ),
+            CaKind::OpensshUserCa => id.openssh_ca.public_openssh()?,
+            CaKind::Tls => id.tls_ca.cert_pem().trim_end().to_string(),
+        })
     }
 }
 

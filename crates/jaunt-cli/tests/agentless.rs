@@ -452,6 +452,80 @@ fn an_sshd_with_a_host_certificate_not_for_the_node_is_refused() {
     }
 }
 
+/// The manual path, for configuration management: the node registered
+/// with jctl, sshd set up by hand from what jctl exports and signs.
+#[test]
+fn an_openssh_node_set_up_by_hand_with_jctl() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "m");
+    unlock(&os);
+    let sshd = Sshd::start("");
+    let dir = sshd.dir.path();
+    c.jctl(&[
+        "nodes",
+        "add",
+        "--openssh",
+        "--name=man1",
+        &format!("--addr={}", sshd.addr()),
+        "--labels=env=dev",
+    ])
+    .ok();
+    let ca = c
+        .jctl(&["auth", "export", "--type=openssh-user-ca"])
+        .ok()
+        .stdout;
+    assert!(ca.starts_with("ssh-ed25519 "), "{ca}");
+    // The user CA is not the OpenSSH CA: users' certificates stay refused.
+    let user_ca = c.jctl(&["auth", "export", "--type=user"]).ok().stdout;
+    assert!(
+        !user_ca.contains(ca.split_whitespace().nth(1).expect("key")),
+        "{user_ca}"
+    );
+    std::fs::write(dir.join("ca.pub"), &ca).expect("ca");
+    let prefix = dir.join("jaunt_host");
+    let out = c
+        .jctl(&[
+            "auth",
+            "sign",
+            "--host=man1,127.0.0.1",
+            "--format=openssh",
+            &format!("--out={}", prefix.display()),
+        ])
+        .ok();
+    assert!(out.stdout.contains("HostCertificate"), "{out:?}");
+    let cert = std::fs::read_to_string(format!("{}-cert.pub", prefix.display())).expect("cert");
+    assert!(
+        cert.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{cert}"
+    );
+    let config = std::fs::read_to_string(&sshd.config).expect("config");
+    std::fs::write(
+        &sshd.config,
+        format!(
+            "TrustedUserCAKeys {0}/ca.pub\nHostKey {1}\nHostCertificate {1}-cert.pub\n{config}",
+            dir.display(),
+            prefix.display()
+        ),
+    )
+    .expect("config");
+    let _ = Command::new("kill")
+        .args(["-HUP", &sshd.pid().to_string()])
+        .status();
+    let nodes = c.jctl(&["nodes", "ls"]).ok().stdout;
+    assert!(nodes.contains("env=dev,type=openssh"), "{nodes}");
+    let out = eventually("a session on man1", Duration::from_secs(20), || {
+        let out = c.jsh(
+            &home,
+            &["ssh", &format!("{}@man1", os.name), "echo by-hand"],
+            "",
+        );
+        (out.code == Some(0)).then_some(out)
+    });
+    assert_eq!(out.stdout, "by-hand\n");
+    // Only OpenSSH nodes are added by hand.
+    c.jctl(&["nodes", "add", "--name=x", "--addr=127.0.0.1:22"])
+        .fails_with("only OpenSSH nodes are added by hand");
+}
+
 #[test]
 fn the_join_keeps_a_config_sshd_rejects_and_adds_its_include_once() {
     let c = Cluster::start(Options::default());

@@ -127,8 +127,17 @@ pub async fn connect(
         keepalive_interval: Some(Duration::from_secs(30)),
         preferred: russh::Preferred {
             host_key_certificates: std::borrow::Cow::Owned(vec![Algorithm::Ed25519]),
+            // This hop is ours to choose: AES-GCM runs on the CPU's AES
+            // instructions, several times the speed of ChaCha20 here, and
+            // the proxy pays for two hops.
+            cipher: std::borrow::Cow::Borrowed(&[
+                russh::cipher::AES_256_GCM,
+                russh::cipher::CHACHA20_POLY1305,
+            ]),
             ..Default::default()
         },
+        // The largest packets russh takes: fewer per bulk transfer.
+        maximum_packet_size: 65535,
         // As large as the client side's: a bulk transfer is never held
         // up by the hop to sshd.
         window_size: 8 * 1024 * 1024,

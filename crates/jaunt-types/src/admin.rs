@@ -64,6 +64,38 @@ pub enum AdminRequest {
     AuditSearch {
         query: crate::audit::AuditQuery,
     },
+    /// An agentless (OpenSSH) node registered by hand.
+    NodeAddOpenssh {
+        name: String,
+        addr: String,
+        #[serde(default)]
+        labels: crate::resources::Labels,
+    },
+    /// A CA's public half, in the form its use needs.
+    CaExport {
+        kind: CaKind,
+    },
+    /// A host certificate for an agentless host's key.
+    HostSign {
+        /// The host's names and addresses; the first is its node name.
+        principals: Vec<String>,
+        public_key: String,
+        ttl: Option<Ttl>,
+    },
+}
+
+/// Which authority `jctl auth export` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaKind {
+    /// Users' SSH certificates (`cert-authority` key line).
+    User,
+    /// Hosts' SSH certificates (`@cert-authority *.<cluster>` line).
+    Host,
+    /// What an agentless host's sshd trusts (`TrustedUserCAKeys`).
+    OpensshUserCa,
+    /// The TLS CA (PEM).
+    Tls,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,6 +127,10 @@ pub enum AdminResponse {
     },
     Done {
         message: String,
+    },
+    /// Text to print as it is (a key, a certificate).
+    Text {
+        text: String,
     },
     Events {
         events: Vec<crate::audit::AuditEvent>,

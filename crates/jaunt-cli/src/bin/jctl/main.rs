@@ -48,6 +48,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// The cluster's CAs: export their keys, sign agentless hosts' keys.
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
     /// Cluster name, CA fingerprints and the CA pin.
     Status(commands::status::StatusArgs),
     /// Print shell completions: bash, zsh, fish, powershell or elvish.
@@ -70,5 +73,6 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(&admin, a),
         Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jctl"),
         Command::Audit(c) => commands::audit::run(&admin, c),
+        Command::Auth(c) => commands::auth::run(&admin, c),
     })
 }

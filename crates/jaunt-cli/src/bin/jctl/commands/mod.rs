@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod auth;
 pub mod nodes;
 pub mod resources;
 pub mod status;
