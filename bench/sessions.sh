@@ -50,19 +50,22 @@ wait "${logins[@]}"
 t1=$(date +%s.%N)
 echo "logins per second, 4 in parallel: $(echo "40 / ($t1 - $t0)" | bc -l | xargs printf '%.1f')"
 
-echo "## memory per idle session (direct node; RSS of the processes, not of the sessions' sleep)"
-for count in $COUNTS; do
-  p0=$(rss_kib "$auth_pid"); n0=$(rss_kib "$direct_pid")
-  fifo="$work/hold.$count"; mkfifo "$fifo"
-  "$jb" idle "$user@direct" --count "$count" <"$fifo" >"$work/idle.out" 2>"$work/idle.err" &
+# One round: COUNT idle sessions to TARGET; RSS and idle CPU of the proxy
+# (with auth) and of NODE_PID (none for an agentless node: its sshd is not
+# ours).
+idle_round() {
+  local target=$1 count=$2 node_pid=${3:-} p0 n0=0 p1 n1=0 c0p c1p c0n=0 c1n=0 hz
+  p0=$(rss_kib "$auth_pid"); [ -n "$node_pid" ] && n0=$(rss_kib "$node_pid")
+  fifo="$work/hold.$target.$count"; mkfifo "$fifo"
+  "$jb" idle "$user@$target" --count "$count" <"$fifo" >"$work/idle.out" 2>"$work/idle.err" &
   idle_pid=$!; pids+=("$idle_pid")
   exec 9>"$fifo"
   for _ in $(seq 1 600); do grep -q ready "$work/idle.out" && break; sleep 0.2; done
   grep -q ready "$work/idle.out" || { echo "bench: idle sessions did not open"; cat "$work/idle.err"; exit 1; }
   sleep 2
-  p1=$(rss_kib "$auth_pid"); n1=$(rss_kib "$direct_pid")
-  c0p=$(cpu_ticks "$auth_pid"); c0n=$(cpu_ticks "$direct_pid"); sleep 10
-  c1p=$(cpu_ticks "$auth_pid"); c1n=$(cpu_ticks "$direct_pid")
+  p1=$(rss_kib "$auth_pid"); [ -n "$node_pid" ] && n1=$(rss_kib "$node_pid")
+  c0p=$(cpu_ticks "$auth_pid"); [ -n "$node_pid" ] && c0n=$(cpu_ticks "$node_pid"); sleep 10
+  c1p=$(cpu_ticks "$auth_pid"); [ -n "$node_pid" ] && c1n=$(cpu_ticks "$node_pid")
   hz=$(getconf CLK_TCK)
   printf 'sessions=%-5s proxy+auth %6d -> %7d KiB (%5.1f KiB/session)  node %6d -> %7d KiB (%5.1f KiB/session)  idle CPU: proxy %.1f%%, node %.1f%%\n' \
     "$count" "$p0" "$p1" "$(echo "($p1 - $p0) / $count" | bc -l)" "$n0" "$n1" "$(echo "($n1 - $n0) / $count" | bc -l)" \
@@ -70,6 +73,11 @@ for count in $COUNTS; do
   exec 9>&-
   wait "$idle_pid" || true
   rm -f "$fifo"
-  # Let the node end the sessions before the next round.
+  # Let the sessions end before the next round.
   for _ in $(seq 1 100); do [ "$(pgrep -u "$user" -c sleep || true)" -eq 0 ] && break; sleep 0.2; done
-done
+}
+
+echo "## memory per idle session (direct node; RSS of the processes, not of the sessions' sleep)"
+for count in $COUNTS; do idle_round direct "$count" "$direct_pid"; done
+echo "## memory per idle session of an agentless node (the proxy ends SSH and holds a second connection to sshd)"
+for count in $COUNTS; do idle_round osh "$count"; done

@@ -64,6 +64,41 @@ impl AuthServer {
         Ok(())
     }
 
+    /// One running session of node `uuid`, told by whoever carries it (the
+    /// proxy, for an agentless node); it leaves the list by itself unless
+    /// told again within the node's offline window. Returns how often to
+    /// tell it again.
+    pub async fn put_running_session(
+        &self,
+        uuid: &str,
+        mut session: ActiveSession,
+    ) -> Result<std::time::Duration, AuthError> {
+        check_id(&session.id)?;
+        let node = self
+            .node(uuid)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
+        let window = self.offline_window(&node);
+        session.node = node.name;
+        session.node_uuid = uuid.to_string();
+        self.store
+            .put(
+                &active_key(uuid, &session.id),
+                &session,
+                Some(now() + window),
+            )
+            .await?;
+        Ok(std::time::Duration::from_secs((window / 2).max(1) as u64))
+    }
+
+    /// The session has ended.
+    pub async fn remove_running_session(&self, uuid: &str, id: &str) -> Result<(), AuthError> {
+        match self.store.delete(&active_key(uuid, id)).await {
+            Ok(()) | Err(jaunt_store::StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The running sessions `user` may see.
     pub async fn sessions_for(&self, user: &str) -> Result<Vec<ActiveSession>, AuthError> {
         let all_visible = self.may(user, "session").await?;

@@ -55,15 +55,31 @@ fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings() {
-    let s = setup("g");
+/// The common setup with an sshd joined as `osh1` (labels env=dev).
+fn joined(tag: &str) -> (Setup, Sshd) {
+    let s = setup(tag);
     unlock(&s.os);
-    let login = s.os.name.clone();
     let sshd = Sshd::start("");
     let data = s.c.dir.path().join("osh");
     let out = join(&s.c, &sshd, &data, "osh1", &[]).ok();
     assert!(out.stdout.contains("as an OpenSSH node at"), "{out:?}");
+    // sshd reads its new config after the join's restart.
+    let target = format!("{}@osh1", s.os.name);
+    eventually(
+        "a session on the agentless node",
+        Duration::from_secs(20),
+        || {
+            let out = s.c.jsh(&s.home, &["ssh", &target, "true"], "");
+            (out.code == Some(0)).then_some(out)
+        },
+    );
+    (s, sshd)
+}
+
+#[test]
+fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings() {
+    let (s, sshd) = joined("g");
+    let login = s.os.name.clone();
     let target = format!("{login}@osh1");
 
     // Listed as the guide shows it, with its kind as a field of its own.
@@ -293,15 +309,11 @@ fn an_openssh_node_is_reached_through_the_proxy_with_roles_audit_and_recordings(
 
     // Port forwarding the user's current roles no longer allow: refused
     // and audited, on a fresh connection.
-    let role = s.home.join("noport.yaml");
-    std::fs::write(
-        &role,
+    switch_role(
+        &s,
+        "noport",
         "kind: role\nmetadata: {name: noport}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {port_forwarding: false}\n",
-    )
-    .expect("role");
-    s.c.jctl(&["create", &role.display().to_string()]).ok();
-    s.c.jctl(&["users", "update", "alice", "--set-roles=noport"])
-        .ok();
+    );
     let mut fwd = forward(&s, &login, local, echo_port);
     let refused = eventually("the refused forward", Duration::from_secs(20), || {
         let _ = std::net::TcpStream::connect(("127.0.0.1", local))
@@ -450,6 +462,174 @@ fn an_sshd_with_a_host_certificate_not_for_the_node_is_refused() {
         );
         assert!(out.stderr.contains(why), "{out:?}");
     }
+}
+
+/// More clients (scp, psftp), agent forwarding, sshd's own refusal, and
+/// labels the role does not allow.
+#[test]
+fn scp_psftp_agent_forwarding_and_more_refusals() {
+    let (s, _sshd) = joined("k");
+    let login = s.os.name.clone();
+
+    // A running session is listed, with the agentless node, until it ends.
+    let mut long = jsh_command(&s.home, &["ssh", &format!("{login}@osh1"), "sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jsh ssh");
+    let listed = eventually("the running session", Duration::from_secs(20), || {
+        let out = s.c.jsh(&s.home, &["sessions", "ls", "--format=json"], "");
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["node"] == "osh1")
+    });
+    assert_eq!(listed["kind"], "exec");
+    assert_eq!(listed["login"], login.as_str());
+    let _ = long.kill();
+    let _ = long.wait();
+    eventually(
+        "the session to leave the list",
+        Duration::from_secs(20),
+        || {
+            let out = s.c.jsh(&s.home, &["sessions", "ls"], "");
+            (out.stdout == "No running sessions you may see.\n").then_some(())
+        },
+    );
+
+    // OpenSSH scp both ways (SFTP protocol, as OpenSSH 9 does by default).
+    let src = s.home.join("scp.bin");
+    std::fs::write(
+        &src,
+        (0..3 * 1024 * 1024u32)
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write");
+    let back = s.home.join("scp.back");
+    let remote = format!("{login}@osh1.example:/tmp/{login}-scp.bin");
+    for (from, to) in [
+        (src.display().to_string(), remote.clone()),
+        (remote.clone(), back.display().to_string()),
+    ] {
+        let mut cmd = Command::new("scp");
+        cmd.arg("-F")
+            .arg(&s.ssh_config)
+            .args(["-o", "BatchMode=yes", &from, &to])
+            .env("HOME", &s.home)
+            .env("JSH_HOME", s.home.join(".jsh"));
+        run(cmd, "").ok();
+    }
+    assert_eq!(sha256_of(&src), sha256_of(&back));
+
+    // psftp through the saved session, 10 MiB each way.
+    let name = format!("{login}@osh1 [proxy:127.0.0.1]");
+    puttyconfig(&s, &[&format!("{login}@osh1")]).ok();
+    let big = s.home.join("psftp.bin");
+    std::fs::write(
+        &big,
+        (0..10 * 1024 * 1024u32)
+            .map(|i| (i % 241) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write");
+    let big_back = s.home.join("psftp.back");
+    psftp_round_trip(
+        &s,
+        &name,
+        &big,
+        &format!("/tmp/{login}-psftp.bin"),
+        &big_back,
+    );
+    assert_eq!(sha256_of(&big), sha256_of(&big_back));
+    let _ = std::fs::remove_file(format!("/tmp/{login}-psftp.bin"));
+    let _ = std::fs::remove_file(format!("/tmp/{login}-scp.bin"));
+
+    // Agent forwarding: sshd's agent channel reaches the user's agent.
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock = dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    eventually("ssh-agent's socket", Duration::from_secs(10), || {
+        sock.exists().then_some(())
+    });
+    let key = keygen(dir.path(), "agentkey");
+    let mut add = Command::new("ssh-add");
+    add.arg(&key).env("SSH_AUTH_SOCK", &sock);
+    run(add, "").ok();
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    let with_agent = |s: &Setup| {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&s.ssh_config)
+            .args([
+                "-A",
+                "-o",
+                "BatchMode=yes",
+                &format!("{login}@osh1.example"),
+                "ssh-add -L",
+            ])
+            .env("SSH_AUTH_SOCK", &sock)
+            .env("JSH_HOME", s.home.join(".jsh"))
+            .env("HOME", &s.home);
+        run(cmd, "")
+    };
+    let out = with_agent(&s).ok();
+    let key_text = public.split_whitespace().nth(1).expect("key");
+    assert!(
+        out.stdout.contains(key_text),
+        "sshd sees the forwarded key: {out:?}"
+    );
+    switch_role(
+        &s,
+        "no-agent",
+        "kind: role\nmetadata: {name: no-agent}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {forward_agent: false}\n",
+    );
+    let out = with_agent(&s);
+    assert!(
+        !out.stdout.contains(key_text),
+        "no agent without the role: {out:?}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // A login the roles allow but the host does not have: sshd's refusal
+    // reaches the user, not a generic failure.
+    let ghost = format!("jtghost{:06x}", std::process::id() & 0xffffff);
+    s.c.jctl(&[
+        "users",
+        "update",
+        "alice",
+        &format!("--set-logins={login},{ghost}"),
+        "--set-roles=access",
+    ])
+    .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+    let out =
+        s.c.jsh(&s.home, &["ssh", &format!("{ghost}@osh1"), "true"], "");
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("sshd on osh1 refused the login \"{ghost}\"")),
+        "{out:?}"
+    );
+
+    // Labels the role does not allow: the node is not even visible.
+    switch_role(
+        &s,
+        "prod-only",
+        "kind: role\nmetadata: {name: prod-only}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: prod}\n",
+    );
+    assert!(!s.c.jsh(&s.home, &["ls"], "").ok().stdout.contains("osh1"));
+    s.c.jsh(&s.home, &["ssh", &format!("{login}@osh1"), "true"], "")
+        .fails_with("direct dialing to nodes not found in inventory is not supported");
 }
 
 /// The manual path, for configuration management: the node registered

@@ -10,18 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 use support::*;
 
-/// Gives alice only the role in `yaml` (named `name`) and logs in again.
-fn switch_role(s: &Setup, name: &str, yaml: &str) {
-    let role = s.home.join(format!("{name}.yaml"));
-    std::fs::write(&role, yaml).expect("role");
-    s.c.jctl(&["create", "-f", &role.display().to_string()])
-        .ok();
-    s.c.jctl(&["users", "update", "alice", &format!("--set-roles={name}")])
-        .ok();
-    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
-        .ok();
-}
-
 #[test]
 fn nodes_are_listed_and_reached_with_openssh_directly_and_through_tunnels() {
     let s = setup("a");
@@ -144,17 +132,6 @@ fn config_with(s: &Setup, key: &Path, cert: Option<&Path>) -> PathBuf {
     let path = s.home.join(format!("{name}.ssh_config"));
     std::fs::write(&path, out).expect("write");
     path
-}
-
-fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success());
-    key
 }
 
 /// Signs `key.pub` with `ca`; returns the certificate path.

@@ -11,12 +11,13 @@ use crate::record::Recording;
 use crate::sftp::{SftpOp, SftpWatch};
 use jaunt_auth::AuthServer;
 use jaunt_types::api::{RecordingMode, env_allowed};
-use jaunt_types::audit::{AuditEvent, RecordingMeta};
+use jaunt_types::audit::{ActiveSession, AuditEvent, RecordingMeta};
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client, server};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What a channel needs from its connection.
 pub struct ChannelCtx {
@@ -54,6 +55,10 @@ struct Shared {
     session: Mutex<Option<Running>>,
     sftp: Mutex<Option<SftpWatch>>,
     recording: AsyncMutex<Option<Recording>>,
+    /// When the running session is to be listed again.
+    list_again: Mutex<Option<Instant>>,
+    /// The user's side closed: nothing sshd sends can be delivered now.
+    user_gone: tokio::sync::Notify,
 }
 
 struct Pty {
@@ -67,25 +72,179 @@ pub async fn pump(
     ctx: ChannelCtx,
     user: russh::Channel<server::Msg>,
     sshd: russh::Channel<client::Msg>,
+    user_budget: Budget,
 ) {
     let id = user.id();
     let (user_read, user_write) = user.split();
     let (sshd_read, sshd_write) = sshd.split();
     let ctx = Arc::new(ctx);
     let shared = Arc::new(Shared::default());
+    let (from_user, user_inbox) = inbox(user_budget);
+    let (from_sshd, sshd_inbox) = inbox(Budget::new(HELD_FROM_SSHD));
     tokio::join!(
-        to_sshd(&ctx, &shared, id, user_read, &sshd_write),
-        to_user(&ctx, &shared, id, sshd_read, &user_write),
+        fill(user_read, from_user),
+        fill(sshd_read, from_sshd),
+        to_sshd(&ctx, &shared, id, user_inbox, &sshd_write),
+        to_user(&ctx, &shared, id, sshd_inbox, &user_write),
     );
     finish(&ctx, &shared, id).await;
 }
+
+/// Data a direction holds that its destination has not taken yet. russh
+/// grants window on receipt, so the only brake on a sender is the
+/// connection's own loop waiting to hand a channel its next message. If
+/// both connections' loops could wait on each other's channels (sshd's
+/// replies unread while the client's data waits for sshd's window, which
+/// sshd's loop cannot grant), the relay would stall for good: sshd's side
+/// is therefore taken as it comes, up to this much, which in practice
+/// never makes the upstream loop wait.
+pub const HELD_FROM_SSHD: usize = 4 * 1024 * 1024;
+/// The user's side may wait (its loop then stops reading, which is the
+/// brake on the client, with the window below): little is held, so a
+/// client that pipelines as far as its window lets it (PuTTY's psftp)
+/// queues no more at sshd than it would without the proxy. OpenSSH's SFTP
+/// server copies its whole input queue for each request: with megabytes
+/// held here, uploads crawled at ~400 KB/s.
+pub const HELD_FROM_USER: usize = 256 * 1024;
+
+/// The window to grant a client whose channel holds `held` bytes not yet
+/// passed on to sshd: the full window when nothing waits, down to a
+/// floor that keeps it moving.
+pub fn window_for(full: u32, held: usize) -> u32 {
+    const FLOOR: u32 = 64 * 1024;
+    let held = u32::try_from(held).unwrap_or(u32::MAX);
+    full.saturating_sub(held).max(FLOOR.min(full))
+}
+
+type Held = (ChannelMsg, Option<OwnedSemaphorePermit>);
+
+/// A direction's messages, taken from its channel as they come.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Held>,
+    /// One taken ahead and not yet handled.
+    back: Option<Held>,
+}
+
+impl Inbox {
+    async fn next(&mut self) -> Option<Held> {
+        match self.back.take() {
+            Some(held) => Some(held),
+            None => self.rx.recv().await,
+        }
+    }
+
+    /// `data` with the data messages queued right behind it, up to
+    /// `limit` bytes in all: the client's small packets (PuTTY sends 4 KiB
+    /// ones) go on as few large ones. Each small packet a segment of its
+    /// own made sshd's socket hold far more memory than data, and the
+    /// kernel dropped segments under that load.
+    fn gather(
+        &mut self,
+        data: bytes::Bytes,
+        held: &mut Vec<OwnedSemaphorePermit>,
+        limit: usize,
+    ) -> bytes::Bytes {
+        if self.back.is_some() || data.len() >= limit {
+            return data;
+        }
+        let mut joined: Option<bytes::BytesMut> = None;
+        loop {
+            let Ok(next) = self.rx.try_recv() else { break };
+            match next {
+                (ChannelMsg::Data { data: more }, permit)
+                    if joined.as_ref().map_or(data.len(), |j| j.len()) + more.len() <= limit =>
+                {
+                    let j = joined.get_or_insert_with(|| bytes::BytesMut::from(&data[..]));
+                    j.extend_from_slice(&more);
+                    held.extend(permit);
+                }
+                other => {
+                    self.back = Some(other);
+                    break;
+                }
+            }
+        }
+        joined.map_or(data, bytes::BytesMut::freeze)
+    }
+}
+
+/// The data a direction may hold, as permits of one byte each.
+#[derive(Clone)]
+pub struct Budget(Arc<Semaphore>, usize);
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget(Arc::new(Semaphore::new(limit)), limit)
+    }
+
+    /// Whether a channel still uses it.
+    pub fn is_live(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.1.saturating_sub(self.0.available_permits())
+    }
+}
+
+/// Where `fill` puts a channel's messages, and the budget of data held.
+struct Filler {
+    tx: mpsc::UnboundedSender<Held>,
+    budget: Arc<Semaphore>,
+    limit: usize,
+}
+
+fn inbox(budget: Budget) -> (Filler, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Filler {
+            tx,
+            budget: budget.0,
+            limit: budget.1,
+        },
+        Inbox { rx, back: None },
+    )
+}
+
+/// Takes a channel's messages as they come (data counted against the
+/// budget, released once passed on) until the channel or the reader ends.
+async fn fill(mut from: ChannelReadHalf, to: Filler) {
+    loop {
+        let msg = tokio::select! {
+            msg = from.wait() => msg,
+            _ = to.tx.closed() => return,
+        };
+        let Some(msg) = msg else { return };
+        let size = match &msg {
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => data.len(),
+            _ => 0,
+        };
+        let permit = match size {
+            0 => None,
+            n => {
+                let n = n.min(to.limit) as u32;
+                match to.budget.clone().acquire_many_owned(n).await {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                }
+            }
+        };
+        if to.tx.send((msg, permit)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The most data OpenSSH's sshd takes in one packet of a session channel.
+const SSHD_PACKET: usize = 32 * 1024;
 
 /// Everything the user sends, checked and passed to sshd.
 async fn to_sshd(
     ctx: &ChannelCtx,
     shared: &Shared,
     id: ChannelId,
-    mut from: ChannelReadHalf,
+    mut from: Inbox,
     to: &ChannelWriteHalf<client::Msg>,
 ) {
     let mut pty: Option<Pty> = None;
@@ -95,9 +254,11 @@ async fn to_sshd(
             a.push_back(what);
         }
     };
-    while let Some(msg) = from.wait().await {
+    while let Some((msg, first)) = from.next().await {
+        let mut held: Vec<OwnedSemaphorePermit> = first.into_iter().collect();
         let sent = match msg {
             ChannelMsg::Data { data } => {
+                let data = from.gather(data, &mut held, SSHD_PACKET);
                 if let Ok(mut sftp) = shared.sftp.lock()
                     && let Some(watch) = sftp.as_mut()
                 {
@@ -194,8 +355,24 @@ async fn to_sshd(
             break;
         }
     }
+    // A client gone while its command runs: hang it up, as a closing
+    // terminal would (sshd itself waits for the command to end).
+    let exited = shared
+        .session
+        .lock()
+        .map(|s| {
+            s.as_ref().is_none_or(|r| {
+                r.template.fields.contains_key("exit_status")
+                    || r.template.fields.contains_key("exit_signal")
+            })
+        })
+        .unwrap_or(true);
+    if !exited {
+        let _ = to.signal(russh::Sig::HUP).await;
+    }
     let _ = to.eof().await;
     let _ = to.close().await;
+    shared.user_gone.notify_one();
 }
 
 /// Everything sshd sends, passed to the user (and recorded).
@@ -203,21 +380,23 @@ async fn to_user(
     ctx: &ChannelCtx,
     shared: &Shared,
     id: ChannelId,
-    mut from: ChannelReadHalf,
+    mut from: Inbox,
     to: &ChannelWriteHalf<server::Msg>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        let msg = tokio::select! {
-            msg = from.wait() => msg,
+        let held = tokio::select! {
+            held = from.next() => held,
+            _ = shared.user_gone.notified() => break,
             _ = tick.tick() => {
                 if !send_recording(ctx, shared, id, false).await {
                     break;
                 }
+                keep_listed(ctx, shared).await;
                 continue;
             }
         };
-        let Some(msg) = msg else { break };
+        let Some((msg, _held)) = held else { break };
         let handle = &ctx.handle;
         let sent = match msg {
             ChannelMsg::Data { data } => {
@@ -292,6 +471,26 @@ enum Start {
     Shell,
     Exec(String),
     Sftp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_shrinks_with_what_is_held_down_to_a_floor() {
+        let full = 8 * 1024 * 1024;
+        assert_eq!(window_for(full, 0), full);
+        assert_eq!(window_for(full, 1024 * 1024), 7 * 1024 * 1024);
+        assert_eq!(window_for(full, 8 * 1024 * 1024), 64 * 1024);
+        assert_eq!(window_for(full, 2 * full as usize), 64 * 1024);
+        assert_eq!(
+            window_for(1000, 0),
+            1000,
+            "never above the configured window"
+        );
+        assert_eq!(window_for(1000, 5000), 1000);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -378,16 +577,66 @@ async fn start(ctx: &ChannelCtx, shared: &Shared, what: Start, pty: Option<&Pty>
         *shared.recording.lock().await = Some(recording);
     }
     tracing::info!(session = %session_id, user = ?template.user, login = ?template.login, node = %ctx.node_name, kind, "agentless session started");
+    let running = Running {
+        id: session_id,
+        kind,
+        command,
+        started: Instant::now(),
+        template,
+    };
+    tell_running(ctx, shared, &running).await;
     if let Ok(mut s) = shared.session.lock() {
-        *s = Some(Running {
-            id: session_id,
-            kind,
-            command,
-            started: Instant::now(),
-            template,
-        });
+        *s = Some(running);
     }
     true
+}
+
+/// Lists the session among the running ones (`jsh sessions ls`), and
+/// says when to list it again.
+async fn tell_running(ctx: &ChannelCtx, shared: &Shared, running: &Running) {
+    let session = ActiveSession {
+        id: running.id.clone(),
+        user: running.template.user.clone().unwrap_or_default(),
+        login: running.template.login.clone().unwrap_or_default(),
+        node: ctx.node_name.clone(),
+        node_uuid: ctx.node_uuid.clone(),
+        kind: running.kind.to_string(),
+        start: jaunt_sys::clock::now() - running.started.elapsed().as_secs() as i64,
+        client: running.template.addr.clone().unwrap_or_default(),
+    };
+    match ctx.auth.put_running_session(&ctx.node_uuid, session).await {
+        Ok(every) => {
+            if let Ok(mut next) = shared.list_again.lock() {
+                *next = Some(Instant::now() + every);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot list the running session"),
+    }
+}
+
+/// Lists the running session again when it is due.
+async fn keep_listed(ctx: &ChannelCtx, shared: &Shared) {
+    let due = shared
+        .list_again
+        .lock()
+        .ok()
+        .and_then(|n| *n)
+        .is_some_and(|at| Instant::now() >= at);
+    if !due {
+        return;
+    }
+    let running = shared.session.lock().ok().and_then(|s| {
+        s.as_ref().map(|r| Running {
+            id: r.id.clone(),
+            kind: r.kind,
+            command: None,
+            started: r.started,
+            template: r.template.clone(),
+        })
+    });
+    if let Some(r) = running {
+        tell_running(ctx, shared, &r).await;
+    }
 }
 
 async fn resized(ctx: &ChannelCtx, shared: &Shared, cols: u32, rows: u32) {
@@ -486,6 +735,13 @@ async fn finish(ctx: &ChannelCtx, shared: &Shared, id: ChannelId) {
     let Some(running) = shared.session.lock().ok().and_then(|mut s| s.take()) else {
         return;
     };
+    if let Err(e) = ctx
+        .auth
+        .remove_running_session(&ctx.node_uuid, &running.id)
+        .await
+    {
+        tracing::debug!(error = %e, "cannot unlist the ended session");
+    }
     let ok = running
         .template
         .fields

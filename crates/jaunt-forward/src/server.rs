@@ -5,7 +5,8 @@
 //! the certificate. Then it logs in to sshd (`upstream.rs`) and carries
 //! channels there (`channel.rs`).
 
-use crate::channel::{self, ChannelCtx};
+use crate::WINDOW;
+use crate::channel::{self, Budget, ChannelCtx};
 use crate::upstream::{self, Login, Sshd, UserSide};
 use jaunt_auth::AuthServer;
 use jaunt_auth::nodes::OpensshPermits;
@@ -16,6 +17,7 @@ use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse};
 use jaunt_types::audit::AuditEvent;
 use russh::server::{Auth, Handler, Msg, Session};
 use russh::{Channel, MethodKind, MethodSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,8 @@ pub struct Connection {
     user_side: UserSide,
     expiry: Option<tokio::task::JoinHandle<()>>,
     authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// What each session channel holds of the user's data (for the window).
+    budgets: HashMap<russh::ChannelId, Budget>,
 }
 
 impl Connection {
@@ -66,6 +70,7 @@ impl Connection {
             user_side: UserSide::default(),
             expiry: None,
             authenticated: Arc::default(),
+            budgets: HashMap::new(),
         }
     }
 
@@ -333,8 +338,11 @@ impl Handler for Connection {
             recording: self.auth.config().recording,
             handle: session.handle(),
         };
+        let budget = Budget::new(channel::HELD_FROM_USER);
+        self.budgets.retain(|_, b| b.is_live());
+        self.budgets.insert(channel.id(), budget.clone());
         reply.accept().await;
-        tokio::spawn(channel::pump(ctx, channel, sshd));
+        tokio::spawn(channel::pump(ctx, channel, sshd, budget));
         Ok(())
     }
 
@@ -397,6 +405,13 @@ impl Handler for Connection {
             let _ = tokio::io::copy_bidirectional(&mut ours, &mut theirs).await;
         });
         Ok(())
+    }
+
+    /// The window russh grants next: smaller while the channel holds data
+    /// sshd has not taken (see `channel::window_for`).
+    fn adjust_window(&mut self, channel: russh::ChannelId, _current: u32) -> u32 {
+        let held = self.budgets.get(&channel).map_or(0, Budget::held);
+        channel::window_for(WINDOW, held)
     }
 
     /// Answered here (russh replies with what this returns); the channel's

@@ -140,7 +140,7 @@ pub async fn connect(
         maximum_packet_size: 65535,
         // As large as the client side's: a bulk transfer is never held
         // up by the hop to sshd.
-        window_size: 8 * 1024 * 1024,
+        window_size: crate::SSHD_WINDOW,
         ..Default::default()
     });
     let stream = tokio::io::BufReader::with_capacity(128 * 1024, stream);

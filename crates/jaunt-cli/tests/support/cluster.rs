@@ -370,3 +370,15 @@ pub fn setup(tag: &str) -> Setup {
         nodes,
     }
 }
+
+/// Gives alice only the role in `yaml` (named `name`) and logs in again.
+pub fn switch_role(s: &Setup, name: &str, yaml: &str) {
+    let role = s.home.join(format!("{name}.yaml"));
+    std::fs::write(&role, yaml).expect("role");
+    s.c.jctl(&["create", "-f", &role.display().to_string()])
+        .ok();
+    s.c.jctl(&["users", "update", "alice", &format!("--set-roles={name}")])
+        .ok();
+    s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+        .ok();
+}

@@ -164,3 +164,15 @@ pub fn read_until(child: &mut Child, want: &str) -> Vec<String> {
         }
     }
 }
+
+/// A fresh ed25519 key `dir/name` (and `.pub`), no passphrase.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    key
+}
