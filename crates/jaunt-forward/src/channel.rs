@@ -699,21 +699,7 @@ async fn audit_sftp(ctx: &ChannelCtx, shared: &Shared, ops: Vec<SftpOp>) {
         .and_then(|s| s.as_ref().map(|r| r.template.clone()));
     let Some(template) = template else { return };
     for op in ops {
-        let mut e = like(ctx, &template, "sftp", op.success)
-            .with("action", op.action)
-            .with("path", op.path);
-        if let Some(code) = jaunt_types::audit::sftp_code(op.action, op.success) {
-            e.code = code;
-        }
-        if let Some(t) = op.target {
-            e = e.with("target", t);
-        }
-        if let Some(b) = op.bytes {
-            e = e.with("bytes", b);
-        }
-        if let Some(err) = op.error {
-            e = e.with("error", err);
-        }
+        let e = like(ctx, &template, "sftp", op.success).with_sftp(op);
         let _ = ctx.auth.emit(e).await;
     }
 }

@@ -7,28 +7,17 @@
 
 use std::collections::HashMap;
 
-/// One file operation, with the names and fields a Jaunt node reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SftpOp {
-    /// One of `jaunt_types::audit::SFTP_ACTIONS`.
-    pub action: &'static str,
-    pub path: String,
-    pub success: bool,
-    pub target: Option<String>,
-    pub bytes: Option<u64>,
-    pub error: Option<String>,
-}
+pub use jaunt_types::audit::SftpOp;
 
-impl SftpOp {
-    fn new(action: &'static str, path: &str, success: bool) -> Self {
-        SftpOp {
-            action,
-            path: path.to_string(),
-            success,
-            target: None,
-            bytes: None,
-            error: None,
-        }
+/// An operation on `path`, before its details.
+fn op(action: &str, path: &str, success: bool) -> SftpOp {
+    SftpOp {
+        action: action.to_string(),
+        path: path.to_string(),
+        success,
+        target: None,
+        bytes: None,
+        error: None,
     }
 }
 
@@ -320,11 +309,7 @@ impl SftpWatch {
                         },
                     );
                 }
-                ops.push(with_error(SftpOp::new(
-                    action,
-                    &pending.path,
-                    kind == HANDLE,
-                )));
+                ops.push(with_error(op(action, &pending.path, kind == HANDLE)));
             }
             READDIR => {
                 if let Some(open) = pending.handle.and_then(|h| self.handles.get_mut(&h))
@@ -332,7 +317,7 @@ impl SftpWatch {
                     && !open.listed
                 {
                     open.listed = true;
-                    ops.push(SftpOp::new("readdir", &open.path, true));
+                    ops.push(op("readdir", &open.path, true));
                 }
             }
             CLOSE => {
@@ -350,13 +335,13 @@ impl SftpWatch {
                 } else {
                     "fsetstat"
                 };
-                ops.push(with_error(SftpOp::new(action, &path, ok)));
+                ops.push(with_error(op(action, &path, ok)));
             }
             other => {
                 let Some(action) = path_action(other) else {
                     return;
                 };
-                let mut op = with_error(SftpOp::new(action, &pending.path, ok));
+                let mut op = with_error(op(action, &pending.path, ok));
                 op.target = pending.target;
                 ops.push(op);
             }
@@ -372,12 +357,12 @@ fn transfer_ops(open: &Open, ops: &mut Vec<SftpOp>) {
     }
     for (action, bytes) in [("read", open.read), ("write", open.written)] {
         if bytes > 0 {
-            let mut op = SftpOp::new(action, &open.path, true);
+            let mut op = op(action, &open.path, true);
             op.bytes = Some(bytes);
             ops.push(op);
         }
     }
-    let mut close = SftpOp::new("close", &open.path, true);
+    let mut close = op("close", &open.path, true);
     close.bytes = Some(open.read + open.written);
     ops.push(close);
 }
@@ -523,7 +508,7 @@ mod tests {
             feed_client(&mut w, pkt(CLOSE, 4, &[&s(b"h1")]));
             feed_server(&mut w, status(4, 0, "ok"), &mut ops);
             let actions: Vec<(&str, Option<u64>)> =
-                ops.iter().map(|o| (o.action, o.bytes)).collect();
+                ops.iter().map(|o| (o.action.as_str(), o.bytes)).collect();
             assert_eq!(
                 actions,
                 [("open", None), ("write", Some(1500)), ("close", Some(1500))],
@@ -557,7 +542,7 @@ mod tests {
             .iter()
             .map(|o| {
                 (
-                    o.action,
+                    o.action.as_str(),
                     o.path.as_str(),
                     o.success,
                     o.bytes,
@@ -597,7 +582,7 @@ mod tests {
         }
         let got: Vec<(&str, &str, Option<&str>)> = ops
             .iter()
-            .map(|o| (o.action, o.path.as_str(), o.target.as_deref()))
+            .map(|o| (o.action.as_str(), o.path.as_str(), o.target.as_deref()))
             .collect();
         assert_eq!(
             got,

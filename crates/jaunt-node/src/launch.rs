@@ -366,23 +366,10 @@ async fn sftp_events(
                 continue;
             }
         };
-        let mut e = ctx
+        let e = ctx
             .audit
             .like(&template, "sftp", record.success)
-            .with("action", record.action.clone())
-            .with("path", record.path);
-        if let Some(code) = jaunt_types::audit::sftp_code(&record.action, record.success) {
-            e.code = code;
-        }
-        if let Some(t) = record.target {
-            e = e.with("target", t);
-        }
-        if let Some(b) = record.bytes {
-            e = e.with("bytes", b);
-        }
-        if let Some(err) = record.error {
-            e = e.with("error", err);
-        }
+            .with_sftp(record);
         // An SFTP client can make thousands of operations: their synced
         // writes go to the blocking pool, one at a time, in order.
         let ctx = ctx.clone();

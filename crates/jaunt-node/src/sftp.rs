@@ -21,32 +21,26 @@ const DIR_CHUNK: usize = 128;
 pub const AUDIT_PREFIX: &str = "\u{1e}jaunt-audit ";
 
 /// One file operation, as the helper reports it to the node.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SftpRecord {
-    /// One of `jaunt_types::audit::SFTP_ACTIONS`.
-    pub action: String,
-    pub path: String,
-    pub success: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+pub type SftpRecord = jaunt_types::audit::SftpOp;
+
+/// A record of `action` on `path` and how it went.
+fn record(action: &str, path: &Path, result: Result<(), StatusCode>) -> SftpRecord {
+    SftpRecord {
+        action: action.to_string(),
+        path: path.display().to_string(),
+        success: result.is_ok(),
+        target: None,
+        bytes: None,
+        error: result.err().map(|c| format!("{c:?}")),
+    }
 }
 
-impl SftpRecord {
-    fn new(action: &str, path: &Path, result: Result<(), StatusCode>) -> Self {
-        SftpRecord {
-            action: action.to_string(),
-            path: path.display().to_string(),
-            success: result.is_ok(),
-            target: None,
-            bytes: None,
-            error: result.err().map(|c| format!("{c:?}")),
-        }
-    }
+/// Sending a record to the node.
+trait Report {
+    fn report(self);
+}
 
+impl Report for SftpRecord {
     /// Writes the record to stderr for the node (ignored if stderr is gone).
     fn report(self) {
         #[cfg(test)]
@@ -82,19 +76,19 @@ pub struct FileServer {
 fn report_closed(f: &OpenFile) {
     for (action, bytes) in [("read", f.read), ("write", f.written)] {
         if bytes > 0 {
-            let mut r = SftpRecord::new(action, &f.path, Ok(()));
+            let mut r = record(action, &f.path, Ok(()));
             r.bytes = Some(bytes);
             r.report();
         }
     }
-    let mut r = SftpRecord::new("close", &f.path, Ok(()));
+    let mut r = record("close", &f.path, Ok(()));
     r.bytes = Some(f.read + f.written);
     r.report();
 }
 
 /// Reports `action` on `path` with the operation's outcome and passes it on.
 fn audited<T>(action: &str, path: &Path, result: Result<T, StatusCode>) -> Result<T, StatusCode> {
-    SftpRecord::new(action, path, result.as_ref().map(|_| ()).map_err(|c| *c)).report();
+    record(action, path, result.as_ref().map(|_| ()).map_err(|c| *c)).report();
     result
 }
 
@@ -440,7 +434,7 @@ impl russh_sftp::server::Handler for FileServer {
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
         let abs = absolute(&path);
         let real = std::fs::canonicalize(&abs).unwrap_or(abs);
-        SftpRecord::new("realpath", &real, Ok(())).report();
+        record("realpath", &real, Ok(())).report();
         let name = real.display().to_string();
         Ok(Name {
             id,
@@ -456,7 +450,7 @@ impl russh_sftp::server::Handler for FileServer {
     ) -> Result<Status, Self::Error> {
         let (from, to) = (absolute(&oldpath), absolute(&newpath));
         let result = tokio::fs::rename(&from, &to).await.map_err(status);
-        let mut r = SftpRecord::new("rename", &from, result);
+        let mut r = record("rename", &from, result);
         r.target = Some(to.display().to_string());
         r.report();
         result?;
@@ -483,7 +477,7 @@ impl russh_sftp::server::Handler for FileServer {
         // link second, the reverse of the draft's field names.
         let link = absolute(&targetpath);
         let result = std::os::unix::fs::symlink(&linkpath, &link).map_err(status);
-        let mut r = SftpRecord::new("symlink", &link, result);
+        let mut r = record("symlink", &link, result);
         r.target = Some(linkpath);
         r.report();
         result?;
@@ -553,7 +547,7 @@ impl FileServer {
         }
         let take = entries.len().min(DIR_CHUNK);
         let files: Vec<File> = (0..take).filter_map(|_| entries.pop()).collect();
-        let mut r = SftpRecord::new("readdir", dir, Ok(()));
+        let mut r = record("readdir", dir, Ok(()));
         r.bytes = Some(files.len() as u64);
         r.report();
         Ok(Name { id, files })

@@ -68,6 +68,22 @@ pub fn sftp_code(action: &str, success: bool) -> Option<String> {
     Some(format!("TS{:03}{}", i + 1, if success { 'I' } else { 'E' }))
 }
 
+/// One SFTP file operation, as a node's SFTP server or the proxy (for an
+/// agentless node) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SftpOp {
+    /// One of [`SFTP_ACTIONS`].
+    pub action: String,
+    pub path: String,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Every event name, for `--type` checks.
 pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOGUE
@@ -157,6 +173,24 @@ impl AuditEvent {
         self.node_uuid = template.node_uuid.clone();
         self.addr = template.addr.clone();
         self.session_id = template.session_id.clone();
+        self
+    }
+
+    /// The `sftp` event's fields and code for `op`.
+    pub fn with_sftp(mut self, op: SftpOp) -> Self {
+        if let Some(code) = sftp_code(&op.action, op.success) {
+            self.code = code;
+        }
+        self = self.with("action", op.action).with("path", op.path);
+        if let Some(t) = op.target {
+            self = self.with("target", t);
+        }
+        if let Some(b) = op.bytes {
+            self = self.with("bytes", b);
+        }
+        if let Some(e) = op.error {
+            self = self.with("error", e);
+        }
         self
     }
 
