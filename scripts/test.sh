@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh Debian machine, run as root: it
 # first installs the system packages the tests use (PuTTY's puttygen,
-# OpenSSH's ssh-keygen, a C compiler for the bundled SQLite, the mingw-w64
+# OpenSSH's ssh-keygen and sshd, a C compiler for the bundled SQLite, the mingw-w64
 # toolchain and Wine for the Windows jsh.exe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+# The agentless-node tests run an sshd of their own (never the machine's).
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
