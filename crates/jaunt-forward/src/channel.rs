@@ -59,6 +59,9 @@ struct Shared {
     list_again: Mutex<Option<Instant>>,
     /// The user's side closed: nothing sshd sends can be delivered now.
     user_gone: tokio::sync::Notify,
+    /// sshd answered SFTP requests (or is gone): see `sftp_turn`.
+    answered: tokio::sync::Notify,
+    sshd_gone: std::sync::atomic::AtomicBool,
 }
 
 struct Pty {
@@ -258,6 +261,7 @@ async fn to_sshd(
         let mut held: Vec<OwnedSemaphorePermit> = first.into_iter().collect();
         let sent = match msg {
             ChannelMsg::Data { data } => {
+                sftp_turn(shared).await;
                 let data = from.gather(data, &mut held, SSHD_PACKET);
                 if let Ok(mut sftp) = shared.sftp.lock()
                     && let Some(watch) = sftp.as_mut()
@@ -407,6 +411,7 @@ async fn to_user(
                         .unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
+                shared.answered.notify_waiters();
                 audit_sftp(ctx, shared, ops).await;
                 let due = match shared.recording.lock().await.as_mut() {
                     Some(r) => {
@@ -457,6 +462,45 @@ async fn to_user(
         }
     }
     let _ = to.close().await;
+    shared
+        .sshd_gone
+        .store(true, std::sync::atomic::Ordering::Release);
+    shared.answered.notify_waiters();
+}
+
+/// SFTP requests sent to sshd and not yet answered, at most, before more
+/// are sent: what OpenSSH's sftp keeps in flight (64) with room for
+/// clients that send smaller writes. PuTTY's psftp sends as many as its
+/// window allows, and OpenSSH's SFTP server slows down with every request
+/// queued in it (it copies its whole input queue per request): uploads
+/// crawled at ~400 KB/s, through the proxy and sometimes without it.
+const SFTP_IN_FLIGHT: usize = 256;
+/// How long to wait for an answer before sending anyway, so a request
+/// the watcher cannot pair with its reply never holds a transfer up.
+const SFTP_TURN_WAIT: Duration = Duration::from_millis(500);
+
+/// Waits while sshd has `SFTP_IN_FLIGHT` requests unanswered.
+async fn sftp_turn(shared: &Shared) {
+    let deadline = tokio::time::Instant::now() + SFTP_TURN_WAIT;
+    loop {
+        let answered = shared.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        let in_flight = shared
+            .sftp
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(SftpWatch::in_flight))
+            .unwrap_or(0);
+        if in_flight < SFTP_IN_FLIGHT || shared.sshd_gone.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, answered).await.is_err() {
+            tracing::debug!(in_flight, "SFTP replies late; sending on");
+            return;
+        }
+    }
 }
 
 fn awaited(shared: &Shared) -> Option<Awaiting> {

@@ -234,6 +234,11 @@ impl SftpWatch {
         }
     }
 
+    /// Requests sent and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Bytes sshd sent back; the operations they complete.
     pub fn server_bytes(&mut self, data: &[u8]) -> Vec<SftpOp> {
         let mut replies = Vec::new();
