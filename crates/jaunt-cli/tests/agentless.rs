@@ -547,23 +547,9 @@ fn scp_psftp_agent_forwarding_and_more_refusals() {
     let _ = std::fs::remove_file(format!("/tmp/{login}-scp.bin"));
 
     // Agent forwarding: sshd's agent channel reaches the user's agent.
-    let dir = tempfile::tempdir().expect("tmp");
-    let sock = dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    eventually("ssh-agent's socket", Duration::from_secs(10), || {
-        sock.exists().then_some(())
-    });
-    let key = keygen(dir.path(), "agentkey");
-    let mut add = Command::new("ssh-add");
-    add.arg(&key).env("SSH_AUTH_SOCK", &sock);
-    run(add, "").ok();
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    let agent = Agent::start();
+    let sock = agent.sock.clone();
+    let public = std::fs::read_to_string(&agent.public).expect("pub");
     let with_agent = |s: &Setup| {
         let mut cmd = Command::new("ssh");
         cmd.arg("-F")
@@ -596,8 +582,7 @@ fn scp_psftp_agent_forwarding_and_more_refusals() {
         !out.stdout.contains(key_text),
         "no agent without the role: {out:?}"
     );
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 
     // A login the roles allow but the host does not have: sshd's refusal
     // reaches the user, not a generic failure.

@@ -555,22 +555,9 @@ fn jsh_ssh_runs_commands_with_exit_codes_stdin_terminals_and_forwards() {
 #[test]
 fn agent_forwarding_when_the_roles_allow_it() {
     let s = setup("g");
-    let dir = tempfile::tempdir().expect("tmp");
-    let sock = dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    eventually("ssh-agent's socket", Duration::from_secs(10), || {
-        sock.exists().then_some(())
-    });
-    let key = keygen(dir.path(), "agentkey");
-    let mut add = Command::new("ssh-add");
-    add.arg(&key).env("SSH_AUTH_SOCK", &sock);
-    run(add, "").ok();
+    let agent = Agent::start();
+    let sock = agent.sock.clone();
+    let key = agent.public.with_extension("");
     let fingerprint = {
         let out = Command::new("ssh-keygen")
             .arg("-lf")
@@ -623,8 +610,7 @@ fn agent_forwarding_when_the_roles_allow_it() {
         !out.stdout.contains(&fingerprint),
         "no agent without the role: {out:?}"
     );
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 }
 
 #[test]

@@ -176,3 +176,46 @@ pub fn keygen(dir: &Path, name: &str) -> PathBuf {
     assert!(out.status.success());
     key
 }
+
+/// An ssh-agent of the test's own holding one fresh key, stopped on drop.
+pub struct Agent {
+    pub sock: PathBuf,
+    /// The key's public file.
+    pub public: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    pub fn start() -> Agent {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        eventually("ssh-agent's socket", Duration::from_secs(10), || {
+            sock.exists().then_some(())
+        });
+        let key = keygen(dir.path(), "agentkey");
+        let mut add = Command::new("ssh-add");
+        add.arg(&key).env("SSH_AUTH_SOCK", &sock);
+        run(add, "").ok();
+        Agent {
+            sock,
+            public: key.with_extension("pub"),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
