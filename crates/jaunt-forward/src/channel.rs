@@ -1,11 +1,10 @@
-//! One session channel carried between the user's client and sshd. Two
-//! tasks, one per direction, so that neither waits on the other: a
-//! direction blocks only on its own destination's window, and each side's
-//! queue is always read (a russh connection whose channel queue is not read
-//! stalls whole). Requests go to sshd with a reply wanted; sshd's replies
-//! come back in order and are passed on by the other direction. On the way
-//! it audits the session's start, end and SFTP file operations, and
-//! records terminal output.
+//! One session channel carried between the user's client and sshd: each
+//! side's messages are taken as they come (`fill`) and passed on by one
+//! loop per direction (`to_sshd`, `to_user`), so a direction waits only on
+//! its own destination. Requests go to sshd with a reply wanted; sshd's
+//! replies come back in order and are passed on by the other direction. On
+//! the way it audits the session's start, end and SFTP file operations,
+//! and records terminal output.
 
 use crate::record::Recording;
 use crate::sftp::{SftpOp, SftpWatch};
@@ -103,11 +102,7 @@ pub async fn pump(
 /// never makes the upstream loop wait.
 pub const HELD_FROM_SSHD: usize = 4 * 1024 * 1024;
 /// The user's side may wait (its loop then stops reading, which is the
-/// brake on the client, with the window below): little is held, so a
-/// client that pipelines as far as its window lets it (PuTTY's psftp)
-/// queues no more at sshd than it would without the proxy. OpenSSH's SFTP
-/// server copies its whole input queue for each request: with megabytes
-/// held here, uploads crawled at ~400 KB/s.
+/// brake on the client, with the window below), so little is held.
 pub const HELD_FROM_USER: usize = 256 * 1024;
 
 /// The window to grant a client whose channel holds `held` bytes not yet
@@ -122,52 +117,11 @@ pub fn window_for(full: u32, held: usize) -> u32 {
 type Held = (ChannelMsg, Option<OwnedSemaphorePermit>);
 
 /// A direction's messages, taken from its channel as they come.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Held>,
-    /// One taken ahead and not yet handled.
-    back: Option<Held>,
-}
+struct Inbox(mpsc::UnboundedReceiver<Held>);
 
 impl Inbox {
     async fn next(&mut self) -> Option<Held> {
-        match self.back.take() {
-            Some(held) => Some(held),
-            None => self.rx.recv().await,
-        }
-    }
-
-    /// `data` with the data messages queued right behind it, up to
-    /// `limit` bytes in all: the client's small packets (PuTTY sends 4 KiB
-    /// ones) go on as few large ones. Each small packet a segment of its
-    /// own made sshd's socket hold far more memory than data, and the
-    /// kernel dropped segments under that load.
-    fn gather(
-        &mut self,
-        data: bytes::Bytes,
-        held: &mut Vec<OwnedSemaphorePermit>,
-        limit: usize,
-    ) -> bytes::Bytes {
-        if self.back.is_some() || data.len() >= limit {
-            return data;
-        }
-        let mut joined: Option<bytes::BytesMut> = None;
-        loop {
-            let Ok(next) = self.rx.try_recv() else { break };
-            match next {
-                (ChannelMsg::Data { data: more }, permit)
-                    if joined.as_ref().map_or(data.len(), |j| j.len()) + more.len() <= limit =>
-                {
-                    let j = joined.get_or_insert_with(|| bytes::BytesMut::from(&data[..]));
-                    j.extend_from_slice(&more);
-                    held.extend(permit);
-                }
-                other => {
-                    self.back = Some(other);
-                    break;
-                }
-            }
-        }
-        joined.map_or(data, bytes::BytesMut::freeze)
+        self.0.recv().await
     }
 }
 
@@ -206,7 +160,7 @@ fn inbox(budget: Budget) -> (Filler, Inbox) {
             budget: budget.0,
             limit: budget.1,
         },
-        Inbox { rx, back: None },
+        Inbox(rx),
     )
 }
 
@@ -239,9 +193,6 @@ async fn fill(mut from: ChannelReadHalf, to: Filler) {
     }
 }
 
-/// The most data OpenSSH's sshd takes in one packet of a session channel.
-const SSHD_PACKET: usize = 32 * 1024;
-
 /// Everything the user sends, checked and passed to sshd.
 async fn to_sshd(
     ctx: &ChannelCtx,
@@ -257,12 +208,10 @@ async fn to_sshd(
             a.push_back(what);
         }
     };
-    while let Some((msg, first)) = from.next().await {
-        let mut held: Vec<OwnedSemaphorePermit> = first.into_iter().collect();
+    while let Some((msg, _held)) = from.next().await {
         let sent = match msg {
             ChannelMsg::Data { data } => {
                 sftp_turn(shared).await;
-                let data = from.gather(data, &mut held, SSHD_PACKET);
                 if let Ok(mut sftp) = shared.sftp.lock()
                     && let Some(watch) = sftp.as_mut()
                 {
