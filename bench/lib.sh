@@ -120,6 +120,11 @@ SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh n
 printf 'Host 127.0.0.1\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  IdentityFile %s\n  LogLevel ERROR\n' \
   "$work/userkey" >"$work/jump_config"
 jump_opts=(-F "$work/jump_config" "${jump_opts[@]}")
+# CIPHER=aes128-gcm@openssh.com (say) makes every OpenSSH client of every
+# setup use that cipher (OpenSSH's -c), to compare setups cipher for cipher.
+if [ -n "${CIPHER:-}" ]; then
+  for a in direct_opts jump_opts jaunt_opts node_opts; do eval "$a+=(-c \"\$CIPHER\")"; done
+fi
 
 
 # Seconds for one command, as a decimal.

@@ -3,6 +3,7 @@
 //! client, and PuTTY's settings stores. How it reaches the proxy (TLS, the
 //! API client, the relay dial) is `jaunt-transport`, which the node shares.
 
+pub mod ciphers;
 pub mod home;
 pub mod login;
 pub mod profile;

@@ -170,6 +170,9 @@ pub async fn connect(
             host_key_certificates: std::borrow::Cow::Owned(vec![
                 jaunt_ca::ssh_key::Algorithm::Ed25519,
             ]),
+            cipher: std::borrow::Cow::Borrowed(crate::ciphers::russh_ciphers(
+                crate::ciphers::aes_gcm_in_hardware(),
+            )),
             ..Default::default()
         },
         ..Default::default()

@@ -30,11 +30,18 @@ pub struct SessionSpec {
     pub proxy_port: u16,
     /// The command PuTTY runs, with `%proxyhost` etc. left for PuTTY.
     pub proxy_command: String,
+    /// Put AES-GCM first in PuTTY's cipher order (where the CPU has AES
+    /// instructions); otherwise the session keeps PuTTY's own order.
+    pub prefer_aes_gcm: bool,
 }
+
+/// PuTTY's default cipher order (`aes,chacha20,aesgcm,...`) with AES-GCM
+/// moved to the front: PuTTY's "aes" is AES-CTR with a separate MAC.
+pub const CIPHERS_AES_GCM_FIRST: &str = "aesgcm,aes,chacha20,3des,WARN,des,blowfish,arcfour";
 
 /// The values of a Jaunt session, in PuTTY's names.
 pub fn session_values(s: &SessionSpec) -> Vec<(&'static str, Value)> {
-    vec![
+    let mut values = vec![
         ("Present", Value::Dword(1)),
         ("HostName", Value::Str(s.host.clone())),
         ("PortNumber", Value::Dword(s.port as u32)),
@@ -50,7 +57,11 @@ pub fn session_values(s: &SessionSpec) -> Vec<(&'static str, Value)> {
         ("ProxyLogToTerm", Value::Dword(2)),
         ("AuthGSSAPI", Value::Dword(0)),
         ("AuthGSSAPIKEX", Value::Dword(0)),
-    ]
+    ];
+    if s.prefer_aes_gcm {
+        values.push(("Cipher", Value::Str(CIPHERS_AES_GCM_FIRST.into())));
+    }
+    values
 }
 
 /// The values of a trusted host CA entry.
@@ -149,7 +160,33 @@ mod tests {
             proxy_host: "p".into(),
             proxy_port: 3080,
             proxy_command: "/usr/bin/jsh proxy ssh --cluster=example --proxy=%proxyhost:%proxyport %user@%host:%port".into(),
+            prefer_aes_gcm: false,
         }
+    }
+
+    #[test]
+    fn cipher_order_only_where_asked() {
+        let cipher = |v: &[(&str, Value)]| {
+            v.iter()
+                .find(|(k, _)| *k == "Cipher")
+                .map(|(_, v)| v.text())
+        };
+        assert_eq!(cipher(&session_values(&spec())), None);
+        let gcm = SessionSpec {
+            prefer_aes_gcm: true,
+            ..spec()
+        };
+        let order = cipher(&session_values(&gcm)).expect("a Cipher value");
+        assert!(order.starts_with("aesgcm,"), "{order}");
+        // PuTTY's default entries, each once, none added.
+        let mut names: Vec<&str> = order.split(',').collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "3des", "WARN", "aes", "aesgcm", "arcfour", "blowfish", "chacha20", "des"
+            ]
+        );
     }
 
     #[test]

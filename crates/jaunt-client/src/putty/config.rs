@@ -142,6 +142,7 @@ pub fn write_sessions(
             proxy_host: proxy_host.clone(),
             proxy_port,
             proxy_command: command.clone(),
+            prefer_aes_gcm: crate::ciphers::aes_gcm_in_hardware(),
         };
         let added = save_session(store, &name, &spec)?;
         written.push((name, added));

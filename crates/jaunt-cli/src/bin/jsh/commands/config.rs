@@ -4,6 +4,7 @@
 
 use clap::Args;
 use jaunt_cli::print_text;
+use jaunt_client::ciphers::{aes_gcm_in_hardware, openssh_ciphers};
 use jaunt_client::home::Home;
 use jaunt_client::login::active_profile;
 
@@ -38,7 +39,7 @@ Host *.{cluster}
     PasswordAuthentication no
     KbdInteractiveAuthentication no
     ProxyCommand {jsh} proxy ssh{fdpass} --cluster={cluster} --proxy={proxy} %r@%h
-{use_fdpass}",
+{use_fdpass}{ciphers}",
         proxy = profile.web_proxy_addr,
         known_hosts = quote(&home.known_hosts_path()),
         key = quote(&home.key_path(&name, &profile.user)),
@@ -47,6 +48,10 @@ Host *.{cluster}
         // ssh then talks to the proxy's raw relay itself (Unix OpenSSH).
         fdpass = if cfg!(unix) { " --fdpass" } else { "" },
         use_fdpass = if cfg!(unix) { "    ProxyUseFdpass yes\n" } else { "" },
+        // AES-GCM first where this CPU has AES instructions (see ciphers).
+        ciphers = openssh_ciphers(aes_gcm_in_hardware())
+            .map(|list| format!("    Ciphers {list}\n"))
+            .unwrap_or_default(),
     );
     print_text(&text)?;
     Ok(())
