@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh Debian machine, run as root: it
 # first installs the system packages the tests use (PuTTY's puttygen,
-# OpenSSH's ssh-keygen and sshd, a C compiler for the bundled SQLite, the mingw-w64
+# OpenSSH's ssh-keygen and sshd, PostgreSQL, a C compiler for the bundled SQLite, the mingw-w64
 # toolchain and Wine for the Windows jsh.exe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,10 @@ command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 # The agentless-node tests run an sshd of their own (never the machine's).
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# The storage tests start private PostgreSQL servers (initdb as the
+# package's postgres user; never the machine's own cluster).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)

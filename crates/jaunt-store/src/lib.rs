@@ -1,15 +1,17 @@
 //! The cluster store. Everything the auth service keeps (CAs, users, roles,
 //! tokens, nodes) is a JSON value under a path-like key, with a revision for
-//! compare-and-swap and an optional expiry. That small interface is what a
-//! second backend implements: SQLite here (embedded, one machine), and
-//! PostgreSQL next, so several auth/proxy instances can share one database.
-//! It also holds the node's durable local queue ([`DurableQueue`]).
+//! compare-and-swap and an optional expiry. Two backends implement that
+//! small interface: SQLite (embedded, one machine, the default) and
+//! PostgreSQL (several auth/proxy instances sharing one database). It also
+//! holds the node's durable local queue ([`DurableQueue`]).
 //!
 //! Architecture Invariant: this is the only crate that speaks SQL.
 
+pub mod postgres;
 mod queue;
 mod sqlite;
 
+pub use postgres::{PgOptions, PostgresBackend};
 pub use queue::{DurableQueue, Queued};
 pub use sqlite::SqliteBackend;
 use sqlite::open_durable;
@@ -31,6 +33,17 @@ pub enum StoreError {
     Database(String),
     #[error("stored value at {key} is not valid: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("{0:?} cannot be a key: keys are non-empty and hold no NUL character")]
+    InvalidKey(String),
+}
+
+/// Keys every backend can hold: PostgreSQL's text cannot carry NUL, so
+/// neither backend takes it (the same key works on both or on neither).
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    match key.is_empty() || key.contains('\0') {
+        true => Err(StoreError::InvalidKey(key.to_string())),
+        false => Ok(()),
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

