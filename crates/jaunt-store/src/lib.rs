@@ -7,10 +7,12 @@
 //!
 //! Architecture Invariant: this is the only crate that speaks SQL.
 
+mod copy;
 pub mod postgres;
 mod queue;
 mod sqlite;
 
+pub use copy::{Copied, copy_store};
 pub use postgres::{PgOptions, PostgresBackend};
 pub use queue::{DurableQueue, Queued};
 pub use sqlite::SqliteBackend;
@@ -35,6 +37,11 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("{0:?} cannot be a key: keys are non-empty and hold no NUL character")]
     InvalidKey(String),
+    /// A copy's target holds items already.
+    #[error(
+        "the target store holds {0} items already: copy into an empty store, or replace the keys both hold with --force"
+    )]
+    NotEmpty(u64),
 }
 
 /// Keys every backend can hold: PostgreSQL's text cannot carry NUL, so
@@ -86,6 +93,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<()>;
     /// Every live item whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<Item>>;
+    /// At most `limit` live items whose key starts with `prefix` and comes
+    /// after `after` (from the first when `None`), sorted by key: a large
+    /// range read in pages.
+    async fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize)
+    -> Result<Vec<Item>>;
+    /// How many live items have a key starting with `prefix`.
+    async fn count(&self, prefix: &str) -> Result<u64>;
     /// Physically removes expired items; returns how many.
     async fn purge_expired(&self) -> Result<usize>;
 }

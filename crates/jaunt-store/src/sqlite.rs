@@ -65,6 +65,17 @@ impl SqliteBackend {
         })
     }
 
+    /// Writes a consistent copy of the whole database to `to` (a new
+    /// file), while the database stays in use: one read transaction.
+    pub async fn snapshot(&self, to: &Path) -> Result<()> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| db_err(format!("{}: not a UTF-8 path", to.display())))?
+            .to_string();
+        self.run(move |c| exec(c, "VACUUM INTO ?1", params![to]).map(|_| ()))
+            .await
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -108,6 +119,16 @@ fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
         .map_err(db_err)
 }
 
+/// An item from a row of `key, value, revision, expires`.
+fn row_item(r: &rusqlite::Row) -> rusqlite::Result<Item> {
+    Ok(Item {
+        key: r.get(0)?,
+        value: r.get(1)?,
+        revision: r.get(2)?,
+        expires: r.get(3)?,
+    })
+}
+
 fn read(conn: &Connection, key: &str) -> Result<Option<Item>> {
     conn.prepare_cached(
         "SELECT key, value, revision, expires FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)",
@@ -115,14 +136,7 @@ fn read(conn: &Connection, key: &str) -> Result<Option<Item>> {
     .map_err(db_err)?
     .query_row(
         params![key, now()],
-        |r| {
-            Ok(Item {
-                key: r.get(0)?,
-                value: r.get(1)?,
-                revision: r.get(2)?,
-                expires: r.get(3)?,
-            })
-        },
+        row_item,
     )
     .optional()
     .map_err(db_err)
@@ -277,16 +291,50 @@ impl Backend for SqliteBackend {
                 )
                 .map_err(db_err)?;
             let rows = stmt
-                .query_map(params![prefix, upper, now()], |r| {
-                    Ok(Item {
-                        key: r.get(0)?,
-                        value: r.get(1)?,
-                        revision: r.get(2)?,
-                        expires: r.get(3)?,
-                    })
-                })
+                .query_map(params![prefix, upper, now()], row_item)
                 .map_err(db_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let prefix = prefix.to_string();
+        let after = after.unwrap_or("").to_string();
+        self.run(move |c| {
+            let upper = format!("{prefix}\u{10FFFF}");
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key, value, revision, expires FROM kv
+                     WHERE key >= ?1 AND key < ?2 AND key > ?3 AND (expires IS NULL OR expires > ?4)
+                     ORDER BY key LIMIT ?5",
+                )
+                .map_err(db_err)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![prefix, upper, after, now(), limit], row_item)
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        let prefix = prefix.to_string();
+        self.run(move |c| {
+            let upper = format!("{prefix}\u{10FFFF}");
+            c.prepare_cached(
+                "SELECT count(*) FROM kv WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3)",
+            )
+            .map_err(db_err)?
+            .query_row(params![prefix, upper, now()], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }

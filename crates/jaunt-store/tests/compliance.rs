@@ -25,6 +25,7 @@ cases!(
     create_many_writes_new_keys_once,
     list_by_prefix_in_byte_order,
     listing_thousands,
+    paging_and_counting,
     keys_with_every_kind_of_character,
     keys_no_backend_can_hold,
     large_values,
@@ -175,6 +176,49 @@ async fn listing_thousands(b: SharedBackend) {
     assert_eq!(listed.len(), n);
     let want: Vec<String> = (0..n).map(|k| format!("/nodes/{k:05}")).collect();
     assert_eq!(listed, want);
+}
+
+async fn paging_and_counting(b: SharedBackend) {
+    let items: Vec<(String, Vec<u8>)> = (0..1050)
+        .map(|i| (format!("/audit/{i:06}"), vec![1]))
+        .collect();
+    b.create_many(items).await.expect("batch");
+    b.put("/audit/zz-gone", vec![1], Some(1))
+        .await
+        .expect("put");
+    b.put("/auditx", vec![1], None).await.expect("put");
+    assert_eq!(b.count("/audit/").await.expect("count"), 1050);
+    assert_eq!(b.count("/nothing/").await.expect("count"), 0);
+    assert_eq!(b.count("").await.expect("count"), 1051);
+    // Pages of 400 from the start: 400, 400, 250, then none.
+    let (mut after, mut seen, mut sizes) = (None::<String>, Vec::new(), Vec::new());
+    loop {
+        let page = b
+            .list_page("/audit/", after.as_deref(), 400)
+            .await
+            .expect("page");
+        sizes.push(page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        seen.extend(page.into_iter().map(|i| i.key));
+    }
+    assert_eq!(sizes, [400, 400, 250, 0]);
+    assert_eq!(seen, keys(&b, "/audit/").await);
+    // A page may start between keys, and hold one item.
+    let page = b
+        .list_page("/audit/", Some("/audit/000499x"), 1)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["/audit/000500"]
+    );
+    assert!(
+        b.list_page("/audit/", Some("/audit/999999"), 10)
+            .await
+            .expect("page")
+            .is_empty()
+    );
 }
 
 async fn keys_with_every_kind_of_character(b: SharedBackend) {

@@ -303,3 +303,98 @@ async fn instances_on_one_database_see_one_state() {
     let (pa, pb) = tokio::join!(a.purge_expired(), b.purge_expired());
     assert_eq!(pa.expect("purge") + pb.expect("purge"), 1);
 }
+
+/// Every live item's key, value and expiry.
+async fn everything(b: &dyn Backend) -> Vec<(String, Vec<u8>, Option<i64>)> {
+    b.list("")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| (i.key, i.value, i.expires))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_copies_to_postgres_and_back() {
+    use jaunt_store::{Copied, SqliteBackend, copy_store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteBackend::open(&dir.path().join("jaunt.db")).expect("open");
+    let later = jaunt_sys::clock::now() + 3600;
+    for i in 0..700u32 {
+        sqlite
+            .put(&format!("/events/{i:05}"), i.to_le_bytes().to_vec(), None)
+            .await
+            .expect("put");
+    }
+    sqlite
+        .put("/tokens/t", b"tok".to_vec(), Some(later))
+        .await
+        .expect("put");
+    sqlite
+        .put("/tokens/old", b"x".to_vec(), Some(1))
+        .await
+        .expect("put");
+    sqlite
+        .put("/recordings/data/s/1", vec![7; 3 << 20], None)
+        .await
+        .expect("put");
+    // A snapshot is what a running cluster's copy reads.
+    let snap = dir.path().join("snap.db");
+    sqlite.snapshot(&snap).await.expect("snapshot");
+    let source = SqliteBackend::open(&snap).expect("open snapshot");
+
+    let pg = start(Vec::new()).await;
+    let target = connect(&pg.uri("jaunt", "sslmode=disable"))
+        .await
+        .expect("connect");
+    let mut reports = Vec::new();
+    let done = copy_store(&source, &target, false, |c| reports.push(c))
+        .await
+        .expect("copy");
+    assert_eq!(done.items, 702, "live items only");
+    assert_eq!(done.bytes, 700 * 4 + 3 + (3 << 20));
+    assert_eq!(reports.last(), Some(&done));
+    assert!(reports.len() >= 3, "progress per page: {reports:?}");
+    let copied = everything(&target).await;
+    assert_eq!(copied, everything(&source).await);
+    assert!(
+        copied
+            .iter()
+            .any(|(k, _, e)| k == "/tokens/t" && *e == Some(later))
+    );
+
+    // Not over a store that holds items, unless asked.
+    let err = copy_store(&source, &target, false, |_| {})
+        .await
+        .expect_err("not empty");
+    assert!(matches!(err, StoreError::NotEmpty(702)), "{err}");
+    target
+        .put("/events/00001", b"changed".to_vec(), None)
+        .await
+        .expect("put");
+    target
+        .put("/only-there", b"kept".to_vec(), None)
+        .await
+        .expect("put");
+    copy_store(&source, &target, true, |_| {})
+        .await
+        .expect("forced copy");
+    assert_eq!(
+        target
+            .get("/events/00001")
+            .await
+            .expect("get")
+            .map(|i| i.value),
+        Some(1u32.to_le_bytes().to_vec())
+    );
+    assert!(target.get("/only-there").await.expect("get").is_some());
+
+    // And back to a fresh SQLite file.
+    let back = SqliteBackend::open(&dir.path().join("back.db")).expect("open");
+    target.delete("/only-there").await.expect("delete");
+    let done: Copied = copy_store(&target, &back, false, |_| {})
+        .await
+        .expect("copy back");
+    assert_eq!(done.items, 702);
+    assert_eq!(everything(&back).await, everything(&source).await);
+}

@@ -39,6 +39,23 @@ pub fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), S
     Ok((host, port))
 }
 
+/// A URI (`scheme://user:password@hosts/...`) with its password replaced
+/// by `***`, for messages and logs.
+pub fn without_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user, hosts)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{hosts}{tail}")
+        }
+        _ => uri.to_string(),
+    }
+}
+
 /// `host[:port]` written out in full, `[v6]:port` for IPv6 hosts.
 pub fn with_default_port(text: &str, default_port: u16) -> Result<String, String> {
     let (host, port) = split_host_port(text, default_port)?;
@@ -107,6 +124,23 @@ fn is_broadcast(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_shown() {
+        assert_eq!(
+            without_password("postgres://jaunt:s3cret@db1,db2/jaunt?sslmode=require"),
+            "postgres://jaunt:***@db1,db2/jaunt?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgres://jaunt@db/j"),
+            "postgres://jaunt@db/j"
+        );
+        assert_eq!(without_password("postgres://db/j"), "postgres://db/j");
+        assert_eq!(
+            without_password("sqlite:/var/lib/jaunt"),
+            "sqlite:/var/lib/jaunt"
+        );
+    }
 
     #[test]
     fn addresses_get_their_default_port() {

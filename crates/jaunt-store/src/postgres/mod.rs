@@ -14,7 +14,9 @@
 
 mod uri;
 
-pub use uri::{PgTarget, TlsMode, UriError, parse as parse_uri, redacted};
+pub use uri::{PgTarget, TlsMode, UriError, parse as parse_uri};
+
+use jaunt_types::addr::without_password as redacted;
 
 use crate::{Backend, Item, Result, StoreError, check_key};
 use async_trait::async_trait;
@@ -342,6 +344,16 @@ fn tls_config(target: &PgTarget) -> Result<rustls::ClientConfig> {
     }
 }
 
+/// An item from a row of `key, value, revision, expires`.
+fn item(r: tokio_postgres::Row) -> Item {
+    Item {
+        key: r.get(0),
+        value: r.get(1),
+        revision: r.get(2),
+        expires: r.get(3),
+    }
+}
+
 #[async_trait]
 impl Backend for PostgresBackend {
     async fn get(&self, key: &str) -> Result<Option<Item>> {
@@ -516,15 +528,50 @@ impl Backend for PostgresBackend {
                 )
                 .await?;
             let rows = c.query(&stmt, &[&prefix, upper, &now()]).await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| Item {
-                    key: r.get(0),
-                    value: r.get(1),
-                    revision: r.get(2),
-                    expires: r.get(3),
-                })
-                .collect())
+            Ok(rows.into_iter().map(item).collect())
+        })
+        .await
+        .0
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let upper = format!("{prefix}\u{10FFFF}");
+        let (upper, after) = (&upper, after.unwrap_or(""));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.attempts("list", |c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT key, value, revision, expires FROM jaunt_kv
+                     WHERE key >= $1 AND key < $2 AND key > $3 AND (expires IS NULL OR expires > $4)
+                     ORDER BY key LIMIT $5",
+                )
+                .await?;
+            let rows = c
+                .query(&stmt, &[&prefix, upper, &after, &now(), &limit])
+                .await?;
+            Ok(rows.into_iter().map(item).collect())
+        })
+        .await
+        .0
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        let upper = format!("{prefix}\u{10FFFF}");
+        let upper = &upper;
+        self.attempts("count", |c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT count(*) FROM jaunt_kv
+                     WHERE key >= $1 AND key < $2 AND (expires IS NULL OR expires > $3)",
+                )
+                .await?;
+            let row = c.query_one(&stmt, &[&prefix, upper, &now()]).await?;
+            Ok(row.get::<_, i64>(0) as u64)
         })
         .await
         .0

@@ -103,6 +103,64 @@ impl Postgres {
         pg
     }
 
+    /// A streaming standby of `primary`: a base backup of it, started on a
+    /// port of its own, reporting to the primary as `name` (what
+    /// `synchronous_standby_names` there names).
+    pub fn standby_of(primary: &Postgres, name: &str) -> Postgres {
+        let (uid, gid) = postgres_user();
+        let dir = tempfile::Builder::new()
+            .prefix("jaunt-pg-standby-")
+            .tempdir()
+            .expect("tempdir");
+        nix::unistd::chown(dir.path(), Some(uid.into()), Some(gid.into())).expect("chown");
+        let data = dir.path().join("data");
+        let out = Command::new(bin_dir().join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "jaunt",
+            ])
+            .args([
+                "-D",
+                &data.display().to_string(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ])
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .expect("run pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut extra = primary.extra.clone();
+        extra.retain(|line| !line.starts_with("synchronous_standby_names"));
+        extra.push(format!("cluster_name={name}"));
+        let mut pg = Postgres {
+            child: None,
+            dir,
+            port: 0,
+            uid,
+            gid,
+            extra,
+        };
+        pg.run();
+        pg
+    }
+
+    /// Promotes a standby and waits until it takes writes.
+    pub fn promote(&self) {
+        let done = self.psql("postgres", "SELECT pg_promote(true, 60)");
+        assert_eq!(done.trim(), "t", "promotion");
+    }
+
     /// Starts the server on `port`, its output in a log of its own.
     fn spawn(&self, port: u16) -> Child {
         let data = self.dir.path().join("data");
