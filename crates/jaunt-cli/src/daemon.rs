@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use jaunt_auth::{AuthConfig, AuthServer};
 use jaunt_config::{Config, Service};
-use jaunt_store::{SqliteBackend, Store};
+use jaunt_store::{PgOptions, PostgresBackend, SharedBackend, SqliteBackend, Store};
 use jaunt_types::admin::ADMIN_SOCKET;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -136,6 +136,32 @@ pub async fn start(
     Ok(daemon)
 }
 
+/// Opens the cluster's store: the SQLite file, or the shared PostgreSQL
+/// database (waiting a while for it to answer).
+pub async fn open_backend(storage: &jaunt_config::Storage) -> anyhow::Result<SharedBackend> {
+    use anyhow::Context;
+    let what = || format!("opening the store {}", storage.describe());
+    Ok(match storage {
+        jaunt_config::Storage::Sqlite { path } => {
+            Arc::new(SqliteBackend::open(path).with_context(what)?)
+        }
+        jaunt_config::Storage::Postgres {
+            conn_string,
+            pool_size,
+        } => {
+            let options = PgOptions {
+                pool_size: *pool_size,
+                ..PgOptions::default()
+            };
+            Arc::new(
+                PostgresBackend::connect(conn_string.expose(), options)
+                    .await
+                    .with_context(what)?,
+            )
+        }
+    })
+}
+
 async fn start_auth(
     config: &Config,
     listener: Option<TcpListener>,
@@ -145,8 +171,7 @@ async fn start_auth(
     let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let backend = SqliteBackend::open(&config.data_dir.join("jaunt.db"))?;
-    let store = Store::new(Arc::new(backend));
+    let store = Store::new(open_backend(&config.storage).await?);
     let auth = Arc::new(
         AuthServer::start(
             store,
@@ -219,6 +244,7 @@ async fn start_auth(
             jaunt_proxy::Options {
                 raw_relay: config.raw_relay,
                 dial_policy: config.dial_policy.clone(),
+                public_addr: config.public_addr.clone(),
             },
             stopped_signal(stopped.clone()),
         )));

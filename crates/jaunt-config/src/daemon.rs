@@ -2,6 +2,7 @@
 //! the YAML file given with `--config`; flags win over the file, and the
 //! file wins over the defaults.
 
+use crate::storage::{Storage, StorageSection};
 use crate::{ConfigError, yaml_error};
 use jaunt_types::Ttl;
 use jaunt_types::addr::split_host_port;
@@ -19,6 +20,10 @@ pub const DEFAULT_PORT: u16 = 3080;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// `storage: {type, conn_string, pool_size}`: see [`Storage`].
+    pub storage: Option<StorageSection>,
+    /// The store as one URI (the `--storage-uri` flag); wins over `storage`.
+    pub storage_uri: Option<String>,
     pub roles: Option<String>,
     pub cluster_name: Option<String>,
     pub listen: Option<String>,
@@ -80,6 +85,7 @@ pub struct NodeSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub storage: Storage,
     pub services: Vec<Service>,
     pub cluster_name: String,
     pub listen: SocketAddr,
@@ -131,6 +137,8 @@ impl FileConfig {
     pub fn overridden_by(self, over: FileConfig) -> FileConfig {
         FileConfig {
             data_dir: over.data_dir.or(self.data_dir),
+            storage: over.storage.or(self.storage),
+            storage_uri: over.storage_uri.or(self.storage_uri),
             roles: over.roles.or(self.roles),
             cluster_name: over.cluster_name.or(self.cluster_name),
             listen: over.listen.or(self.listen),
@@ -447,12 +455,16 @@ impl Config {
         } else {
             None
         };
+        let data_dir = s
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR));
+        let storage = Storage::resolve(s.storage.as_ref(), s.storage_uri.as_deref(), &data_dir)
+            .map_err(|m| invalid("storage", m))?;
         Ok(Config {
             node,
-            data_dir: s
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR)),
+            data_dir,
+            storage,
             services,
             cluster_name,
             listen,
@@ -513,6 +525,14 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
                 .as_ref()
                 .map_or(Defaults::DATA_DIR.to_string(), |p| p.display().to_string())),
         ),
+        (
+            "storage_type",
+            q(match s.storage_uri.as_deref() {
+                Some(u) if u.starts_with("postgres") => "postgres",
+                _ => "sqlite",
+            }),
+        ),
+        ("storage_conn", opt(&s.storage_uri)),
         ("roles", q(s.roles.as_deref().unwrap_or(Defaults::ROLES))),
         ("cluster", q(&cluster)),
         ("listen", q(&listen)),
@@ -704,6 +724,13 @@ mod tests {
         assert_eq!(c.public_addr, "proxy.example.com:443");
         assert_eq!(c.cluster_name, "proxy.example.com");
         assert_eq!(c.data_dir, PathBuf::from("/srv/jaunt"));
+        assert_eq!(
+            c.storage,
+            Storage::Sqlite {
+                path: "/srv/jaunt/jaunt.db".into()
+            }
+        );
+        assert!(text.contains("\nstorage:\n  type: "), "{text}");
         for key in [
             "data_dir",
             "roles",
@@ -723,6 +750,28 @@ mod tests {
                 "{key} missing from template"
             );
         }
+    }
+
+    #[test]
+    fn template_keeps_a_shared_database() {
+        let flags = FileConfig {
+            storage_uri: Some("postgres://jaunt@db1,db2/jaunt?sslmode=verify-full".into()),
+            ..Default::default()
+        };
+        let text = configure_template(&flags, "host1");
+        assert!(text.contains("\n  type: \"postgres\"\n"), "{text}");
+        let parsed = FileConfig::parse(&text, "t.yaml").expect("template parses");
+        let c = Config::resolve(parsed, FileConfig::default(), "h", "t.yaml").expect("valid");
+        match c.storage {
+            Storage::Postgres { conn_string, .. } => assert_eq!(
+                conn_string.expose(),
+                "postgres://jaunt@db1,db2/jaunt?sslmode=verify-full"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let bad = FileConfig::parse("storage: {type: postgres}\n", "t.yaml").expect("parses");
+        let err = Config::resolve(bad, FileConfig::default(), "h", "t.yaml").expect_err("no conn");
+        assert!(err.to_string().starts_with("t.yaml: storage: "), "{err}");
     }
 
     #[test]

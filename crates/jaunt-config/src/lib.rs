@@ -6,6 +6,7 @@
 mod daemon;
 mod resources;
 pub mod sshd;
+pub mod storage;
 pub mod systemd;
 
 pub use daemon::{
@@ -13,6 +14,7 @@ pub use daemon::{
 };
 pub use jaunt_types::addr::split_host_port;
 pub use resources::parse_resources;
+pub use storage::{Storage, StorageSection};
 
 /// A mistake in a file or flag, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

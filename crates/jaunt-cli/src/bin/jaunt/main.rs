@@ -30,6 +30,9 @@ enum Command {
     /// Join a host to the cluster: `jaunt join openssh` for a stock sshd.
     #[command(subcommand)]
     Join(commands::join::JoinCommand),
+    /// The cluster's store: `jaunt storage copy` moves it to PostgreSQL.
+    #[command(subcommand)]
+    Storage(commands::storage::StorageCommand),
     /// Inside a session: who, where, and the session's ID.
     Status,
     /// Serve SFTP on stdin/stdout (the node runs this as the login user).
@@ -50,6 +53,9 @@ pub struct SettingsFlags {
     /// Where the database, admin socket and TLS files live [default: /var/lib/jaunt]
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where the cluster's state is kept: sqlite:[PATH] or postgres://... (several auth+proxy instances on one database) [default: sqlite in the data dir]
+    #[arg(long, value_name = "URI")]
+    storage_uri: Option<String>,
     /// Services to run, comma-separated: auth,proxy [default: auth,proxy]
     #[arg(long)]
     roles: Option<String>,
@@ -122,6 +128,8 @@ impl SettingsFlags {
     fn to_file_config(&self) -> jaunt_config::FileConfig {
         jaunt_config::FileConfig {
             data_dir: self.data_dir.clone(),
+            storage: None,
+            storage_uri: self.storage_uri.clone(),
             roles: self.roles.clone(),
             cluster_name: self.cluster_name.clone(),
             listen: self.listen.clone(),
@@ -164,6 +172,7 @@ fn main() -> ExitCode {
         Command::Configure(args) => commands::configure::run(args),
         Command::Install(cmd) => commands::install::run(cmd),
         Command::Join(cmd) => commands::join::run(cmd),
+        Command::Storage(cmd) => commands::storage::run(cmd),
         Command::Status => commands::status::run(),
         Command::SftpServer => {
             tokio::runtime::Builder::new_current_thread()

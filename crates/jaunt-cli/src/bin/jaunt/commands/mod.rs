@@ -3,3 +3,4 @@ pub mod install;
 pub mod join;
 pub mod start;
 pub mod status;
+pub mod storage;
