@@ -15,6 +15,7 @@ mod error;
 pub mod heartbeats;
 mod identity;
 pub mod nodes;
+pub mod proxies;
 pub mod records;
 mod roles;
 pub mod sessions;
@@ -58,6 +59,8 @@ pub struct AuthServer {
     audit_seq: jaunt_types::audit::Sequence,
     /// Each node's latest heartbeat here (see [`heartbeats`]).
     leases: heartbeats::Leases,
+    /// The proxy instances, as heartbeats last read them ([`proxies`]).
+    proxy_list: proxies::ProxyList,
 }
 
 pub(crate) use jaunt_sys::clock::now;
@@ -76,6 +79,7 @@ impl AuthServer {
             identity,
             dummy_hash,
             leases: heartbeats::Leases::default(),
+            proxy_list: proxies::ProxyList::default(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 jaunt_sys::clock::now_nanos() as u64
             ),

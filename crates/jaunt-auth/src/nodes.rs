@@ -483,6 +483,7 @@ impl AuthServer {
             heartbeat_secs: record.heartbeat_secs,
             recording: self.config.recording,
             client_idle_timeout_secs: self.config.client_idle_timeout.map_or(0, |t| t.as_secs()),
+            proxies: self.live_proxies().await,
         })
     }
 

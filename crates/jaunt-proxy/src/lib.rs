@@ -62,7 +62,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay));
+    let instance = jaunt_types::api::ProxyInstance {
+        id: uuid::Uuid::new_v4().to_string(),
+        addr: options.public_addr.clone(),
+    };
+    let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay, instance.id.clone()));
+    let registration = tokio::spawn(register_forever(auth.clone(), instance.clone()));
     let tickets = options.raw_relay.then(|| Arc::new(raw::Tickets::default()));
     let dial_policy = Arc::new(options.dial_policy);
     let forwarder = match jaunt_forward::Forwarder::new(auth.clone()) {
@@ -80,6 +85,8 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => {
                 connections.abort_all();
+                registration.abort();
+                auth.unregister_proxy(&instance.id).await;
                 return;
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -94,6 +101,17 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
+        }
+    }
+}
+
+/// Keeps this instance on the cluster's proxy list while it runs.
+async fn register_forever(auth: Arc<AuthServer>, instance: jaunt_types::api::ProxyInstance) {
+    let mut tick = tokio::time::interval(jaunt_auth::proxies::RENEW_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = auth.register_proxy(&instance).await {
+            tracing::warn!(error = %e, "cannot register this proxy instance");
         }
     }
 }
@@ -118,6 +136,9 @@ pub struct Options {
     pub raw_relay: bool,
     /// Which addresses direct-mode nodes may be dialled at.
     pub dial_policy: jaunt_types::addr::DialPolicy,
+    /// `host:port` where nodes reach this instance (registered for tunnel
+    /// nodes, which keep a tunnel to every instance).
+    pub public_addr: String,
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {

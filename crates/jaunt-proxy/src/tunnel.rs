@@ -35,6 +35,9 @@ pub enum TunnelHello {
 }
 
 pub struct Tunnels {
+    /// This proxy instance's ID, told to each node on its control
+    /// connection (a node keeps one tunnel to every instance).
+    proxy_id: String,
     next_id: AtomicU64,
     /// Data connections may be raw (ticketed plain TCP).
     raw: bool,
@@ -68,8 +71,9 @@ pub enum TunnelError {
 }
 
 impl Tunnels {
-    pub fn new(raw: bool) -> Self {
+    pub fn new(raw: bool, proxy_id: String) -> Self {
         Tunnels {
+            proxy_id,
             next_id: AtomicU64::new(0),
             raw,
             controls: Mutex::new(HashMap::new()),
@@ -88,6 +92,12 @@ impl Tunnels {
         ip: IpAddr,
         mut stream: S,
     ) {
+        let greeting = jaunt_types::api::TunnelGreeting {
+            proxy: self.proxy_id.clone(),
+        };
+        if write_json_line(&mut stream, &greeting).await.is_err() {
+            return;
+        }
         let (tx, mut rx) = mpsc::channel(64);
         let generation = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut c) = self.controls.lock() {
@@ -237,11 +247,16 @@ mod tests {
     /// A node's control connection on `Tunnels::new(raw)` and one dial
     /// through it: the dial's task and the command the node received.
     async fn one_dial(raw: bool) -> (Arc<Tunnels>, Dial, TunnelDial) {
-        let tunnels = Arc::new(Tunnels::new(raw));
+        let tunnels = Arc::new(Tunnels::new(raw, "proxy-a".into()));
         let (node_end, proxy_end) = tokio::io::duplex(4096);
         let t = tunnels.clone();
         tokio::spawn(async move { t.serve_control("uuid-1".into(), NODE_IP, proxy_end).await });
         let mut commands = tokio::io::BufReader::new(node_end).lines();
+        // First the instance says who it is.
+        let first = commands.next_line().await.expect("io").expect("a line");
+        let greeting: jaunt_types::api::TunnelGreeting =
+            serde_json::from_str(&first).expect("a greeting");
+        assert_eq!(greeting.proxy, "proxy-a");
         // The control connection is registered once its task runs.
         while !tunnels.is_connected("uuid-1") {
             tokio::task::yield_now().await;

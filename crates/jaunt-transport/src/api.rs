@@ -177,6 +177,9 @@ struct Dialer {
     /// that CA issued it), else the proxy's host.
     server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
+    /// Other proxy instances of the cluster, tried in turn when `addr`
+    /// cannot be reached (a node learns them from its heartbeats).
+    fallbacks: std::sync::RwLock<Vec<String>>,
 }
 
 /// An idle connection is closed after this: longer than the gaps between
@@ -245,12 +248,35 @@ impl hyper::rt::Write for Conn {
 }
 
 impl Dialer {
+    /// A connection to the proxy, or, when it cannot be reached, to the
+    /// first other instance that can.
     async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let first = match self.connect_to(&self.addr, alpn).await {
+            Err(e @ TransportError::Connect { .. }) => e,
+            done => return done,
+        };
+        let others = self.fallbacks.read().map(|f| f.clone()).unwrap_or_default();
+        for addr in others.iter().filter(|a| **a != self.addr) {
+            match self.connect_to(addr, alpn).await {
+                Err(TransportError::Connect { .. }) => continue,
+                done => return done,
+            }
+        }
+        Err(first)
+    }
+
+    /// The same trust and certificate, at another address (another
+    /// instance of the proxy).
+    async fn connect_to(
+        &self,
+        addr: &str,
+        alpn: &[u8],
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let connect_err = |reason: String| TransportError::Connect {
-            addr: self.addr.clone(),
+            addr: addr.to_string(),
             reason,
         };
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
@@ -267,7 +293,7 @@ impl Dialer {
             .connect(name, tcp)
             .await
             .map_err(|e| TransportError::Tls {
-                addr: self.addr.clone(),
+                addr: addr.to_string(),
                 reason: e
                     .into_inner()
                     .map(|i| i.to_string())
@@ -279,7 +305,7 @@ impl Dialer {
         if tls.get_ref().1.alpn_protocol() != Some(alpn) {
             return Err(TransportError::Protocol(format!(
                 "the proxy at {} does not speak {}; is it a Jaunt proxy of the same version?",
-                self.addr,
+                addr,
                 String::from_utf8_lossy(alpn)
             )));
         }
@@ -359,6 +385,7 @@ impl ApiClient {
             host,
             server_name,
             tls: Arc::new(config),
+            fallbacks: std::sync::RwLock::new(Vec::new()),
         });
         let http = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -407,6 +434,23 @@ impl ApiClient {
     /// trust and certificate.
     pub async fn connect(&self, alpn: &[u8]) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
         self.dialer.connect(alpn).await
+    }
+
+    /// Other instances of the proxy (`host:port`), tried in turn when this
+    /// client's own address cannot be reached.
+    pub fn set_fallbacks(&self, addrs: Vec<String>) {
+        if let Ok(mut f) = self.dialer.fallbacks.write() {
+            *f = addrs;
+        }
+    }
+
+    /// As [`ApiClient::connect`], to the proxy instance at `addr`.
+    pub async fn connect_to(
+        &self,
+        addr: &str,
+        alpn: &[u8],
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        self.dialer.connect_to(addr, alpn).await
     }
 
     async fn call<R: DeserializeOwned>(

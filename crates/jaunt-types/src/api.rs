@@ -233,6 +233,30 @@ pub struct HeartbeatResponse {
     /// Close SSH connections idle this long; 0: never.
     #[serde(default)]
     pub client_idle_timeout_secs: u64,
+    /// The live proxy instances: a tunnel node keeps a tunnel to each, so
+    /// it is reachable through every one of them. Empty from an auth
+    /// service that does not say (one tunnel to the configured proxy).
+    #[serde(default)]
+    pub proxies: Vec<ProxyInstance>,
+}
+
+/// A proxy instance, as it registers itself in the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyInstance {
+    /// Made at the instance's start.
+    pub id: String,
+    /// `host:port` where nodes reach this instance: its own address, or
+    /// a load balancer's that all instances share (a node then dials it
+    /// until each instance has answered).
+    pub addr: String,
+}
+
+/// The first line a proxy sends on a node's tunnel control connection:
+/// which instance the node reached. (Nodes of earlier versions skip it:
+/// it is not a [`TunnelDial`].)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TunnelGreeting {
+    pub proxy: String,
 }
 
 /// A node as clients see it.

@@ -1,13 +1,14 @@
 //! Heartbeats: they keep the node listed and online, carry the recording
-//! mode and the user CA keys auth wants, and renew the host and TLS
-//! certificates before they expire (the identity is saved again then).
+//! mode, the user CA keys auth wants and the live proxy instances (for the
+//! tunnels), and renew the host and TLS certificates before they expire
+//! (the identity is saved again then).
 
 use super::identity::{StoredIdentity, api_for, save_identity};
 use super::{NodeConfig, NodeError, SharedConfig, credentials, ssh_config};
 use crate::server::{NodeContext, parse_ca_keys};
 use jaunt_ca::ssh_key::{Certificate, PrivateKey};
 use jaunt_types::api::{
-    HeartbeatRequest, HeartbeatResponse, NODE_CERT_TTL_SECS, PATH_NODE_HEARTBEAT,
+    HeartbeatRequest, HeartbeatResponse, NODE_CERT_TTL_SECS, PATH_NODE_HEARTBEAT, ProxyInstance,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,19 @@ pub(super) async fn heartbeat_loop(
     mut id: StoredIdentity,
     ctx: Arc<NodeContext>,
     config: SharedConfig,
+    proxies: tokio::sync::watch::Sender<Vec<ProxyInstance>>,
 ) {
     let mut every = Duration::from_secs(5);
     loop {
         match heartbeat_once(&cfg, &mut id, &ctx, &config).await {
-            Ok(secs) => every = Duration::from_secs(secs.max(1)),
+            Ok((secs, live)) => {
+                every = Duration::from_secs(secs.max(1));
+                proxies.send_if_modified(|known| {
+                    let changed = *known != live;
+                    *known = live;
+                    changed
+                });
+            }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
         tokio::time::sleep(every).await;
@@ -39,7 +48,7 @@ async fn heartbeat_once(
     id: &mut StoredIdentity,
     ctx: &NodeContext,
     config: &SharedConfig,
-) -> Result<u64, NodeError> {
+) -> Result<(u64, Vec<ProxyInstance>), NodeError> {
     let host_key = PrivateKey::from_openssh(id.host_key.expose()).map_err(credentials)?;
     let tls_expiry = jaunt_ca::client_identity_pem(&id.tls_cert)
         .map(|i| i.not_after)
@@ -110,5 +119,10 @@ async fn heartbeat_once(
             *c = fresh;
         }
     }
-    Ok(resp.heartbeat_secs)
+    // Calls to auth go to another instance while the configured one is
+    // unreachable (a cluster without a load balancer in front).
+    if let Ok(api) = ctx.api.read() {
+        api.set_fallbacks(resp.proxies.iter().map(|p| p.addr.clone()).collect());
+    }
+    Ok((resp.heartbeat_secs, resp.proxies))
 }

@@ -1,8 +1,8 @@
 //! The node's life: join once with a token (the identity is then stored, so
 //! restarts need none: `identity.rs`), serve SSH on a direct listener
-//! (`serve.rs`) or through a reverse tunnel to the proxy that reconnects
-//! with backoff (`tunnel.rs`), and heartbeat to stay in the inventory and
-//! renew certificates (`heartbeat.rs`).
+//! (`serve.rs`) or through reverse tunnels to every proxy instance that
+//! reconnect with backoff (`tunnel.rs`), and heartbeat to stay in the
+//! inventory, renew certificates and learn the instances (`heartbeat.rs`).
 
 mod heartbeat;
 mod identity;
@@ -173,6 +173,8 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
     crate::server::end_interrupted_sessions(&ctx);
     // The idle timeout comes with the first heartbeat, sent at once.
     let config: SharedConfig = Arc::new(RwLock::new(ssh_config(&id, None)?));
+    // The proxy instances, as heartbeats report them (for the tunnels).
+    let (proxies_tx, proxies) = tokio::sync::watch::channel(Vec::new());
     let mut tasks = Vec::new();
     let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     match listener {
@@ -181,9 +183,10 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
             ctx.clone(),
             config.clone(),
         ))),
-        None => tasks.push(tokio::spawn(tunnel::serve_tunnel(
+        None => tasks.push(tokio::spawn(tunnel::serve_tunnels(
             ctx.clone(),
             config.clone(),
+            proxies,
         ))),
     }
     // Queued events and recordings (a killed node's too) go to auth.
@@ -204,6 +207,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         id.clone(),
         ctx.clone(),
         config,
+        proxies_tx,
     )));
     Ok(Node {
         uuid: id.uuid,

@@ -1,0 +1,66 @@
+//! The proxy instances of the cluster. Each registers itself in the store
+//! (an entry that expires unless renewed), and heartbeat answers carry the
+//! live ones, so a tunnel node keeps a tunnel to every instance: then any
+//! instance can reach it, and losing one loses none of the nodes.
+
+use crate::{AuthError, AuthServer};
+use jaunt_types::api::ProxyInstance;
+use std::time::{Duration, Instant};
+
+const PROXIES: &str = "/proxies/";
+/// A registration lasts this long unless renewed ([`RENEW_EVERY`]): an
+/// instance that died leaves the list within this.
+pub const PROXY_TTL_SECS: i64 = 30;
+/// How often an instance renews its registration.
+pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// Heartbeats read the list at most this often per instance (at 50,000
+/// nodes, hundreds of heartbeats a second ask for it).
+const LIST_FOR: Duration = Duration::from_secs(2);
+
+/// The last list read, and when.
+#[derive(Default)]
+pub(crate) struct ProxyList(std::sync::Mutex<Option<(Instant, Vec<ProxyInstance>)>>);
+
+impl AuthServer {
+    /// Registers (or renews) a proxy instance.
+    pub async fn register_proxy(&self, proxy: &ProxyInstance) -> Result<(), AuthError> {
+        let expires = crate::now() + PROXY_TTL_SECS;
+        self.store
+            .put(&format!("{PROXIES}{}", proxy.id), proxy, Some(expires))
+            .await?;
+        // Its own instance knows at once.
+        if let Ok(mut cached) = self.proxy_list.0.lock() {
+            *cached = None;
+        }
+        Ok(())
+    }
+
+    /// Takes an instance off the list (as it stops).
+    pub async fn unregister_proxy(&self, id: &str) {
+        let _ = self.store.delete(&format!("{PROXIES}{id}")).await;
+    }
+
+    /// The instances registered and not expired; empty if the store cannot
+    /// say (a node then keeps the tunnels it has).
+    pub async fn live_proxies(&self) -> Vec<ProxyInstance> {
+        if let Ok(cached) = self.proxy_list.0.lock()
+            && let Some((at, list)) = cached.as_ref()
+            && at.elapsed() < LIST_FOR
+        {
+            return list.clone();
+        }
+        match self.store.list::<ProxyInstance>(PROXIES).await {
+            Ok(items) => {
+                let list: Vec<ProxyInstance> = items.into_iter().map(|v| v.value).collect();
+                if let Ok(mut cached) = self.proxy_list.0.lock() {
+                    *cached = Some((Instant::now(), list.clone()));
+                }
+                list
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the proxy list");
+                Vec::new()
+            }
+        }
+    }
+}
