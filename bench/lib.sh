@@ -20,6 +20,8 @@ user="jtbench$$"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # PostgreSQL's fast shutdown (SIGTERM waits for its clients to leave).
+  if [ -n "${pg_pid:-}" ]; then kill -INT "$pg_pid" 2>/dev/null || true; wait "$pg_pid" 2>/dev/null || true; fi
   pkill -u "$user" 2>/dev/null || true
   userdel -r "$user" 2>/dev/null || true
   rm -rf "$work"
@@ -48,11 +50,32 @@ jump_port=$(port)
   -o PasswordAuthentication=no -o UsePAM=no -o PidFile=none &
 jump_pid=$!; pids+=($!)
 
+# STORE=postgres: the cluster's store in a private PostgreSQL server
+# (initdb as the postgres OS user in $work, a free port, stopped by PID)
+# instead of SQLite in the data directory.
+storage_args=()
+if [ "${STORE:-sqlite}" = postgres ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  chmod o+x "$work"  # the server's directory is inside
+  install -d -o postgres -g postgres -m 700 "$work/pg"
+  as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -U jaunt -A trust --no-sync -E UTF8 --locale=C >/dev/null
+  pg_port=$(port)
+  # As a production database would run: fsync and synchronous commit on.
+  "${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories="$work/pg" -c max_connections=200 -c shared_buffers=256MB >"$work/pg.log" 2>&1 &
+  pg_pid=$!
+  for _ in $(seq 1 100); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.1; done
+  psql -X -q -h "$work/pg" -p "$pg_port" -U jaunt -d postgres -c "CREATE DATABASE jaunt"
+  storage_args=(--storage-uri "postgres://jaunt@127.0.0.1:$pg_port/jaunt?sslmode=disable")
+fi
+
 # (c), (d): a cluster, a direct node and a tunnel node.
 proxy_port=$(port)
 # SSH_RELAY=tls measures the relay inside TLS (the proxy's ssh_relay setting).
 "$bin/jaunt" start --data-dir "$work/auth" --cluster-name bench --listen "127.0.0.1:$proxy_port" \
-  --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 --log-level warn >"$work/auth.log" 2>&1 &
+  --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 \
+  "${storage_args[@]}" --log-level warn >"$work/auth.log" 2>&1 &
 auth_pid=$!; pids+=($!)
 for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth" status >/dev/null 2>&1 && break; sleep 0.1; done
 pin=$("$bin/jctl" --data-dir "$work/auth" status | awk '/CA pin/ {print $3}')

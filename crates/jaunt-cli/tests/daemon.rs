@@ -6,12 +6,6 @@ mod support;
 use std::process::Command;
 use support::*;
 
-fn jctl(data_dir: &std::path::Path, args: &[&str]) -> Out {
-    let mut cmd = Command::new(bin("jctl"));
-    cmd.args(args).env("JAUNT_DATA_DIR", data_dir);
-    run(cmd, "")
-}
-
 #[test]
 fn bad_config_files_name_the_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tmp");

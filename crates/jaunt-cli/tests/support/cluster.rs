@@ -188,9 +188,7 @@ impl Cluster {
     }
 
     pub fn jctl(&self, args: &[&str]) -> Out {
-        let mut cmd = Command::new(bin("jctl"));
-        cmd.args(args).env("JAUNT_DATA_DIR", &self.data_dir);
-        run(cmd, "")
+        jctl(&self.data_dir, args)
     }
 
     /// A fresh, empty `~/.jsh` for one user of this cluster.

@@ -114,6 +114,13 @@ pub fn within<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Op
     }
 }
 
+/// `jctl` against the auth service whose data directory is `data_dir`.
+pub fn jctl(data_dir: &Path, args: &[&str]) -> Out {
+    let mut cmd = Command::new(bin("jctl"));
+    cmd.args(args).env("JAUNT_DATA_DIR", data_dir);
+    run(cmd, "")
+}
+
 pub fn jsh_command(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("jsh"));
     cmd.args(args)

@@ -1,0 +1,422 @@
+//! Several `jaunt start --roles=auth,proxy` instances on one PostgreSQL
+//! database serve one cluster (one CA, users, nodes, lockouts and
+//! revocations shared), and a single-machine cluster's SQLite store moves
+//! there with `jaunt storage copy`. Real PostgreSQL, started by the test.
+
+#[path = "../../jaunt-store/tests/support/postgres.rs"]
+mod postgres_server;
+mod support;
+
+use postgres_server::Postgres;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+/// `jaunt start` for auth+proxy with its own data directory `dir/name`,
+/// on `storage` (a URI) or SQLite when `None`.
+fn instance(dir: &Path, name: &str, storage: Option<&str>) -> Daemon {
+    let data = dir.join(name).display().to_string();
+    let mut args = vec![
+        "--data-dir",
+        &data,
+        "--cluster-name=example",
+        "--listen=127.0.0.1:0",
+        "--public-addr=127.0.0.1",
+        "--second-factor=off",
+        "--node-address-allow=127.0.0.0/8",
+    ];
+    let uri;
+    if let Some(s) = storage {
+        uri = format!("--storage-uri={s}");
+        args.push(&uri);
+    }
+    Daemon::spawn(&args, &dir.join(format!("{name}.log")))
+}
+
+/// A node joined through `proxy`: direct (on a port of its own) or
+/// through reverse tunnels when `direct` is false.
+fn node(dir: &Path, name: &str, proxy: &str, token: &str, ca_pin: &str, direct: bool) -> Daemon {
+    let data = dir.join(name).display().to_string();
+    let (token, proxy, ca_pin, nodename) = (
+        format!("--token={token}"),
+        format!("--proxy={proxy}"),
+        format!("--ca-pin={ca_pin}"),
+        format!("--nodename={name}"),
+    );
+    let mut args = vec![
+        "--roles=node",
+        "--data-dir",
+        &data,
+        &token,
+        &proxy,
+        &ca_pin,
+        &nodename,
+    ];
+    if direct {
+        args.extend(["--ssh-listen=127.0.0.1:0", "--advertise-addr=127.0.0.1:0"]);
+    }
+    Daemon::spawn(&args, &dir.join(format!("{name}.log")))
+}
+
+fn node_token(data: &Path) -> String {
+    let out = jctl(data, &["tokens", "add", "--type=node"]).ok();
+    out.stdout
+        .split_whitespace()
+        .nth(3)
+        .expect("token")
+        .to_string()
+}
+
+/// `jsh ssh` until it succeeds (a tunnel may still be coming up).
+fn ssh_ok(home: &Path, target: &str, command: &[&str], what: &str) -> Out {
+    let mut args = vec!["ssh", target];
+    args.extend_from_slice(command);
+    eventually(what, Duration::from_secs(20), || {
+        let out = run(jsh_command(home, &args), "");
+        (out.code == Some(0)).then_some(out)
+    })
+}
+
+fn events(data: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let out = jctl(
+        data,
+        &["audit", "ls", &format!("--type={kind}"), "--format=json"],
+    )
+    .ok();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event per line"))
+        .collect()
+}
+
+fn pin(data: &Path) -> String {
+    let status = jctl(data, &["status", "--format=json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    v["ca_pin"].as_str().expect("pin").to_string()
+}
+
+fn login(home: &Path, proxy: &str, pin: &str, user: &str, password: &str) -> Out {
+    let (proxy, user, pin) = (
+        format!("--proxy={proxy}"),
+        format!("--user={user}"),
+        format!("--ca-pin={pin}"),
+    );
+    let args = ["login", &proxy, &user, &pin, "--password-stdin"];
+    run(jsh_command(home, &args), &format!("{password}\n"))
+}
+
+fn signup(home: &Path, proxy: &str, pin: &str, token: &str) {
+    run(
+        signup_command(home, proxy, token, pin),
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+}
+
+fn database(pg: &Postgres, name: &str) -> String {
+    pg.uri(name, "sslmode=disable")
+}
+
+#[test]
+fn two_instances_on_one_database_serve_one_cluster() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pg = Postgres::start_with(&[]);
+    let uri = database(&pg, "jaunt");
+    // Started together: the cluster's identity is made once.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| instance(dir.path(), "a", Some(&uri)));
+        let b = s.spawn(|| instance(dir.path(), "b", Some(&uri)));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let ca_pin = pin(&data_a);
+    assert_eq!(ca_pin, pin(&data_b), "one cluster CA");
+
+    // A user made through one instance signs up through the other.
+    let os = OsUser::create("ha");
+    let added = jctl(
+        &data_a,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--roles=access",
+            &format!("--logins={}", os.name),
+        ],
+    )
+    .ok();
+    let home = dir.path().join("home-alice");
+    std::fs::create_dir_all(&home).expect("home");
+    signup(&home, &b.proxy, &ca_pin, &token_from(&added.stdout));
+
+    // Nodes join through A (with tokens made on B); users reach them
+    // through either proxy: the direct one dialled by each instance, the
+    // tunnel one through the tunnel it keeps to each instance.
+    let _web1 = node(
+        dir.path(),
+        "web1",
+        &a.proxy,
+        &node_token(&data_b),
+        &ca_pin,
+        true,
+    );
+    let _web2 = node(
+        dir.path(),
+        "web2",
+        &a.proxy,
+        &node_token(&data_b),
+        &ca_pin,
+        false,
+    );
+    for proxy in [&b.proxy, &a.proxy] {
+        login(&home, proxy, &ca_pin, "alice", PASSWORD).ok();
+        let listed = eventually("both nodes listed", Duration::from_secs(20), || {
+            let out = run(jsh_command(&home, &["ls", "--format=names"]), "");
+            (out.stdout.lines().count() == 2).then_some(out)
+        });
+        assert_eq!(listed.stdout, "web1\nweb2\n");
+        for name in ["web1", "web2"] {
+            let target = format!("{}@{name}", os.name);
+            let out = ssh_ok(&home, &target, &["echo", name, "via", proxy], "a session");
+            assert_eq!(out.stdout.trim(), format!("{name} via {proxy}"));
+        }
+    }
+    let target = format!("{}@web1", os.name);
+
+    // Revocation made on one instance holds at the other at once: no
+    // instance keeps its own copy of users.
+    jctl(&data_b, &["users", "rm", "alice"]).ok();
+    run(jsh_command(&home, &["ssh", &target, "true"]), "").fails_with("access denied");
+
+    // Failed logins count across instances: 3 at A and 2 at B lock the
+    // account (five allowed), and then even the right password is refused
+    // at both.
+    let bob = jctl(
+        &data_b,
+        &["users", "add", "bob", "--roles=access", "--logins=bob"],
+    )
+    .ok();
+    let bob_home = dir.path().join("home-bob");
+    std::fs::create_dir_all(&bob_home).expect("home");
+    signup(&bob_home, &a.proxy, &ca_pin, &token_from(&bob.stdout));
+    for proxy in [&a.proxy, &a.proxy, &a.proxy, &b.proxy, &b.proxy] {
+        login(&bob_home, proxy, &ca_pin, "bob", "not bob's password")
+            .fails_with("invalid credentials");
+    }
+    for proxy in [&a.proxy, &b.proxy] {
+        login(&bob_home, proxy, &ca_pin, "bob", PASSWORD).fails_with("invalid credentials");
+    }
+    let locked = jctl(
+        &data_a,
+        &["audit", "ls", "--type=user.locked", "--format=json"],
+    )
+    .ok();
+    let events: Vec<serde_json::Value> = locked
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event per line"))
+        .collect();
+    assert_eq!(events.len(), 1, "{}", locked.stdout);
+    assert_eq!(events[0]["user"], "bob");
+}
+
+#[test]
+fn losing_an_instance_loses_no_session_node_or_event() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pg = Postgres::start_with(&[]);
+    let uri = database(&pg, "jaunt");
+    let mut a = instance(dir.path(), "a", Some(&uri));
+    let b = instance(dir.path(), "b", Some(&uri));
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let ca_pin = pin(&data_a);
+    let os = OsUser::create("lose");
+    let added = jctl(
+        &data_a,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--roles=access",
+            &format!("--logins={}", os.name),
+        ],
+    )
+    .ok();
+    let home = dir.path().join("home-alice");
+    std::fs::create_dir_all(&home).expect("home");
+    signup(&home, &a.proxy, &ca_pin, &token_from(&added.stdout));
+    // Both nodes were told of A only; they learn B from their heartbeats.
+    let _web1 = node(
+        dir.path(),
+        "web1",
+        &a.proxy,
+        &node_token(&data_a),
+        &ca_pin,
+        true,
+    );
+    let _web2 = node(
+        dir.path(),
+        "web2",
+        &a.proxy,
+        &node_token(&data_a),
+        &ca_pin,
+        false,
+    );
+    let (web1, web2) = (format!("{}@web1", os.name), format!("{}@web2", os.name));
+    login(&home, &a.proxy, &ca_pin, "alice", PASSWORD).ok();
+    ssh_ok(&home, &web2, &["echo", "before"], "a session through A");
+
+    // A session through B is running when A dies.
+    login(&home, &b.proxy, &ca_pin, "alice", PASSWORD).ok();
+    ssh_ok(&home, &web2, &["true"], "web2's tunnel to B");
+    let mut running = jsh_command(
+        &home,
+        &["ssh", &web2, "echo started; sleep 3; echo survived"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("jsh ssh");
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(running.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("read");
+    assert_eq!(first.trim(), "started");
+    a.kill9();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    assert_eq!(rest.trim(), "survived");
+    let status = running.wait().expect("wait");
+    assert!(
+        status.success(),
+        "the session through B ended with {status}"
+    );
+
+    // New logins and sessions through B, to both nodes: the nodes ask B
+    // what they asked A.
+    login(&home, &b.proxy, &ca_pin, "alice", PASSWORD).ok();
+    for (target, what) in [(&web1, "web1 after A died"), (&web2, "web2 after A died")] {
+        let started = std::time::Instant::now();
+        let out = ssh_ok(&home, target, &["echo", "after"], what);
+        assert_eq!(out.stdout.trim(), "after");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Every session's events, the one A stored before it died among them.
+    let ended = eventually("five sessions' end events", Duration::from_secs(20), || {
+        let ended = events(&data_b, "session.end");
+        (ended.len() >= 5).then_some(ended)
+    });
+    assert!(ended.len() >= 5, "{ended:?}");
+}
+
+#[test]
+fn instances_carry_on_through_a_database_failover() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A primary that acknowledges a commit once its standby has it.
+    let mut primary = Postgres::start_with(&["synchronous_standby_names=standby1".into()]);
+    let standby = Postgres::standby_of(&primary, "standby1");
+    primary.create_database("jaunt");
+    let uri = format!(
+        "postgres://jaunt@127.0.0.1:{},127.0.0.1:{}/jaunt?target_session_attrs=read-write&sslmode=disable",
+        primary.port, standby.port
+    );
+    let a = instance(dir.path(), "a", Some(&uri));
+    let data = dir.path().join("a");
+    let ca_pin = pin(&data);
+    let home = dir.path().join("home-erin");
+    std::fs::create_dir_all(&home).expect("home");
+    // Created just before the failover.
+    let added = jctl(
+        &data,
+        &["users", "add", "erin", "--roles=access", "--logins=erin"],
+    )
+    .ok();
+    signup(&home, &a.proxy, &ca_pin, &token_from(&added.stdout));
+
+    primary.stop();
+    standby.promote();
+    // The instance finds the new primary through the connection string's
+    // second host; its first calls wait for it.
+    login(&home, &a.proxy, &ca_pin, "erin", PASSWORD).ok();
+    jctl(
+        &data,
+        &["users", "add", "frank", "--roles=access", "--logins=frank"],
+    )
+    .ok();
+    let users = jctl(&data, &["users", "ls"]).ok();
+    assert!(
+        users.stdout.contains("erin") && users.stdout.contains("frank"),
+        "{}",
+        users.stdout
+    );
+    let written = standby.psql(
+        "jaunt",
+        "SELECT count(*) FROM jaunt_kv WHERE key LIKE '/users/%'",
+    );
+    assert!(
+        written.trim().parse::<u32>().expect("count") >= 2,
+        "{written}"
+    );
+}
+
+#[test]
+fn a_single_machine_store_moves_to_postgres() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pg = Postgres::start_with(&[]);
+    let mut single = instance(dir.path(), "single", None);
+    let single_data = dir.path().join("single");
+    let ca_pin = pin(&single_data);
+    let added = jctl(
+        &single_data,
+        &["users", "add", "carol", "--roles=access", "--logins=carol"],
+    )
+    .ok();
+    let home = dir.path().join("home-carol");
+    std::fs::create_dir_all(&home).expect("home");
+    signup(&home, &single.proxy, &ca_pin, &token_from(&added.stdout));
+
+    // Copied while the single instance runs (from a snapshot).
+    let uri = database(&pg, "moved");
+    let from = format!("--from=sqlite:{}", single_data.display());
+    let to = format!("--to={uri}");
+    let copy = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(bin("jaunt"));
+        cmd.args(["storage", "copy", &from, &to]).args(extra);
+        run(cmd, "")
+    };
+    let out = copy(&[]).ok();
+    assert!(out.stdout.starts_with("Copied "), "{}", out.stdout);
+    let no_snapshot_left = std::fs::read_dir(&single_data)
+        .expect("dir")
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().contains(".copy-"));
+    assert!(no_snapshot_left, "the snapshot is removed");
+    single.kill9();
+
+    // The moved cluster is the same cluster: CA, users, passwords, audit.
+    let moved = instance(dir.path(), "moved", Some(&uri));
+    let moved_data = dir.path().join("moved");
+    assert_eq!(pin(&moved_data), ca_pin);
+    login(&home, &moved.proxy, &ca_pin, "carol", PASSWORD).ok();
+    let created = jctl(
+        &moved_data,
+        &["audit", "ls", "--type=user.create", "--format=json"],
+    )
+    .ok();
+    assert!(created.stdout.contains("carol"), "{}", created.stdout);
+
+    // Not over a store in use, unless asked; a wrong source is named.
+    copy(&[]).fails_with("holds");
+    copy(&["--force"]).ok();
+    let mut cmd = std::process::Command::new(bin("jaunt"));
+    let missing: PathBuf = dir.path().join("nowhere");
+    cmd.args([
+        "storage",
+        "copy",
+        &format!("--from=sqlite:{}", missing.display()),
+        &to,
+    ]);
+    run(cmd, "").fails_with("no Jaunt database at");
+}
