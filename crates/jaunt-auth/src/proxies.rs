@@ -8,6 +8,7 @@ use jaunt_types::api::ProxyInstance;
 use std::time::{Duration, Instant};
 
 const PROXIES: &str = "/proxies/";
+const PEER_KEY: &str = "/cluster/peer_key";
 /// A registration lasts this long unless renewed ([`RENEW_EVERY`]): an
 /// instance that died leaves the list within this.
 pub const PROXY_TTL_SECS: i64 = 30;
@@ -33,6 +34,22 @@ impl AuthServer {
             *cached = None;
         }
         Ok(())
+    }
+
+    /// The key proxy instances vouch with for the connections they hand
+    /// each other (made once, by whichever instance asks first).
+    pub async fn peer_key(&self) -> Result<Vec<u8>, AuthError> {
+        let fresh = crate::records::random_token();
+        match self.store.create(PEER_KEY, &fresh, None).await {
+            Ok(_) => Ok(fresh.into_bytes()),
+            Err(jaunt_store::StoreError::AlreadyExists(_)) => self
+                .store
+                .get::<String>(PEER_KEY)
+                .await?
+                .map(|v| v.value.into_bytes())
+                .ok_or_else(|| AuthError::Internal("the peer key vanished".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Takes an instance off the list (as it stops).

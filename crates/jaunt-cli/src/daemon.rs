@@ -204,7 +204,16 @@ async fn start_auth(
                 .await
                 .with_context(|| format!("listening on {}", config.listen))?,
         };
-        proxy_addr = Some(listener.local_addr()?);
+        let bound = listener.local_addr()?;
+        proxy_addr = Some(bound);
+        let peer_addr =
+            config
+                .peer_addr
+                .clone()
+                .unwrap_or_else(|| match bound.ip().is_unspecified() {
+                    true => format!("{}:{}", config.host_name, bound.port()),
+                    false => bound.to_string(),
+                });
         let ca_pem = auth.identity().tls_ca.cert_pem().to_string();
         // The cluster-issued certificate is always there: clients that
         // trust only the cluster's CA (nodes, jsh after login) ask for it
@@ -245,6 +254,7 @@ async fn start_auth(
                 raw_relay: config.raw_relay,
                 dial_policy: config.dial_policy.clone(),
                 public_addr: config.public_addr.clone(),
+                peer_addr,
             },
             stopped_signal(stopped.clone()),
         )));

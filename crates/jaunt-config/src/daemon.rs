@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub cluster_name: Option<String>,
     pub listen: Option<String>,
     pub public_addr: Option<String>,
+    /// `host:port` where the other proxy instances reach this one (to hand
+    /// over a connection whose ticket this instance issued).
+    pub peer_addr: Option<String>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub second_factor: Option<String>,
@@ -92,6 +95,11 @@ pub struct Config {
     /// `host:port` that clients use to reach the proxy.
     pub public_addr: String,
     pub public_host: String,
+    /// Where other instances reach this one; `None`: the listen address
+    /// when it names one, else `host_name` with the listen port.
+    pub peer_addr: Option<String>,
+    /// This machine's name.
+    pub host_name: String,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub second_factor: SecondFactor,
@@ -143,6 +151,7 @@ impl FileConfig {
             cluster_name: over.cluster_name.or(self.cluster_name),
             listen: over.listen.or(self.listen),
             public_addr: over.public_addr.or(self.public_addr),
+            peer_addr: over.peer_addr.or(self.peer_addr),
             tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
             tls_key_file: over.tls_key_file.or(self.tls_key_file),
             second_factor: over.second_factor.or(self.second_factor),
@@ -443,6 +452,14 @@ impl Config {
             listen.ip(),
         )
         .map_err(|m| invalid("node_address_allow", m))?;
+        let peer_addr = match &s.peer_addr {
+            Some(text) => {
+                let (h, p) =
+                    split_host_port(text, listen.port()).map_err(|m| invalid("peer_addr", m))?;
+                Some(format!("{h}:{p}"))
+            }
+            None => None,
+        };
         let log_level = log_level(&s, src)?;
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
@@ -470,6 +487,8 @@ impl Config {
             listen,
             public_addr,
             public_host,
+            peer_addr,
+            host_name: hostname.to_string(),
             tls_cert_file: s.tls_cert_file,
             tls_key_file: s.tls_key_file,
             second_factor,
@@ -537,6 +556,7 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
         ("cluster", q(&cluster)),
         ("listen", q(&listen)),
         ("public", q(&public)),
+        ("peer", opt(&s.peer_addr)),
         ("cert", path(&s.tls_cert_file)),
         ("key", path(&s.tls_key_file)),
         (

@@ -13,6 +13,7 @@
 
 mod api;
 mod lines;
+mod peers;
 mod raw;
 mod relay;
 #[cfg(target_os = "linux")]
@@ -65,10 +66,24 @@ pub async fn serve(
     let instance = jaunt_types::api::ProxyInstance {
         id: uuid::Uuid::new_v4().to_string(),
         addr: options.public_addr.clone(),
+        peer_addr: options.peer_addr.clone(),
     };
+    let peer_key = match auth.peer_key().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "the proxy cannot read the cluster's peer key");
+            return;
+        }
+    };
+    let peers = Arc::new(peers::Peers::new(
+        peers::PeerKey::new(&instance.id, &peer_key),
+        auth.clone(),
+    ));
     let tunnels = Arc::new(tunnel::Tunnels::new(options.raw_relay, instance.id.clone()));
     let registration = tokio::spawn(register_forever(auth.clone(), instance.clone()));
-    let tickets = options.raw_relay.then(|| Arc::new(raw::Tickets::default()));
+    let tickets = options
+        .raw_relay
+        .then(|| Arc::new(raw::Tickets::new(peers.tag())));
     let dial_policy = Arc::new(options.dial_policy);
     let forwarder = match jaunt_forward::Forwarder::new(auth.clone()) {
         Ok(f) => Arc::new(f),
@@ -92,7 +107,7 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone() };
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone(), peers: peers.clone() };
                     connections.spawn(async move { handle(stream, peer, ctx).await });
                 }
                 Err(e) => {
@@ -126,6 +141,7 @@ struct Ctx {
     tickets: Option<Arc<raw::Tickets>>,
     dial_policy: Arc<jaunt_types::addr::DialPolicy>,
     forwarder: Arc<jaunt_forward::Forwarder>,
+    peers: Arc<peers::Peers>,
 }
 
 /// The proxy's settings.
@@ -139,6 +155,8 @@ pub struct Options {
     /// `host:port` where nodes reach this instance (registered for tunnel
     /// nodes, which keep a tunnel to every instance).
     pub public_addr: String,
+    /// `host:port` where the other instances reach this one.
+    pub peer_addr: String,
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
@@ -147,7 +165,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
         let mut first = [0u8; 1];
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
             Ok(Ok(1)) if first[0] == jaunt_types::api::RAW_RELAY_MAGIC[0] => {
-                return raw::serve(stream, peer, tickets, &ctx.tunnels).await;
+                return raw::serve(stream, peer, tickets, &ctx.tunnels, &ctx.peers).await;
             }
             Ok(Ok(1)) => {}
             _ => return,

@@ -6,12 +6,15 @@
 //! layer's encryption, the client's copy through `jsh proxy ssh` (OpenSSH
 //! takes the socket itself) and most of the proxy's work leave the path.
 //!
-//! A ticket is 128 random bits, used once, valid for `TICKET_TTL`, and only
-//! from the IP address that asked for it. Whoever holds a stolen ticket
-//! gets what the proxy would have given: a TCP path to one node's SSH
-//! server, where a user certificate is still needed to log in.
+//! A ticket is the issuing instance's tag (`peers.rs`) and 128 random bits,
+//! used once, valid for `TICKET_TTL`, and only from the IP address that
+//! asked for it. Whoever holds a stolen ticket gets what the proxy would
+//! have given: a TCP path to one node's SSH server, where a user
+//! certificate is still needed to log in. A ticket that reaches another
+//! instance (through a load balancer) is handed to the one that issued it.
 
 use crate::lines::{read_line, write_json_line};
+use crate::peers::{FORWARD_MAGIC, Peers, TAG_LEN};
 use crate::tunnel::Tunnels;
 use crate::upstream::{Upstream, log_relay, relay};
 use jaunt_types::api::{DialResponse, RAW_RELAY_MAGIC, TUNNEL_DATA_MAGIC};
@@ -23,10 +26,11 @@ use tokio::net::TcpStream;
 
 /// How long a ticket can be redeemed after it was issued.
 pub const TICKET_TTL: Duration = Duration::from_secs(10);
-/// A ticket's length in hex characters.
-const TICKET_LEN: usize = 32;
-/// The longest first line of a raw connection, and how long it may take.
-const MAX_PREAMBLE: usize = 128;
+/// A ticket's length in hex characters: the tag and 128 random bits.
+const TICKET_LEN: usize = TAG_LEN + 32;
+/// The longest first line of a raw connection (a forward line is the
+/// longest), and how long it may take.
+const MAX_PREAMBLE: usize = 160;
 const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Unredeemed tickets one user may hold at once: each holds a connection
@@ -53,19 +57,20 @@ pub enum RedeemError {
 }
 
 pub struct Tickets {
+    /// This instance's tag, the start of every ticket it issues.
+    tag: String,
     ttl: Duration,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
-impl Default for Tickets {
-    fn default() -> Self {
-        Tickets::with_ttl(TICKET_TTL)
-    }
-}
-
 impl Tickets {
-    pub fn with_ttl(ttl: Duration) -> Self {
+    pub fn new(tag: &str) -> Self {
+        Tickets::with_ttl(tag, TICKET_TTL)
+    }
+
+    pub fn with_ttl(tag: &str, ttl: Duration) -> Self {
         Tickets {
+            tag: tag.to_string(),
             ttl,
             pending: Mutex::new(HashMap::new()),
         }
@@ -82,7 +87,7 @@ impl Tickets {
     /// Parks `upstream` for `user`'s client at `peer`; returns its ticket.
     /// A task drops the node connection if the ticket is never redeemed.
     pub fn issue(self: &Arc<Self>, peer: IpAddr, user: &str, upstream: Upstream) -> String {
-        let ticket = jaunt_auth::records::random_token();
+        let ticket = format!("{}{}", self.tag, jaunt_auth::records::random_token());
         let pending = Pending {
             peer,
             user: user.to_string(),
@@ -156,20 +161,82 @@ fn parse_preamble(line: &[u8]) -> Option<Preamble> {
     })
 }
 
-/// Serves a connection that starts with the first byte of the magics.
-pub async fn serve(mut conn: TcpStream, peer: SocketAddr, tickets: &Tickets, tunnels: &Tunnels) {
-    let line = tokio::time::timeout(PREAMBLE_TIMEOUT, read_line(&mut conn, MAX_PREAMBLE)).await;
-    let preamble = match line {
-        Ok(Ok(line)) => parse_preamble(&line),
-        _ => None,
+/// Serves a connection that starts with the first byte of the magics:
+/// here if this instance issued its ticket, else handed to the instance
+/// that did (once: a handed-over connection is never handed on).
+pub async fn serve(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    tickets: &Tickets,
+    tunnels: &Tunnels,
+    peers: &Peers,
+) {
+    let first = tokio::time::timeout(PREAMBLE_TIMEOUT, read_line(&mut conn, MAX_PREAMBLE)).await;
+    let Ok(Ok(first)) = first else {
+        return tracing::debug!(%peer, "no raw connection preamble");
     };
-    match preamble {
-        Some(Preamble::Client(ticket)) => serve_client(conn, peer, &ticket, tickets).await,
-        Some(Preamble::NodeData { id, ticket }) => {
-            // The session waiting for it relays it from here.
-            tunnels.accept_raw_data(id, &ticket, peer.ip(), conn);
+    // The client's own address: the connection's, or, for one handed over
+    // by another instance, what that instance vouches for.
+    let (ip, line, handed) = match first.strip_prefix(FORWARD_MAGIC) {
+        Some(forward) => match peers.accept(forward, &mut conn, MAX_PREAMBLE).await {
+            Some((ip, line)) => (ip, line, true),
+            None => {
+                return tracing::warn!(%peer, "a forward line the cluster's peer key does not vouch for");
+            }
+        },
+        None => (peer.ip(), first, false),
+    };
+    let Some(preamble) = parse_preamble(&line) else {
+        return tracing::debug!(%peer, "malformed raw connection preamble");
+    };
+    let ticket = match &preamble {
+        Preamble::Client(t) | Preamble::NodeData { ticket: t, .. } => t.clone(),
+    };
+    if !peers.owns(&ticket) {
+        if handed {
+            return tracing::warn!(%peer, "a handed-over connection's ticket is not ours");
         }
-        None => tracing::debug!(%peer, "malformed raw connection preamble"),
+        return hand_over(conn, peer, &ticket, &line, &preamble, peers).await;
+    }
+    let client = SocketAddr::new(ip, peer.port());
+    match preamble {
+        Preamble::Client(ticket) => serve_client(conn, client, &ticket, tickets).await,
+        Preamble::NodeData { id, ticket } => {
+            // The session waiting for it relays it from here.
+            tunnels.accept_raw_data(id, &ticket, ip, conn);
+        }
+    }
+}
+
+/// Relays `conn` to the instance that issued its ticket.
+async fn hand_over(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    ticket: &str,
+    line: &[u8],
+    preamble: &Preamble,
+    peers: &Peers,
+) {
+    match peers.connect_owner(peer, ticket, line).await {
+        Ok(owner) => {
+            #[cfg(target_os = "linux")]
+            log_relay(peer, crate::splice::relay(&conn, &owner).await);
+            #[cfg(not(target_os = "linux"))]
+            {
+                let mut owner = owner;
+                log_relay(
+                    peer,
+                    tokio::io::copy_bidirectional(&mut conn, &mut owner).await,
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%peer, reason = %e, "raw relay refused");
+            if matches!(preamble, Preamble::Client(_)) {
+                let refusal = DialResponse::refused(RedeemError::Unknown.to_string());
+                let _ = write_json_line(&mut conn, &refusal).await;
+            }
+        }
     }
 }
 
@@ -204,25 +271,26 @@ mod tests {
         Upstream::Tunnel(Box::new(tokio::io::empty()))
     }
 
+    const TAG: &str = "3f2a9c1e";
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
     const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
     #[tokio::test]
     async fn a_ticket_is_redeemed_once_from_its_address() {
-        let t = Arc::new(Tickets::default());
+        let t = Arc::new(Tickets::new(TAG));
         let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(ticket.len(), TICKET_LEN);
         assert!(t.redeem(&ticket, HOME).is_ok());
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Unknown));
         assert_eq!(
-            t.redeem("0".repeat(32).as_str(), HOME).err(),
+            t.redeem(&format!("{TAG}{}", "0".repeat(32)), HOME).err(),
             Some(RedeemError::Unknown)
         );
     }
 
     #[tokio::test]
     async fn a_ticket_from_another_address_is_refused_and_spent() {
-        let t = Arc::new(Tickets::default());
+        let t = Arc::new(Tickets::new(TAG));
         let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(t.redeem(&ticket, OTHER).err(), Some(RedeemError::WrongPeer));
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Unknown));
@@ -230,10 +298,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_expired_ticket_is_refused_and_its_connection_dropped() {
-        let t = Arc::new(Tickets::with_ttl(Duration::ZERO));
+        let t = Arc::new(Tickets::with_ttl(TAG, Duration::ZERO));
         let ticket = t.issue(HOME, "alice", stream());
         assert_eq!(t.redeem(&ticket, HOME).err(), Some(RedeemError::Expired));
-        let t = Arc::new(Tickets::default());
+        let t = Arc::new(Tickets::new(TAG));
         t.issue(HOME, "alice", stream());
         assert_eq!(t.len(), 1);
         // Paused time: this advances the clock, it does not wait.
@@ -243,7 +311,7 @@ mod tests {
 
     #[test]
     fn preambles() {
-        let t = "0123456789abcdef0123456789ABCDEF";
+        let t = "3f2a9c1e0123456789abcdef0123456789ABCDEF";
         let client = format!("JAUNT-RELAY/1 {t}");
         assert_eq!(
             parse_preamble(client.as_bytes()),
@@ -277,7 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn unredeemed_tickets_are_counted_per_user() {
-        let t = Arc::new(Tickets::default());
+        let t = Arc::new(Tickets::new(TAG));
         for _ in 0..3 {
             t.issue(HOME, "alice", stream());
         }

@@ -182,7 +182,10 @@ impl Tunnels {
             .and_then(|c| c.get(uuid).map(|c| (c.commands.clone(), c.ip)))
             .ok_or_else(|| TunnelError::NotConnected(name.to_string()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let ticket = self.raw.then(jaunt_auth::records::random_token);
+        let ticket = self.raw.then(|| {
+            let tag = crate::peers::tag_of(&self.proxy_id);
+            format!("{tag}{}", jaunt_auth::records::random_token())
+        });
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             let waiter = Waiter {
@@ -272,7 +275,7 @@ mod tests {
     async fn a_raw_data_connection_needs_the_ticket_and_the_nodes_address() {
         let (tunnels, dial, cmd) = one_dial(true).await;
         let ticket = cmd.ticket.expect("raw tunnels send a ticket");
-        let wrong = "f".repeat(32);
+        let wrong = "f".repeat(40);
         assert!(!tunnels.accept_raw_data(cmd.dial, &wrong, NODE_IP, tcp().await));
         assert!(!tunnels.accept_raw_data(cmd.dial, &ticket, OTHER_IP, tcp().await));
         assert!(!tunnels.accept_raw_data(cmd.dial + 1, &ticket, NODE_IP, tcp().await));
@@ -290,7 +293,7 @@ mod tests {
     async fn without_raw_relays_a_dial_carries_no_ticket() {
         let (tunnels, _dial, cmd) = one_dial(false).await;
         assert_eq!(cmd.ticket, None);
-        assert!(!tunnels.accept_raw_data(cmd.dial, &"0".repeat(32), NODE_IP, tcp().await));
+        assert!(!tunnels.accept_raw_data(cmd.dial, &"0".repeat(40), NODE_IP, tcp().await));
     }
 
     #[test]

@@ -249,6 +249,10 @@ pub struct ProxyInstance {
     /// a load balancer's that all instances share (a node then dials it
     /// until each instance has answered).
     pub addr: String,
+    /// `host:port` where the other instances reach this one, to hand over
+    /// a relay connection whose ticket it issued.
+    #[serde(default)]
+    pub peer_addr: String,
 }
 
 /// The first line a proxy sends on a node's tunnel control connection:

@@ -95,9 +95,9 @@ fn targets(wanted: &[ProxyInstance], have: &HashSet<String>, configured: &str) -
         .collect()
 }
 
-/// One attempt at `addr`: a control connection kept while it lasts, unless
-/// the instance that answered has this node's tunnel already. Waits out the
-/// address's backoff first.
+/// One attempt at `addr`: a control connection, served while it lasts by a
+/// task of its own, unless the instance that answered has this node's
+/// tunnel already. Waits out the address's backoff first.
 async fn dial_once(ctx: Arc<NodeContext>, config: SharedConfig, pool: Arc<Pool>, addr: String) {
     let failures = pool
         .failures
@@ -133,15 +133,18 @@ async fn dial_once(ctx: Arc<NodeContext>, config: SharedConfig, pool: Arc<Pool>,
         tracing::debug!(proxy = %addr, instance = %id, "a second tunnel to one instance: closed");
         return;
     }
-    pool.changed.notify_one();
     tracing::info!(proxy = %addr, instance = %id, "reverse tunnel to the proxy is up");
-    if let Err(e) = serve_control(&ctx, &config, api, lines, proxy_addr).await {
-        tracing::warn!(proxy = %addr, instance = %id, error = %e, "reverse tunnel down");
-    }
-    if let Ok(mut c) = pool.connected.lock() {
-        c.remove(&id);
-    }
-    pool.changed.notify_one();
+    // Served on its own, so the address is free for the next attempt (the
+    // next instance behind the same load balancer).
+    tokio::spawn(async move {
+        if let Err(e) = serve_control(&ctx, &config, api, lines, proxy_addr).await {
+            tracing::warn!(proxy = %addr, instance = %id, error = %e, "reverse tunnel down");
+        }
+        if let Ok(mut c) = pool.connected.lock() {
+            c.remove(&id);
+        }
+        pool.changed.notify_one();
+    });
 }
 
 /// A control connection to `addr`, and the ID its instance greeted with.
@@ -265,6 +268,7 @@ mod tests {
         ProxyInstance {
             id: id.into(),
             addr: addr.into(),
+            peer_addr: String::new(),
         }
     }
 

@@ -68,6 +68,9 @@ pub struct SettingsFlags {
     /// host:port clients use to reach the proxy [default: <hostname>:3080]
     #[arg(long)]
     public_addr: Option<String>,
+    /// host:port where other auth+proxy instances reach this one [default: the listen address, or this host's name and the listen port]
+    #[arg(long)]
+    peer_addr: Option<String>,
     /// The proxy's certificate from your own CA (with --tls-key-file)
     #[arg(long)]
     tls_cert_file: Option<PathBuf>,
@@ -134,6 +137,7 @@ impl SettingsFlags {
             cluster_name: self.cluster_name.clone(),
             listen: self.listen.clone(),
             public_addr: self.public_addr.clone(),
+            peer_addr: self.peer_addr.clone(),
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),
             second_factor: self.second_factor.clone(),
