@@ -15,6 +15,8 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 # package's postgres user; never the machine's own cluster).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# Two instances behind a real load balancer (tests/shared_store.rs).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)

@@ -111,11 +111,36 @@ fn raw_relay_tickets_work_once_from_their_own_address() {
             let answer = raw("127.0.0.1", addr, &preamble(&t), b"\n").await;
             assert!(text(&answer).contains("unknown or already used"));
 
-            // Made-up tickets get nothing; a malformed preamble is closed
-            // without an answer.
-            let answer = raw("127.0.0.1", addr, &preamble(&"0".repeat(32)), b"\n").await;
-            assert!(text(&answer).contains("unknown or already used"));
-            assert!(!text(&answer).contains("SSH-2.0"));
+            // Only another instance of this cluster can vouch for a
+            // client's address (with the cluster's peer key): a forged
+            // forward line from elsewhere gets nothing and spends nothing.
+            let (addr, t) = ticket(&client, &target).await;
+            let forged = [
+                b"JAUNT-FORWARD/1 127.0.0.1 ".as_slice(),
+                "ab".repeat(32).as_bytes(),
+                b"\n",
+                &preamble(&t),
+            ]
+            .concat();
+            assert_eq!(raw("127.0.0.2", addr, &forged, b"\n").await, b"");
+            let mut tcp = redeem(addr, &t).await.expect("the ticket is still good");
+            let banner = read_some(&mut tcp, b"\r\n").await;
+            assert!(banner.starts_with(b"SSH-2.0-"), "{node}: {}", text(&banner));
+
+            // Made-up tickets get nothing: with this instance's tag (the
+            // start of its tickets) or another's (no live instance has
+            // it, so there is none to hand it to). A malformed preamble is
+            // closed without an answer.
+            let made_up = [format!("{}{}", &t[..8], "0".repeat(32)), "0".repeat(40)];
+            for fake in made_up {
+                let answer = raw("127.0.0.1", addr, &preamble(&fake), b"\n").await;
+                assert!(text(&answer).contains("unknown or already used"), "{fake}");
+                assert!(!text(&answer).contains("SSH-2.0"));
+            }
+            assert_eq!(
+                raw("127.0.0.1", addr, &preamble(&"0".repeat(32)), b"\n").await,
+                b""
+            );
             let junk = [RAW_RELAY_MAGIC, b"not a ticket at all\xff\x00\n".as_slice()].concat();
             assert_eq!(raw("127.0.0.1", addr, &junk, b"\n").await, b"");
             assert_eq!(raw("127.0.0.1", addr, b"J", b"\n").await, b"");

@@ -15,13 +15,29 @@ use support::*;
 /// `jaunt start` for auth+proxy with its own data directory `dir/name`,
 /// on `storage` (a URI) or SQLite when `None`.
 fn instance(dir: &Path, name: &str, storage: Option<&str>) -> Daemon {
+    instance_at(dir, name, storage, "127.0.0.1:0", "127.0.0.1")
+}
+
+/// As [`instance`], on `listen`, telling users and nodes to come through
+/// `public`.
+fn instance_at(
+    dir: &Path,
+    name: &str,
+    storage: Option<&str>,
+    listen: &str,
+    public: &str,
+) -> Daemon {
     let data = dir.join(name).display().to_string();
+    let (listen, public) = (
+        format!("--listen={listen}"),
+        format!("--public-addr={public}"),
+    );
     let mut args = vec![
         "--data-dir",
         &data,
         "--cluster-name=example",
-        "--listen=127.0.0.1:0",
-        "--public-addr=127.0.0.1",
+        &listen,
+        &public,
         "--second-factor=off",
         "--node-address-allow=127.0.0.0/8",
     ];
@@ -359,6 +375,134 @@ fn instances_carry_on_through_a_database_failover() {
         written.trim().parse::<u32>().expect("count") >= 2,
         "{written}"
     );
+}
+
+/// HAProxy in TCP mode, round robin over `backends`, on `port`; stopped
+/// (by PID) on drop.
+struct Haproxy(std::process::Child);
+
+impl Haproxy {
+    fn start(dir: &Path, port: u16, backends: &[&str]) -> Haproxy {
+        let mut cfg = format!(
+            "global\n  maxconn 2000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+             frontend jaunt\n  bind 127.0.0.1:{port}\n  default_backend instances\nbackend instances\n  balance roundrobin\n"
+        );
+        for (i, addr) in backends.iter().enumerate() {
+            cfg.push_str(&format!("  server i{i} {addr}\n"));
+        }
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("haproxy config");
+        let log = std::fs::File::create(dir.join("haproxy.log")).expect("log");
+        let child = std::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("haproxy (apt-get install haproxy; scripts/test.sh does)");
+        eventually("haproxy to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn behind_a_round_robin_load_balancer_every_client_works() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pg = Postgres::start_with(&[]);
+    let uri = database(&pg, "jaunt");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+    };
+    let (lb_addr, a_addr, b_addr) = (free(), free().to_string(), free().to_string());
+    let lb = lb_addr.to_string();
+    // Users and nodes know only the balancer's address.
+    let _a = instance_at(dir.path(), "a", Some(&uri), &a_addr, &lb);
+    let _b = instance_at(dir.path(), "b", Some(&uri), &b_addr, &lb);
+    let _haproxy = Haproxy::start(dir.path(), lb_addr.port(), &[&a_addr, &b_addr]);
+    let data = dir.path().join("a");
+    let ca_pin = pin(&data);
+    let os = OsUser::create("lb");
+    let added = jctl(
+        &data,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--roles=access",
+            &format!("--logins={}", os.name),
+        ],
+    )
+    .ok();
+    let home = dir.path().join("home-alice");
+    std::fs::create_dir_all(&home).expect("home");
+    signup(&home, &lb, &ca_pin, &token_from(&added.stdout));
+    login(&home, &lb, &ca_pin, "alice", PASSWORD).ok();
+    let _web1 = node(dir.path(), "web1", &lb, &node_token(&data), &ca_pin, true);
+    let _web2 = node(dir.path(), "web2", &lb, &node_token(&data), &ca_pin, false);
+    eventually("both nodes listed", Duration::from_secs(20), || {
+        let out = run(jsh_command(&home, &["ls", "--format=names"]), "");
+        (out.stdout.lines().count() == 2).then_some(out)
+    });
+    // The tunnel node reaches both instances through the one address, and
+    // each session's raw connections reach the instance holding their
+    // ticket: six sessions in a row, which round robin spreads over both.
+    let web2 = format!("{}@web2", os.name);
+    let mut in_a_row = 0;
+    let up = within(Duration::from_secs(30), || {
+        let ok = run(jsh_command(&home, &["ssh", &web2, "true"]), "").code == Some(0);
+        in_a_row = if ok { in_a_row + 1 } else { 0 };
+        (in_a_row == 6).then_some(())
+    });
+    if up.is_none() {
+        let log = std::fs::read_to_string(dir.path().join("web2.log")).unwrap_or_default();
+        panic!("sessions to web2 through the balancer kept failing; its log:\n{log}");
+    }
+
+    // Each session's dial and its raw relay connection are two connections,
+    // so round robin sends them to different instances half the time or
+    // more: the ticket is handed to the instance that issued it.
+    let config = home.join("ssh_config");
+    let text = run(jsh_command(&home, &["config"]), "").ok().stdout;
+    std::fs::write(&config, text).expect("ssh config");
+    let putty = home.join(".putty");
+    for name in ["web1", "web2"] {
+        let mut cmd = jsh_command(&home, &["puttyconfig", &format!("{}@{name}", os.name)]);
+        cmd.env("PUTTYDIR", &putty);
+        run(cmd, "").ok();
+    }
+    for round in 0..3 {
+        for name in ["web1", "web2"] {
+            let target = format!("{}@{name}", os.name);
+            let out = run(
+                jsh_command(&home, &["ssh", &target, "echo", "jsh", name]),
+                "",
+            )
+            .ok();
+            assert_eq!(out.stdout.trim(), format!("jsh {name}"), "round {round}");
+            let out = ssh(&config, &[&format!("{target}.example"), "echo ssh"], "").ok();
+            assert_eq!(out.stdout.trim(), "ssh", "round {round}: {name}");
+            let session = format!("{target} [proxy:127.0.0.1]");
+            let mut plink = std::process::Command::new("plink");
+            plink
+                .args(["-batch", "-load", &session, "echo plink"])
+                .env("HOME", &home)
+                .env("JSH_HOME", home.join(".jsh"))
+                .env("PUTTYDIR", &putty);
+            let out = run(plink, "").ok();
+            assert_eq!(out.stdout.trim(), "plink", "round {round}: {name}");
+        }
+    }
 }
 
 #[test]
