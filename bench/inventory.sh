@@ -14,8 +14,6 @@ cd "$(dirname "$0")/.."
 COUNTS=${COUNTS:-10000 50000}
 HOLD=${HOLD:-0}
 . bench/lib.sh
-rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 ls_ms() {  # median of 5 runs of jsh ls ARGS, in ms
   for _ in 1 2 3 4 5; do timed "$bin/jsh" ls "$@"; done | sort -n | awk '{a[NR]=$1*1000} END {printf "%.0f", a[3]}'
@@ -25,18 +23,20 @@ ls_ms() {  # median of 5 runs of jsh ls ARGS, in ms
 # simulators), heartbeat errors so far, the longest interval told, `jsh ls`
 # times and how many nodes it lists online.
 report() {
-  local c0 c1 s0 s1 errors interval
-  c0=$(cpu_ticks "$auth_pid"); s0=$(progress_sum 6); sleep 15
-  c1=$(cpu_ticks "$auth_pid"); s1=$(progress_sum 6)
+  local c0 c1 d0 d1 s0 s1 errors interval db=""
+  c0=$(cpu_ticks_sum); d0=$(db_ticks); s0=$(progress_sum 6); sleep 15
+  c1=$(cpu_ticks_sum); d1=$(db_ticks); s1=$(progress_sum 6)
   errors=$(progress_sum 8)
   interval=$(tail -1 "$out" | awk '{print $10}')
-  echo "$1; auth+proxy RSS $(rss_mib "$auth_pid") MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core), heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') every ${interval:-?} (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
+  [ -n "${pg_pid:-}" ] && db=", PostgreSQL CPU $(echo "($d1 - $d0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')%"
+  echo "$1; auth+proxy ($(echo $auth_pids | wc -w) instance(s)) RSS $(( $(rss_kib_sum) / 1024 )) MiB, CPU $(echo "($c1 - $c0) * 100 / $hz / 15" | bc -l | xargs printf '%.0f')% (of one core)$db, heartbeats/s $(echo "($s1 - $s0) / 15" | bc -l | xargs printf '%.0f') every ${interval:-?} (errors so far: $errors); jsh ls $(ls_ms --format=names) ms, jsh ls env=prod $(ls_ms env=prod) ms, listed $("$bin/jsh" ls --format=names | wc -l)"
 }
 # Field N of every simulator's latest progress line, summed (6: heartbeats, 8: errors).
 progress_sum() { for f in "$work"/inventory.*[0-9]; do tail -1 "$f" | awk -v n="$1" '{print $n}'; done | awk '{s += $1} END {print s}'; }
 
 echo "$(machine)"
-echo "before: auth+proxy RSS $(rss_mib "$auth_pid") MiB"
+echo "store: ${STORE:-sqlite}, instances: ${INSTANCES:-1}"
+echo "before: auth+proxy RSS $(( $(rss_kib_sum) / 1024 )) MiB"
 token=$("$bin/jctl" --data-dir "$work/auth" tokens add --type=node --ttl=24h | awk '/invite token/ {print $4}')
 have=0
 for total in $COUNTS; do

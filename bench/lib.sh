@@ -72,12 +72,42 @@ fi
 
 # (c), (d): a cluster, a direct node and a tunnel node.
 proxy_port=$(port)
-# SSH_RELAY=tls measures the relay inside TLS (the proxy's ssh_relay setting).
-"$bin/jaunt" start --data-dir "$work/auth" --cluster-name bench --listen "127.0.0.1:$proxy_port" \
-  --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 \
-  "${storage_args[@]}" --log-level warn >"$work/auth.log" 2>&1 &
-auth_pid=$!; pids+=($!)
-for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth" status >/dev/null 2>&1 && break; sleep 0.1; done
+# INSTANCES=2 (with STORE=postgres): two auth+proxy instances on the one
+# database behind HAProxy (TCP, round robin) at $proxy_port, the address
+# everything else uses; auth_pids lists the instances.
+instance() {  # data dir, listen port
+  # SSH_RELAY=tls measures the relay inside TLS (the proxy's ssh_relay setting).
+  "$bin/jaunt" start --data-dir "$1" --cluster-name bench --listen "127.0.0.1:$2" \
+    --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 \
+    "${storage_args[@]}" --log-level warn >"$1.log" 2>&1 &
+}
+if [ "${INSTANCES:-1}" = 2 ]; then
+  [ "${STORE:-sqlite}" = postgres ] || { echo "bench: INSTANCES=2 needs STORE=postgres" >&2; exit 1; }
+  a_port=$(port); b_port=$(port)
+  instance "$work/auth" "$a_port"; auth_pid=$!; pids+=($!)
+  for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth" status >/dev/null 2>&1 && break; sleep 0.1; done
+  instance "$work/auth2" "$b_port"; auth2_pid=$!; pids+=($!)
+  for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth2" status >/dev/null 2>&1 && break; sleep 0.1; done
+  auth_pids="$auth_pid $auth2_pid"
+  printf 'global\n  maxconn 200000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\nfrontend jaunt\n  bind 127.0.0.1:%s\n  default_backend instances\nbackend instances\n  balance roundrobin\n  server a 127.0.0.1:%s\n  server b 127.0.0.1:%s\n' \
+    "$proxy_port" "$a_port" "$b_port" >"$work/haproxy.cfg"
+  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break; sleep 0.1; done
+else
+  instance "$work/auth" "$proxy_port"; auth_pid=$!; pids+=($!)
+  auth_pids="$auth_pid"
+  for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth" status >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+# RSS (KiB) and CPU ticks of every auth+proxy instance, summed; and the
+# database server's CPU ticks (its own, its sessions', reaped or not).
+rss_kib_sum() { for p in $auth_pids; do awk '/^VmRSS/ {print $2}' "/proc/$p/status"; done | awk '{s += $1} END {print s}'; }
+cpu_ticks_sum() { for p in $auth_pids; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+db_ticks() {
+  [ -n "${pg_pid:-}" ] || { echo 0; return; }
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pg_pid/stat"
+    for c in $(pgrep -P "$pg_pid"); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null; done; } | awk '{s += $1} END {print s}'
+}
 pin=$("$bin/jctl" --data-dir "$work/auth" status | awk '/CA pin/ {print $3}')
 token=$("$bin/jctl" --data-dir "$work/auth" tokens add --type=node | awk '/invite token/ {print $4}')
 "$bin/jaunt" start --roles=node --data-dir "$work/n1" --token="$token" --proxy="127.0.0.1:$proxy_port" --ca-pin="$pin" \

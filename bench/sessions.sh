@@ -23,6 +23,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "$(machine)"
+echo "store: ${STORE:-sqlite}, instances: ${INSTANCES:-1}"
 echo "## session rate (exec true), $SECONDS_EACH s each"
 for node in direct tunnel; do
   for c in 8 32; do
@@ -55,7 +56,7 @@ echo "logins per second, 4 in parallel: $(echo "40 / ($t1 - $t0)" | bc -l | xarg
 # ours).
 idle_round() {
   local target=$1 count=$2 node_pid=${3:-} p0 n0=0 p1 n1=0 c0p c1p c0n=0 c1n=0 hz
-  p0=$(rss_kib "$auth_pid"); [ -n "$node_pid" ] && n0=$(rss_kib "$node_pid")
+  p0=$(rss_kib_sum); [ -n "$node_pid" ] && n0=$(rss_kib "$node_pid")
   fifo="$work/hold.$target.$count"; mkfifo "$fifo"
   "$jb" idle "$user@$target" --count "$count" <"$fifo" >"$work/idle.out" 2>"$work/idle.err" &
   idle_pid=$!; pids+=("$idle_pid")
@@ -63,9 +64,9 @@ idle_round() {
   for _ in $(seq 1 600); do grep -q ready "$work/idle.out" && break; sleep 0.2; done
   grep -q ready "$work/idle.out" || { echo "bench: idle sessions did not open"; cat "$work/idle.err"; exit 1; }
   sleep 2
-  p1=$(rss_kib "$auth_pid"); [ -n "$node_pid" ] && n1=$(rss_kib "$node_pid")
-  c0p=$(cpu_ticks "$auth_pid"); [ -n "$node_pid" ] && c0n=$(cpu_ticks "$node_pid"); sleep 10
-  c1p=$(cpu_ticks "$auth_pid"); [ -n "$node_pid" ] && c1n=$(cpu_ticks "$node_pid")
+  p1=$(rss_kib_sum); [ -n "$node_pid" ] && n1=$(rss_kib "$node_pid")
+  c0p=$(cpu_ticks_sum); [ -n "$node_pid" ] && c0n=$(cpu_ticks "$node_pid"); sleep 10
+  c1p=$(cpu_ticks_sum); [ -n "$node_pid" ] && c1n=$(cpu_ticks "$node_pid")
   hz=$(getconf CLK_TCK)
   printf 'sessions=%-5s proxy+auth %6d -> %7d KiB (%5.1f KiB/session)  node %6d -> %7d KiB (%5.1f KiB/session)  idle CPU: proxy %.1f%%, node %.1f%%\n' \
     "$count" "$p0" "$p1" "$(echo "($p1 - $p0) / $count" | bc -l)" "$n0" "$n1" "$(echo "($n1 - $n0) / $count" | bc -l)" \
