@@ -89,7 +89,7 @@ if [ "${INSTANCES:-1}" = 2 ]; then
   instance "$work/auth2" "$b_port"; auth2_pid=$!; pids+=($!)
   for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/auth2" status >/dev/null 2>&1 && break; sleep 0.1; done
   auth_pids="$auth_pid $auth2_pid"
-  printf 'global\n  maxconn 200000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\nfrontend jaunt\n  bind 127.0.0.1:%s\n  default_backend instances\nbackend instances\n  balance roundrobin\n  server a 127.0.0.1:%s\n  server b 127.0.0.1:%s\n' \
+  printf 'global\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\nfrontend jaunt\n  bind 127.0.0.1:%s\n  default_backend instances\nbackend instances\n  balance roundrobin\n  server a 127.0.0.1:%s\n  server b 127.0.0.1:%s\n' \
     "$proxy_port" "$a_port" "$b_port" >"$work/haproxy.cfg"
   haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
   pids+=($!)

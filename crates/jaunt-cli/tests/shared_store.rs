@@ -383,12 +383,17 @@ struct Haproxy(std::process::Child);
 
 impl Haproxy {
     fn start(dir: &Path, port: u16, backends: &[&str]) -> Haproxy {
+        // Health checks every 300 ms take a dead instance out; a connection
+        // refused is tried again on another.
         let mut cfg = format!(
-            "global\n  maxconn 2000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+            "global\n  maxconn 2000\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 1h\n  timeout server 1h\n\
+             \x20 retries 3\n  option redispatch\n\
              frontend jaunt\n  bind 127.0.0.1:{port}\n  default_backend instances\nbackend instances\n  balance roundrobin\n"
         );
         for (i, addr) in backends.iter().enumerate() {
-            cfg.push_str(&format!("  server i{i} {addr}\n"));
+            cfg.push_str(&format!(
+                "  server i{i} {addr} check inter 300ms fall 2 rise 2\n"
+            ));
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("haproxy config");
@@ -427,7 +432,7 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
     let (lb_addr, a_addr, b_addr) = (free(), free().to_string(), free().to_string());
     let lb = lb_addr.to_string();
     // Users and nodes know only the balancer's address.
-    let _a = instance_at(dir.path(), "a", Some(&uri), &a_addr, &lb);
+    let mut a = instance_at(dir.path(), "a", Some(&uri), &a_addr, &lb);
     let _b = instance_at(dir.path(), "b", Some(&uri), &b_addr, &lb);
     let _haproxy = Haproxy::start(dir.path(), lb_addr.port(), &[&a_addr, &b_addr]);
     let data = dir.path().join("a");
@@ -501,6 +506,34 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
                 .env("PUTTYDIR", &putty);
             let out = run(plink, "").ok();
             assert_eq!(out.stdout.trim(), "plink", "round {round}: {name}");
+        }
+    }
+
+    // One instance dies: through the balancer, new sessions reach both
+    // nodes again within ten seconds (the balancer's checks take it out;
+    // the tunnel node's tunnel to the survivor was up already).
+    a.kill9();
+    let started = std::time::Instant::now();
+    for name in ["web1", "web2"] {
+        let target = format!("{}@{name}", os.name);
+        let out = ssh_ok(
+            &home,
+            &target,
+            &["echo", "after"],
+            "a session after one instance died",
+        );
+        assert_eq!(out.stdout.trim(), "after");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // And keep doing so: six in a row to each.
+    for name in ["web1", "web2"] {
+        let target = format!("{}@{name}", os.name);
+        for _ in 0..6 {
+            run(jsh_command(&home, &["ssh", &target, "true"]), "").ok();
         }
     }
 }
