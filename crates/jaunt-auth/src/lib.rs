@@ -86,6 +86,18 @@ impl AuthServer {
         })
     }
 
+    /// Whether this instance can serve: its store answers (the cluster
+    /// identity is there, as loaded at start).
+    pub async fn check_ready(&self) -> Result<(), AuthError> {
+        let stored = self.store.backend().get(records::IDENTITY_KEY).await?;
+        match stored {
+            Some(_) => Ok(()),
+            None => Err(AuthError::Internal(
+                "the cluster identity is missing from the store".into(),
+            )),
+        }
+    }
+
     pub fn config(&self) -> &AuthConfig {
         &self.config
     }

@@ -260,6 +260,17 @@ async fn start_auth(
         )));
     }
 
+    if let Some(addr) = config.diag_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("diagnostics port {addr}"))?;
+        tasks.push(tokio::spawn(jaunt_proxy::serve_diag(
+            listener,
+            auth.clone(),
+            stopped_signal(stopped.clone()),
+        )));
+    }
+
     let purger = auth.clone();
     let purge_stop = stopped_signal(stopped.clone());
     tasks.push(tokio::spawn(async move {

@@ -15,17 +15,18 @@ use support::*;
 /// `jaunt start` for auth+proxy with its own data directory `dir/name`,
 /// on `storage` (a URI) or SQLite when `None`.
 fn instance(dir: &Path, name: &str, storage: Option<&str>) -> Daemon {
-    instance_at(dir, name, storage, "127.0.0.1:0", "127.0.0.1")
+    instance_at(dir, name, storage, "127.0.0.1:0", "127.0.0.1", &[])
 }
 
 /// As [`instance`], on `listen`, telling users and nodes to come through
-/// `public`.
+/// `public`, with `extra` flags.
 fn instance_at(
     dir: &Path,
     name: &str,
     storage: Option<&str>,
     listen: &str,
     public: &str,
+    extra: &[&str],
 ) -> Daemon {
     let data = dir.join(name).display().to_string();
     let (listen, public) = (
@@ -46,6 +47,7 @@ fn instance_at(
         uri = format!("--storage-uri={s}");
         args.push(&uri);
     }
+    args.extend_from_slice(extra);
     Daemon::spawn(&args, &dir.join(format!("{name}.log")))
 }
 
@@ -432,8 +434,8 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
     let (lb_addr, a_addr, b_addr) = (free(), free().to_string(), free().to_string());
     let lb = lb_addr.to_string();
     // Users and nodes know only the balancer's address.
-    let mut a = instance_at(dir.path(), "a", Some(&uri), &a_addr, &lb);
-    let _b = instance_at(dir.path(), "b", Some(&uri), &b_addr, &lb);
+    let mut a = instance_at(dir.path(), "a", Some(&uri), &a_addr, &lb, &[]);
+    let _b = instance_at(dir.path(), "b", Some(&uri), &b_addr, &lb, &[]);
     let _haproxy = Haproxy::start(dir.path(), lb_addr.port(), &[&a_addr, &b_addr]);
     let data = dir.path().join("a");
     let ca_pin = pin(&data);
@@ -536,6 +538,73 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
             run(jsh_command(&home, &["ssh", &target, "true"]), "").ok();
         }
     }
+}
+
+/// The status code and body of a plain HTTP GET.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: diag\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn readiness_follows_the_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut pg = Postgres::start_with(&[]);
+    let uri = database(&pg, "jaunt");
+    let diag = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .to_string();
+    let flag = format!("--diag-addr={diag}");
+    let _a = instance_at(
+        dir.path(),
+        "a",
+        Some(&uri),
+        "127.0.0.1:0",
+        "127.0.0.1",
+        &[&flag],
+    );
+    assert_eq!(http_get(&diag, "/healthz").0, 200);
+    assert_eq!(http_get(&diag, "/readyz"), (200, "ready\n".to_string()));
+
+    pg.stop();
+    let (code, body) = eventually(
+        "not ready without its database",
+        Duration::from_secs(10),
+        || {
+            let got = http_get(&diag, "/readyz");
+            (got.0 == 503).then_some(got)
+        },
+    );
+    assert_eq!(code, 503);
+    assert!(body.starts_with("not ready: "), "{body}");
+    // Alive all the same.
+    assert_eq!(http_get(&diag, "/healthz").0, 200);
+
+    pg.restart_same_port();
+    eventually("ready again", Duration::from_secs(20), || {
+        (http_get(&diag, "/readyz").0 == 200).then_some(())
+    });
+    assert_eq!(http_get(&diag, "/nothing").0, 404);
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub struct FileConfig {
     /// `host:port` where the other proxy instances reach this one (to hand
     /// over a connection whose ticket this instance issued).
     pub peer_addr: Option<String>,
+    /// Plain-HTTP diagnostics (`/healthz`, `/readyz`); off when absent.
+    pub diag_addr: Option<String>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub second_factor: Option<String>,
@@ -100,6 +102,8 @@ pub struct Config {
     pub peer_addr: Option<String>,
     /// This machine's name.
     pub host_name: String,
+    /// Where `/healthz` and `/readyz` are served (plain HTTP), if anywhere.
+    pub diag_addr: Option<SocketAddr>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub second_factor: SecondFactor,
@@ -152,6 +156,7 @@ impl FileConfig {
             listen: over.listen.or(self.listen),
             public_addr: over.public_addr.or(self.public_addr),
             peer_addr: over.peer_addr.or(self.peer_addr),
+            diag_addr: over.diag_addr.or(self.diag_addr),
             tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
             tls_key_file: over.tls_key_file.or(self.tls_key_file),
             second_factor: over.second_factor.or(self.second_factor),
@@ -460,6 +465,15 @@ impl Config {
             }
             None => None,
         };
+        let diag_addr = match s.diag_addr.as_deref() {
+            None | Some("") | Some("off") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "diag_addr",
+                    format!("{text:?} is not an address like 127.0.0.1:3000"),
+                )
+            })?),
+        };
         let log_level = log_level(&s, src)?;
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
@@ -489,6 +503,7 @@ impl Config {
             public_host,
             peer_addr,
             host_name: hostname.to_string(),
+            diag_addr,
             tls_cert_file: s.tls_cert_file,
             tls_key_file: s.tls_key_file,
             second_factor,
@@ -557,6 +572,7 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
         ("listen", q(&listen)),
         ("public", q(&public)),
         ("peer", opt(&s.peer_addr)),
+        ("diag", opt(&s.diag_addr)),
         ("cert", path(&s.tls_cert_file)),
         ("key", path(&s.tls_key_file)),
         (
@@ -717,6 +733,11 @@ mod tests {
             ("cluster_name: 'a/b'\n", "cluster_name"),
             ("tls_cert_file: /x.pem\n", "tls_key_file"),
             ("log_level: loud\n", "log_level"),
+            ("diag_addr: localhost\n", "diag_addr"),
+            ("peer_addr: 'a b:1'\n", "peer_addr"),
+            ("storage: {type: mongo}\n", "storage"),
+            ("storage: {type: postgres, pool: 3}\n", "unknown field `pool`"),
+            ("storage_uri: 'mysql://db/j'\n", "storage"),
             ("data_dir: [\n", "jaunt.yaml"),
         ];
         for (text, want) in table {

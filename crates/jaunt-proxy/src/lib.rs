@@ -12,6 +12,7 @@
 //! service for every decision.
 
 mod api;
+mod diag;
 mod lines;
 mod peers;
 mod raw;
@@ -22,6 +23,7 @@ mod tls;
 mod tunnel;
 mod upstream;
 
+pub use diag::serve_diag;
 pub use tls::{CertPem, TlsError, server_config};
 
 use jaunt_auth::AuthServer;

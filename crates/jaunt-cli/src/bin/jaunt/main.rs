@@ -71,6 +71,9 @@ pub struct SettingsFlags {
     /// host:port where other auth+proxy instances reach this one [default: the listen address, or this host's name and the listen port]
     #[arg(long)]
     peer_addr: Option<String>,
+    /// Serve /healthz and /readyz over plain HTTP here, e.g. 127.0.0.1:3000 [default: off]
+    #[arg(long)]
+    diag_addr: Option<String>,
     /// The proxy's certificate from your own CA (with --tls-key-file)
     #[arg(long)]
     tls_cert_file: Option<PathBuf>,
@@ -138,6 +141,7 @@ impl SettingsFlags {
             listen: self.listen.clone(),
             public_addr: self.public_addr.clone(),
             peer_addr: self.peer_addr.clone(),
+            diag_addr: self.diag_addr.clone(),
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),
             second_factor: self.second_factor.clone(),

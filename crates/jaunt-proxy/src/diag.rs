@@ -1,0 +1,55 @@
+//! The diagnostics port (`diag_addr`: plain HTTP, off by default, meant for
+//! loopback or a private network): `/healthz` answers while the process
+//! runs; `/readyz` answers 200 only while this instance can serve: its
+//! store answers in time and its CAs are loaded. A load balancer's or an
+//! orchestrator's checks take an instance whose database is gone out of
+//! rotation, and say why.
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use jaunt_auth::AuthServer;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long the store has to answer a readiness check: far less than the
+/// store's own patience with a failing-over database.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+/// Serves the diagnostics routes on `listener` until `shutdown`.
+pub async fn serve_diag(
+    listener: TcpListener,
+    auth: Arc<AuthServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let router = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let auth = auth.clone();
+                async move { readiness(&auth).await }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "the diagnostics port stopped");
+    }
+}
+
+async fn readiness(auth: &AuthServer) -> (StatusCode, String) {
+    match tokio::time::timeout(READY_WITHIN, auth.check_ready()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the store did not answer within {} s\n",
+                READY_WITHIN.as_secs()
+            ),
+        ),
+    }
+}
