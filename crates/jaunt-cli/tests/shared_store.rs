@@ -76,6 +76,26 @@ fn node(dir: &Path, name: &str, proxy: &str, token: &str, ca_pin: &str, direct: 
     Daemon::spawn(&args, &dir.join(format!("{name}.log")))
 }
 
+/// A direct node (web1) and a tunnel node (web2) joined through `proxy`
+/// with tokens made at the instance whose data directory is `data`.
+fn two_nodes(dir: &Path, proxy: &str, data: &Path, ca_pin: &str) -> [Daemon; 2] {
+    [
+        node(dir, "web1", proxy, &node_token(data), ca_pin, true),
+        node(dir, "web2", proxy, &node_token(data), ca_pin, false),
+    ]
+}
+
+/// Adds `name` (role access, login `login`) at the instance whose data
+/// directory is `data`, and signs them up through `proxy`; their home.
+fn user(dir: &Path, data: &Path, proxy: &str, pin: &str, name: &str, login: &str) -> PathBuf {
+    let logins = format!("--logins={login}");
+    let added = jctl(data, &["users", "add", name, "--roles=access", &logins]).ok();
+    let home = dir.join(format!("home-{name}"));
+    std::fs::create_dir_all(&home).expect("home");
+    signup(&home, proxy, pin, &token_from(&added.stdout));
+    home
+}
+
 fn node_token(data: &Path) -> String {
     let out = jctl(data, &["tokens", "add", "--type=node"]).ok();
     out.stdout
@@ -152,40 +172,12 @@ fn two_instances_on_one_database_serve_one_cluster() {
 
     // A user made through one instance signs up through the other.
     let os = OsUser::create("ha");
-    let added = jctl(
-        &data_a,
-        &[
-            "users",
-            "add",
-            "alice",
-            "--roles=access",
-            &format!("--logins={}", os.name),
-        ],
-    )
-    .ok();
-    let home = dir.path().join("home-alice");
-    std::fs::create_dir_all(&home).expect("home");
-    signup(&home, &b.proxy, &ca_pin, &token_from(&added.stdout));
+    let home = user(dir.path(), &data_a, &b.proxy, &ca_pin, "alice", &os.name);
 
     // Nodes join through A (with tokens made on B); users reach them
     // through either proxy: the direct one dialled by each instance, the
     // tunnel one through the tunnel it keeps to each instance.
-    let _web1 = node(
-        dir.path(),
-        "web1",
-        &a.proxy,
-        &node_token(&data_b),
-        &ca_pin,
-        true,
-    );
-    let _web2 = node(
-        dir.path(),
-        "web2",
-        &a.proxy,
-        &node_token(&data_b),
-        &ca_pin,
-        false,
-    );
+    let _nodes = two_nodes(dir.path(), &a.proxy, &data_b, &ca_pin);
     for proxy in [&b.proxy, &a.proxy] {
         login(&home, proxy, &ca_pin, "alice", PASSWORD).ok();
         let listed = eventually("both nodes listed", Duration::from_secs(20), || {
@@ -209,14 +201,7 @@ fn two_instances_on_one_database_serve_one_cluster() {
     // Failed logins count across instances: 3 at A and 2 at B lock the
     // account (five allowed), and then even the right password is refused
     // at both.
-    let bob = jctl(
-        &data_b,
-        &["users", "add", "bob", "--roles=access", "--logins=bob"],
-    )
-    .ok();
-    let bob_home = dir.path().join("home-bob");
-    std::fs::create_dir_all(&bob_home).expect("home");
-    signup(&bob_home, &a.proxy, &ca_pin, &token_from(&bob.stdout));
+    let bob_home = user(dir.path(), &data_b, &a.proxy, &ca_pin, "bob", "bob");
     for proxy in [&a.proxy, &a.proxy, &a.proxy, &b.proxy, &b.proxy] {
         login(&bob_home, proxy, &ca_pin, "bob", "not bob's password")
             .fails_with("invalid credentials");
@@ -248,37 +233,9 @@ fn losing_an_instance_loses_no_session_node_or_event() {
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let ca_pin = pin(&data_a);
     let os = OsUser::create("lose");
-    let added = jctl(
-        &data_a,
-        &[
-            "users",
-            "add",
-            "alice",
-            "--roles=access",
-            &format!("--logins={}", os.name),
-        ],
-    )
-    .ok();
-    let home = dir.path().join("home-alice");
-    std::fs::create_dir_all(&home).expect("home");
-    signup(&home, &a.proxy, &ca_pin, &token_from(&added.stdout));
+    let home = user(dir.path(), &data_a, &a.proxy, &ca_pin, "alice", &os.name);
     // Both nodes were told of A only; they learn B from their heartbeats.
-    let _web1 = node(
-        dir.path(),
-        "web1",
-        &a.proxy,
-        &node_token(&data_a),
-        &ca_pin,
-        true,
-    );
-    let _web2 = node(
-        dir.path(),
-        "web2",
-        &a.proxy,
-        &node_token(&data_a),
-        &ca_pin,
-        false,
-    );
+    let _nodes = two_nodes(dir.path(), &a.proxy, &data_a, &ca_pin);
     let (web1, web2) = (format!("{}@web1", os.name), format!("{}@web2", os.name));
     login(&home, &a.proxy, &ca_pin, "alice", PASSWORD).ok();
     ssh_ok(&home, &web2, &["echo", "before"], "a session through A");
@@ -343,15 +300,8 @@ fn instances_carry_on_through_a_database_failover() {
     let a = instance(dir.path(), "a", Some(&uri));
     let data = dir.path().join("a");
     let ca_pin = pin(&data);
-    let home = dir.path().join("home-erin");
-    std::fs::create_dir_all(&home).expect("home");
     // Created just before the failover.
-    let added = jctl(
-        &data,
-        &["users", "add", "erin", "--roles=access", "--logins=erin"],
-    )
-    .ok();
-    signup(&home, &a.proxy, &ca_pin, &token_from(&added.stdout));
+    let home = user(dir.path(), &data, &a.proxy, &ca_pin, "erin", "erin");
 
     primary.stop();
     standby.promote();
@@ -440,23 +390,9 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
     let data = dir.path().join("a");
     let ca_pin = pin(&data);
     let os = OsUser::create("lb");
-    let added = jctl(
-        &data,
-        &[
-            "users",
-            "add",
-            "alice",
-            "--roles=access",
-            &format!("--logins={}", os.name),
-        ],
-    )
-    .ok();
-    let home = dir.path().join("home-alice");
-    std::fs::create_dir_all(&home).expect("home");
-    signup(&home, &lb, &ca_pin, &token_from(&added.stdout));
+    let home = user(dir.path(), &data, &lb, &ca_pin, "alice", &os.name);
     login(&home, &lb, &ca_pin, "alice", PASSWORD).ok();
-    let _web1 = node(dir.path(), "web1", &lb, &node_token(&data), &ca_pin, true);
-    let _web2 = node(dir.path(), "web2", &lb, &node_token(&data), &ca_pin, false);
+    let _nodes = two_nodes(dir.path(), &lb, &data, &ca_pin);
     eventually("both nodes listed", Duration::from_secs(20), || {
         let out = run(jsh_command(&home, &["ls", "--format=names"]), "");
         (out.stdout.lines().count() == 2).then_some(out)
@@ -614,14 +550,14 @@ fn a_single_machine_store_moves_to_postgres() {
     let mut single = instance(dir.path(), "single", None);
     let single_data = dir.path().join("single");
     let ca_pin = pin(&single_data);
-    let added = jctl(
+    let home = user(
+        dir.path(),
         &single_data,
-        &["users", "add", "carol", "--roles=access", "--logins=carol"],
-    )
-    .ok();
-    let home = dir.path().join("home-carol");
-    std::fs::create_dir_all(&home).expect("home");
-    signup(&home, &single.proxy, &ca_pin, &token_from(&added.stdout));
+        &single.proxy,
+        &ca_pin,
+        "carol",
+        "carol",
+    );
 
     // Copied while the single instance runs (from a snapshot).
     let uri = database(&pg, "moved");

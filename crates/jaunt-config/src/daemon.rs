@@ -736,7 +736,10 @@ mod tests {
             ("diag_addr: localhost\n", "diag_addr"),
             ("peer_addr: 'a b:1'\n", "peer_addr"),
             ("storage: {type: mongo}\n", "storage"),
-            ("storage: {type: postgres, pool: 3}\n", "unknown field `pool`"),
+            (
+                "storage: {type: postgres, pool: 3}\n",
+                "unknown field `pool`",
+            ),
             ("storage_uri: 'mysql://db/j'\n", "storage"),
             ("data_dir: [\n", "jaunt.yaml"),
         ];

@@ -62,87 +62,69 @@ pub fn give_to_postgres(path: &Path) {
 impl Postgres {
     /// Starts a fresh server; `extra` lines go to its configuration.
     pub fn start_with(extra: &[String]) -> Postgres {
-        let (uid, gid) = postgres_user();
-        let dir = tempfile::Builder::new()
-            .prefix("jaunt-pg-")
-            .tempdir()
-            .expect("tempdir");
-        nix::unistd::chown(dir.path(), Some(uid.into()), Some(gid.into())).expect("chown");
-        let data = dir.path().join("data");
-        let out = Command::new(bin_dir().join("initdb"))
-            .args([
-                "-D",
-                &data.display().to_string(),
-                "-U",
-                "jaunt",
-                "-A",
-                "trust",
-            ])
-            // A language's collation, as production databases have: the
-            // store must not depend on the database's default order.
-            .args(["--no-sync", "-E", "UTF8", "--locale=C"])
-            .args(["--locale-provider=icu", "--icu-locale=en-US"])
-            .uid(uid)
-            .gid(gid)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut pg = Postgres {
-            child: None,
-            dir,
-            port: 0,
-            uid,
-            gid,
-            extra: extra.to_vec(),
-        };
-        pg.run();
-        pg
+        Postgres::made_by(extra.to_vec(), |data| {
+            let mut initdb = Command::new(bin_dir().join("initdb"));
+            initdb
+                .args([
+                    "-D",
+                    &data.display().to_string(),
+                    "-U",
+                    "jaunt",
+                    "-A",
+                    "trust",
+                ])
+                // A language's collation, as production databases have: the
+                // store must not depend on the database's default order.
+                .args(["--no-sync", "-E", "UTF8", "--locale=C"])
+                .args(["--locale-provider=icu", "--icu-locale=en-US"]);
+            initdb
+        })
     }
 
     /// A streaming standby of `primary`: a base backup of it, started on a
     /// port of its own, reporting to the primary as `name` (what
     /// `synchronous_standby_names` there names).
     pub fn standby_of(primary: &Postgres, name: &str) -> Postgres {
-        let (uid, gid) = postgres_user();
-        let dir = tempfile::Builder::new()
-            .prefix("jaunt-pg-standby-")
-            .tempdir()
-            .expect("tempdir");
-        nix::unistd::chown(dir.path(), Some(uid.into()), Some(gid.into())).expect("chown");
-        let data = dir.path().join("data");
-        let out = Command::new(bin_dir().join("pg_basebackup"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &primary.port.to_string(),
-                "-U",
-                "jaunt",
-            ])
-            .args([
-                "-D",
-                &data.display().to_string(),
-                "-R",
-                "-X",
-                "stream",
-                "--no-sync",
-            ])
-            .uid(uid)
-            .gid(gid)
-            .output()
-            .expect("run pg_basebackup");
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let mut extra = primary.extra.clone();
         extra.retain(|line| !line.starts_with("synchronous_standby_names"));
         extra.push(format!("cluster_name={name}"));
+        let port = primary.port.to_string();
+        Postgres::made_by(extra, |data| {
+            let mut backup = Command::new(bin_dir().join("pg_basebackup"));
+            backup
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", "jaunt"])
+                .args([
+                    "-D",
+                    &data.display().to_string(),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync",
+                ]);
+            backup
+        })
+    }
+
+    /// A server whose data directory `make` writes (run as the postgres
+    /// user) in a fresh temporary directory, started.
+    fn made_by(extra: Vec<String>, make: impl FnOnce(&Path) -> Command) -> Postgres {
+        let (uid, gid) = postgres_user();
+        let dir = tempfile::Builder::new()
+            .prefix("jaunt-pg-")
+            .tempdir()
+            .expect("tempdir");
+        nix::unistd::chown(dir.path(), Some(uid.into()), Some(gid.into())).expect("chown");
+        let mut cmd = make(&dir.path().join("data"));
+        let out = cmd
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .expect("run the data directory's maker");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut pg = Postgres {
             child: None,
             dir,
