@@ -44,6 +44,13 @@ pub enum StoreError {
     NotEmpty(u64),
 }
 
+/// The end of the key range that `prefix` starts: `[prefix, prefix +
+/// U+10FFFF)` holds every key starting with `prefix` (in byte order, as
+/// both backends compare), so a listing is a range scan on the key.
+pub(crate) fn range_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
 /// Keys every backend can hold: PostgreSQL's text cannot carry NUL, so
 /// neither backend takes it (the same key works on both or on neither).
 pub(crate) fn check_key(key: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: one table of keys, in WAL mode with
 //! `synchronous=FULL`, so an acknowledged write is on disk.
 
-use crate::{Backend, Item, Result, StoreError, check_key};
+use crate::{Backend, Item, Result, StoreError, check_key, range_end};
 use async_trait::async_trait;
 use jaunt_sys::clock::now;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -282,8 +282,7 @@ impl Backend for SqliteBackend {
     async fn list(&self, prefix: &str) -> Result<Vec<Item>> {
         let prefix = prefix.to_string();
         self.run(move |c| {
-            // Range scan on the primary key: [prefix, prefix + U+10FFFF).
-            let upper = format!("{prefix}\u{10FFFF}");
+            let upper = range_end(&prefix);
             let mut stmt = c
                 .prepare_cached(
                     "SELECT key, value, revision, expires FROM kv
@@ -307,7 +306,7 @@ impl Backend for SqliteBackend {
         let prefix = prefix.to_string();
         let after = after.unwrap_or("").to_string();
         self.run(move |c| {
-            let upper = format!("{prefix}\u{10FFFF}");
+            let upper = range_end(&prefix);
             let mut stmt = c
                 .prepare_cached(
                     "SELECT key, value, revision, expires FROM kv
@@ -327,7 +326,7 @@ impl Backend for SqliteBackend {
     async fn count(&self, prefix: &str) -> Result<u64> {
         let prefix = prefix.to_string();
         self.run(move |c| {
-            let upper = format!("{prefix}\u{10FFFF}");
+            let upper = range_end(&prefix);
             c.prepare_cached(
                 "SELECT count(*) FROM kv WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3)",
             )

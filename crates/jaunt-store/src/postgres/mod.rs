@@ -18,7 +18,7 @@ pub use uri::{PgTarget, TlsMode, UriError, parse as parse_uri};
 
 use jaunt_types::addr::without_password as redacted;
 
-use crate::{Backend, Item, Result, StoreError, check_key};
+use crate::{Backend, Item, Result, StoreError, check_key, range_end};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jaunt_sys::clock::now;
@@ -515,9 +515,8 @@ impl Backend for PostgresBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Item>> {
-        // Range scan on the primary key (byte order, COLLATE "C"):
-        // [prefix, prefix + U+10FFFF), as in SQLite.
-        let upper = format!("{prefix}\u{10FFFF}");
+        // Byte order: the key column is COLLATE "C".
+        let upper = range_end(prefix);
         let upper = &upper;
         self.attempts("list", |c| async move {
             let stmt = c
@@ -540,7 +539,7 @@ impl Backend for PostgresBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let upper = format!("{prefix}\u{10FFFF}");
+        let upper = range_end(prefix);
         let (upper, after) = (&upper, after.unwrap_or(""));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.attempts("list", |c| async move {
@@ -561,7 +560,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn count(&self, prefix: &str) -> Result<u64> {
-        let upper = format!("{prefix}\u{10FFFF}");
+        let upper = range_end(prefix);
         let upper = &upper;
         self.attempts("count", |c| async move {
             let stmt = c
