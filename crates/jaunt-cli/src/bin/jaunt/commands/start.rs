@@ -137,6 +137,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         }
         say!("  Data dir:  {}", config.data_dir.display())?;
         if daemon.auth.is_some() {
+            say!("  Store:     {}", config.storage.describe())?;
             say!(
                 "Add a user: jctl --data-dir={} users add NAME --roles=access --logins=NAME",
                 config.data_dir.display()
