@@ -3,59 +3,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 use std::time::Duration;
 use support::*;
-
-fn unix_now() -> u64 {
-    jaunt_sys::clock::now() as u64
-}
-
-/// Runs `jsh signup` as a person would: password, then reads the otpauth
-/// URI it prints and answers with the current code. Returns the TOTP.
-fn signup_with_otp(c: &Cluster, home: &std::path::Path, token: &str) -> totp_rs::TOTP {
-    let mut child = signup_command(home, &c.proxy, token, &c.ca_pin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn signup");
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{PASSWORD}").expect("password");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut uri = None;
-    let mut printed = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        printed.push_str(&line);
-        printed.push('\n');
-        if let Some(u) = line.strip_prefix("Or add it by hand: ") {
-            uri = Some(u.to_string());
-            break;
-        }
-    }
-    let uri = uri.unwrap_or_else(|| panic!("no otpauth URI in:\n{printed}"));
-    assert!(
-        printed.contains('█') || printed.contains('▀'),
-        "a QR code is drawn:\n{printed}"
-    );
-    assert!(
-        uri.starts_with("otpauth://totp/Jaunt:alice%40example?"),
-        "{uri}"
-    );
-    let totp = totp_rs::TOTP::from_url_unchecked(&uri).expect("uri");
-    writeln!(stdin, "{}", totp.generate(unix_now())).expect("code");
-    drop(stdin);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "signup failed: {rest:?}");
-    assert!(
-        rest.iter().any(|l| l.contains("User alice is ready")),
-        "{rest:?}"
-    );
-    totp
-}
 
 #[test]
 fn signup_with_otp_then_login_status_logout() {
@@ -65,7 +14,7 @@ fn signup_with_otp_then_login_status_logout() {
     });
     let token = c.add_user("alice", "alice,ubuntu");
     let home = c.user_home("alice");
-    let totp = signup_with_otp(&c, &home, &token);
+    let totp = signup_with_otp(&home, &c.proxy, &token, &c.ca_pin, "alice");
 
     // The signup token is spent.
     c.signup(&home, &token, PASSWORD)

@@ -39,9 +39,11 @@ fn instance_at(
         "--cluster-name=example",
         &listen,
         &public,
-        "--second-factor=off",
         "--node-address-allow=127.0.0.0/8",
     ];
+    if !extra.iter().any(|f| f.starts_with("--second-factor")) {
+        args.push("--second-factor=off");
+    }
     let uri;
     if let Some(s) = storage {
         uri = format!("--storage-uri={s}");
@@ -541,6 +543,66 @@ fn readiness_follows_the_database() {
         (http_get(&diag, "/readyz").0 == 200).then_some(())
     });
     assert_eq!(http_get(&diag, "/nothing").0, 404);
+}
+
+#[test]
+fn a_one_time_code_is_good_once_across_instances() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pg = Postgres::start_with(&[]);
+    let uri = database(&pg, "jaunt");
+    let otp = ["--second-factor=otp"];
+    let a = instance_at(
+        dir.path(),
+        "a",
+        Some(&uri),
+        "127.0.0.1:0",
+        "127.0.0.1",
+        &otp,
+    );
+    let b = instance_at(
+        dir.path(),
+        "b",
+        Some(&uri),
+        "127.0.0.1:0",
+        "127.0.0.1",
+        &otp,
+    );
+    let data = dir.path().join("a");
+    let ca_pin = pin(&data);
+    let added = jctl(
+        &data,
+        &["users", "add", "alice", "--roles=access", "--logins=alice"],
+    )
+    .ok();
+    let home = dir.path().join("home-alice");
+    std::fs::create_dir_all(&home).expect("home");
+    let totp = signup_with_otp(
+        &home,
+        &a.proxy,
+        &token_from(&added.stdout),
+        &ca_pin,
+        "alice",
+    );
+    // The next step's code, used at A, is spent at B too.
+    let code = format!("--otp={}", totp.generate(unix_now() + 30));
+    let (proxy_a, proxy_b) = (
+        format!("--proxy={}", a.proxy),
+        format!("--proxy={}", b.proxy),
+    );
+    let pin_arg = format!("--ca-pin={ca_pin}");
+    let login = |proxy: &str| {
+        let args = [
+            "login",
+            proxy,
+            "--user=alice",
+            &pin_arg,
+            "--password-stdin",
+            &code,
+        ];
+        run(jsh_command(&home, &args), &format!("{PASSWORD}\n"))
+    };
+    login(&proxy_a).ok();
+    login(&proxy_b).fails_with("invalid credentials");
 }
 
 #[test]

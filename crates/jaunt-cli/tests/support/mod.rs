@@ -165,3 +165,60 @@ pub fn sha256_of(path: &Path) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+pub fn unix_now() -> u64 {
+    jaunt_sys::clock::now() as u64
+}
+
+/// Runs `jsh signup` as a person would: password, then reads the otpauth
+/// URI it prints and answers with the current code. Returns the TOTP of
+/// `user` (of cluster "example").
+pub fn signup_with_otp(
+    home: &Path,
+    proxy: &str,
+    token: &str,
+    ca_pin: &str,
+    user: &str,
+) -> totp_rs::TOTP {
+    let mut child = signup_command(home, proxy, token, ca_pin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn signup");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{PASSWORD}").expect("password");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut uri = None;
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(u) = line.strip_prefix("Or add it by hand: ") {
+            uri = Some(u.to_string());
+            break;
+        }
+    }
+    let uri = uri.unwrap_or_else(|| panic!("no otpauth URI in:\n{printed}"));
+    assert!(
+        printed.contains('█') || printed.contains('▀'),
+        "a QR code is drawn:\n{printed}"
+    );
+    assert!(
+        uri.starts_with(&format!("otpauth://totp/Jaunt:{user}%40example?")),
+        "{uri}"
+    );
+    let totp = totp_rs::TOTP::from_url_unchecked(&uri).expect("uri");
+    writeln!(stdin, "{}", totp.generate(unix_now())).expect("code");
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "signup failed: {rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains(&format!("User {user} is ready"))),
+        "{rest:?}"
+    );
+    totp
+}
