@@ -249,7 +249,14 @@ impl PostgresBackend {
                     Ok(v) => return (Ok(v), maybe_done),
                     Err(f) => f,
                 },
-                Err(deadpool_postgres::PoolError::Backend(e)) => classify(&e),
+                // No connection: nothing of this operation was sent.
+                Err(deadpool_postgres::PoolError::Backend(e)) => match classify(&e) {
+                    Failure::Transient { why, .. } => Failure::Transient {
+                        why,
+                        maybe_done: false,
+                    },
+                    fatal => fatal,
+                },
                 // Every connection busy, or one could not be made in time.
                 Err(e) => Failure::Transient {
                     why: e.to_string(),
