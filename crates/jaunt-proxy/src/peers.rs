@@ -74,6 +74,12 @@ impl PeerKey {
     }
 }
 
+/// A fresh one-time ticket of the instance tagged `tag`: the tag, then 128
+/// random bits.
+pub fn new_ticket(tag: &str) -> String {
+    format!("{tag}{}", jaunt_auth::records::random_token())
+}
+
 /// This instance's part in handing connections over.
 pub struct Peers {
     key: PeerKey,

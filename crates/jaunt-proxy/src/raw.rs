@@ -87,7 +87,7 @@ impl Tickets {
     /// Parks `upstream` for `user`'s client at `peer`; returns its ticket.
     /// A task drops the node connection if the ticket is never redeemed.
     pub fn issue(self: &Arc<Self>, peer: IpAddr, user: &str, upstream: Upstream) -> String {
-        let ticket = format!("{}{}", self.tag, jaunt_auth::records::random_token());
+        let ticket = crate::peers::new_ticket(&self.tag);
         let pending = Pending {
             peer,
             user: user.to_string(),

@@ -38,6 +38,8 @@ pub struct Tunnels {
     /// This proxy instance's ID, told to each node on its control
     /// connection (a node keeps one tunnel to every instance).
     proxy_id: String,
+    /// Its tag, the start of the tickets of raw data connections.
+    tag: String,
     next_id: AtomicU64,
     /// Data connections may be raw (ticketed plain TCP).
     raw: bool,
@@ -73,6 +75,7 @@ pub enum TunnelError {
 impl Tunnels {
     pub fn new(raw: bool, proxy_id: String) -> Self {
         Tunnels {
+            tag: crate::peers::tag_of(&proxy_id),
             proxy_id,
             next_id: AtomicU64::new(0),
             raw,
@@ -182,10 +185,7 @@ impl Tunnels {
             .and_then(|c| c.get(uuid).map(|c| (c.commands.clone(), c.ip)))
             .ok_or_else(|| TunnelError::NotConnected(name.to_string()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let ticket = self.raw.then(|| {
-            let tag = crate::peers::tag_of(&self.proxy_id);
-            format!("{tag}{}", jaunt_auth::records::random_token())
-        });
+        let ticket = self.raw.then(|| crate::peers::new_ticket(&self.tag));
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             let waiter = Waiter {
