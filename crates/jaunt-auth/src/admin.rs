@@ -106,6 +106,21 @@ impl AuthServer {
                         .unwrap_or_default()
                 ))
             }
+            AdminRequest::LockAdd {
+                target,
+                message,
+                expires,
+            } => {
+                let lock = self.add_lock(target, message, expires).await?;
+                done(format!(
+                    "lock {} has been created: {} (ends live sessions within 2 seconds)",
+                    lock.id, lock.target
+                ))
+            }
+            AdminRequest::LockList => Ok(AdminResponse::Locks {
+                locks: self.list_locks().await?,
+            }),
+            AdminRequest::LockRemove { id } => done(self.remove_lock(&id).await?),
             AdminRequest::CaExport { kind } => Ok(AdminResponse::Text {
                 text: self.export_ca(kind)?,
             }),

@@ -59,6 +59,13 @@ impl AuthServer {
                 return Err(refused);
             }
         };
+        // Only now: a lock's words are for the user, not for whoever
+        // guesses a name.
+        if let Err(locked) = self.refuse_locked(&req.user, None, None).await {
+            self.emit(login_event(false).with("reason", locked.to_string()))
+                .await?;
+            return Err(locked);
+        }
         let resp = self
             .issue_user_certs(
                 &who,

@@ -14,6 +14,7 @@ mod certs;
 mod error;
 pub mod heartbeats;
 mod identity;
+pub mod locks;
 pub mod nodes;
 pub mod proxies;
 pub mod records;
@@ -61,6 +62,8 @@ pub struct AuthServer {
     leases: heartbeats::Leases,
     /// The proxy instances, as heartbeats last read them ([`proxies`]).
     proxy_list: proxies::ProxyList,
+    /// The locks in force, as this instance last read them ([`locks`]).
+    locks: locks::LockSet,
 }
 
 pub(crate) use jaunt_sys::clock::now;
@@ -73,17 +76,20 @@ impl AuthServer {
         roles::create_presets(&store).await?;
         let dummy_hash =
             authn::hash_password("jaunt-dummy-password-for-timing".to_string()).await?;
-        Ok(AuthServer {
+        let auth = AuthServer {
             store,
             config,
             identity,
             dummy_hash,
             leases: heartbeats::Leases::default(),
             proxy_list: proxies::ProxyList::default(),
+            locks: locks::LockSet::default(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 jaunt_sys::clock::now_nanos() as u64
             ),
-        })
+        };
+        auth.refresh_locks().await?;
+        Ok(auth)
     }
 
     /// Whether this instance can serve: its store answers (the cluster

@@ -527,23 +527,29 @@ impl AuthServer {
     /// Removes a node from the inventory (by UUID, or by a name only one
     /// node has): it is no longer listed or reached, its heartbeats and
     /// logins are refused, and it must join again with a new token.
-    pub async fn remove_node(&self, node: &str) -> Result<String, AuthError> {
-        let all = self.all_nodes().await?;
-        let matches: Vec<&NodeRecord> = all
-            .iter()
+    /// A node by UUID, or by a name only one node has.
+    pub async fn find_node(&self, node: &str) -> Result<NodeRecord, AuthError> {
+        let mut matches: Vec<NodeRecord> = self
+            .all_nodes()
+            .await?
+            .into_iter()
             .filter(|n| n.uuid == node || n.name == node)
             .collect();
-        let found = match matches.as_slice() {
-            [] => return Err(AuthError::NotFound(format!("node {node:?} not found"))),
-            [one] => *one,
-            many => {
-                let uuids: Vec<&str> = many.iter().map(|n| n.uuid.as_str()).collect();
-                return Err(AuthError::BadRequest(format!(
-                    "several nodes are named {node:?}; remove one by UUID: {}",
+        match matches.len() {
+            0 => Err(AuthError::NotFound(format!("node {node:?} not found"))),
+            1 => Ok(matches.remove(0)),
+            _ => {
+                let uuids: Vec<&str> = matches.iter().map(|n| n.uuid.as_str()).collect();
+                Err(AuthError::BadRequest(format!(
+                    "several nodes are named {node:?}; name one by UUID: {}",
                     uuids.join(", ")
-                )));
+                )))
             }
-        };
+        }
+    }
+
+    pub async fn remove_node(&self, node: &str) -> Result<String, AuthError> {
+        let found = self.find_node(node).await?;
         match self.store.delete(&node_key(&found.uuid)).await {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -597,6 +603,7 @@ impl AuthServer {
             reason,
             port_forwarding: false,
             forward_agent: false,
+            roles: Vec::new(),
         };
         let Some(node) = self.node(uuid).await? else {
             return Ok(deny("this node is not in the inventory".into()));
@@ -604,6 +611,12 @@ impl AuthServer {
         let Some(user) = self.user_record(&req.user).await? else {
             return Ok(deny(format!("user {:?} no longer exists", req.user)));
         };
+        if let Some(lock) = self
+            .lock_on(&req.user, Some(&req.login), Some(uuid))
+            .await?
+        {
+            return Ok(deny(lock.refusal()));
+        }
         let checker = self.access_checker(&user).await?;
         Ok(match checker.check_login(&req.login, &node.labels) {
             Ok(()) => AuthorizeResponse {
@@ -611,6 +624,7 @@ impl AuthServer {
                 reason: String::new(),
                 port_forwarding: checker.port_forwarding(),
                 forward_agent: checker.forward_agent(),
+                roles: user.roles.clone(),
             },
             Err(denied) => deny(denied.to_string()),
         })

@@ -287,6 +287,24 @@ async fn start_auth(
             }
         }
     }));
+    // Locks made through another instance hold here within a second.
+    let locks = auth.clone();
+    let locks_stop = stopped_signal(stopped.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(jaunt_auth::locks::REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(locks_stop);
+        loop {
+            tokio::select! {
+                _ = &mut locks_stop => return,
+                _ = tick.tick() => {
+                    if let Err(e) = locks.refresh_locks().await {
+                        tracing::warn!(error = %e, "reading the locks failed");
+                    }
+                }
+            }
+        }
+    }));
     Ok((auth, admin_socket, proxy_addr))
 }
 

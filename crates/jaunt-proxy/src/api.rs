@@ -36,6 +36,7 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
         .route(PATH_NODE_JOIN, post(node_join))
         .route(PATH_NODE_HEARTBEAT, post(node_heartbeat))
         .route(PATH_NODE_AUTHORIZE, post(node_authorize))
+        .route(PATH_NODE_LOCKS, get(node_locks))
         .route(PATH_NODE_EVENTS, post(node_events))
         .route(PATH_NODE_SESSIONS, post(node_sessions))
         .route(
@@ -170,7 +171,10 @@ impl FromRequestParts<Arc<AuthServer>> for UserCaller {
         parts: &mut Parts,
         auth: &Arc<AuthServer>,
     ) -> Result<Self, ApiError> {
-        caller(auth, parts, IdentityKind::User).map(UserCaller)
+        let user = caller(auth, parts, IdentityKind::User)?;
+        // A locked user's certificate opens nothing more.
+        auth.refuse_locked(&user, None, None).await?;
+        Ok(UserCaller(user))
     }
 }
 
@@ -307,6 +311,21 @@ async fn node_authorize(
     Body(req): Body<AuthorizeRequest>,
 ) -> ApiResult<AuthorizeResponse> {
     Ok(Json(auth.authorize_login(&uuid, &req).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct LocksQuery {
+    after: Option<String>,
+}
+
+/// The locks in force; waits while they are still what the node has.
+async fn node_locks(
+    State(auth): State<Arc<AuthServer>>,
+    NodeCaller(_): NodeCaller,
+    axum::extract::Query(q): axum::extract::Query<LocksQuery>,
+) -> Json<LocksResponse> {
+    let wait = std::time::Duration::from_secs(LOCKS_WAIT_SECS);
+    Json(auth.locks_after(q.after.as_deref(), wait).await)
 }
 
 /// A recording piece's largest body: nodes send at most 4 MiB of text at a

@@ -229,6 +229,8 @@ async fn connect<S: AsyncRead + Unpin>(
         .iter()
         .find(|n| n.uuid == chosen.uuid)
         .ok_or(RouteError::NotFound)?;
+    auth.refuse_locked(&id.user, target.login.as_deref(), Some(&node.uuid))
+        .await?;
     if !auth.is_online(node) && !tunnels.is_connected(&node.uuid) {
         return Err(Refusal::Offline {
             name: node.name.clone(),

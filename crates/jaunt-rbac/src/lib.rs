@@ -16,6 +16,8 @@
 //!   `port_forwarding` is on unless a role turns it off; `forward_agent` is
 //!   off unless a role turns it on.
 
+pub mod locks;
+
 use jaunt_types::Ttl;
 use jaunt_types::resources::{Conditions, LOGINS_TRAIT, Labels, Role};
 use std::collections::BTreeSet;

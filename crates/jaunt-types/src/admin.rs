@@ -71,6 +71,18 @@ pub enum AdminRequest {
         #[serde(default)]
         labels: crate::resources::Labels,
     },
+    LockAdd {
+        target: crate::resources::LockTarget,
+        #[serde(default)]
+        message: Option<String>,
+        /// Unix seconds.
+        #[serde(default)]
+        expires: Option<i64>,
+    },
+    LockList,
+    LockRemove {
+        id: String,
+    },
     /// A CA's public half, in the form its use needs.
     CaExport {
         kind: CaKind,
@@ -127,6 +139,9 @@ pub enum AdminResponse {
     },
     Done {
         message: String,
+    },
+    Locks {
+        locks: Vec<crate::resources::Lock>,
     },
     /// Text to print as it is (a key, a certificate).
     Text {

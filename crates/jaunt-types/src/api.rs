@@ -297,6 +297,24 @@ pub struct AuthorizeResponse {
     pub reason: String,
     pub port_forwarding: bool,
     pub forward_agent: bool,
+    /// The user's roles now: a node ends the connection when a lock on
+    /// one of them comes into force.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// The locks in force, as a node follows them: it asks with the version
+/// it has (`?after=`), and the answer waits (up to [`LOCKS_WAIT_SECS`])
+/// until the set differs from that version.
+pub const PATH_NODE_LOCKS: &str = "/v1/node/locks";
+pub const LOCKS_WAIT_SECS: u64 = 25;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocksResponse {
+    /// Names this set of locks (the same set has the same version at
+    /// every instance).
+    pub version: String,
+    pub locks: Vec<crate::resources::Lock>,
 }
 
 /// The first line a client sends on an `ALPN_SSH` connection.

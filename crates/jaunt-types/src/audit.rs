@@ -32,7 +32,11 @@ const CATALOGUE: &[(&str, &str, char)] = &[
     ("user.create", "T1002", 'E'),
     ("user.update", "T1003", 'E'),
     ("user.delete", "T1004", 'E'),
-    ("user.locked", "TLK00", 'W'),
+    // Jaunt's own: an account locked out by failed logins (the reference
+    // product's TLK codes are its locks').
+    ("user.locked", "TLK10", 'W'),
+    ("lock.created", "TLK00", 'E'),
+    ("lock.deleted", "TLK01", 'E'),
     ("role.created", "T9000", 'E'),
     ("role.deleted", "T9001", 'E'),
     ("join_token.create", "TJT00", 'E'),

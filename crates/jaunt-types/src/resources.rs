@@ -205,6 +205,74 @@ pub struct TokenInfo {
     pub labels: Option<Labels>,
 }
 
+/// What a lock matches: every field it sets (at least one). A node is
+/// kept by UUID, with the name it had, for people reading the lock.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+}
+
+impl LockTarget {
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.role.is_none() && self.login.is_none() && self.node.is_none()
+    }
+}
+
+impl std::fmt::Display for LockTarget {
+    /// `user:"alice", login:"root"`, as messages and tables show it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let node = self.node.as_ref().map(|uuid| match &self.node_name {
+            Some(name) if name != uuid => format!("{name} ({uuid})"),
+            _ => uuid.clone(),
+        });
+        let parts: Vec<String> = [
+            ("user", self.user.as_ref()),
+            ("role", self.role.as_ref()),
+            ("login", self.login.as_ref()),
+            ("node", node.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}:{v:?}")))
+        .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A lock: access matching its target is refused, and live sessions
+/// matching it end, until it is removed or expires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub id: String,
+    pub target: LockTarget,
+    /// Shown to the users it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Unix seconds; `None`: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl Lock {
+    /// What the users it stops are told.
+    pub fn refusal(&self) -> String {
+        match self.message.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => format!("lock targeting {} is in force: {m}", self.target),
+            None => format!("lock targeting {} is in force", self.target),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 use super::*;
 
+mod locks;
 mod nodes;
 use crate::authn::totp_for;
 use jaunt_ca::ssh_key::certificate::CertType;
@@ -260,7 +261,7 @@ async fn logins_and_lockouts_are_audited() {
             ("user.create", "T1002I"),
             ("user.login", "T1000W"),
             ("user.login", "T1000W"),
-            ("user.locked", "TLK00I"),
+            ("user.locked", "TLK10I"),
             ("user.login", "T1000W"),
             ("user.update", "T1003I"),
             ("cert.create", "TC000I"),

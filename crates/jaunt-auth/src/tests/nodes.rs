@@ -73,7 +73,7 @@ async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
 }
 
 /// Joins a node named `name` through a fresh token; its UUID.
-async fn joined_node(auth: &AuthServer, name: &str) -> String {
+pub(super) async fn joined_node(auth: &AuthServer, name: &str) -> String {
     let (token, _) = auth.add_node_token(None, None, None).await.expect("token");
     let key = jaunt_ca::ssh_key::PrivateKey::random(
         &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),

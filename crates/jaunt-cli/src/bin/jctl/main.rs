@@ -39,11 +39,14 @@ enum Command {
     /// List or remove nodes.
     #[command(subcommand)]
     Nodes(commands::nodes::NodesCommand),
+    /// Lock a user, role, node or login: refuses new access and ends the
+    /// matching live sessions within 2 seconds ('jctl rm lock/ID' lifts it).
+    Lock(commands::locks::LockArgs),
     /// Create resources (roles) from a YAML file.
     Create(commands::resources::CreateArgs),
-    /// Show resources: roles, users, tokens, or role/NAME.
+    /// Show resources: roles, users, tokens, locks, or role/NAME.
     Get(commands::resources::GetArgs),
-    /// Remove a resource: role/NAME, user/NAME or token/TOKEN.
+    /// Remove a resource: role/NAME, user/NAME, token/TOKEN or lock/ID.
     Rm(commands::resources::RmArgs),
     /// Read the audit log.
     #[command(subcommand)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Users(c) => commands::users::run(&admin, c),
         Command::Tokens(c) => commands::tokens::run(&admin, c),
         Command::Nodes(c) => commands::nodes::run(&admin, c),
+        Command::Lock(a) => commands::locks::lock(&admin, a),
         Command::Create(a) => commands::resources::create(&admin, a),
         Command::Get(a) => commands::resources::get(&admin, a),
         Command::Rm(a) => commands::resources::rm(&admin, a),

@@ -43,7 +43,7 @@ pub fn create(admin: &AdminClient, args: CreateArgs) -> anyhow::Result<()> {
 
 #[derive(Args)]
 pub struct GetArgs {
-    /// roles, users, tokens, or role/NAME
+    /// roles, users, tokens, locks, or role/NAME
     what: String,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -64,6 +64,7 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
     match (kind, name) {
         ("users" | "user", None) => crate::commands::users::list(admin, args.format),
         ("tokens" | "token", None) => crate::commands::tokens::list(admin, args.format),
+        ("locks" | "lock", None) => crate::commands::locks::list(admin, args.format),
         ("roles" | "role", name) => {
             let mut roles = roles(admin)?;
             if let Some(n) = name {
@@ -75,7 +76,7 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
             print_roles(&roles, args.format)
         }
         _ => anyhow::bail!(
-            "unknown resource {:?}: use roles, users, tokens or role/NAME",
+            "unknown resource {:?}: use roles, users, tokens, locks or role/NAME",
             args.what
         ),
     }
@@ -124,13 +125,15 @@ fn print_roles(roles: &[Role], format: Format) -> anyhow::Result<()> {
 
 #[derive(Args)]
 pub struct RmArgs {
-    /// role/NAME, user/NAME or token/TOKEN
+    /// role/NAME, user/NAME, token/TOKEN or lock/ID
     what: String,
 }
 
 pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
     let Some((kind, name)) = args.what.split_once('/') else {
-        anyhow::bail!("say what to remove as KIND/NAME: role/NAME, user/NAME or token/TOKEN");
+        anyhow::bail!(
+            "say what to remove as KIND/NAME: role/NAME, user/NAME, token/TOKEN or lock/ID"
+        );
     };
     let req = match kind {
         "role" | "roles" => AdminRequest::RoleRemove {
@@ -142,7 +145,10 @@ pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
         "token" | "tokens" => AdminRequest::TokenRemove {
             token: Secret::new(name.to_string()),
         },
-        other => anyhow::bail!("unknown resource kind {other:?}: use role, user or token"),
+        "lock" | "locks" => AdminRequest::LockRemove {
+            id: name.to_string(),
+        },
+        other => anyhow::bail!("unknown resource kind {other:?}: use role, user, token or lock"),
     };
     print_outcome(admin.call(&req)?)
 }
