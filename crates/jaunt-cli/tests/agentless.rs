@@ -736,3 +736,47 @@ fn the_join_keeps_a_config_sshd_rejects_and_adds_its_include_once() {
         broken
     );
 }
+
+/// A lock ends a live session the proxy carries to sshd (there is no node
+/// of ours to end it), tells the client why, and refuses the next one.
+#[test]
+fn a_lock_on_an_openssh_node_ends_its_live_session() {
+    let (s, _sshd) = joined("lo");
+    let mut session = Command::new("ssh")
+        .arg("-F")
+        .arg(&s.ssh_config)
+        .args(["-o", "BatchMode=yes", "-tt"])
+        .arg(format!("{}@osh1.example", s.os.name))
+        .arg("echo session-ready; sleep 600")
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh");
+    read_until(&mut session, "session-ready");
+    s.c.jctl(&["lock", "--node=osh1", "--message=maintenance"])
+        .ok();
+    eventually("the locked session to end", Duration::from_secs(20), || {
+        session.try_wait().expect("wait")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(session.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(stderr.contains("maintenance"), "{stderr}");
+    s.c.jsh(
+        &s.home,
+        &["ssh", &format!("{}@osh1", s.os.name), "true"],
+        "",
+    )
+    .fails_with("lock targeting node:\"osh1 (");
+    let ended = audit(&s.c, &["--type=client.disconnect"]);
+    assert!(
+        ended.iter().any(|e| e["node"] == "osh1"
+            && e["fields"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("maintenance"))),
+        "{ended:?}"
+    );
+}

@@ -195,6 +195,41 @@ fn two_instances_on_one_database_serve_one_cluster() {
     }
     let target = format!("{}@web1", os.name);
 
+    // A lock made through B ends sessions carried by A (its nodes follow
+    // the locks through A) and is lifted through A.
+    let mut live: Vec<std::process::Child> = ["web1", "web2"]
+        .iter()
+        .map(|name| {
+            let mut cmd = jsh_command(&home, &["ssh", &format!("{}@{name}", os.name)]);
+            cmd.args(["echo live; sleep 600"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            let mut child = cmd.spawn().expect("jsh ssh");
+            read_until(&mut child, "live");
+            child
+        })
+        .collect();
+    let locked = jctl(&data_b, &["lock", "--user=alice"]).ok();
+    for child in &mut live {
+        eventually("the locked session to end", Duration::from_secs(20), || {
+            child.try_wait().expect("wait")
+        });
+    }
+    let lock_id = locked
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("lock ID")
+        .to_string();
+    jctl(&data_a, &["rm", &format!("lock/{lock_id}")]).ok();
+    ssh_ok(
+        &home,
+        &target,
+        &["true"],
+        "a session once the lock is lifted",
+    );
+
     // Revocation made on one instance holds at the other at once: no
     // instance keeps its own copy of users.
     jctl(&data_b, &["users", "rm", "alice"]).ok();

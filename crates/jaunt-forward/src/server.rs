@@ -13,6 +13,7 @@ use jaunt_auth::nodes::OpensshPermits;
 use jaunt_auth::records::NodeRecord;
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
+use jaunt_rbac::locks::{AccessEnd, LockSubject, access_end};
 use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse};
 use jaunt_types::audit::AuditEvent;
 use russh::server::{Auth, Handler, Msg, Session};
@@ -266,7 +267,8 @@ impl Handler for Connection {
         Ok(Auth::Accept)
     }
 
-    /// The connection ends when the user's certificate does.
+    /// The connection ends when the user's access does: the certificate
+    /// expires, or a lock that stops it comes into force.
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         let Some(id) = &self.identity else {
             return Ok(());
@@ -278,16 +280,29 @@ impl Handler for Connection {
             .cert
             .valid_before
             .saturating_sub(jaunt_sys::clock::now().max(0) as u64);
+        let subject = LockSubject {
+            user: id.cert.user.clone(),
+            roles: id.authz.roles.clone(),
+            login: Some(id.login.clone()),
+            node: Some(self.node.uuid.clone()),
+        };
+        let feed = self.auth.lock_feed();
         let handle = session.handle();
+        let event = self.event("client.disconnect", true);
+        let auth = self.auth.clone();
         self.expiry = Some(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(left)).await;
-            let _ = handle
-                .disconnect(
-                    russh::Disconnect::ByApplication,
-                    "your certificate has expired; run 'jsh login' again".into(),
-                    String::new(),
-                )
+            let expiry = tokio::time::sleep(Duration::from_secs(left));
+            let end = access_end(feed, &subject, jaunt_sys::clock::now, expiry).await;
+            let told = handle
+                .disconnect(russh::Disconnect::ByApplication, end.told(), String::new())
                 .await;
+            if told.is_ok() {
+                let mut e = event.with("reason", end.reason());
+                if let AccessEnd::Locked(lock) = &end {
+                    e = e.with("lock", lock.id.as_str());
+                }
+                let _ = auth.emit(e).await;
+            }
         }));
         Ok(())
     }

@@ -34,6 +34,11 @@ pub struct NodeContext {
     pub running_dir: std::path::PathBuf,
     /// How long a connection may stay unauthenticated.
     pub login_grace: std::time::Duration,
+    /// The cluster's locks, followed while connections are open
+    /// (`agent/locks.rs`); each connection ends when one stops it.
+    pub locks: tokio::sync::watch::Sender<std::sync::Arc<Vec<jaunt_types::resources::Lock>>>,
+    /// How many authenticated connections are open.
+    pub live: tokio::sync::watch::Sender<usize>,
 }
 
 /// What a running session leaves on disk.

@@ -8,6 +8,7 @@ use crate::os;
 use crate::session::{self, Input, Launch, PtyRequest, SessionInfo, SessionIo};
 use jaunt_ca::ssh_key::Certificate;
 use jaunt_ca::{CertIdentity, UserCertCheck, check_user_cert};
+use jaunt_rbac::locks::{AccessEnd, LockSubject, access_end};
 use jaunt_types::api::{AuthorizeRequest, AuthorizeResponse, PATH_NODE_AUTHORIZE, RecordingMode};
 use jaunt_types::audit::{AuditEvent, RecordingMeta};
 use russh::keys::PublicKey;
@@ -51,8 +52,9 @@ pub struct Connection {
     channels: HashMap<ChannelId, ChannelState>,
     /// The forwarded agent, once a channel asked for it.
     agent: Option<crate::agent_forward::AgentForward>,
-    /// Closes the connection when the certificate expires.
-    expiry: Option<tokio::task::JoinHandle<()>>,
+    /// Closes the connection when its access ends (certificate expired,
+    /// or a lock).
+    ender: Option<tokio::task::JoinHandle<()>>,
     /// Set once the client has authenticated (see `agent/serve.rs`).
     authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -66,7 +68,7 @@ impl Connection {
             identity: None,
             channels: HashMap::new(),
             agent: None,
-            expiry: None,
+            ender: None,
             authenticated: Arc::default(),
         }
     }
@@ -368,9 +370,10 @@ impl Handler for Connection {
         Ok(Auth::Accept)
     }
 
-    /// The connection ends when its certificate does (the reference
-    /// product's `disconnect_expired_cert`): a kept-open connection must
-    /// not outlive the access it was granted for.
+    /// The connection ends when its access does: its certificate expires
+    /// (the reference product's `disconnect_expired_cert`), or a lock that
+    /// stops it comes into force. A kept-open connection must not outlive
+    /// the access it was granted for.
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         let Some(id) = &self.identity else {
             return Ok(());
@@ -381,24 +384,33 @@ impl Handler for Connection {
             .cert
             .valid_before
             .saturating_sub(jaunt_sys::clock::now().max(0) as u64);
+        let subject = LockSubject {
+            user: id.cert.user.clone(),
+            roles: id.authz.roles.clone(),
+            login: Some(id.login.clone()),
+            node: Some(self.ctx.uuid.clone()),
+        };
+        // Subscribed before the count rises, so the first answer of the
+        // lock poll it starts is seen.
+        let feed = self.ctx.locks.subscribe();
+        self.ctx.live.send_modify(|n| *n += 1);
         let handle = session.handle();
-        let event = self
-            .event("client.disconnect", true)
-            .with("reason", "the certificate expired");
+        let event = self.event("client.disconnect", true);
         let ctx = self.ctx.clone();
-        self.expiry = Some(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(left)).await;
+        self.ender = Some(tokio::spawn(async move {
+            let expiry = tokio::time::sleep(Duration::from_secs(left));
+            let end = access_end(feed, &subject, jaunt_sys::clock::now, expiry).await;
             // Nothing to do if the client has gone already.
             let told = handle
-                .disconnect(
-                    russh::Disconnect::ByApplication,
-                    "your certificate has expired; run 'jsh login' again".into(),
-                    String::new(),
-                )
+                .disconnect(russh::Disconnect::ByApplication, end.told(), String::new())
                 .await;
             if told.is_ok() {
-                tracing::info!(user = ?event.user, "connection closed: its certificate expired");
-                ctx.audit.record(&event);
+                let mut e = event.with("reason", end.reason());
+                if let AccessEnd::Locked(lock) = &end {
+                    e = e.with("lock", lock.id.as_str());
+                }
+                tracing::info!(user = ?e.user, reason = %end.reason(), "connection closed");
+                ctx.audit.record(&e);
             }
         }));
         Ok(())
@@ -684,8 +696,9 @@ impl Handler for Connection {
 impl Drop for Connection {
     /// The connection is gone: an authenticated one is recorded as such.
     fn drop(&mut self) {
-        if let Some(expiry) = self.expiry.take() {
-            expiry.abort();
+        if let Some(ender) = self.ender.take() {
+            ender.abort();
+            self.ctx.live.send_modify(|n| *n = n.saturating_sub(1));
         }
         for state in self.channels.values() {
             if let Some(input) = &state.input {

@@ -6,6 +6,7 @@
 
 mod heartbeat;
 mod identity;
+mod locks;
 mod serve;
 mod tunnel;
 
@@ -169,6 +170,8 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         active: Mutex::new(HashMap::new()),
         sessions_changed: Notify::new(),
         running_dir: private_dir(&cfg.data_dir.join("running"))?,
+        locks: tokio::sync::watch::Sender::new(Arc::new(Vec::new())),
+        live: tokio::sync::watch::Sender::new(0),
     });
     crate::server::end_interrupted_sessions(&ctx);
     // The idle timeout comes with the first heartbeat, sent at once.
@@ -202,6 +205,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
     tasks.push(tokio::spawn(async move {
         c.report_sessions_forever(Duration::from_secs(5)).await
     }));
+    tasks.push(tokio::spawn(locks::follow_locks(ctx.clone())));
     tasks.push(tokio::spawn(heartbeat::heartbeat_loop(
         cfg,
         id.clone(),
