@@ -3,7 +3,7 @@
 //! certificate issuer accepts.
 
 use crate::error::AuthError;
-use crate::records::{UserRecord, user_key};
+use crate::records::{LOCK_ALL_ADDRESSES, MAX_FAILING_ADDRESSES, UserRecord, user_key};
 use crate::{AuthServer, now};
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -13,6 +13,7 @@ use jaunt_store::StoreError;
 use jaunt_types::Secret;
 use jaunt_types::api::SecondFactor;
 use jaunt_types::timefmt::format_unix;
+use std::net::IpAddr;
 use totp_rs::{Algorithm, TOTP};
 
 /// Proof that a user just authenticated. Its field is private, so only this
@@ -42,8 +43,7 @@ fn hasher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
     POOL.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for i in 0..threads {
+        for i in 0..hasher_threads() {
             let rx = rx.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
@@ -65,6 +65,11 @@ fn hasher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
 }
 
 type HashJob = Box<dyn FnOnce() + Send>;
+
+/// How many threads check passwords: one per core.
+pub(crate) fn hasher_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Runs `work` on the hasher threads.
 async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -150,30 +155,63 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The client's IP as text (a port, if given, dropped): failures and
+/// locks are kept per address, not per connection.
+fn client_ip(addr: &str) -> IpAddr {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| addr.parse::<IpAddr>())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
 impl AuthServer {
     /// Checks a user's password and, when the cluster requires it, a TOTP
-    /// code. Every failure says only "invalid credentials" and takes as long
-    /// as the others; consecutive failures lock the account.
+    /// code, for a client at `addr`. Every failure says only "invalid
+    /// credentials" and takes as long as the others; consecutive failures
+    /// from one address lock the account for that address (see
+    /// [`UserRecord::address_failures`]), and an address that fails too
+    /// often, or floods the password checks, waits ([`crate::throttle`]).
     pub async fn authenticate(
         &self,
         user: &str,
         password: &Secret<String>,
         otp: Option<&Secret<String>>,
+        addr: &str,
     ) -> Result<Authenticated, AuthError> {
-        let now = now();
-        let stored = self.store.get::<UserRecord>(&user_key(user)).await?;
-        if let Some(until) = stored
-            .as_ref()
-            .and_then(|v| v.value.locked_until)
-            .filter(|t| *t > now)
-        {
-            return Err(locked(user, until));
+        let ip = client_ip(addr);
+        self.login_gate.check_address(ip)?;
+        let outcome = self.authenticate_from(user, password, otp, ip).await;
+        if matches!(
+            outcome,
+            Err(AuthError::InvalidCredentials | AuthError::Locked { .. })
+        ) {
+            self.login_gate.failed(ip);
         }
+        outcome
+    }
+
+    async fn authenticate_from(
+        &self,
+        user: &str,
+        password: &Secret<String>,
+        otp: Option<&Secret<String>>,
+        ip: IpAddr,
+    ) -> Result<Authenticated, AuthError> {
+        let permit = self.login_gate.admit(ip)?;
+        let now = now();
+        let addr = ip.to_string();
+        let stored = self.store.get::<UserRecord>(&user_key(user)).await?;
         let hash = stored
             .as_ref()
             .and_then(|v| v.value.password_hash.as_ref().map(|h| h.expose().clone()))
             .unwrap_or_else(|| self.dummy_hash.clone());
+        // Checked even for a locked account, so its answer takes as long
+        // as a wrong password's.
         let password_ok = verify_password(password.expose().clone(), hash).await;
+        drop(permit);
+        if let Some(until) = stored.as_ref().and_then(|v| v.value.locked_for(&addr, now)) {
+            return Err(locked(user, until));
+        }
         let otp_step = match self.config.second_factor {
             SecondFactor::Off => Some(None),
             SecondFactor::Otp => {
@@ -198,15 +236,14 @@ impl AuthServer {
             return Err(AuthError::InvalidCredentials);
         };
         let success = password_ok && stored.value.password_hash.is_some() && otp_step.is_some();
-        self.record_attempt(
-            user,
-            stored.revision,
-            stored.value,
+        let attempt = Attempt {
+            addr: &addr,
             success,
-            otp_step.flatten(),
+            otp_step: otp_step.flatten(),
             now,
-        )
-        .await
+        };
+        self.record_attempt(user, stored.revision, stored.value, &attempt)
+            .await
     }
 
     /// Writes the outcome of an attempt with compare-and-swap, so two
@@ -216,52 +253,18 @@ impl AuthServer {
         user: &str,
         mut revision: i64,
         mut record: UserRecord,
-        success: bool,
-        otp_step: Option<u64>,
-        now: i64,
+        attempt: &Attempt<'_>,
     ) -> Result<Authenticated, AuthError> {
         loop {
             let mut next = record.clone();
-            let outcome = if success {
-                // Re-check the step against the freshest record: a code
-                // that a concurrent login used is refused here.
-                if let (Some(step), Some(last)) = (otp_step, next.totp_last_step)
-                    && step <= last
-                {
-                    return Err(AuthError::InvalidCredentials);
-                }
-                next.failed_attempts = 0;
-                next.locked_until = None;
-                if otp_step.is_some() {
-                    next.totp_last_step = otp_step;
-                }
-                Ok(())
-            } else {
-                next.failed_attempts += 1;
-                if next.failed_attempts >= self.config.max_login_attempts {
-                    let until = now + self.config.lockout_duration.as_secs() as i64;
-                    next.failed_attempts = 0;
-                    next.locked_until = Some(until);
-                    tracing::warn!(user, "account locked after too many failed logins");
-                    Err(locked(user, until))
-                } else {
-                    Err(AuthError::InvalidCredentials)
-                }
-            };
+            let outcome = self.apply_attempt(user, &mut next, attempt);
             match self
                 .store
                 .update_if(&user_key(user), revision, &next, None)
                 .await
             {
                 Ok(_) => {
-                    if next.locked_until.is_some() && next.locked_until != record.locked_until {
-                        let mut e = self
-                            .event("user.locked", true)
-                            .with("reason", "too many failed logins")
-                            .with("until", next.locked_until);
-                        e.user = Some(user.to_string());
-                        self.emit(e).await?;
-                    }
+                    self.audit_new_locks(user, &record, &next, attempt).await?;
                     return outcome.map(|()| Authenticated { user: next });
                 }
                 Err(StoreError::Conflict(_)) => {
@@ -278,6 +281,117 @@ impl AuthServer {
             }
         }
     }
+
+    /// The record after an attempt, and what the client is answered.
+    fn apply_attempt(
+        &self,
+        user: &str,
+        next: &mut UserRecord,
+        attempt: &Attempt<'_>,
+    ) -> Result<(), AuthError> {
+        let (now, lockout) = (attempt.now, self.config.lockout_duration.as_secs() as i64);
+        // Failures and locks past the lockout time are forgotten.
+        next.address_failures
+            .retain(|_, f| f.locked_until.is_some_and(|t| t > now) || now - f.last < lockout);
+        if attempt.success {
+            // Re-check the step against the freshest record: a code
+            // that a concurrent login used is refused here.
+            if let (Some(step), Some(last)) = (attempt.otp_step, next.totp_last_step)
+                && step <= last
+            {
+                return Err(AuthError::InvalidCredentials);
+            }
+            if let Some(until) = next.locked_for(attempt.addr, now) {
+                // Locked by a concurrent attempt meanwhile.
+                return Err(locked(user, until));
+            }
+            next.address_failures.remove(attempt.addr);
+            if attempt.otp_step.is_some() {
+                next.totp_last_step = attempt.otp_step;
+            }
+            return Ok(());
+        }
+        let failures = next
+            .address_failures
+            .entry(attempt.addr.to_string())
+            .or_default();
+        failures.failures += 1;
+        failures.last = now;
+        if failures.failures < self.config.max_login_attempts {
+            if next.address_failures.len() > MAX_FAILING_ADDRESSES
+                && let Some(oldest) = next
+                    .address_failures
+                    .iter()
+                    .filter(|(_, f)| f.locked_until.is_none())
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(a, _)| a.clone())
+            {
+                next.address_failures.remove(&oldest);
+            }
+            return Err(AuthError::InvalidCredentials);
+        }
+        let until = now + lockout;
+        failures.failures = 0;
+        failures.locked_until = Some(until);
+        if next.locked_addresses(now) >= LOCK_ALL_ADDRESSES {
+            next.locked_until = Some(until);
+        }
+        tracing::warn!(
+            user,
+            addr = attempt.addr,
+            "account locked after too many failed logins"
+        );
+        Err(locked(user, until))
+    }
+
+    /// `user.locked` for each lock the attempt made: for its address, and
+    /// for every address once enough addresses each locked it.
+    async fn audit_new_locks(
+        &self,
+        user: &str,
+        before: &UserRecord,
+        after: &UserRecord,
+        attempt: &Attempt<'_>,
+    ) -> Result<(), AuthError> {
+        let lock_of = |r: &UserRecord| {
+            r.address_failures
+                .get(attempt.addr)
+                .and_then(|f| f.locked_until)
+        };
+        let mut events = Vec::new();
+        if lock_of(after).is_some() && lock_of(after) != lock_of(before) {
+            events.push(
+                self.event("user.locked", true)
+                    .with("reason", "too many failed logins from this address")
+                    .with("until", lock_of(after)),
+            );
+        }
+        if after.locked_until.is_some() && after.locked_until != before.locked_until {
+            events.push(
+                self.event("user.locked", true)
+                    .with(
+                        "reason",
+                        format!("too many failed logins from {LOCK_ALL_ADDRESSES} addresses; locked for every address"),
+                    )
+                    .with("until", after.locked_until),
+            );
+        }
+        for mut e in events {
+            e.user = Some(user.to_string());
+            e.addr = Some(attempt.addr.to_string());
+            self.emit(e).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One login attempt's outcome, as [`AuthServer::record_attempt`] writes it.
+struct Attempt<'a> {
+    /// The client's IP.
+    addr: &'a str,
+    success: bool,
+    otp_step: Option<u64>,
+    now: i64,
 }
 
 fn locked(user: &str, until: i64) -> AuthError {

@@ -49,7 +49,7 @@ impl AuthServer {
             e
         };
         let who = match self
-            .authenticate(&req.user, &req.password, req.otp.as_ref())
+            .authenticate(&req.user, &req.password, req.otp.as_ref(), addr)
             .await
         {
             Ok(who) => who,

@@ -16,6 +16,9 @@ pub enum AuthError {
         until: i64,
         until_text: String,
     },
+    /// Too much from one client, or too much at once: try again later.
+    #[error("{0}")]
+    Throttled(String),
     #[error("access denied: {0}")]
     AccessDenied(String),
     #[error("{0}")]

@@ -21,6 +21,7 @@ pub mod records;
 mod roles;
 pub mod sessions;
 mod signup;
+pub mod throttle;
 mod tokens;
 mod users;
 
@@ -64,6 +65,8 @@ pub struct AuthServer {
     proxy_list: proxies::ProxyList,
     /// The locks in force, as this instance last read them ([`locks`]).
     locks: locks::LockSet,
+    /// Failed logins per address and the password-check queue ([`throttle`]).
+    login_gate: throttle::LoginGate,
 }
 
 pub(crate) use jaunt_sys::clock::now;
@@ -84,6 +87,7 @@ impl AuthServer {
             leases: heartbeats::Leases::default(),
             proxy_list: proxies::ProxyList::default(),
             locks: locks::LockSet::default(),
+            login_gate: throttle::LoginGate::new(authn::hasher_threads()),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 jaunt_sys::clock::now_nanos() as u64
             ),

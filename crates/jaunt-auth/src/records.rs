@@ -6,6 +6,7 @@ use jaunt_types::api::{NodeInfo, NodeSubKind};
 use jaunt_types::resources::{Labels, TokenInfo, TokenKind, UserInfo};
 use jaunt_types::timefmt::format_unix;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const IDENTITY_KEY: &str = "/cluster/identity";
 pub const PROXY_TLS_KEY: &str = "/cluster/proxy_tls";
@@ -37,14 +38,74 @@ pub struct UserRecord {
     pub totp_secret: Option<Secret<String>>,
     /// The last TOTP time step accepted: a code is good once.
     pub totp_last_step: Option<u64>,
-    pub failed_attempts: u32,
+    /// Locked for every address (failures from [`LOCK_ALL_ADDRESSES`]
+    /// addresses each locked it), or by an administrator's unlock undone.
+    pub locked_until: Option<i64>,
+    /// Consecutive failed logins, and locks, per client address (IP):
+    /// failures from one address lock the account for that address only,
+    /// so no one can lock a user out from everywhere by guessing wrong.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub address_failures: BTreeMap<String, AddressFailures>,
+}
+
+/// Addresses each locking an account that lock it everywhere.
+pub const LOCK_ALL_ADDRESSES: usize = 5;
+/// Addresses a user record remembers failures of at most.
+pub const MAX_FAILING_ADDRESSES: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressFailures {
+    pub failures: u32,
+    /// Unix seconds of the last failure.
+    pub last: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<i64>,
 }
 
 impl UserRecord {
+    /// Until when the account is locked for a login from `addr`, if it is.
+    pub fn locked_for(&self, addr: &str, now: i64) -> Option<i64> {
+        let from_addr = self.address_failures.get(addr).and_then(|f| f.locked_until);
+        [self.locked_until, from_addr]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .max()
+    }
+
+    /// Addresses the account is locked for now.
+    pub fn locked_addresses(&self, now: i64) -> usize {
+        self.address_failures
+            .values()
+            .filter(|f| f.locked_until.is_some_and(|t| t > now))
+            .count()
+    }
+
+    /// Clears every failure and lock.
+    pub fn unlock(&mut self) {
+        self.locked_until = None;
+        self.address_failures.clear();
+    }
+}
+
+impl UserRecord {
     pub fn info(&self, now: i64) -> UserInfo {
+        let locked_from: Vec<(&String, i64)> = self
+            .address_failures
+            .iter()
+            .filter_map(|(a, f)| f.locked_until.filter(|t| *t > now).map(|t| (a, t)))
+            .collect();
         let status = match self.locked_until {
             Some(t) if t > now => format!("locked until {}", format_unix(t)),
+            _ if !locked_from.is_empty() => {
+                let addrs: Vec<&str> = locked_from.iter().map(|(a, _)| a.as_str()).collect();
+                let until = locked_from.iter().map(|(_, t)| *t).max().unwrap_or(now);
+                format!(
+                    "locked for {} until {}",
+                    addrs.join(", "),
+                    format_unix(until)
+                )
+            }
             _ if self.password_hash.is_none() => "pending signup".to_string(),
             _ => "active".to_string(),
         };

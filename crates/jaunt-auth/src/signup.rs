@@ -94,8 +94,7 @@ impl AuthServer {
                 u.password_hash = Some(Secret::new(hash.clone()));
                 u.totp_secret = seed.clone();
                 u.totp_last_step = otp_step;
-                u.failed_attempts = 0;
-                u.locked_until = None;
+                u.unlock();
             })
             .await;
         if let Err(e) = updated {

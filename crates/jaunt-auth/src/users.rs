@@ -62,8 +62,8 @@ impl AuthServer {
             password_hash: None,
             totp_secret: None,
             totp_last_step: None,
-            failed_attempts: 0,
             locked_until: None,
+            address_failures: Default::default(),
         };
         match self.store.create(&user_key(name), &record, None).await {
             Ok(_) => {}
@@ -240,8 +240,7 @@ impl AuthServer {
             u.password_hash = None;
             u.totp_secret = None;
             u.totp_last_step = None;
-            u.failed_attempts = 0;
-            u.locked_until = None;
+            u.unlock();
         })
         .await?;
         self.emit_user_update(name, "password and second factor reset")
@@ -251,8 +250,7 @@ impl AuthServer {
 
     pub async fn unlock_user(&self, name: &str) -> Result<String, AuthError> {
         self.modify_user(name, |u| {
-            u.failed_attempts = 0;
-            u.locked_until = None;
+            u.unlock();
         })
         .await?;
         self.emit_user_update(name, "unlocked").await?;

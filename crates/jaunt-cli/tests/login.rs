@@ -195,9 +195,14 @@ fn lockout_after_consecutive_failures_until_unlocked() {
         locked.stderr, unknown.stderr,
         "a locked account looks unknown"
     );
-    // Administrators see the lock.
+    // Administrators see the lock, for the address the failures came
+    // from (they lock carol out from there only).
     let users = c.jctl(&["users", "ls"]).ok();
-    assert!(users.stdout.contains("locked until"), "{}", users.stdout);
+    assert!(
+        users.stdout.contains("locked for 127.0.0.1 until"),
+        "{}",
+        users.stdout
+    );
     let events = c
         .jctl(&["audit", "ls", "--type=user.locked", "--format=json"])
         .ok()

@@ -109,6 +109,7 @@ impl From<AuthError> for ApiError {
                 return AuthError::InvalidCredentials.into();
             }
             AuthError::AccessDenied(_) => (S::FORBIDDEN, ErrorCode::AccessDenied),
+            AuthError::Throttled(_) => (S::TOO_MANY_REQUESTS, ErrorCode::Throttled),
             AuthError::NotFound(_) => (S::NOT_FOUND, ErrorCode::NotFound),
             AuthError::AlreadyExists(_) | AuthError::BadRequest(_) => {
                 (S::BAD_REQUEST, ErrorCode::BadRequest)

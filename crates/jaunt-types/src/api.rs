@@ -117,6 +117,9 @@ pub struct WhoAmIResponse {
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
+    /// Try again later (too many attempts from one address, or a busy
+    /// cluster).
+    Throttled,
     InvalidCredentials,
     Locked,
     AccessDenied,

@@ -2,6 +2,7 @@ use super::*;
 
 mod locks;
 mod nodes;
+mod throttle;
 use crate::authn::totp_for;
 use jaunt_ca::ssh_key::certificate::CertType;
 use jaunt_ca::{SshCa, generate_client_csr};
