@@ -77,8 +77,10 @@ proxy_port=$(port)
 # everything else uses; auth_pids lists the instances.
 instance() {  # data dir, listen port
   # SSH_RELAY=tls measures the relay inside TLS (the proxy's ssh_relay setting).
+  # Every load generator connects from 127.0.0.1: no per-address limits.
   "$bin/jaunt" start --data-dir "$1" --cluster-name bench --listen "127.0.0.1:$2" \
     --public-addr "127.0.0.1:$proxy_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off --max-login-attempts 1000000 \
+    --max-connections 0 --max-connections-per-ip 0 --max-pending-per-ip 0 \
     "${storage_args[@]}" --log-level warn >"$1.log" 2>&1 &
 }
 if [ "${INSTANCES:-1}" = 2 ]; then

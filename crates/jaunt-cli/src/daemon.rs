@@ -200,8 +200,7 @@ async fn start_auth(
     if config.runs(Service::Proxy) {
         let listener = match listener {
             Some(l) => l,
-            None => TcpListener::bind(config.listen)
-                .await
+            None => bind_public(config.listen)
                 .with_context(|| format!("listening on {}", config.listen))?,
         };
         let bound = listener.local_addr()?;
@@ -253,6 +252,11 @@ async fn start_auth(
             jaunt_proxy::Options {
                 raw_relay: config.raw_relay,
                 dial_policy: config.dial_policy.clone(),
+                limits: jaunt_proxy::limits::ConnLimits {
+                    max_connections: config.limits.max_connections,
+                    max_connections_per_ip: config.limits.max_connections_per_ip,
+                    max_pending_per_ip: config.limits.max_pending_per_ip,
+                },
                 public_addr: config.public_addr.clone(),
                 peer_addr,
             },
@@ -322,4 +326,19 @@ impl Daemon {
             let _ = std::fs::remove_file(sock);
         }
     }
+}
+
+/// The proxy's listening socket, with a backlog for bursts of connections
+/// (the kernel caps it at `net.core.somaxconn`): a connection the backlog
+/// cannot queue waits seconds for a SYN-ACK retry, while the accept loop
+/// would have turned it away, or served it, at once.
+pub fn bind_public(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

@@ -49,6 +49,12 @@ pub struct FileConfig {
     pub ssh_relay: Option<String>,
     /// Networks the proxy may dial for direct-mode nodes, `cidr,cidr`.
     pub node_address_allow: Option<String>,
+    /// Connections the proxy holds in all (0: no limit).
+    pub max_connections: Option<usize>,
+    /// Connections from one client address (0: no limit).
+    pub max_connections_per_ip: Option<usize>,
+    /// Connections from one address still in their handshake.
+    pub max_pending_per_ip: Option<usize>,
     pub log_level: Option<String>,
     /// Node: the join token (only needed for the first start).
     pub token: Option<String>,
@@ -119,8 +125,19 @@ pub struct Config {
     pub raw_relay: bool,
     /// Which node addresses the proxy dials.
     pub dial_policy: jaunt_types::addr::DialPolicy,
+    /// The proxy's connection limits (0: none).
+    pub limits: ConnectionLimits,
     pub log_level: String,
     pub node: Option<NodeSettings>,
+}
+
+/// How many connections the proxy holds: in all, from one address, and
+/// from one address still in their handshake; 0 means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_pending_per_ip: usize,
 }
 
 struct Defaults;
@@ -134,6 +151,9 @@ impl Defaults {
     const LOCKOUT: Ttl = Ttl::from_secs(30 * 60);
     const NODE_OFFLINE_AFTER: Ttl = Ttl::from_secs(60);
     const LOG_LEVEL: &'static str = "info";
+    const MAX_CONNECTIONS: usize = 50_000;
+    const MAX_CONNECTIONS_PER_IP: usize = 2_000;
+    const MAX_PENDING_PER_IP: usize = 64;
 }
 
 impl FileConfig {
@@ -167,6 +187,9 @@ impl FileConfig {
             recording: over.recording.or(self.recording),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
             node_address_allow: over.node_address_allow.or(self.node_address_allow),
+            max_connections: over.max_connections.or(self.max_connections),
+            max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
+            max_pending_per_ip: over.max_pending_per_ip.or(self.max_pending_per_ip),
             log_level: over.log_level.or(self.log_level),
             token: over.token.or(self.token),
             proxy: over.proxy.or(self.proxy),
@@ -474,6 +497,13 @@ impl Config {
                 )
             })?),
         };
+        let limits = ConnectionLimits {
+            max_connections: s.max_connections.unwrap_or(Defaults::MAX_CONNECTIONS),
+            max_connections_per_ip: s
+                .max_connections_per_ip
+                .unwrap_or(Defaults::MAX_CONNECTIONS_PER_IP),
+            max_pending_per_ip: s.max_pending_per_ip.unwrap_or(Defaults::MAX_PENDING_PER_IP),
+        };
         let log_level = log_level(&s, src)?;
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
@@ -514,6 +544,7 @@ impl Config {
             recording,
             raw_relay,
             dial_policy,
+            limits,
             log_level,
         })
     }
@@ -608,6 +639,24 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
         (
             "node_address_allow",
             q(s.node_address_allow.as_deref().unwrap_or("")),
+        ),
+        (
+            "max_connections",
+            s.max_connections
+                .unwrap_or(Defaults::MAX_CONNECTIONS)
+                .to_string(),
+        ),
+        (
+            "max_connections_per_ip",
+            s.max_connections_per_ip
+                .unwrap_or(Defaults::MAX_CONNECTIONS_PER_IP)
+                .to_string(),
+        ),
+        (
+            "max_pending_per_ip",
+            s.max_pending_per_ip
+                .unwrap_or(Defaults::MAX_PENDING_PER_IP)
+                .to_string(),
         ),
         (
             "log",

@@ -13,6 +13,7 @@
 
 mod api;
 mod diag;
+pub mod limits;
 mod lines;
 mod peers;
 mod raw;
@@ -95,6 +96,7 @@ pub async fn serve(
         }
     };
     let router = api::router(auth.clone());
+    let limiter = limits::Limiter::new(options.limits);
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
     let mut connections = tokio::task::JoinSet::new();
@@ -109,8 +111,10 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over a limit: closed before any work (dropped here).
+                    let Some(admitted) = limiter.admit(peer.ip()) else { continue };
                     let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone(), peers: peers.clone() };
-                    connections.spawn(async move { handle(stream, peer, ctx).await });
+                    connections.spawn(async move { handle(stream, peer, ctx, admitted).await });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
@@ -159,14 +163,20 @@ pub struct Options {
     pub public_addr: String,
     /// `host:port` where the other instances reach this one.
     pub peer_addr: String,
+    /// Connections per address, in handshake per address, and in all.
+    pub limits: limits::ConnLimits,
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
+/// Serves one connection; `admitted` holds its place under the limits
+/// until it ends.
+async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx, mut admitted: limits::Admitted) {
     let _ = stream.set_nodelay(true);
     if let Some(tickets) = &ctx.tickets {
         let mut first = [0u8; 1];
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
             Ok(Ok(1)) if first[0] == jaunt_types::api::RAW_RELAY_MAGIC[0] => {
+                // Its first line has a deadline of its own.
+                admitted.established();
                 return raw::serve(stream, peer, tickets, &ctx.tunnels, &ctx.peers).await;
             }
             Ok(Ok(1)) => {}
@@ -184,6 +194,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx) {
             return;
         }
     };
+    admitted.established();
     let (_, conn) = tls.get_ref();
     // A resumed TLS session carries the certificate of its first handshake,
     // which is not verified again: one that has expired since counts as none.

@@ -60,7 +60,7 @@ impl Cluster {
             .build()
             .expect("runtime");
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(async { jaunt_cli::daemon::bind_public(([127, 0, 0, 1], 0).into()) })
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tls_cert_file, tls_key_file) = match &opts.public_cert {
@@ -127,7 +127,11 @@ impl Cluster {
         let listener = eventually(
             "the proxy port to be free again",
             Duration::from_secs(10),
-            || rt.block_on(tokio::net::TcpListener::bind(&self.proxy)).ok(),
+            || {
+                let addr = self.proxy.parse().ok()?;
+                rt.block_on(async { jaunt_cli::daemon::bind_public(addr) })
+                    .ok()
+            },
         );
         let daemon = rt
             .block_on(jaunt_cli::daemon::start(&self.config, Some(listener), None))

@@ -104,6 +104,15 @@ pub struct SettingsFlags {
     /// [default: all but loopback, link-local, multicast]
     #[arg(long)]
     node_address_allow: Option<String>,
+    /// Connections the proxy holds in all; 0: no limit [default: 50000]
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Connections from one client address; 0: no limit [default: 2000]
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Connections from one address still in their handshake [default: 64]
+    #[arg(long)]
+    max_pending_per_ip: Option<usize>,
     /// Node: the join token from 'jctl tokens add' (first start only)
     #[arg(long)]
     token: Option<String>,
@@ -152,6 +161,9 @@ impl SettingsFlags {
             ssh_relay: self.ssh_relay.clone(),
             client_idle_timeout: self.client_idle_timeout.clone(),
             node_address_allow: self.node_address_allow.clone(),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_pending_per_ip: self.max_pending_per_ip,
             log_level: self.log_level.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),
