@@ -38,6 +38,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# ssh-audit (PyPI) checks the node's SSH algorithms and connection
+# throttling (tests/hardening.rs); pinned, as its findings change by version.
+if ! python3 -m ssh_audit --help >/dev/null 2>&1 \
+   || [ "$(python3 -m pip show ssh-audit 2>/dev/null | sed -n 's/^Version: //p')" != 3.9.0 ]; then
+  command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
+    apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  echo "scripts/test.sh: installing ssh-audit 3.9.0"
+  python3 -m pip install -q --root-user-action=ignore --break-system-packages ssh-audit==3.9.0 2>/dev/null \
+    || python3 -m pip install -q --root-user-action=ignore ssh-audit==3.9.0
+fi
 command -v cargo >/dev/null 2>&1 || { echo "scripts/test.sh: cargo not found; install Rust with rustup" >&2; exit 1; }
 
 # Reuse one build directory outside the clone, so fresh clones build fast.

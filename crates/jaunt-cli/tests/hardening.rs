@@ -285,3 +285,47 @@ fn a_removed_node_is_cut_off_at_once() {
     assert!(events.contains("\"gone\""), "{events}");
     c.jctl(&["nodes", "rm", "gone"]).fails_with("not found");
 }
+
+/// ssh-audit (PyPI, pinned by scripts/test.sh) against a direct node:
+/// nothing to fail or warn about but curve25519's lack of post-quantum
+/// protection (its hybrid ML-KEM successor is offered first), and its DHEat
+/// check passes (connections that never authenticate are throttled per
+/// address). The Terrapin note about chacha20-poly1305 stays: strict key
+/// exchange is on, and PuTTY and OpenSSH clients need the cipher.
+#[test]
+fn ssh_audit_finds_nothing_to_fail_or_warn_about_on_a_node() {
+    let s = setup("sa");
+    let addr = s.nodes[0].ssh_addr.expect("direct node");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-m", "ssh_audit", "--no-colors", "-p"])
+        .arg(addr.port().to_string())
+        .arg(addr.ip().to_string());
+    let out = run(cmd, "");
+    let report = out.stdout;
+    assert!(report.contains("(kex) mlkem768x25519-sha256"), "{report}");
+    let findings: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("[fail]") || l.contains("[warn]") || l.starts_with("(nfo)"))
+        .filter(|l| {
+            !(l.contains("curve25519-sha256")
+                && l.contains("does not provide protection against post-quantum attacks"))
+        })
+        .filter(|l| !l.contains("Terrapin"))
+        .collect();
+    assert!(findings.is_empty(), "{findings:#?}\n{report}");
+    assert!(!report.contains("diffie-hellman"), "{report}");
+    assert!(
+        report.contains("compression: enabled (zlib@openssh.com)"),
+        "{report}"
+    );
+
+    // The scan's address (the proxy's, here) is let in again once its
+    // strikes have aged, and sessions through the proxy work.
+    ssh_until_ok(
+        &s.ssh_config,
+        &format!("{}@node1.example", s.os.name),
+        "true",
+        "a session after the scan",
+        Duration::from_secs(40),
+    );
+}

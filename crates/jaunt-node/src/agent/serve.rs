@@ -1,7 +1,10 @@
 //! Serving SSH: each connection, from the direct listener or a tunnel's
 //! data connection, gets a russh server with the node's current config.
+//! Direct connections from an address whose connections keep ending
+//! unauthenticated are turned away first (`penalty.rs`).
 
 use super::SharedConfig;
+use super::penalty::Penalties;
 use crate::server::{Connection, NodeContext};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ pub(super) async fn serve_direct(
     ctx: Arc<NodeContext>,
     config: SharedConfig,
 ) {
+    let penalties = Arc::new(Penalties::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
@@ -26,10 +30,21 @@ pub(super) async fn serve_direct(
                 continue;
             }
         };
+        if !penalties.admits(peer.ip()) {
+            continue;
+        }
         // russh sets TCP_NODELAY only on sockets it accepts itself.
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
-        serve_one(stream, peer, local, ctx.clone(), &config);
+        let ended = penalties.clone();
+        serve_one(
+            stream,
+            peer,
+            local,
+            ctx.clone(),
+            &config,
+            move |authenticated| ended.ended(peer.ip(), authenticated),
+        );
     }
 }
 
@@ -42,6 +57,7 @@ pub(super) fn serve_one<S>(
     local: SocketAddr,
     ctx: Arc<NodeContext>,
     config: &SharedConfig,
+    on_end: impl FnOnce(bool) + Send + 'static,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -81,5 +97,6 @@ pub(super) fn serve_one<S>(
                 tracing::info!(%peer, ?grace, "SSH connection closed: not authenticated in time");
             }
         }
+        on_end(authenticated.load(std::sync::atomic::Ordering::Acquire));
     });
 }

@@ -207,14 +207,14 @@ async fn serve_control(
                     .await
                     .map(|tcp| {
                         let local = tcp.local_addr().unwrap_or(proxy_addr);
-                        serve_one(tcp, proxy_addr, local, ctx, &config);
+                        serve_one(tcp, proxy_addr, local, ctx, &config, |_| {});
                     }),
                 None => open_tls_data(&api, proxy_addr, dial.dial)
                     .await
                     .map(|data| {
                         let peer = data.get_ref().0.peer_addr().unwrap_or(proxy_addr);
                         let local = data.get_ref().0.local_addr().unwrap_or(peer);
-                        serve_one(data, peer, local, ctx, &config);
+                        serve_one(data, peer, local, ctx, &config, |_| {});
                     }),
             };
             if let Err(e) = opened {
