@@ -90,6 +90,7 @@ impl AuthServer {
                 return Err(AuthError::BadRequest("audit event IDs are UUIDs".into()));
             }
             e.code = code;
+            e.received = Some(now_millis());
             e.cluster = self.identity.cluster_name.clone();
             e.node_uuid = Some(uuid.to_string());
             e.node = Some(node.name.clone());

@@ -122,6 +122,13 @@ pub struct AuditEvent {
     /// that only grows, also across restarts).
     #[serde(default)]
     pub seq: u64,
+    /// Unix milliseconds when auth received it, for an event a node sent:
+    /// `time` is the node's word (it may have queued the event for a
+    /// while), this is auth's. Queries select by it (see
+    /// [`AuditEvent::recorded_at`]), so a node cannot hide an event in the
+    /// past or the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<i64>,
     pub event: String,
     pub code: String,
     pub cluster: String,
@@ -154,6 +161,7 @@ impl AuditEvent {
             id,
             time,
             seq: 0,
+            received: None,
             event: event.to_string(),
             code,
             cluster: cluster.to_string(),
@@ -241,7 +249,15 @@ impl AuditEvent {
         self
     }
 
-    /// One readable line: time, name, code, then `key=value` pairs.
+    /// When the cluster recorded it: auth's receive time for a node's
+    /// event, else its time.
+    pub fn recorded_at(&self) -> i64 {
+        self.received.unwrap_or(self.time)
+    }
+
+    /// One readable line: time, name, code, then `key=value` pairs (with
+    /// `received=` when auth got a node's event more than a minute away
+    /// from the time the node gave it).
     pub fn text_line(&self) -> String {
         let mut line = format!(
             "{} {} {}",
@@ -249,6 +265,12 @@ impl AuditEvent {
             self.event,
             self.code
         );
+        if let Some(r) = self.received.filter(|r| (r - self.time).abs() > 60_000) {
+            line.push_str(&format!(
+                " received={}",
+                crate::timefmt::format_unix_millis(r)
+            ));
+        }
         let common = [
             ("user", &self.user),
             ("login", &self.login),
@@ -359,8 +381,8 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     pub fn matches(&self, e: &AuditEvent) -> bool {
-        self.since.is_none_or(|s| e.time >= s)
-            && self.until.is_none_or(|u| e.time <= u)
+        self.since.is_none_or(|s| e.recorded_at() >= s)
+            && self.until.is_none_or(|u| e.recorded_at() <= u)
             && self.event.as_ref().is_none_or(|t| &e.event == t)
             && self
                 .user

@@ -298,6 +298,41 @@ async fn node_events_and_recordings_are_checked_and_stored_once() {
         .expect("search");
     assert_eq!(stored.len(), 1, "{stored:#?}");
     assert_eq!(stored[0].code, "T3002E");
+    // Auth stamps when it received the event: the node said 1970, and a
+    // query for the last minute still finds it (a node cannot hide an
+    // event in the past, or in the future).
+    let received = stored[0].received.expect("received time");
+    assert!((received - crate::audit::now_millis()).abs() < 60_000);
+    assert!(
+        stored[0].text_line().contains(" received="),
+        "{}",
+        stored[0].text_line()
+    );
+    let mut future = AuditEvent::new(
+        uuid::Uuid::new_v4().to_string(),
+        i64::MAX / 2,
+        "exec",
+        true,
+        "x",
+    );
+    future.received = Some(1);
+    auth.ingest_node_events(&nodes[0], vec![future.clone()])
+        .await
+        .expect("ingest");
+    let recent = auth
+        .search_events(&AuditQuery {
+            event: Some("exec".into()),
+            since: Some(crate::audit::now_millis() - 60_000),
+            until: Some(crate::audit::now_millis()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let ids: Vec<&str> = recent.iter().map(|e| e.id.as_str()).collect();
+    assert!(
+        ids.contains(&e.id.as_str()) && ids.contains(&future.id.as_str()),
+        "{recent:#?}"
+    );
     assert_eq!(stored[0].node.as_deref(), Some("n1"));
     assert_eq!(stored[0].cluster, "example");
     let unknown = AuditEvent::new(uuid::Uuid::new_v4().to_string(), 5, "nope", true, "x");
