@@ -8,7 +8,7 @@ use crate::{ClientError, Result};
 use jaunt_ca::ssh_key::public::KeyData;
 use jaunt_ca::ssh_key::{Certificate, PrivateKey, PublicKey};
 use jaunt_transport::ApiClient;
-use jaunt_transport::relay::dial;
+use jaunt_transport::relay::dial_routed;
 use russh::client::{self, Handle};
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +136,18 @@ pub fn host_cas(home: &Home, cluster: &str) -> Result<Vec<KeyData>> {
     Ok(keys)
 }
 
+/// The names a node's host certificate must hold one of: the node must
+/// prove to be the one the proxy routed to (its UUID, which auth puts in
+/// every host certificate); node names are the nodes' own word and need
+/// not be unique. A proxy that does not say is checked against the name
+/// typed (`bare`, with or without the cluster suffix).
+fn host_names(routed: Option<String>, bare: &str, cluster: &str) -> Vec<String> {
+    match routed {
+        Some(uuid) => vec![uuid],
+        None => vec![bare.to_string(), format!("{bare}.{cluster}")],
+    }
+}
+
 /// Connects and authenticates `login` on `host` through the proxy.
 pub async fn connect(
     home: &Home,
@@ -150,14 +162,15 @@ pub async fn connect(
         Some(p) => format!("{login}@{host}:{p}"),
         None => format!("{login}@{host}"),
     };
-    let stream = dial(client, &target, Some(&profile.cluster)).await?;
+    let (stream, routed) = dial_routed(client, &target, Some(&profile.cluster)).await?;
     let bare = host
         .strip_suffix(&format!(".{}", profile.cluster))
         .unwrap_or(host);
+    let names = host_names(routed, bare, &profile.cluster);
     let refusal = Arc::new(std::sync::Mutex::new(None));
     let check = HostCheck {
         host_cas: host_cas(home, &profile.cluster)?,
-        names: vec![bare.to_string(), format!("{bare}.{}", profile.cluster)],
+        names,
         refusal: refusal.clone(),
         agent_socket,
     };
@@ -217,4 +230,41 @@ pub async fn connect(
         )));
     }
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate for the name typed, but of another node than the one
+    /// the proxy routed to, is refused: only the routed UUID counts.
+    #[test]
+    fn the_routed_node_is_the_one_checked() {
+        let ca = jaunt_ca::SshCa::generate().expect("ca");
+        let host = jaunt_ca::SshCa::generate().expect("host key");
+        let (routed, other) = (
+            "6f1c0e8a-0000-4000-8000-000000000001",
+            "6f1c0e8a-0000-4000-8000-000000000002",
+        );
+        // Another node that also calls itself "db".
+        let cert = ca
+            .sign_host_cert(&jaunt_ca::HostCertRequest {
+                public_key: host.public_key().clone(),
+                host_id: other.into(),
+                principals: vec![other.into(), "db".into()],
+                now: 1_800_000_000,
+                ttl_secs: 3600,
+            })
+            .expect("sign");
+        let cas = [ca.public_key().key_data().clone()];
+        let accepts = |names: Vec<String>| {
+            names
+                .iter()
+                .any(|n| jaunt_ca::check_host_cert(&cert, &cas, n, 1_800_000_100).is_ok())
+        };
+        // By the name typed it would pass; by the routed node it does not.
+        assert!(accepts(host_names(None, "db", "example")));
+        assert!(!accepts(host_names(Some(routed.into()), "db", "example")));
+        assert!(accepts(host_names(Some(other.into()), "db", "example")));
+    }
 }

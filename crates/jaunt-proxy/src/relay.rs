@@ -119,28 +119,31 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let tickets = routes.tickets;
-    let (node, raw, user) = match connect(&mut client, cert, &routes).await {
+    let Routed {
+        upstream,
+        raw,
+        user,
+        node_uuid,
+    } = match connect(&mut client, cert, &routes).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let _ = write_json_line(&mut client, &refusal.answer(peer)).await;
             return;
         }
     };
+    let mut answer = DialResponse {
+        node: Some(node_uuid),
+        ..Default::default()
+    };
     if let Some(tickets) = tickets.filter(|_| raw) {
-        let answer = DialResponse {
-            error: None,
-            ticket: Some(tickets.issue(peer.ip(), &user, node)),
-        };
+        answer.ticket = Some(tickets.issue(peer.ip(), &user, upstream));
         let _ = write_json_line(&mut client, &answer).await;
         return;
     }
-    if write_json_line(&mut client, &DialResponse::default())
-        .await
-        .is_err()
-    {
+    if write_json_line(&mut client, &answer).await.is_err() {
         return;
     }
-    relay(client, node, peer).await
+    relay(client, upstream, peer).await
 }
 
 /// Connects to a direct-mode node at `addr`: its name is resolved here,
@@ -188,13 +191,21 @@ async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, 
     Err(unreachable(last))
 }
 
-/// Checks the caller and the request, then connects to the node; returns
-/// it, whether the client asked for a raw relay, and the user.
+/// A dial request routed and its node connected.
+struct Routed {
+    upstream: Upstream,
+    /// The client asked for a raw relay.
+    raw: bool,
+    user: String,
+    node_uuid: String,
+}
+
+/// Checks the caller and the request, then connects to the node.
 async fn connect<S: AsyncRead + Unpin>(
     client: &mut S,
     cert: Option<CertificateDer<'static>>,
     routes: &Routes<'_>,
-) -> Result<(Upstream, bool, String), Refusal> {
+) -> Result<Routed, Refusal> {
     let (auth, tunnels) = (routes.auth, routes.tunnels);
     let der = cert.ok_or(Refusal::NoCertificate)?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| Refusal::BadCertificate(e.to_string()))?;
@@ -237,14 +248,20 @@ async fn connect<S: AsyncRead + Unpin>(
             last_seen: format_unix(node.last_seen),
         });
     }
-    if node.sub_kind.is_some() {
-        return agentless(node, target.login.as_deref(), id.user, req.raw, routes).await;
-    }
-    let upstream = match &node.addr {
-        Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
-        None => tunnels.dial(&node.uuid, &node.name).await?,
+    let upstream = if node.sub_kind.is_some() {
+        agentless(node, target.login.as_deref(), &id.user, routes).await?
+    } else {
+        match &node.addr {
+            Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
+            None => tunnels.dial(&node.uuid, &node.name).await?,
+        }
     };
-    Ok((upstream, req.raw, id.user))
+    Ok(Routed {
+        upstream,
+        raw: req.raw,
+        user: id.user,
+        node_uuid: node.uuid.clone(),
+    })
 }
 
 /// An agentless node: a login named in the target is checked now, so a
@@ -253,13 +270,12 @@ async fn connect<S: AsyncRead + Unpin>(
 async fn agentless(
     node: &NodeRecord,
     login: Option<&str>,
-    user: String,
-    raw: bool,
+    user: &str,
     routes: &Routes<'_>,
-) -> Result<(Upstream, bool, String), Refusal> {
+) -> Result<Upstream, Refusal> {
     if let Some(login) = login {
         let req = AuthorizeRequest {
-            user: user.clone(),
+            user: user.to_string(),
             login: login.to_string(),
         };
         let authz = routes.auth.authorize_login(&node.uuid, &req).await?;
@@ -273,13 +289,12 @@ async fn agentless(
     }
     let addr = node.addr.as_deref().unwrap_or_default();
     let sshd = dial(&node.name, addr, routes.dial_policy).await?;
-    let upstream = Upstream::Agentless(Box::new(Agentless {
+    Ok(Upstream::Agentless(Box::new(Agentless {
         sshd,
         node: node.clone(),
-        user: user.clone(),
+        user: user.to_string(),
         forwarder: routes.forwarder.clone(),
-    }));
-    Ok((upstream, raw, user))
+    })))
 }
 
 #[cfg(test)]

@@ -39,10 +39,22 @@ pub enum Grant {
 
 /// Opens a relayed connection to `target` (`login@host[:port]`).
 pub async fn dial(client: &ApiClient, target: &str, cluster: Option<&str>) -> Result<Relayed> {
-    match request(client, target, cluster, true).await? {
-        Grant::Ticket { addr, ticket } => Ok(Relayed::Raw(redeem(addr, &ticket).await?)),
-        Grant::Stream(tls) => Ok(Relayed::Tls(tls)),
-    }
+    Ok(dial_routed(client, target, cluster).await?.0)
+}
+
+/// As [`dial`], with the UUID of the node the proxy routed to (when the
+/// proxy says: older ones do not).
+pub async fn dial_routed(
+    client: &ApiClient,
+    target: &str,
+    cluster: Option<&str>,
+) -> Result<(Relayed, Option<String>)> {
+    let (grant, node) = request_routed(client, target, cluster, true).await?;
+    let relayed = match grant {
+        Grant::Ticket { addr, ticket } => Relayed::Raw(redeem(addr, &ticket).await?),
+        Grant::Stream(tls) => Relayed::Tls(tls),
+    };
+    Ok((relayed, node))
 }
 
 /// Sends a dial request; `raw` asks for a ticket, which the proxy may
@@ -53,6 +65,16 @@ pub async fn request(
     cluster: Option<&str>,
     raw: bool,
 ) -> Result<Grant> {
+    Ok(request_routed(client, target, cluster, raw).await?.0)
+}
+
+/// As [`request`], with the routed node's UUID.
+pub async fn request_routed(
+    client: &ApiClient,
+    target: &str,
+    cluster: Option<&str>,
+    raw: bool,
+) -> Result<(Grant, Option<String>)> {
     let mut conn = client.connect(ALPN_SSH).await?;
     let addr = conn.get_ref().0.peer_addr().map_err(io_error)?;
     let mut line = serde_json::to_vec(&DialRequest {
@@ -69,9 +91,9 @@ pub async fn request(
         Some(ticket) => {
             // Close the request's connection properly; its work is done.
             let _ = conn.shutdown().await;
-            Ok(Grant::Ticket { addr, ticket })
+            Ok((Grant::Ticket { addr, ticket }, answer.node))
         }
-        None => Ok(Grant::Stream(Box::new(conn))),
+        None => Ok((Grant::Stream(Box::new(conn)), answer.node)),
     }
 }
 

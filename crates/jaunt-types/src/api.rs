@@ -341,6 +341,11 @@ pub struct DialResponse {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// The UUID of the node the proxy routed to: a client checks the host
+    /// certificate it meets against it (names are the nodes' own word and
+    /// need not be unique; UUIDs are auth's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl DialResponse {
@@ -349,6 +354,7 @@ impl DialResponse {
         DialResponse {
             error: Some(message.into()),
             ticket: None,
+            node: None,
         }
     }
 }
