@@ -14,14 +14,14 @@
 mod api;
 mod diag;
 pub mod limits;
-mod lines;
+pub mod lines;
 mod peers;
-mod raw;
+pub mod raw;
 mod relay;
 #[cfg(target_os = "linux")]
 mod splice;
 mod tls;
-mod tunnel;
+pub mod tunnel;
 mod upstream;
 
 pub use diag::serve_diag;

@@ -136,7 +136,7 @@ impl Tickets {
 
 /// What a raw connection's first line says it is.
 #[derive(Debug, PartialEq, Eq)]
-enum Preamble {
+pub enum Preamble {
     /// A client redeeming its ticket.
     Client(String),
     /// A tunnel node's data connection for dial `id`.
@@ -144,7 +144,7 @@ enum Preamble {
 }
 
 /// Parses the first line (without its newline); `None` for anything else.
-fn parse_preamble(line: &[u8]) -> Option<Preamble> {
+pub fn parse_preamble(line: &[u8]) -> Option<Preamble> {
     let ticket = |t: &[u8]| {
         (t.len() == TICKET_LEN && t.iter().all(u8::is_ascii_hexdigit))
             .then(|| String::from_utf8_lossy(t).into_owned())

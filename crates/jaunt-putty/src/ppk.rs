@@ -17,6 +17,10 @@ pub enum PpkError {
     Unsupported(String),
     #[error("cannot encode the public key: {0}")]
     Encode(#[from] ssh_key::Error),
+    /// The comment is one line of the file: a line break would end it
+    /// and start a header of the comment's choosing.
+    #[error("a key comment for a PPK file must be one line of UTF-8 without control characters")]
+    Comment,
 }
 
 fn put_string(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -38,6 +42,10 @@ pub fn to_ppk_v3(key: &PrivateKey) -> Result<Secret<String>, PpkError> {
     let KeypairData::Ed25519(pair) = key.key_data() else {
         return Err(PpkError::Unsupported(key.algorithm().to_string()));
     };
+    let comment_text = std::str::from_utf8(key.comment().as_bytes())
+        .ok()
+        .filter(|c| !c.chars().any(char::is_control))
+        .ok_or(PpkError::Comment)?;
     let algorithm = "ssh-ed25519";
     let encryption = "none";
     let comment = key.comment().as_bytes();
@@ -63,7 +71,7 @@ pub fn to_ppk_v3(key: &PrivateKey) -> Result<Secret<String>, PpkError> {
     let mut out = String::new();
     out.push_str(&format!("PuTTY-User-Key-File-3: {algorithm}\n"));
     out.push_str(&format!("Encryption: {encryption}\n"));
-    out.push_str(&format!("Comment: {}\n", key.comment()));
+    out.push_str(&format!("Comment: {comment_text}\n"));
     out.push_str(&format!("Public-Lines: {}\n", public_lines.len()));
     for l in &public_lines {
         out.push_str(l);
@@ -101,5 +109,19 @@ mod tests {
             let ours = to_ppk_v3(&key).expect("encode");
             assert_eq!(ours.expose(), ppk);
         }
+    }
+
+    /// A comment with a line break would end its line and start a header
+    /// of its own ("Public-Lines: ..."): refused, not written.
+    #[test]
+    fn a_comment_that_is_not_one_line_is_refused() {
+        let mut key =
+            PrivateKey::from_openssh(include_str!("../testdata/ed25519-a")).expect("test key");
+        for bad in ["a\nPublic-Lines: 0", "a\rb", "tab\there", "nul\0"] {
+            key.set_comment(bad);
+            assert!(matches!(to_ppk_v3(&key), Err(PpkError::Comment)), "{bad:?}");
+        }
+        key.set_comment("alice@example (jsh) é");
+        assert!(to_ppk_v3(&key).is_ok());
     }
 }
