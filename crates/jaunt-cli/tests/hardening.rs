@@ -329,3 +329,47 @@ fn ssh_audit_finds_nothing_to_fail_or_warn_about_on_a_node() {
         Duration::from_secs(40),
     );
 }
+
+/// The owner (uid) of the TCP socket on loopback whose local port is
+/// `port`, from /proc/net/tcp.
+fn socket_owner(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        let local_port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+        (local_port == port).then(|| cols.get(7)?.parse().ok())?
+    })
+}
+
+/// A port forward (ssh -W, as -L uses it) connects as the login user: the
+/// connection's socket is the user's, not the node's (root's), so the
+/// node's own network privileges and owner-based firewall rules are not
+/// lent to users.
+#[test]
+fn a_port_forward_connects_as_the_login_user() {
+    let s = setup("pf");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let target = format!("{}@node1.example", s.os.name);
+    let dest = format!("127.0.0.1:{port}");
+    let config = s.ssh_config.clone();
+    let forward = std::thread::spawn(move || ssh(&config, &["-W", &dest, &target], "hello\n"));
+    let (conn, peer) = listener.accept().expect("the forwarded connection");
+    let owner = eventually("the socket's owner", Duration::from_secs(5), || {
+        socket_owner(peer.port())
+    });
+    let uid = nix::unistd::User::from_name(&s.os.name)
+        .expect("passwd")
+        .expect("the login user")
+        .uid
+        .as_raw();
+    assert_eq!(owner, uid, "the forward's socket belongs to the login user");
+    drop(conn);
+    let _ = forward.join();
+    // The forward is audited with its destination.
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=port", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(events.contains(&format!("127.0.0.1:{port}")), "{events}");
+}

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod context;
 mod launch;
 pub mod os;
+pub mod port_forward;
 pub mod recording;
 pub mod server;
 pub mod session;

@@ -481,7 +481,13 @@ impl Handler for Connection {
                 .await;
             return Ok(());
         }
-        let target = match tokio::net::TcpStream::connect((host, port)).await {
+        let login = self
+            .identity
+            .as_ref()
+            .map(|i| i.login.clone())
+            .unwrap_or_default();
+        let helper = self.ctx.sftp_helper.as_deref();
+        let target = match crate::port_forward::connect_as(helper, &login, host, port).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!(%host, port, error = %e, "port forward target unreachable");

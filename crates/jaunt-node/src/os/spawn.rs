@@ -1,6 +1,7 @@
-//! Starting a process as another user. This is the one module of Jaunt with
-//! unsafe code: `pre_exec` runs a closure in the forked child, and the
-//! compiler cannot check what is safe there. The closure makes only
+//! Starting a process as another user, and taking a connection it made.
+//! This is the one module of Jaunt with unsafe code: `pre_exec` runs a
+//! closure in the forked child, and the compiler cannot check what is safe
+//! there; a descriptor a child passes back arrives as a bare number. The closure makes only
 //! async-signal-safe system calls (setsid, setgroups, setgid, setuid,
 //! close_range, getrlimit, fcntl) on values computed before the fork,
 //! because the parent is multithreaded.
@@ -84,4 +85,35 @@ pub fn pty_as_user(cmd: pty_process::Command, user: &OsUser) -> pty_process::Com
     let f = drop_privileges(user, false);
     // SAFETY: as above.
     unsafe { cmd.pre_exec(f) }
+}
+
+/// Receives the one TCP socket a child passed (SCM_RIGHTS, as
+/// `jaunt_sys::stdio::pass_to_parent` sends it) on `pair`, whose other end
+/// was the child's stdout.
+pub fn receive_socket(
+    pair: &std::os::unix::net::UnixStream,
+) -> std::io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 1];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let msg = recvmsg::<()>(
+        pair.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel has just installed this descriptor in our
+            // table for this message alone (SCM_RIGHTS, close-on-exec):
+            // nothing else owns it.
+            return Ok(unsafe { std::net::TcpStream::from_raw_fd(*fd) });
+        }
+    }
+    Err(std::io::Error::other("the helper passed no connection"))
 }

@@ -38,6 +38,10 @@ enum Command {
     /// Serve SFTP on stdin/stdout (the node runs this as the login user).
     #[command(hide = true)]
     SftpServer,
+    /// Connect to HOST PORT and pass the socket on stdout (the node runs
+    /// this as the login user for a port forward).
+    #[command(hide = true)]
+    ForwardConnect { host: String, port: u16 },
     /// Print the version.
     Version,
     /// Print shell completions: bash, zsh, fish, powershell or elvish.
@@ -200,6 +204,9 @@ fn main() -> ExitCode {
                 .build()?
                 .block_on(jaunt_node::sftp::serve_stdio());
             Ok(())
+        }
+        Command::ForwardConnect { host, port } => {
+            Ok(jaunt_node::port_forward::helper_main(&host, port)?)
         }
         Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jaunt"),
         Command::Version => {
