@@ -604,6 +604,8 @@ impl AuthServer {
             port_forwarding: false,
             forward_agent: false,
             roles: Vec::new(),
+            max_sessions: None,
+            max_connections: None,
         };
         let Some(node) = self.node(uuid).await? else {
             return Ok(deny("this node is not in the inventory".into()));
@@ -625,6 +627,8 @@ impl AuthServer {
                 port_forwarding: checker.port_forwarding(),
                 forward_agent: checker.forward_agent(),
                 roles: user.roles.clone(),
+                max_sessions: checker.max_sessions(),
+                max_connections: checker.max_connections(),
             },
             Err(denied) => deny(denied.to_string()),
         })

@@ -373,3 +373,64 @@ fn a_port_forward_connects_as_the_login_user() {
             .stdout;
     assert!(events.contains(&format!("127.0.0.1:{port}")), "{events}");
 }
+
+/// Roles cap what one user holds on a node: `max_sessions` session
+/// channels per connection (a ControlMaster's third one is refused) and
+/// `max_connections` connections per node (a second one is refused while
+/// the first is open), each refusal audited.
+#[test]
+fn roles_cap_sessions_per_connection_and_connections_per_node() {
+    let s = setup("mx");
+    switch_role(
+        &s,
+        "capped",
+        "kind: role\nmetadata: {name: capped}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {max_sessions: 2, max_connections: 1}\n",
+    );
+    let master = master_to_node1(&s);
+    let held: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            let mut c = master.command("echo up; sleep 30");
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            let mut child = c.spawn().expect("ssh");
+            read_until(&mut child, "up");
+            child
+        })
+        .collect();
+    let third = master.command("echo third").output().expect("ssh");
+    assert!(!String::from_utf8_lossy(&third.stdout).contains("third"));
+    let why = String::from_utf8_lossy(&third.stderr).into_owned();
+    // OpenSSH's multiplexer says the node refused the channel (then tries
+    // a connection of its own, which max_connections refuses too).
+    assert!(why.contains("Session open refused by peer"), "{why}");
+    // A second connection to the node, through the proxy, while the
+    // master holds the one allowed.
+    let second = ssh(
+        &s.ssh_config,
+        &[&format!("{}@node1.example", s.os.name), "echo second"],
+        "",
+    );
+    assert_ne!(second.code, Some(0), "{second:?}");
+    let events =
+        s.c.jctl(&["audit", "ls", "--type=auth", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(
+        events.contains("(max_sessions)") && events.contains("(max_connections)"),
+        "{events}"
+    );
+    for mut c in held {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(master);
+    // With the master gone, a connection is allowed again.
+    ssh_until_ok(
+        &s.ssh_config,
+        &format!("{}@node1.example", s.os.name),
+        "true",
+        "a connection once the first has closed",
+        Duration::from_secs(20),
+    );
+}

@@ -319,6 +319,15 @@ impl Handler for Connection {
                 .await;
             return Ok(());
         }
+        self.budgets.retain(|_, b| b.is_live());
+        let max = self.identity.as_ref().and_then(|i| i.authz.max_sessions);
+        if let Some(max) = max.filter(|m| self.budgets.len() >= *m as usize) {
+            tracing::warn!(client = %self.client, max, "session channel refused: max_sessions reached");
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
         let sshd = match self.sshd() {
             Ok(h) => h.channel_open_session().await.map_err(|e| e.to_string()),
             Err(why) => Err(why),

@@ -39,6 +39,8 @@ pub struct NodeContext {
     pub locks: tokio::sync::watch::Sender<std::sync::Arc<Vec<jaunt_types::resources::Lock>>>,
     /// How many authenticated connections are open.
     pub live: tokio::sync::watch::Sender<usize>,
+    /// Authenticated connections open per user (roles' `max_connections`).
+    pub user_connections: Mutex<HashMap<String, u32>>,
 }
 
 /// What a running session leaves on disk.
@@ -76,6 +78,30 @@ pub fn end_interrupted_sessions(ctx: &NodeContext) {
 }
 
 impl NodeContext {
+    /// Counts a new connection of `user`, unless it already holds `max`.
+    pub fn count_connection(&self, user: &str, max: Option<u32>) -> Result<(), String> {
+        let mut open = self.user_connections.lock().map_err(|_| "lock poisoned")?;
+        let n = open.entry(user.to_string()).or_insert(0);
+        if let Some(max) = max.filter(|m| *n >= *m) {
+            return Err(format!(
+                "user {user:?} already holds {max} connections to this node (max_connections)"
+            ));
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    pub fn uncount_connection(&self, user: &str) {
+        if let Ok(mut open) = self.user_connections.lock()
+            && let Some(n) = open.get_mut(user)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(user);
+            }
+        }
+    }
+
     pub fn api_client(&self) -> Option<ApiClient> {
         self.api.read().ok().map(|a| a.clone())
     }

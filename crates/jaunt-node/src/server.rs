@@ -57,6 +57,8 @@ pub struct Connection {
     ender: Option<tokio::task::JoinHandle<()>>,
     /// Set once the client has authenticated (see `agent/serve.rs`).
     authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// The user this connection counts against in `ctx.user_connections`.
+    counted: Option<String>,
 }
 
 impl Connection {
@@ -70,6 +72,7 @@ impl Connection {
             agent: None,
             ender: None,
             authenticated: Arc::default(),
+            counted: None,
         }
     }
 
@@ -360,6 +363,15 @@ impl Handler for Connection {
                 )
                 .await);
         }
+        if let Err(full) = self
+            .ctx
+            .count_connection(&identity.user, authz.max_connections)
+        {
+            return Ok(self
+                .refuse_audited(login, Some(&identity.user), &full)
+                .await);
+        }
+        self.counted = Some(identity.user.clone());
         tracing::info!(user = %identity.user, %login, client = %self.client, "user authenticated");
         self.identity = Some(Identity {
             cert: identity,
@@ -425,6 +437,18 @@ impl Handler for Connection {
         if self.still_allowed().await.is_err() {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let max = self.identity.as_ref().and_then(|i| i.authz.max_sessions);
+        if let Some(max) = max.filter(|m| self.channels.len() >= *m as usize) {
+            tracing::warn!(client = %self.client, max, "session channel refused: max_sessions reached");
+            self.ctx.audit.record(&self.event("auth", false).with(
+                "reason",
+                format!("a connection may hold {max} sessions at once (max_sessions)"),
+            ));
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
                 .await;
             return Ok(());
         }
@@ -705,6 +729,9 @@ impl Drop for Connection {
         if let Some(ender) = self.ender.take() {
             ender.abort();
             self.ctx.live.send_modify(|n| *n = n.saturating_sub(1));
+        }
+        if let Some(user) = self.counted.take() {
+            self.ctx.uncount_connection(&user);
         }
         for state in self.channels.values() {
             if let Some(input) = &state.input {

@@ -14,7 +14,9 @@
 //!   matches nothing.
 //! - `max_session_ttl` is the smallest any role sets (12h by default);
 //!   `port_forwarding` is on unless a role turns it off; `forward_agent` is
-//!   off unless a role turns it on.
+//!   off unless a role turns it on; `max_sessions` (channels per
+//!   connection) and `max_connections` (connections per node) are the
+//!   smallest any role sets, none by default.
 
 pub mod locks;
 
@@ -186,6 +188,22 @@ impl AccessChecker {
             .any(|r| r.spec.options.forward_agent == Some(true))
     }
 
+    /// Session channels per connection: the smallest any role sets.
+    pub fn max_sessions(&self) -> Option<u32> {
+        self.roles
+            .iter()
+            .filter_map(|r| r.spec.options.max_sessions)
+            .min()
+    }
+
+    /// Connections per node: the smallest any role sets.
+    pub fn max_connections(&self) -> Option<u32> {
+        self.roles
+            .iter()
+            .filter_map(|r| r.spec.options.max_connections)
+            .min()
+    }
+
     /// May the user perform `verb` on `resource` (e.g. `read` on `session`)?
     pub fn can(&self, resource: &str, verb: &str) -> bool {
         let hit = |c: &Conditions| {
@@ -279,6 +297,7 @@ pub fn preset_roles() -> Vec<Role> {
                 max_session_ttl: Some(DEFAULT_MAX_SESSION_TTL),
                 port_forwarding: Some(true),
                 forward_agent: Some(true),
+                ..Default::default()
             },
         ),
         role(

@@ -123,6 +123,16 @@ fn options_combine_strictly() {
     let nobody = checker(vec![], &[]);
     assert!(!nobody.port_forwarding());
     assert!(!nobody.forward_agent());
+    // Caps: the smallest any role sets; none when no role sets one.
+    assert_eq!(nobody.max_sessions(), None);
+    let capped = |n: u32| {
+        role(&format!(
+            "kind: role\nmetadata: {{name: c{n}}}\nspec:\n  options: {{max_sessions: {n}, max_connections: {n}}}\n"
+        ))
+    };
+    let c = checker(vec![capped(5), role(DEV), capped(2)], &[]);
+    assert_eq!((c.max_sessions(), c.max_connections()), (Some(2), Some(2)));
+    assert_eq!(checker(vec![role(DEV)], &[]).max_connections(), None);
 }
 
 #[test]

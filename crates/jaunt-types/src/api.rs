@@ -304,6 +304,12 @@ pub struct AuthorizeResponse {
     /// one of them comes into force.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Session channels one connection may hold (roles' `max_sessions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// Connections the user may hold on this node (`max_connections`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 /// The locks in force, as a node follows them: it asks with the version

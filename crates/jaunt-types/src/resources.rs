@@ -98,6 +98,14 @@ pub struct RoleOptions {
     /// Agent forwarding (`-A`); allowed only if a role says true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_agent: Option<bool>,
+    /// Session channels (shells, commands, SFTP) one SSH connection may
+    /// hold open at once; the smallest any role sets (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// SSH connections a user may hold open at once on one node; the
+    /// smallest any role sets (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 impl Role {

@@ -198,6 +198,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         running_dir: private_dir(&cfg.data_dir.join("running"))?,
         locks: tokio::sync::watch::Sender::new(Arc::new(Vec::new())),
         live: tokio::sync::watch::Sender::new(0),
+        user_connections: Mutex::new(HashMap::new()),
     });
     crate::server::end_interrupted_sessions(&ctx);
     // The idle timeout comes with the first heartbeat, sent at once.
