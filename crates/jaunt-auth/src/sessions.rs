@@ -10,7 +10,7 @@ const ACTIVE: &str = "/sessions/active/";
 const REC_META: &str = "/recordings/meta/";
 const REC_DATA: &str = "/recordings/data/";
 /// The largest recording auth keeps (asciicast text).
-pub const MAX_RECORDING: u64 = 256 * 1024 * 1024;
+pub use jaunt_types::audit::MAX_RECORDING_BYTES as MAX_RECORDING;
 
 fn active_key(node: &str, id: &str) -> String {
     format!("{ACTIVE}{node}/{id}")

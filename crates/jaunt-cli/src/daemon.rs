@@ -129,6 +129,7 @@ pub async fn start(
             // This very binary serves SFTP as `jaunt sftp-server`.
             sftp_helper: std::env::current_exe().ok(),
             login_grace: jaunt_node::LOGIN_GRACE,
+            recording_disk_limit: node.recording_disk_limit,
         };
         daemon.node = Some(jaunt_node::start(node_config, listener).await?);
     }

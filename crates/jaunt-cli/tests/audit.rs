@@ -571,3 +571,67 @@ fn a_recording_that_cannot_be_sent_holds_back_no_other() {
     );
     assert!(spool.join(format!("{stuck}.cast")).exists());
 }
+
+/// A node records at most its disk budget: a session that prints more goes
+/// on to its end, its recording stops with a line saying why, is marked
+/// truncated, and its session.end says so. The spool's use is given back
+/// once the recording is uploaded, so the next session is recorded whole.
+#[test]
+fn a_recording_past_the_nodes_disk_budget_is_truncated_and_says_so() {
+    let (c, os, home) = Cluster::with_alice(
+        Options {
+            recording_disk_limit: 64 * 1024,
+            ..Default::default()
+        },
+        "rt",
+    );
+    let _node = c.add_node("rec", "env=rec", true);
+    let jaunt = bin("jaunt").display().to_string();
+    let target = format!("{}@rec", os.name);
+    let big =
+        format!("{jaunt} status; head -c 300000 /dev/zero | tr '\\0' x; echo; echo AFTER-$((6*7))");
+    let out = c.jsh(&home, &["ssh", "-t", &target, &big], "").ok();
+    assert!(
+        out.stdout.contains("AFTER-42"),
+        "the session itself went on"
+    );
+    let session = session_id(&out.stdout);
+    let events = session_events(&c, &session, "session.end");
+    let end = find(&events, "session.end");
+    assert_eq!(end["fields"]["recording_truncated"], true, "{end}");
+    let cast = eventually("the truncated recording", Duration::from_secs(30), || {
+        let out = c.jsh(&home, &["play", &session, "--format=asciicast"], "");
+        (out.code == Some(0)).then_some(out.stdout)
+    });
+    assert!(cast.len() <= 64 * 1024, "{} bytes", cast.len());
+    assert!(cast.contains("the recording stops here"), "{cast}");
+    assert!(!cast.contains("AFTER-42"));
+    let listed = c
+        .jsh(&home, &["recordings", "ls", "--format=json"], "")
+        .ok()
+        .stdout;
+    assert!(listed.contains("\"truncated\":true"), "{listed}");
+
+    // The budget came back with the upload: a small session is whole.
+    let out = c
+        .jsh(
+            &home,
+            &[
+                "ssh",
+                "-t",
+                &target,
+                &format!("{jaunt} status; echo SMALL-$((6*7))"),
+            ],
+            "",
+        )
+        .ok();
+    let small = session_id(&out.stdout);
+    let cast = eventually("the next recording", Duration::from_secs(30), || {
+        let out = c.jsh(&home, &["play", &small, "--format=asciicast"], "");
+        (out.code == Some(0)).then_some(out.stdout)
+    });
+    assert!(
+        cast.contains("SMALL-42") && !cast.contains("stops here"),
+        "{cast}"
+    );
+}

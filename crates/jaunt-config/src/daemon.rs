@@ -70,6 +70,9 @@ pub struct FileConfig {
     pub ssh_listen: Option<String>,
     /// Node: the address the proxy dials [default: ssh_listen].
     pub advertise_addr: Option<String>,
+    /// Node: the most disk recordings waiting for upload may take, e.g.
+    /// `10GiB`, `500MiB` or bytes.
+    pub recording_disk_limit: Option<String>,
 }
 
 /// A service of the `jaunt` daemon.
@@ -90,6 +93,8 @@ pub struct NodeSettings {
     pub labels: jaunt_types::resources::Labels,
     pub ssh_listen: Option<SocketAddr>,
     pub advertise_addr: Option<String>,
+    /// Bytes.
+    pub recording_disk_limit: u64,
 }
 
 /// The resolved, validated configuration.
@@ -154,6 +159,7 @@ impl Defaults {
     const MAX_CONNECTIONS: usize = 50_000;
     const MAX_CONNECTIONS_PER_IP: usize = 2_000;
     const MAX_PENDING_PER_IP: usize = 64;
+    const RECORDING_DISK_LIMIT: u64 = 10 << 30;
 }
 
 impl FileConfig {
@@ -198,6 +204,7 @@ impl FileConfig {
             labels: over.labels.or(self.labels),
             ssh_listen: over.ssh_listen.or(self.ssh_listen),
             advertise_addr: over.advertise_addr.or(self.advertise_addr),
+            recording_disk_limit: over.recording_disk_limit.or(self.recording_disk_limit),
         }
     }
 }
@@ -321,6 +328,10 @@ fn node_settings(
             "a CA pin looks like sha256:<hex> (see 'jctl status')".into(),
         ));
     }
+    let recording_disk_limit = match s.recording_disk_limit.as_deref() {
+        None => Defaults::RECORDING_DISK_LIMIT,
+        Some(text) => parse_size(text).map_err(|m| invalid("recording_disk_limit", m))?,
+    };
     Ok(NodeSettings {
         token: s.token.clone().map(jaunt_types::Secret::new),
         proxy,
@@ -329,7 +340,34 @@ fn node_settings(
         labels,
         ssh_listen,
         advertise_addr,
+        recording_disk_limit,
     })
+}
+
+/// A size: bytes, or a number with KiB, MiB, GiB or TiB (KB, MB, GB, TB
+/// and K, M, G, T are read as the same powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 10GiB, 500MiB or 1048576"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use KiB, MiB, GiB or TiB)"
+            ));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("{text:?} is not a size between 1 byte and 16 EiB"))
 }
 
 /// Where the proxy listens and the address clients are told, with its
@@ -669,6 +707,10 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
         ("labels", q(s.labels.as_deref().unwrap_or(""))),
         ("ssh_listen", opt(&s.ssh_listen)),
         ("advertise", opt(&s.advertise_addr)),
+        (
+            "recording_disk_limit",
+            q(s.recording_disk_limit.as_deref().unwrap_or("10GiB")),
+        ),
     ];
     fill(TEMPLATE, &values)
 }
@@ -705,6 +747,31 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_an_operator_writes_them() {
+        for (text, want) in [
+            ("1048576", Ok(1 << 20)),
+            ("500MiB", Ok(500 << 20)),
+            ("10GiB", Ok(10 << 30)),
+            ("10 GB", Ok(10 << 30)),
+            ("2t", Ok(2 << 40)),
+            ("64k", Ok(64 << 10)),
+        ] {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "ten",
+            "5PB",
+            "-1G",
+            "99999999999999999999",
+            "16777216TiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn resolve(file: &str, flags: FileConfig) -> Result<Config, ConfigError> {
         let f = FileConfig::parse(file, "jaunt.yaml")?;

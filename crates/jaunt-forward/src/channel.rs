@@ -550,6 +550,7 @@ async fn start(ctx: &ChannelCtx, shared: &Shared, what: Start, pty: Option<&Pty>
             start: jaunt_sys::clock::now(),
             end: None,
             size: 0,
+            truncated: false,
         };
         let clamp = |v: u32| v.clamp(1, u16::MAX as u32) as u16;
         let mut recording = Recording::new(

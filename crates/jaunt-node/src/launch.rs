@@ -163,6 +163,8 @@ where
         recorded: recorder.is_some(),
         started: std::time::Instant::now(),
     };
+    // Kept to ask at the end whether the recording stopped part way.
+    let recording = recorder.clone();
     let (audit_tx, audit_rx) = mpsc::unbounded_channel();
     let observers = Observers {
         audit_lines: matches!(launch, Launch::Subsystem(..)).then_some(audit_tx),
@@ -193,7 +195,10 @@ where
         ctx.spool.finish(&session_id);
     }
     ctx.session_ended(&session_id);
-    ended.audit(&ctx, &template, &exit);
+    let truncated = recording
+        .as_ref()
+        .is_some_and(|r| r.lock().map(|r| r.truncated()).unwrap_or(false));
+    ended.audit(&ctx, &template, &exit, truncated);
     tell_exit(&handle, channel, &exit).await;
 }
 
@@ -250,7 +255,7 @@ struct Ended {
 
 impl Ended {
     /// `exec` (for a command) and `session.end`, with how it exited.
-    fn audit(&self, ctx: &NodeContext, template: &AuditEvent, exit: &Exit) {
+    fn audit(&self, ctx: &NodeContext, template: &AuditEvent, exit: &Exit, truncated: bool) {
         let status = |e: AuditEvent| match exit {
             Exit::Code(c) => e.with("exit_status", *c),
             Exit::Signal(s) => e.with("exit_signal", s.clone()),
@@ -263,14 +268,17 @@ impl Ended {
                     .with("command", command.clone()),
             ));
         }
-        ctx.audit.record(&status(
-            ctx.audit
-                .like(template, "session.end", true)
-                .with("kind", self.kind)
-                .with("participants", vec![self.user.clone()])
-                .with("duration_ms", self.started.elapsed().as_millis() as u64)
-                .with("recorded", self.recorded),
-        ));
+        let mut end = ctx
+            .audit
+            .like(template, "session.end", true)
+            .with("kind", self.kind)
+            .with("participants", vec![self.user.clone()])
+            .with("duration_ms", self.started.elapsed().as_millis() as u64)
+            .with("recorded", self.recorded);
+        if truncated {
+            end = end.with("recording_truncated", true);
+        }
+        ctx.audit.record(&status(end));
     }
 }
 

@@ -8,39 +8,111 @@
 use jaunt_transport::ApiClient;
 use jaunt_types::api::{Ack, PATH_NODE_RECORDING, RecordingUpload};
 use jaunt_types::asciicast::{self, Encoder};
-use jaunt_types::audit::RecordingMeta;
+use jaunt_types::audit::{MAX_RECORDING_BYTES, RecordingMeta};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Largest piece sent in one request.
 const PIECE: usize = 4 * 1024 * 1024;
 
-/// Writes one session's recording.
+/// Room kept under a recording's limits for the line that says where it
+/// stops.
+const MARKER_ROOM: u64 = 512;
+
+/// The recordings directory's use of disk, against its budget.
+struct DiskUse {
+    used: AtomicU64,
+    budget: u64,
+}
+
+/// Writes one session's recording, up to [`MAX_RECORDING_BYTES`] and the
+/// node's disk budget for recordings; past either, it writes one marker
+/// line, marks the recording truncated, and records no more (the session
+/// goes on).
 pub struct Recorder {
     file: std::fs::File,
     start: Instant,
     cast: Encoder,
+    written: u64,
+    truncated: bool,
+    disk: Arc<DiskUse>,
+    meta: RecordingMeta,
+    meta_path: PathBuf,
 }
 
 impl Recorder {
     /// Terminal output.
     pub fn output(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.truncated {
+            return Ok(());
+        }
         match self.cast.output(self.start.elapsed().as_secs_f64(), data) {
-            // One write per event: a killed node leaves whole lines but the last.
-            Some(line) => self.file.write_all(line.as_bytes()),
+            Some(line) => self.write(&line),
             None => Ok(()),
         }
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) -> std::io::Result<()> {
+        if self.truncated {
+            return Ok(());
+        }
         let line = self
             .cast
             .resize(self.start.elapsed().as_secs_f64(), cols, rows);
-        self.file.write_all(line.as_bytes())
+        self.write(&line)
+    }
+
+    /// Whether the recording stopped part way.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// One write per event: a killed node leaves whole lines but the last.
+    fn write(&mut self, line: &str) -> std::io::Result<()> {
+        let n = line.len() as u64;
+        let why = if self.written + n + MARKER_ROOM > MAX_RECORDING_BYTES {
+            Some(format!("it reached {MAX_RECORDING_BYTES} bytes"))
+        } else if self.disk.used.load(Ordering::Relaxed) + n + MARKER_ROOM > self.disk.budget {
+            Some("the node's disk budget for recordings is spent".to_string())
+        } else {
+            None
+        };
+        match why {
+            None => self.append(line),
+            Some(why) => self.truncate(&why),
+        }
+    }
+
+    fn append(&mut self, line: &str) -> std::io::Result<()> {
+        self.file.write_all(line.as_bytes())?;
+        self.written += line.len() as u64;
+        self.disk
+            .used
+            .fetch_add(line.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ends the recording with a line saying so, and marks its metadata.
+    fn truncate(&mut self, why: &str) -> std::io::Result<()> {
+        self.truncated = true;
+        tracing::warn!(session = %self.meta.session_id, reason = why, "recording truncated");
+        let text = format!("\r\n[jaunt: the recording stops here: {why}]\r\n");
+        if let Some(line) = self
+            .cast
+            .output(self.start.elapsed().as_secs_f64(), text.as_bytes())
+        {
+            self.append(&line)?;
+        }
+        self.meta.truncated = true;
+        let bytes = serde_json::to_vec(&self.meta).map_err(std::io::Error::other)?;
+        jaunt_sys::fs::write_atomic(&self.meta_path, &bytes, jaunt_sys::fs::Mode::Private)
+            .map_err(|e| e.source)
     }
 }
 
@@ -49,21 +121,50 @@ pub struct Spool {
     dir: PathBuf,
     active: Mutex<HashSet<String>>,
     wake: Notify,
+    disk: Arc<DiskUse>,
 }
 
 impl Spool {
-    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
+    /// The spool in `data_dir`, holding at most `budget` bytes of
+    /// recordings on disk.
+    pub fn open(data_dir: &Path, budget: u64) -> std::io::Result<Self> {
         let dir = data_dir.join("recordings");
         std::fs::create_dir_all(&dir)?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
+        // What earlier runs left (waiting for upload, or set aside).
+        let used = std::fs::read_dir(&dir)?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cast"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
         Ok(Spool {
             dir,
             active: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            disk: Arc::new(DiskUse {
+                used: AtomicU64::new(used),
+                budget,
+            }),
         })
+    }
+
+    /// Deletes an uploaded recording, giving its disk back to the budget.
+    fn remove(&self, id: &str) {
+        let cast = self.cast_path(id);
+        let size = std::fs::metadata(&cast).map(|m| m.len()).unwrap_or(0);
+        if std::fs::remove_file(&cast).is_ok() {
+            let _ = self
+                .disk
+                .used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    Some(u.saturating_sub(size))
+                });
+        }
+        let _ = std::fs::remove_file(self.meta_path(id));
     }
 
     fn cast_path(&self, id: &str) -> PathBuf {
@@ -87,19 +188,25 @@ impl Spool {
         let meta_bytes = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
         std::fs::write(self.meta_path(id), meta_bytes)?;
         let header = asciicast::header(meta, cols, rows, term);
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .append(true)
             .create_new(true)
             .open(self.cast_path(id))?;
-        file.write_all(header.as_bytes())?;
         if let Ok(mut a) = self.active.lock() {
             a.insert(id.clone());
         }
-        Ok(Recorder {
+        let mut recorder = Recorder {
             file,
             start: Instant::now(),
             cast: Encoder::default(),
-        })
+            written: 0,
+            truncated: false,
+            disk: self.disk.clone(),
+            meta: meta.clone(),
+            meta_path: self.meta_path(id),
+        };
+        recorder.append(&header)?;
+        Ok(recorder)
     }
 
     /// The session ended: its recording may be uploaded.
@@ -194,8 +301,7 @@ impl Spool {
                 match self.send(&client, &id, 0, true).await {
                     Ok(size) => {
                         tracing::info!(session = %id, size, "recording uploaded");
-                        let _ = std::fs::remove_file(self.cast_path(&id));
-                        let _ = std::fs::remove_file(self.meta_path(&id));
+                        self.remove(&id);
                     }
                     Err(e) if e.is_permanent() => {
                         tracing::error!(session = %id, error = %e, "recording cannot be uploaded; set aside");
@@ -308,7 +414,7 @@ mod tests {
     #[test]
     fn writes_asciicast_v2_and_keeps_split_characters_whole() {
         let dir = tempfile::tempdir().expect("tmp");
-        let spool = Spool::open(dir.path()).expect("spool");
+        let spool = Spool::open(dir.path(), u64::MAX).expect("spool");
         let id = uuid::Uuid::new_v4().to_string();
         let meta = RecordingMeta {
             session_id: id.clone(),
@@ -319,6 +425,7 @@ mod tests {
             start: 1_800_000_000,
             end: None,
             size: 0,
+            truncated: false,
         };
         let mut rec = spool.create(&meta, 80, 24, "xterm").expect("create");
         let euro = "€".as_bytes();

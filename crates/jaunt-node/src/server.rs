@@ -211,6 +211,7 @@ impl Connection {
             start: jaunt_sys::clock::now(),
             end: None,
             size: 0,
+            truncated: false,
         };
         let Ok(recorder) = launch::recorder(&self.ctx, mode, pty.as_ref(), &meta) else {
             return session.channel_failure(channel);

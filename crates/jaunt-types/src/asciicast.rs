@@ -101,6 +101,7 @@ mod tests {
             start: 1_700_000_000,
             end: None,
             size: 0,
+            truncated: false,
         };
         assert_eq!(
             header(&meta, 80, 24, "xterm"),

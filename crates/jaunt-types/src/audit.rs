@@ -441,7 +441,16 @@ pub struct RecordingMeta {
     pub end: Option<i64>,
     /// Bytes of asciicast text.
     pub size: u64,
+    /// The node stopped recording part way ([`MAX_RECORDING_BYTES`], or
+    /// its disk budget for recordings): the session went on, unrecorded
+    /// from the marker line on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
+
+/// The largest recording auth keeps, and so the most a node records of
+/// one session.
+pub const MAX_RECORDING_BYTES: u64 = 256 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

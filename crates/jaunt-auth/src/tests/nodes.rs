@@ -376,6 +376,7 @@ async fn node_events_and_recordings_are_checked_and_stored_once() {
         start: 100,
         end: None,
         size: 0,
+        truncated: false,
     };
     let piece = |offset: u64, data: &str, complete: bool| RecordingUpload {
         meta: meta.clone(),

@@ -19,6 +19,8 @@ pub struct Options {
     pub public_cert: Option<(String, String)>,
     /// How long the cluster's nodes wait for a client to authenticate.
     pub login_grace: Duration,
+    /// The disk the nodes' recordings may take.
+    pub recording_disk_limit: u64,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             client_idle_timeout: "off",
             public_cert: None,
             login_grace: jaunt_node::LOGIN_GRACE,
+            recording_disk_limit: 10 << 30,
         }
     }
 }
@@ -48,6 +51,7 @@ pub struct Cluster {
     daemon: Option<jaunt_cli::daemon::Daemon>,
     config: Config,
     login_grace: Duration,
+    recording_disk_limit: u64,
 }
 
 impl Cluster {
@@ -103,6 +107,7 @@ impl Cluster {
             daemon: Some(daemon),
             config,
             login_grace: opts.login_grace,
+            recording_disk_limit: opts.recording_disk_limit,
         }
     }
 
@@ -185,6 +190,7 @@ impl Cluster {
             advertise_addr: advertise,
             sftp_helper: Some(bin("jaunt")),
             login_grace: self.login_grace,
+            recording_disk_limit: self.recording_disk_limit,
         };
         std::fs::create_dir_all(&cfg.data_dir).expect("node dir");
         rt.block_on(jaunt_node::start(cfg, listener))

@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// A connection not authenticated this long after it opened is closed
     /// ([`LOGIN_GRACE`] unless a test wants it shorter).
     pub login_grace: Duration,
+    /// The most disk the recordings waiting for upload may take; a
+    /// recording that would pass it stops, marked truncated.
+    pub recording_disk_limit: u64,
 }
 
 /// How long a client has to authenticate, as OpenSSH's LoginGraceTime
@@ -188,9 +191,11 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
             path: cfg.data_dir.join(crate::audit::QUEUE_FILE),
             reason: e.to_string(),
         })?,
-        spool: Spool::open(&cfg.data_dir).map_err(|e| NodeError::Identity {
-            path: cfg.data_dir.join("recordings"),
-            reason: e.to_string(),
+        spool: Spool::open(&cfg.data_dir, cfg.recording_disk_limit).map_err(|e| {
+            NodeError::Identity {
+                path: cfg.data_dir.join("recordings"),
+                reason: e.to_string(),
+            }
         })?,
         recording: RwLock::new(RecordingMode::default()),
         active: Mutex::new(HashMap::new()),

@@ -138,6 +138,9 @@ pub struct SettingsFlags {
     /// Node: the host:port the proxy dials [default: --ssh-listen]
     #[arg(long)]
     advertise_addr: Option<String>,
+    /// Node: the most disk recordings waiting for upload may take, e.g. 500MiB [default: 10GiB]
+    #[arg(long)]
+    recording_disk_limit: Option<String>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long)]
     log_level: Option<String>,
@@ -176,6 +179,7 @@ impl SettingsFlags {
             labels: self.labels.clone(),
             ssh_listen: self.ssh_listen.clone(),
             advertise_addr: self.advertise_addr.clone(),
+            recording_disk_limit: self.recording_disk_limit.clone(),
         }
     }
 }
