@@ -259,11 +259,13 @@ impl AuditEvent {
     /// `received=` when auth got a node's event more than a minute away
     /// from the time the node gave it).
     pub fn text_line(&self) -> String {
+        // The name and code are auth's for every event it stores, but a
+        // line is printed from whatever event it is given: quoted too.
         let mut line = format!(
             "{} {} {}",
             crate::timefmt::format_unix_millis(self.time),
-            self.event,
-            self.code
+            quote(&self.event),
+            quote(&self.code)
         );
         if let Some(r) = self.received.filter(|r| (r - self.time).abs() > 60_000) {
             line.push_str(&format!(
@@ -542,6 +544,15 @@ mod tests {
             "{}",
             e.text_line()
         );
+        // And so the event's name and code, though auth sets them on what
+        // it stores (found by the audit_ingest fuzz target: a DEL in the
+        // name reached the line raw).
+        let mut e = AuditEvent::new("x".into(), 7, "exec", true, "c");
+        e.event = "\u{7f}".into();
+        e.code = "\x1b[2J".into();
+        let line = e.text_line();
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert!(line.contains(" \"\\u{7f}\" \"\\u{1b}[2J\""), "{line:?}");
     }
 
     #[test]
