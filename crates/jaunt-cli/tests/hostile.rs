@@ -95,3 +95,162 @@ fn ten_thousand_idle_connections_from_one_address_leave_the_proxy_to_others() {
     // Only one address's share of handshakes is held (64 by default).
     assert!(held <= 64, "{held} of {opened} idle connections held");
 }
+
+/// Sends `bytes` on a fresh connection and reads what comes back until the
+/// proxy closes it (or 15 s pass: then `None`, the proxy kept it open).
+async fn answer_to(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    bytes: &[u8],
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    // The proxy may close before reading all of it: that is an answer.
+    let _ = stream.write_all(bytes).await;
+    let mut got = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut got)).await {
+        Ok(_) => Some(got),
+        Err(_) => None,
+    }
+}
+
+/// Garbage and oversized first lines on every kind of connection the
+/// public port takes: each is turned away promptly (a refusal line, an
+/// HTTP error, or a close), and the proxy goes on serving.
+#[test]
+fn garbage_and_oversized_first_lines_are_turned_away_and_the_proxy_serves_on() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "hg");
+    let _node = c.add_node("node1", "env=dev", true);
+    let proxy: SocketAddr = c.proxy.parse().expect("proxy address");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let trust = jaunt_transport::Trust {
+        ca_pin: Some(c.ca_pin.clone()),
+        ..Default::default()
+    };
+    let anonymous = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    let tcp = || async {
+        tokio::net::TcpStream::connect(proxy)
+            .await
+            .expect("connect")
+    };
+    let long = vec![b'a'; 1 << 20];
+    rt.block_on(async {
+        // Raw relay and tunnel-data preambles: no newline for 1 MiB, a
+        // ticket of the wrong shape, bytes that are neither TLS nor ours.
+        let mut raw_long = b"JAUNT-RELAY/1 ".to_vec();
+        raw_long.extend_from_slice(&long);
+        for (what, bytes) in [
+            ("a 1 MiB raw relay line", raw_long),
+            (
+                "a malformed ticket",
+                b"JAUNT-RELAY/1 not-a-ticket\n".to_vec(),
+            ),
+            (
+                "an unknown ticket",
+                format!("JAUNT-RELAY/1 {}\n", "ab".repeat(20)).into_bytes(),
+            ),
+            (
+                "a malformed tunnel preamble",
+                b"JAUNT-TUNNEL/1 x y z\n".to_vec(),
+            ),
+            (
+                "binary noise",
+                (0u8..=255).cycle().skip(1).take(4096).collect(),
+            ),
+        ] {
+            let got = answer_to(tcp().await, &bytes).await;
+            assert!(got.is_some(), "{what}: the proxy held the connection");
+        }
+        // The SSH relay's JSON line without a certificate, and 1 MiB of it.
+        for line in [b"{\"target\": \"x\"}\n".to_vec(), long.clone()] {
+            let tls = anonymous
+                .connect(jaunt_types::api::ALPN_SSH)
+                .await
+                .expect("tls");
+            let got = answer_to(tls, &line).await.expect("an answer");
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.contains("certificate") || text.is_empty(), "{text}");
+        }
+        // HTTP: a 1 MiB header, and a tunnel hello that is not JSON.
+        let tls = anonymous
+            .connect(jaunt_types::api::ALPN_HTTP)
+            .await
+            .expect("tls");
+        let mut head = b"GET /v1/ping HTTP/1.1\r\nHost: jaunt\r\nX-Big: ".to_vec();
+        head.extend_from_slice(&long);
+        head.extend_from_slice(b"\r\n\r\n");
+        let got = answer_to(tls, &head).await.expect("an answer");
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+        let tls = anonymous.connect(b"jaunt-tunnel/1").await.expect("tls");
+        assert!(answer_to(tls, b"\x00\xffnot json\n").await.is_some());
+    });
+    // Everyone else is still served.
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let out = c
+        .jsh(
+            &home,
+            &["ssh", &format!("{}@node1", os.name), "echo fine"],
+            "",
+        )
+        .ok();
+    assert_eq!(out.stdout, "fine\n");
+}
+
+/// A 100 KiB SSH user name (as long as a command line takes) straight at
+/// a node: refused like any unknown login, audited with the name capped,
+/// and the node serves on.
+#[test]
+fn a_huge_ssh_user_name_is_refused_and_recorded_capped() {
+    let (c, os, home) = Cluster::with_alice(Options::default(), "hu");
+    let node = c.add_node("node1", "env=dev", true);
+    let addr = node.ssh_addr.expect("direct node");
+    let name = "u".repeat(100 * 1024);
+    // A plain key, so the node has a public-key attempt to refuse (and
+    // record) under that name.
+    let key = keygen(&home, "plain");
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+    ])
+    .arg("-i")
+    .arg(&key)
+    .args([
+        "-p",
+        &addr.port().to_string(),
+        "-l",
+        &name,
+        &addr.ip().to_string(),
+        "true",
+    ]);
+    let out = run(cmd, "");
+    assert_ne!(out.code, Some(0));
+    let events = eventually("the refusal's event", Duration::from_secs(20), || {
+        let out = c
+            .jctl(&["audit", "ls", "--type=auth", "--format=json"])
+            .ok()
+            .stdout;
+        out.contains("uuuu").then_some(out)
+    });
+    for line in events.lines() {
+        assert!(line.len() < 16 * 1024, "an event of {} bytes", line.len());
+    }
+    assert!(events.contains("truncated: 102400 bytes"), "{events}");
+    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let out = c
+        .jsh(
+            &home,
+            &["ssh", &format!("{}@node1", os.name), "echo fine"],
+            "",
+        )
+        .ok();
+    assert_eq!(out.stdout, "fine\n");
+}
