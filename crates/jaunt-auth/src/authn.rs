@@ -157,7 +157,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The client's IP as text (a port, if given, dropped): failures and
 /// locks are kept per address, not per connection.
-fn client_ip(addr: &str) -> IpAddr {
+pub(crate) fn client_ip(addr: &str) -> IpAddr {
     addr.parse::<std::net::SocketAddr>()
         .map(|s| s.ip())
         .or_else(|_| addr.parse::<IpAddr>())

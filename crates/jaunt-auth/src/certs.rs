@@ -72,6 +72,7 @@ impl AuthServer {
                 public_key,
                 &req.tls_csr_pem,
                 req.ttl_secs.map(Ttl::from_secs),
+                addr,
             )
             .await?;
         let mut cert = self
@@ -91,6 +92,7 @@ impl AuthServer {
         public_key: jaunt_ca::ssh_key::PublicKey,
         csr_pem: &str,
         ttl: Option<Ttl>,
+        addr: &str,
     ) -> Result<LoginResponse, AuthError> {
         let user = who.user();
         let checker = self.access_checker(user).await?;
@@ -116,7 +118,16 @@ impl AuthServer {
             permit_pty: true,
             permit_port_forwarding: checker.port_forwarding(),
             permit_agent_forwarding: checker.forward_agent(),
-            source_address: None,
+            // pin_source_ip: the certificate works only from the address
+            // the proxy saw this login come from (nodes learn the client's
+            // address from the proxy, so it holds through it).
+            source_address: checker
+                .pin_source_ip()
+                .then(|| crate::authn::client_ip(addr))
+                .map(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => format!("{v4}/32"),
+                    std::net::IpAddr::V6(v6) => format!("{v6}/128"),
+                }),
         })?;
         let tls_cert_pem = id
             .tls_ca

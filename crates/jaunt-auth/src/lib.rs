@@ -67,6 +67,8 @@ pub struct AuthServer {
     locks: locks::LockSet,
     /// Failed logins per address and the password-check queue ([`throttle`]).
     login_gate: throttle::LoginGate,
+    /// The secret nodes' client-address keys derive from, once read.
+    client_addr_secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 pub(crate) use jaunt_sys::clock::now;
@@ -88,6 +90,7 @@ impl AuthServer {
             proxy_list: proxies::ProxyList::default(),
             locks: locks::LockSet::default(),
             login_gate: throttle::LoginGate::new(authn::hasher_threads()),
+            client_addr_secret: tokio::sync::OnceCell::new(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 jaunt_sys::clock::now_nanos() as u64
             ),

@@ -484,6 +484,7 @@ impl AuthServer {
             recording: self.config.recording,
             client_idle_timeout_secs: self.config.client_idle_timeout.map_or(0, |t| t.as_secs()),
             proxies: self.live_proxies().await,
+            client_addr_key: Some(hex::encode(self.client_addr_key(uuid).await?)),
         })
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 const PROXIES: &str = "/proxies/";
 const PEER_KEY: &str = "/cluster/peer_key";
+const CLIENT_ADDR_SECRET: &str = "/cluster/client_addr_secret";
 /// A registration lasts this long unless renewed ([`RENEW_EVERY`]): an
 /// instance that died leaves the list within this.
 pub const PROXY_TTL_SECS: i64 = 30;
@@ -39,17 +40,35 @@ impl AuthServer {
     /// The key proxy instances vouch with for the connections they hand
     /// each other (made once, by whichever instance asks first).
     pub async fn peer_key(&self) -> Result<Vec<u8>, AuthError> {
+        self.cluster_secret(PEER_KEY).await
+    }
+
+    /// A random secret of the cluster's at `key`, made once by whichever
+    /// instance asks first (create-if-absent, so racing instances agree).
+    async fn cluster_secret(&self, key: &str) -> Result<Vec<u8>, AuthError> {
         let fresh = crate::records::random_token();
-        match self.store.create(PEER_KEY, &fresh, None).await {
+        match self.store.create(key, &fresh, None).await {
             Ok(_) => Ok(fresh.into_bytes()),
             Err(jaunt_store::StoreError::AlreadyExists(_)) => self
                 .store
-                .get::<String>(PEER_KEY)
+                .get::<String>(key)
                 .await?
                 .map(|v| v.value.into_bytes())
-                .ok_or_else(|| AuthError::Internal("the peer key vanished".into())),
+                .ok_or_else(|| AuthError::Internal(format!("the secret at {key} vanished"))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The key node `uuid` checks the proxy's client-address lines with:
+    /// derived from a cluster secret (made once, by whichever instance
+    /// asks first; read once per instance), so every instance vouches
+    /// alike and each node knows only its own.
+    pub async fn client_addr_key(&self, uuid: &str) -> Result<Vec<u8>, AuthError> {
+        let secret = self
+            .client_addr_secret
+            .get_or_try_init(|| self.cluster_secret(CLIENT_ADDR_SECRET))
+            .await?;
+        Ok(jaunt_ca::client_addr::node_key(secret, uuid))
     }
 
     /// Takes an instance off the list (as it stops).

@@ -1,9 +1,11 @@
 //! The cluster's certificate authorities. An SSH user CA signs user
 //! certificates, an SSH host CA signs node host certificates (both Ed25519),
 //! and a TLS CA signs the proxy's server certificate and users' client
-//! certificates. Every function takes the time as an argument and returns
+//! certificates; the proxy vouches for client addresses to nodes with a key
+//! per node (`client_addr`). Every function takes the time as an argument and returns
 //! values: this crate does no I/O, keeps no clock and stores nothing.
 
+pub mod client_addr;
 mod ssh;
 
 /// The ssh-key crate at the exact version russh uses; dependents use this one.

@@ -321,13 +321,7 @@ fn ssh_audit_finds_nothing_to_fail_or_warn_about_on_a_node() {
 
     // The scan's address (the proxy's, here) is let in again once its
     // strikes have aged, and sessions through the proxy work.
-    ssh_until_ok(
-        &s.ssh_config,
-        &format!("{}@node1.example", s.os.name),
-        "true",
-        "a session after the scan",
-        Duration::from_secs(40),
-    );
+    s.ssh_eventually("node1", "a session after the scan", Duration::from_secs(40));
 }
 
 /// The owner (uid) of the TCP socket on loopback whose local port is
@@ -426,11 +420,122 @@ fn roles_cap_sessions_per_connection_and_connections_per_node() {
     }
     drop(master);
     // With the master gone, a connection is allowed again.
-    ssh_until_ok(
-        &s.ssh_config,
-        &format!("{}@node1.example", s.os.name),
-        "true",
+    s.ssh_eventually(
+        "node1",
         "a connection once the first has closed",
         Duration::from_secs(20),
     );
+}
+
+/// Nodes learn the client's address from the proxy's line (HMAC with a
+/// key for that node alone) and from no one else: through the proxy a
+/// certificate pinned to the login's address (pin_source_ip) works on
+/// direct and tunnel nodes and the audit log has the user's address;
+/// straight at a node, a forged line ends the connection, and a line the
+/// proxy would vouch for with another address makes the pinned
+/// certificate fail its source-address check there.
+#[test]
+fn nodes_take_the_client_address_from_the_proxy_and_from_no_one_else() {
+    let s = setup("ca");
+    switch_role(
+        &s,
+        "pinned",
+        "kind: role\nmetadata: {name: pinned}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n  options: {pin_source_ip: true}\n",
+    );
+    for node in ["node1", "node2"] {
+        s.ssh_eventually(
+            node,
+            "a pinned certificate through the proxy",
+            Duration::from_secs(20),
+        );
+    }
+
+    // Straight at node1, with a line of our own before the SSH bytes.
+    let addr = s.nodes[0].ssh_addr.expect("direct node");
+    let jsh_config = s.home.join("jsh_ssh_config");
+    std::fs::write(&jsh_config, s.c.jsh(&s.home, &["config"], "").ok().stdout).expect("config");
+    let config = direct_ssh_config(&s.home, &jsh_config, &addr.to_string(), &s.os.name);
+    let cert_file = std::fs::read_to_string(&config)
+        .expect("config")
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("CertificateFile ")
+                .map(str::to_string)
+        })
+        .expect("certificate file");
+    let mut keygen = std::process::Command::new("ssh-keygen");
+    keygen.args(["-L", "-f", &cert_file]);
+    let shown = run(keygen, "").stdout;
+    assert!(
+        shown.contains("source-address 127.0.0.1/32"),
+        "pinned: {shown}"
+    );
+    let script = s.home.join("with-line.sh");
+    std::fs::write(
+        &script,
+        format!(
+            // Only the background cat writes to ssh (so ssh sees the end
+            // when the node closes), it goes when ssh is done (so the node
+            // sees the end), and neither holds ssh's stderr (ssh kills
+            // its proxy command, not the command's children).
+            "#!/bin/bash\nexec 2>/dev/null\nexec 3<>/dev/tcp/127.0.0.1/{}\nprintf '%s\\n' \"$JAUNT_LINE\" >&3\ncat <&3 &\nreader=$!\nexec 1>&-\ncat >&3\nkill $reader 2>/dev/null\n",
+            addr.port()
+        ),
+    )
+    .expect("script");
+    let with_line = |line: &str| {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&config)
+            .arg("-o")
+            .arg(format!("ProxyCommand=bash {}", script.display()))
+            .args(["-o", "ControlPath=none", "direct", "echo in"])
+            .env("JAUNT_LINE", line);
+        run(cmd, "")
+    };
+    let uuid = &s.nodes[0].uuid;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let key = rt
+        .block_on(s.c.auth().client_addr_key(uuid))
+        .expect("the node's key");
+    let now = jaunt_sys::clock::now();
+    let line = |client: &str, key: &[u8], node: &str| {
+        let mut l =
+            jaunt_ca::client_addr::client_line(key, node, client.parse().expect("addr"), now);
+        l.pop();
+        l
+    };
+    // Forged: a made-up key, or node2's line replayed at node1.
+    let node2_key = rt
+        .block_on(s.c.auth().client_addr_key(&s.nodes[1].uuid))
+        .expect("key");
+    for forged in [
+        line("127.0.0.1:4000", b"not the key", uuid),
+        line("127.0.0.1:4000", &node2_key, &s.nodes[1].uuid),
+    ] {
+        let out = with_line(&forged);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(!out.stdout.contains("in"), "{out:?}");
+    }
+    // The proxy's word for another address: the pinned certificate fails.
+    let out = with_line(&line("192.0.2.7:4000", &key, uuid));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    let refusals =
+        s.c.jctl(&["audit", "ls", "--type=auth", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(refusals.contains("192.0.2.7"), "{refusals}");
+    // And for the address the certificate names: accepted, and audited
+    // with the line's address.
+    let out = with_line(&line("127.0.0.1:4000", &key, uuid));
+    assert_eq!(out.stdout.trim(), "in", "{out:?}");
+    let starts =
+        s.c.jctl(&["audit", "ls", "--type=session.start", "--format=json"])
+            .ok()
+            .stdout;
+    assert!(starts.contains("\"addr\":\"127.0.0.1:4000\""), "{starts}");
 }

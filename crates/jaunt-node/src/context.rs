@@ -41,6 +41,9 @@ pub struct NodeContext {
     pub live: tokio::sync::watch::Sender<usize>,
     /// Authenticated connections open per user (roles' `max_connections`).
     pub user_connections: Mutex<HashMap<String, u32>>,
+    /// The key the proxy's client-address lines are checked with (from
+    /// heartbeats; `jaunt_ca::client_addr`).
+    pub client_addr_key: RwLock<Option<Vec<u8>>>,
 }
 
 /// What a running session leaves on disk.

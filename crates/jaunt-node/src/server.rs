@@ -81,6 +81,12 @@ impl Connection {
         self.authenticated.clone()
     }
 
+    /// The connection, setting `flag` when its client authenticates.
+    pub fn with_authenticated(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.authenticated = flag;
+        self
+    }
+
     fn refuse(&self, login: &str, reason: &str) -> Auth {
         tracing::warn!(client = %self.client, %login, %reason, "authentication refused");
         Auth::Reject {

@@ -124,7 +124,7 @@ pub async fn serve<S>(
         raw,
         user,
         node_uuid,
-    } = match connect(&mut client, cert, &routes).await {
+    } = match connect(&mut client, cert, &routes, peer).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let _ = write_json_line(&mut client, &refusal.answer(peer)).await;
@@ -205,6 +205,7 @@ async fn connect<S: AsyncRead + Unpin>(
     client: &mut S,
     cert: Option<CertificateDer<'static>>,
     routes: &Routes<'_>,
+    peer: SocketAddr,
 ) -> Result<Routed, Refusal> {
     let (auth, tunnels) = (routes.auth, routes.tunnels);
     let der = cert.ok_or(Refusal::NoCertificate)?;
@@ -251,10 +252,24 @@ async fn connect<S: AsyncRead + Unpin>(
     let upstream = if node.sub_kind.is_some() {
         agentless(node, target.login.as_deref(), &id.user, routes).await?
     } else {
-        match &node.addr {
+        let mut upstream = match &node.addr {
             Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
             None => tunnels.dial(&node.uuid, &node.name).await?,
-        }
+        };
+        // The node learns the user's address from the proxy's word, not
+        // from the connection (which is the proxy's).
+        let key = auth.client_addr_key(&node.uuid).await?;
+        let line =
+            jaunt_ca::client_addr::client_line(&key, &node.uuid, peer, jaunt_sys::clock::now());
+        upstream
+            .announce_client(&line)
+            .await
+            .map_err(|e| Refusal::Unreachable {
+                name: node.name.clone(),
+                addr: node.addr.clone().unwrap_or_else(|| "its tunnel".into()),
+                reason: e.to_string(),
+            })?;
+        upstream
     };
     Ok(Routed {
         upstream,

@@ -36,6 +36,23 @@ pub struct Agentless {
     pub forwarder: Arc<jaunt_forward::Forwarder>,
 }
 
+impl Upstream {
+    /// Tells a Jaunt node who the client is (`jaunt_ca::client_addr`),
+    /// before any SSH byte; an agentless node's sshd is told nothing (the
+    /// proxy is its client).
+    pub async fn announce_client(&mut self, line: &str) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Upstream::Tcp(s) => s.write_all(line.as_bytes()).await,
+            Upstream::Tunnel(s) => {
+                s.write_all(line.as_bytes()).await?;
+                s.flush().await
+            }
+            Upstream::Agentless(_) => Ok(()),
+        }
+    }
+}
+
 /// Copies bytes both ways until both sides are done.
 pub async fn copy_both<A, B>(a: &mut A, b: &mut B, peer: SocketAddr)
 where

@@ -188,6 +188,13 @@ impl AccessChecker {
             .any(|r| r.spec.options.forward_agent == Some(true))
     }
 
+    /// Certificates pinned to the login's address: if any role says so.
+    pub fn pin_source_ip(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| r.spec.options.pin_source_ip == Some(true))
+    }
+
     /// Session channels per connection: the smallest any role sets.
     pub fn max_sessions(&self) -> Option<u32> {
         self.roles

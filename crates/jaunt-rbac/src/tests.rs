@@ -133,6 +133,12 @@ fn options_combine_strictly() {
     let c = checker(vec![capped(5), role(DEV), capped(2)], &[]);
     assert_eq!((c.max_sessions(), c.max_connections()), (Some(2), Some(2)));
     assert_eq!(checker(vec![role(DEV)], &[]).max_connections(), None);
+    let pinned = role("kind: role\nmetadata: {name: p}\nspec:\n  options: {pin_source_ip: true}\n");
+    assert!(
+        checker(vec![role(DEV), pinned], &[]).pin_source_ip(),
+        "one role pins"
+    );
+    assert!(!checker(vec![role(DEV)], &[]).pin_source_ip());
 }
 
 #[test]

@@ -241,6 +241,10 @@ pub struct HeartbeatResponse {
     /// service that does not say (one tunnel to the configured proxy).
     #[serde(default)]
     pub proxies: Vec<ProxyInstance>,
+    /// Hex: the key this node checks the proxy's client-address lines with
+    /// (`jaunt_ca::client_addr`); its own, derived by auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr_key: Option<String>,
 }
 
 /// A proxy instance, as it registers itself in the store.

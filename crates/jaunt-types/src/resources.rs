@@ -106,6 +106,10 @@ pub struct RoleOptions {
     /// smallest any role sets (default: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u32>,
+    /// Certificates work only from the address the user logged in from
+    /// (their `source-address`); on if any role turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_source_ip: Option<bool>,
 }
 
 impl Role {
@@ -230,6 +234,22 @@ pub struct LockTarget {
 }
 
 impl LockTarget {
+    /// A target of these fields (a node by UUID or name, as given).
+    pub fn of(
+        user: Option<&str>,
+        role: Option<&str>,
+        login: Option<&str>,
+        node: Option<&str>,
+    ) -> Self {
+        LockTarget {
+            user: user.map(Into::into),
+            role: role.map(Into::into),
+            login: login.map(Into::into),
+            node: node.map(Into::into),
+            node_name: None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.user.is_none() && self.role.is_none() && self.login.is_none() && self.node.is_none()
     }

@@ -379,6 +379,15 @@ pub fn setup(tag: &str) -> Setup {
     }
 }
 
+impl Setup {
+    /// OpenSSH through the proxy runs `true` on `node` (`node1`, ...) as
+    /// the OS user, within `deadline`.
+    pub fn ssh_eventually(&self, node: &str, what: &str, deadline: Duration) -> Out {
+        let target = format!("{}@{node}.example", self.os.name);
+        ssh_until_ok(&self.ssh_config, &target, "true", what, deadline)
+    }
+}
+
 /// Gives alice only the role in `yaml` (named `name`) and logs in again.
 pub fn switch_role(s: &Setup, name: &str, yaml: &str) {
     let role = s.home.join(format!("{name}.yaml"));

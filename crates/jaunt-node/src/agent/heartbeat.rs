@@ -25,10 +25,16 @@ pub(super) async fn heartbeat_loop(
     ctx: Arc<NodeContext>,
     config: SharedConfig,
     proxies: tokio::sync::watch::Sender<Vec<ProxyInstance>>,
+    first_done: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut every = Duration::from_secs(5);
+    let mut first_done = Some(first_done);
     loop {
-        match heartbeat_once(&cfg, &mut id, &ctx, &config).await {
+        let outcome = heartbeat_once(&cfg, &mut id, &ctx, &config).await;
+        if let Some(done) = first_done.take() {
+            let _ = done.send(());
+        }
+        match outcome {
             Ok((secs, live)) => {
                 every = Duration::from_secs(secs.max(1));
                 proxies.send_if_modified(|known| {
@@ -86,6 +92,14 @@ async fn heartbeat_once(
     }
     if let Ok(mut mode) = ctx.recording.write() {
         *mode = resp.recording;
+    }
+    if let Some(key) = resp
+        .client_addr_key
+        .as_deref()
+        .and_then(|k| hex::decode(k).ok())
+        && let Ok(mut k) = ctx.client_addr_key.write()
+    {
+        *k = Some(key);
     }
     // Running sessions are re-reported at the heartbeat's pace, so they
     // stay listed exactly as long as the node stays online.

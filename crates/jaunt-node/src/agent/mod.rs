@@ -204,6 +204,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         locks: tokio::sync::watch::Sender::new(Arc::new(Vec::new())),
         live: tokio::sync::watch::Sender::new(0),
         user_connections: Mutex::new(HashMap::new()),
+        client_addr_key: RwLock::new(None),
     });
     crate::server::end_interrupted_sessions(&ctx);
     // The idle timeout comes with the first heartbeat, sent at once.
@@ -211,6 +212,19 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
     // The proxy instances, as heartbeats report them (for the tunnels).
     let (proxies_tx, proxies) = tokio::sync::watch::channel(Vec::new());
     let mut tasks = Vec::new();
+    // The first heartbeat (its answer carries the key the proxy's client
+    // address lines are checked with) before serving, unless auth is out
+    // of reach: then there is no proxy to bring connections either.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    tasks.push(tokio::spawn(heartbeat::heartbeat_loop(
+        cfg.clone(),
+        id.clone(),
+        ctx.clone(),
+        config.clone(),
+        proxies_tx,
+        first_tx,
+    )));
+    let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
     let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     match listener {
         Some(l) => tasks.push(tokio::spawn(serve::serve_direct(
@@ -238,13 +252,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         c.report_sessions_forever(Duration::from_secs(5)).await
     }));
     tasks.push(tokio::spawn(locks::follow_locks(ctx.clone())));
-    tasks.push(tokio::spawn(heartbeat::heartbeat_loop(
-        cfg,
-        id.clone(),
-        ctx.clone(),
-        config,
-        proxies_tx,
-    )));
+
     Ok(Node {
         uuid: id.uuid,
         cluster: id.cluster,
