@@ -8,6 +8,19 @@ use std::time::Duration;
 use support::*;
 use tokio::io::AsyncReadExt;
 
+/// Alice logs in and runs a command on node1: the cluster still serves.
+fn still_served(c: &Cluster, os: &OsUser, home: &std::path::Path) {
+    c.login(home, "alice", &[], &format!("{PASSWORD}\n")).ok();
+    let out = c
+        .jsh(
+            home,
+            &["ssh", &format!("{}@node1", os.name), "echo fine"],
+            "",
+        )
+        .ok();
+    assert_eq!(out.stdout, "fine\n");
+}
+
 /// The test opens thousands of sockets: as many as the hard limit allows.
 fn raise_open_files() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -187,15 +200,7 @@ fn garbage_and_oversized_first_lines_are_turned_away_and_the_proxy_serves_on() {
         assert!(answer_to(tls, b"\x00\xffnot json\n").await.is_some());
     });
     // Everyone else is still served.
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
-    let out = c
-        .jsh(
-            &home,
-            &["ssh", &format!("{}@node1", os.name), "echo fine"],
-            "",
-        )
-        .ok();
-    assert_eq!(out.stdout, "fine\n");
+    still_served(&c, &os, &home);
 }
 
 /// A 100 KiB SSH user name (as long as a command line takes) straight at
@@ -244,13 +249,5 @@ fn a_huge_ssh_user_name_is_refused_and_recorded_capped() {
         assert!(line.len() < 16 * 1024, "an event of {} bytes", line.len());
     }
     assert!(events.contains("truncated: 102400 bytes"), "{events}");
-    c.login(&home, "alice", &[], &format!("{PASSWORD}\n")).ok();
-    let out = c
-        .jsh(
-            &home,
-            &["ssh", &format!("{}@node1", os.name), "echo fine"],
-            "",
-        )
-        .ok();
-    assert_eq!(out.stdout, "fine\n");
+    still_served(&c, &os, &home);
 }

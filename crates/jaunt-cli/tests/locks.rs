@@ -124,10 +124,8 @@ fn a_user_lock_ends_live_sessions_and_refuses_everything_until_removed() {
     s.c.jctl(&["rm", &format!("lock/{id}")]).ok();
     s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
         .ok();
-    ssh_until_ok(
-        &s.ssh_config,
-        &format!("{}@node1.example", s.os.name),
-        "true",
+    s.ssh_eventually(
+        "node1",
         "access after the lock is removed",
         Duration::from_secs(20),
     );

@@ -132,45 +132,36 @@ mod tests {
         }
     }
 
-    fn t(
-        user: Option<&str>,
-        role: Option<&str>,
-        login: Option<&str>,
-        node: Option<&str>,
-    ) -> LockTarget {
-        LockTarget {
-            user: user.map(Into::into),
-            role: role.map(Into::into),
-            login: login.map(Into::into),
-            node: node.map(Into::into),
-            node_name: None,
-        }
-    }
-
     #[test]
     fn every_field_a_target_sets_must_match() {
         let s = subject();
         for (target, want) in [
-            (t(Some("alice"), None, None, None), true),
-            (t(Some("bob"), None, None, None), false),
-            (t(None, Some("dev"), None, None), true),
-            (t(None, Some("admin"), None, None), false),
-            (t(None, None, Some("root"), None), true),
-            (t(None, None, Some("ubuntu"), None), false),
-            (t(None, None, None, Some("uuid-1")), true),
-            (t(None, None, None, Some("uuid-2")), false),
-            (t(Some("alice"), None, Some("root"), None), true),
-            (t(Some("alice"), None, Some("ubuntu"), None), false),
+            (LockTarget::of(Some("alice"), None, None, None), true),
+            (LockTarget::of(Some("bob"), None, None, None), false),
+            (LockTarget::of(None, Some("dev"), None, None), true),
+            (LockTarget::of(None, Some("admin"), None, None), false),
+            (LockTarget::of(None, None, Some("root"), None), true),
+            (LockTarget::of(None, None, Some("ubuntu"), None), false),
+            (LockTarget::of(None, None, None, Some("uuid-1")), true),
+            (LockTarget::of(None, None, None, Some("uuid-2")), false),
             (
-                t(Some("alice"), Some("dev"), Some("root"), Some("uuid-1")),
+                LockTarget::of(Some("alice"), None, Some("root"), None),
                 true,
             ),
             (
-                t(Some("alice"), Some("dev"), Some("root"), Some("uuid-2")),
+                LockTarget::of(Some("alice"), None, Some("ubuntu"), None),
+                false,
+            ),
+            (
+                LockTarget::of(Some("alice"), Some("dev"), Some("root"), Some("uuid-1")),
+                true,
+            ),
+            (
+                LockTarget::of(Some("alice"), Some("dev"), Some("root"), Some("uuid-2")),
                 false,
             ),
             // An empty target matches nothing.
-            (t(None, None, None, None), false),
+            (LockTarget::of(None, None, None, None), false),
         ] {
             assert_eq!(target_matches(&target, &s), want, "{target:?}");
         }
@@ -184,24 +175,39 @@ mod tests {
             node: None,
             ..subject()
         };
-        assert!(!target_matches(&t(None, None, Some("root"), None), &s));
-        assert!(!target_matches(&t(None, None, None, Some("uuid-1")), &s));
-        assert!(target_matches(&t(Some("alice"), None, None, None), &s));
+        assert!(!target_matches(
+            &LockTarget::of(None, None, Some("root"), None),
+            &s
+        ));
+        assert!(!target_matches(
+            &LockTarget::of(None, None, None, Some("uuid-1")),
+            &s
+        ));
+        assert!(target_matches(
+            &LockTarget::of(Some("alice"), None, None, None),
+            &s
+        ));
     }
 
     #[test]
     fn an_expired_lock_is_not_in_force() {
         let s = subject();
-        let locks = [lock(t(Some("alice"), None, None, None), Some(100))];
+        let locks = [lock(
+            LockTarget::of(Some("alice"), None, None, None),
+            Some(100),
+        )];
         assert!(in_force(&locks, &s, 99).is_some());
         assert!(in_force(&locks, &s, 100).is_none());
-        let forever = [lock(t(Some("alice"), None, None, None), None)];
+        let forever = [lock(LockTarget::of(Some("alice"), None, None, None), None)];
         assert!(in_force(&forever, &s, i64::MAX).is_some());
     }
 
     #[test]
     fn the_refusal_names_the_target_and_the_message() {
-        let mut l = lock(t(Some("alice"), None, Some("root"), None), None);
+        let mut l = lock(
+            LockTarget::of(Some("alice"), None, Some("root"), None),
+            None,
+        );
         assert_eq!(
             l.refusal(),
             r#"lock targeting user:"alice", login:"root" is in force"#
@@ -228,10 +234,16 @@ mod tests {
         let s = subject();
         let waiter = tokio::spawn(async move { until_locked(rx, &s, || 0).await });
         // A lock on someone else changes nothing.
-        tx.send_replace(Arc::new(vec![lock(t(Some("bob"), None, None, None), None)]));
+        tx.send_replace(Arc::new(vec![lock(
+            LockTarget::of(Some("bob"), None, None, None),
+            None,
+        )]));
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        tx.send_replace(Arc::new(vec![lock(t(None, Some("dev"), None, None), None)]));
+        tx.send_replace(Arc::new(vec![lock(
+            LockTarget::of(None, Some("dev"), None, None),
+            None,
+        )]));
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
             .expect("the wait ends")

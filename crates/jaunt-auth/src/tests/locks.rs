@@ -15,21 +15,6 @@ fn authz(user: &str, login: &str) -> AuthorizeRequest {
     }
 }
 
-fn target(
-    user: Option<&str>,
-    role: Option<&str>,
-    login: Option<&str>,
-    node: Option<&str>,
-) -> LockTarget {
-    LockTarget {
-        user: user.map(Into::into),
-        role: role.map(Into::into),
-        login: login.map(Into::into),
-        node: node.map(Into::into),
-        node_name: None,
-    }
-}
-
 async fn allowed(auth: &AuthServer, user: &str, login: &str, node: &str) -> AuthorizeResponse {
     auth.authorize_login(node, &authz(user, login))
         .await
@@ -50,7 +35,7 @@ async fn a_lock_refuses_what_its_target_names_and_nothing_else() {
     // with the lock's words; a certificate is still issued (no login in it).
     let lock = auth
         .add_lock(
-            target(None, None, Some("root"), Some("web")),
+            LockTarget::of(None, None, Some("root"), Some("web")),
             Some("disk replacement".into()),
             None,
         )
@@ -80,7 +65,7 @@ async fn a_lock_refuses_what_its_target_names_and_nothing_else() {
     let ok = allowed(&auth, "bob", "ubuntu", &db).await;
     assert_eq!(ok.roles, ["access"]);
     let lock = auth
-        .add_lock(target(None, Some("access"), None, None), None, None)
+        .add_lock(LockTarget::of(None, Some("access"), None, None), None, None)
         .await
         .expect("lock");
     assert!(!allowed(&auth, "bob", "ubuntu", &db).await.allowed);
@@ -129,25 +114,25 @@ async fn bad_locks_are_refused() {
     for (t, message, expires, want) in [
         (LockTarget::default(), None, None, "needs a target"),
         (
-            target(None, None, None, Some("nowhere")),
+            LockTarget::of(None, None, None, Some("nowhere")),
             None,
             None,
             "not found",
         ),
         (
-            target(Some("a"), None, None, None),
+            LockTarget::of(Some("a"), None, None, None),
             None,
             Some(now - 1),
             "expire at once",
         ),
         (
-            target(Some("a"), None, None, None),
+            LockTarget::of(Some("a"), None, None, None),
             Some("two\nlines".to_string()),
             None,
             "one line",
         ),
         (
-            target(Some("a"), None, None, None),
+            LockTarget::of(Some("a"), None, None, None),
             Some("x".repeat(600)),
             None,
             "one line",
@@ -186,7 +171,7 @@ async fn another_instance_learns_of_a_lock_and_nodes_wait_for_changes() {
     let made = async {
         let lock = a
             .add_lock(
-                target(Some("alice"), None, None, None),
+                LockTarget::of(Some("alice"), None, None, None),
                 None,
                 Some(jaunt_sys::clock::now() + 3600),
             )
