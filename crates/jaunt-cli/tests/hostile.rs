@@ -251,3 +251,70 @@ fn a_huge_ssh_user_name_is_refused_and_recorded_capped() {
     assert!(events.contains("truncated: 102400 bytes"), "{events}");
     still_served(&c, &os, &home);
 }
+
+/// Sends one HTTP request with a `len`-byte body on a fresh connection and
+/// returns the status line (the proxy may answer before reading it all).
+async fn post_status(api: &jaunt_transport::ApiClient, path: &str, len: usize) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut tls = api.connect(jaunt_types::api::ALPN_HTTP).await.expect("tls");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: jaunt\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.expect("head");
+    let body = vec![b' '; len];
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    // Written alongside the read: an early answer must not wait for it.
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&body).await;
+    });
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut got)).await;
+    writer.abort();
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Bodies over the limit on every POST route: refused (413, or 401 before
+/// any body where the route needs a certificate the caller lacks), never
+/// read whole into memory for nothing, and the proxy serves on.
+#[test]
+fn oversized_bodies_on_every_route_are_refused() {
+    use jaunt_types::api::*;
+    let (c, os, home) = Cluster::with_alice(Options::default(), "hb");
+    let _node = c.add_node("node1", "env=dev", true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let trust = jaunt_transport::Trust {
+        ca_pin: Some(c.ca_pin.clone()),
+        ..Default::default()
+    };
+    let anonymous = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    let big = 3 << 20;
+    rt.block_on(async {
+        for path in [
+            PATH_SIGNUP_START,
+            PATH_SIGNUP_FINISH,
+            PATH_LOGIN,
+            PATH_NODE_JOIN,
+        ] {
+            let status = post_status(&anonymous, path, big).await;
+            assert!(status.contains(" 413 "), "{path}: {status}");
+        }
+        for path in [
+            PATH_NODE_HEARTBEAT,
+            PATH_NODE_AUTHORIZE,
+            PATH_NODE_EVENTS,
+            PATH_NODE_SESSIONS,
+            PATH_NODE_RECORDING,
+        ] {
+            let status = post_status(&anonymous, path, 40 << 20).await;
+            assert!(status.contains(" 401 "), "{path}: {status}");
+        }
+    });
+    still_served(&c, &os, &home);
+}
