@@ -318,3 +318,58 @@ fn oversized_bodies_on_every_route_are_refused() {
     });
     still_served(&c, &os, &home);
 }
+
+/// A hostile SFTP client (OpenSSH's `ssh -s sftp` carrying bytes of our
+/// own): a request whose string claims 2 GiB gets a bad-message status,
+/// a packet that claims 4 GiB ends the server without it allocating that,
+/// and the node serves the next SFTP session as usual.
+#[test]
+fn a_hostile_sftp_client_gets_errors_not_a_crash() {
+    let s = setup("hs");
+    let target = format!("{}@node1.example", s.os.name);
+    let mut bytes: Vec<u8> = Vec::new();
+    bytes.extend_from_slice(&[0, 0, 0, 5, 1, 0, 0, 0, 3]); // INIT, version 3
+    // OPEN, id 1, a filename said to be 2 GiB long, and nothing after.
+    bytes.extend_from_slice(&[0, 0, 0, 9, 3, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]);
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 3]); // a 4 GiB packet
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-F")
+        .arg(&s.ssh_config)
+        .args(["-o", "BatchMode=yes", "-s", &target, "sftp"])
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("ssh -s sftp");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&bytes).expect("write");
+        // Kept open: the server, not the end of input, must end it.
+        let out = child.wait_with_output().expect("ssh");
+        drop(stdin);
+        let answer = out.stdout;
+        assert_eq!(
+            answer.get(4),
+            Some(&2),
+            "a VERSION answer first: {answer:?}"
+        );
+        let bad_message = [101u8, 0, 0, 0, 1, 0, 0, 0, 5];
+        assert!(
+            answer.windows(bad_message.len()).any(|w| w == bad_message),
+            "a BAD_MESSAGE status for request 1: {answer:?}"
+        );
+    }
+    // The next SFTP session works.
+    let file = s.home.join("ok.txt");
+    std::fs::write(&file, "fine").expect("file");
+    let mut sftp = std::process::Command::new("sftp");
+    sftp.arg("-F")
+        .arg(&s.ssh_config)
+        .args(["-o", "BatchMode=yes", "-b", "-", &target])
+        .env("HOME", &s.home)
+        .env("JSH_HOME", s.home.join(".jsh"));
+    let out = run(sftp, "ls /\n");
+    assert_eq!(out.code, Some(0), "{out:?}");
+}

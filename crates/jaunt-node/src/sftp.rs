@@ -631,15 +631,27 @@ where
             Err(e) => return Err(e),
         };
         if len > MAX_PACKET {
+            // The answers already made still go out (they were held back
+            // only because more requests were waiting).
+            output.flush().await?;
             return Err(std::io::Error::other(format!(
                 "SFTP packet of {len} bytes is over the {MAX_PACKET}-byte limit"
             )));
         }
         let mut body = vec![0u8; len as usize];
-        input.read_exact(&mut body).await?;
+        if let Err(e) = input.read_exact(&mut body).await {
+            output.flush().await?;
+            return Err(e);
+        }
+        // A request that does not parse is still answered under its ID
+        // (after the type byte), which the client waits on.
+        let id = body
+            .get(1..5)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_be_bytes);
         let answer = match Packet::try_from(&mut bytes::Bytes::from(body)) {
             Ok(request) => dispatch(handler, request).await,
-            Err(_) => Packet::error(0, StatusCode::BadMessage),
+            Err(_) => Packet::error(id, StatusCode::BadMessage),
         };
         let encoded = bytes::Bytes::try_from(answer).map_err(std::io::Error::other)?;
         output.write_all(&encoded).await?;
