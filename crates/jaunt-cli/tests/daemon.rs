@@ -331,15 +331,7 @@ fn role_files_are_checked_before_anything_changes() {
 /// but has no certificate of its own.
 fn anonymous() -> (Cluster, tokio::runtime::Runtime, jaunt_transport::ApiClient) {
     let c = Cluster::start(Options::default());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let trust = jaunt_transport::Trust {
-        ca_pin: Some(c.ca_pin.clone()),
-        ..Default::default()
-    };
-    let client = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    let (rt, client) = c.anonymous_api();
     (c, rt, client)
 }
 

@@ -151,15 +151,7 @@ fn garbage_and_oversized_first_lines_are_turned_away_and_the_proxy_serves_on() {
     let (c, os, home) = Cluster::with_alice(Options::default(), "hg");
     let _node = c.add_node("node1", "env=dev", true);
     let proxy: SocketAddr = c.proxy.parse().expect("proxy address");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let trust = jaunt_transport::Trust {
-        ca_pin: Some(c.ca_pin.clone()),
-        ..Default::default()
-    };
-    let anonymous = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    let (rt, anonymous) = c.anonymous_api();
     let tcp = || async {
         tokio::net::TcpStream::connect(proxy)
             .await
@@ -303,15 +295,7 @@ fn oversized_bodies_on_every_route_are_refused() {
     use jaunt_types::api::*;
     let (c, os, home) = Cluster::with_alice(Options::default(), "hb");
     let _node = c.add_node("node1", "env=dev", true);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let trust = jaunt_transport::Trust {
-        ca_pin: Some(c.ca_pin.clone()),
-        ..Default::default()
-    };
-    let anonymous = jaunt_transport::ApiClient::new(&c.proxy, &trust, None).expect("client");
+    let (rt, anonymous) = c.anonymous_api();
     let big = 3 << 20;
     rt.block_on(async {
         for path in [

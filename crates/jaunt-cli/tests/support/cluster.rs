@@ -197,6 +197,21 @@ impl Cluster {
             .expect("node starts")
     }
 
+    /// An API client with no certificate (trusting the cluster's CA), on
+    /// a runtime of its own.
+    pub fn anonymous_api(&self) -> (tokio::runtime::Runtime, jaunt_transport::ApiClient) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let trust = jaunt_transport::Trust {
+            ca_pin: Some(self.ca_pin.clone()),
+            ..Default::default()
+        };
+        let client = jaunt_transport::ApiClient::new(&self.proxy, &trust, None).expect("client");
+        (rt, client)
+    }
+
     pub fn jctl(&self, args: &[&str]) -> Out {
         jctl(&self.data_dir, args)
     }
