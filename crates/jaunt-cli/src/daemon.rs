@@ -277,39 +277,26 @@ async fn start_auth(
     }
 
     let purger = auth.clone();
-    let purge_stop = stopped_signal(stopped.clone());
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PURGE_INTERVAL);
-        tokio::pin!(purge_stop);
-        loop {
-            tokio::select! {
-                _ = &mut purge_stop => return,
-                _ = tick.tick() => {
-                    if let Err(e) = purger.purge_expired().await {
-                        tracing::warn!(error = %e, "purging expired records failed");
-                    }
-                }
-            }
-        }
-    }));
+    tasks.push(tokio::spawn(every(
+        PURGE_INTERVAL,
+        stopped_signal(stopped.clone()),
+        "purging expired records failed",
+        move || {
+            let auth = purger.clone();
+            async move { auth.purge_expired().await.map(|_| ()) }
+        },
+    )));
     // Locks made through another instance hold here within a second.
     let locks = auth.clone();
-    let locks_stop = stopped_signal(stopped.clone());
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(jaunt_auth::locks::REFRESH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(locks_stop);
-        loop {
-            tokio::select! {
-                _ = &mut locks_stop => return,
-                _ = tick.tick() => {
-                    if let Err(e) = locks.refresh_locks().await {
-                        tracing::warn!(error = %e, "reading the locks failed");
-                    }
-                }
-            }
-        }
-    }));
+    tasks.push(tokio::spawn(every(
+        jaunt_auth::locks::REFRESH_EVERY,
+        stopped_signal(stopped.clone()),
+        "reading the locks failed",
+        move || {
+            let auth = locks.clone();
+            async move { auth.refresh_locks().await }
+        },
+    )));
     Ok((auth, admin_socket, proxy_addr))
 }
 
@@ -342,4 +329,29 @@ pub fn bind_public(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
+}
+
+/// Runs `work` every `period` until `stop`, logging its failures as `what`.
+async fn every<F, Fut>(
+    period: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+    what: &'static str,
+    mut work: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), jaunt_auth::AuthError>>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                if let Err(e) = work().await {
+                    tracing::warn!(error = %e, "{what}");
+                }
+            }
+        }
+    }
 }

@@ -3,15 +3,15 @@
 //! `jctl create`. Text in, typed values or a precise error out (file, line,
 //! key); loading has no side effects and unknown keys are errors.
 
+mod configure;
 mod daemon;
 mod resources;
 pub mod sshd;
 pub mod storage;
 pub mod systemd;
 
-pub use daemon::{
-    Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, configure_template, parse_labels,
-};
+pub use configure::configure_template;
+pub use daemon::{Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, parse_labels};
 pub use jaunt_types::addr::split_host_port;
 pub use resources::parse_resources;
 pub use storage::{Storage, StorageSection};
