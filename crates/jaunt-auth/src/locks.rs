@@ -38,7 +38,7 @@ impl Default for LockSet {
 
 /// Names a set of locks the same way at every instance (FNV-1a over the
 /// IDs in order), so a node's `?after=` means the same wherever it asks.
-pub fn version_of(locks: &[Lock]) -> String {
+fn version_of(locks: &[Lock]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for id in locks.iter().map(|l| l.id.as_bytes()) {
         for b in id.iter().chain(b",") {
@@ -183,13 +183,24 @@ impl AuthServer {
         } else {
             Vec::new()
         };
+        Ok(self.lock_for(user, roles, login, node))
+    }
+
+    /// As [`AuthServer::lock_on`], for a caller that has the user's roles.
+    pub fn lock_for(
+        &self,
+        user: &str,
+        roles: Vec<String>,
+        login: Option<&str>,
+        node: Option<&str>,
+    ) -> Option<Lock> {
         let subject = LockSubject {
             user: user.to_string(),
             roles,
             login: login.map(str::to_string),
             node: node.map(str::to_string),
         };
-        Ok(in_force(&locks, &subject, now()).cloned())
+        in_force(&self.locks.0.borrow(), &subject, now()).cloned()
     }
 
     /// Refuses access a lock stops, with the lock's words.

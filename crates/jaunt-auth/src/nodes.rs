@@ -614,9 +614,9 @@ impl AuthServer {
         let Some(user) = self.user_record(&req.user).await? else {
             return Ok(deny(format!("user {:?} no longer exists", req.user)));
         };
-        if let Some(lock) = self
-            .lock_on(&req.user, Some(&req.login), Some(uuid))
-            .await?
+        // The record is at hand: no second read for a role lock.
+        if let Some(lock) =
+            self.lock_for(&req.user, user.roles.clone(), Some(&req.login), Some(uuid))
         {
             return Ok(deny(lock.refusal()));
         }

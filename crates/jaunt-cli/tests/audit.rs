@@ -35,6 +35,14 @@ fn session_events(c: &Cluster, session: &str, event: &str) -> Vec<Value> {
     )
 }
 
+/// A session's recording as asciicast, once its node has uploaded it.
+fn uploaded_cast(c: &Cluster, home: &std::path::Path, session: &str) -> String {
+    eventually("the session's recording", Duration::from_secs(30), || {
+        let out = c.jsh(home, &["play", session, "--format=asciicast"], "");
+        (out.code == Some(0)).then_some(out.stdout)
+    })
+}
+
 fn find<'a>(events: &'a [Value], event: &str) -> &'a Value {
     events
         .iter()
@@ -557,10 +565,7 @@ fn a_recording_that_cannot_be_sent_holds_back_no_other() {
         )
         .ok();
     let session = session_id(&out.stdout);
-    let cast = eventually("the session's recording", Duration::from_secs(30), || {
-        let out = c.jsh(&home, &["play", &session, "--format=asciicast"], "");
-        (out.code == Some(0)).then_some(out.stdout)
-    });
+    let cast = uploaded_cast(&c, &home, &session);
     assert!(cast.contains("REC-42"), "{cast}");
     // The bad one is set aside, kept for an operator, and not retried.
     let aside = spool.join(format!("{stuck}.meta.json.rejected"));
@@ -599,10 +604,7 @@ fn a_recording_past_the_nodes_disk_budget_is_truncated_and_says_so() {
     let events = session_events(&c, &session, "session.end");
     let end = find(&events, "session.end");
     assert_eq!(end["fields"]["recording_truncated"], true, "{end}");
-    let cast = eventually("the truncated recording", Duration::from_secs(30), || {
-        let out = c.jsh(&home, &["play", &session, "--format=asciicast"], "");
-        (out.code == Some(0)).then_some(out.stdout)
-    });
+    let cast = uploaded_cast(&c, &home, &session);
     assert!(cast.len() <= 64 * 1024, "{} bytes", cast.len());
     assert!(cast.contains("the recording stops here"), "{cast}");
     assert!(!cast.contains("AFTER-42"));
@@ -626,10 +628,7 @@ fn a_recording_past_the_nodes_disk_budget_is_truncated_and_says_so() {
         )
         .ok();
     let small = session_id(&out.stdout);
-    let cast = eventually("the next recording", Duration::from_secs(30), || {
-        let out = c.jsh(&home, &["play", &small, "--format=asciicast"], "");
-        (out.code == Some(0)).then_some(out.stdout)
-    });
+    let cast = uploaded_cast(&c, &home, &small);
     assert!(
         cast.contains("SMALL-42") && !cast.contains("stops here"),
         "{cast}"

@@ -8,6 +8,19 @@ use std::time::Duration;
 use support::*;
 use tokio::io::AsyncReadExt;
 
+/// How many connections wait in the accept queue of the loopback
+/// listener on `port` (/proc/net/tcp's rx_queue for a LISTEN socket).
+fn accept_queue(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        let local_port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+        let listening = cols.get(3) == Some(&"0A");
+        let rx = cols.get(4)?.split(':').nth(1)?;
+        (listening && local_port == port).then(|| u32::from_str_radix(rx, 16).ok())?
+    })
+}
+
 /// Alice logs in and runs a command on node1: the cluster still serves.
 fn still_served(c: &Cluster, os: &OsUser, home: &std::path::Path) {
     c.login(home, "alice", &[], &format!("{PASSWORD}\n")).ok();
@@ -50,7 +63,13 @@ async fn idle_flood(from: &str, to: SocketAddr, n: usize, wait: Duration) -> (us
                 conns.push(stream);
             }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The next batch once the proxy has taken this one off its
+        // listen queue.
+        eventually(
+            "the proxy's accept queue to drain",
+            Duration::from_secs(30),
+            || (accept_queue(to.port()) == Some(0)).then_some(()),
+        );
     }
     let opened = conns.len();
     let mut reads = tokio::task::JoinSet::new();

@@ -76,12 +76,8 @@ impl Connection {
         }
     }
 
-    /// A flag that turns true when this connection's client authenticates.
-    pub fn authenticated(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.authenticated.clone()
-    }
-
-    /// The connection, setting `flag` when its client authenticates.
+    /// The connection, setting `flag` when its client authenticates (see
+    /// `agent/serve.rs`).
     pub fn with_authenticated(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.authenticated = flag;
         self
