@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
     ] {
         let check = UserCertCheck {
             user_cas: std::slice::from_ref(&f.ca),
+            trusted: &[],
             login,
             now: NOW,
             client_ip: ip.parse().ok(),

@@ -76,6 +76,11 @@ impl AuthServer {
                     let (token, command) = self.add_node_token(ttl, uses, labels).await?;
                     Ok(AdminResponse::TokenAdded { token, command })
                 }
+                TokenKind::TrustedCluster => {
+                    let (token, command) =
+                        self.add_trusted_cluster_token(ttl, uses, labels).await?;
+                    Ok(AdminResponse::TokenAdded { token, command })
+                }
                 TokenKind::Signup => Err(AuthError::BadRequest(
                     "signup tokens come from 'jctl users add' and 'jctl users reset'".into(),
                 )),
@@ -124,6 +129,21 @@ impl AuthServer {
             AdminRequest::CaExport { kind } => Ok(AdminResponse::Text {
                 text: self.export_ca(kind)?,
             }),
+            AdminRequest::TrustedClusterUpsert { cluster } => {
+                done(self.upsert_trusted_cluster(cluster).await?)
+            }
+            AdminRequest::TrustedClusterList => Ok(AdminResponse::TrustedClusters {
+                clusters: self.list_trusted_clusters().await?,
+            }),
+            AdminRequest::TrustedClusterRemove { name } => {
+                done(self.remove_trusted_cluster(&name).await?)
+            }
+            AdminRequest::RemoteClusterList => Ok(AdminResponse::RemoteClusters {
+                clusters: self.list_remote_clusters().await?,
+            }),
+            AdminRequest::RemoteClusterRemove { name } => {
+                done(self.remove_remote_cluster(&name).await?)
+            }
             AdminRequest::HostSign {
                 principals,
                 public_key,

@@ -128,6 +128,8 @@ impl AuthServer {
                     std::net::IpAddr::V4(v4) => format!("{v4}/32"),
                     std::net::IpAddr::V6(v6) => format!("{v6}/128"),
                 }),
+            roles: checker.role_names(),
+            logins_trait: user.logins.clone(),
         })?;
         let tls_cert_pem = id
             .tls_ca

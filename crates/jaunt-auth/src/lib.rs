@@ -23,6 +23,7 @@ pub mod sessions;
 mod signup;
 pub mod throttle;
 mod tokens;
+pub mod trust;
 mod users;
 
 pub use error::AuthError;
@@ -69,6 +70,8 @@ pub struct AuthServer {
     login_gate: throttle::LoginGate,
     /// The secret nodes' client-address keys derive from, once read.
     client_addr_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// Which trust links stand at this instance ([`trust`]).
+    links: trust::Links,
 }
 
 pub(crate) use jaunt_sys::clock::now;
@@ -91,6 +94,7 @@ impl AuthServer {
             locks: locks::LockSet::default(),
             login_gate: throttle::LoginGate::new(authn::hasher_threads()),
             client_addr_secret: tokio::sync::OnceCell::new(),
+            links: trust::Links::default(),
             audit_seq: jaunt_types::audit::Sequence::starting_at(
                 jaunt_sys::clock::now_nanos() as u64
             ),

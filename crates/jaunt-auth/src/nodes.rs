@@ -153,11 +153,15 @@ impl AuthServer {
         Ok(vec![self.identity.user_ca.public_openssh()?])
     }
 
-    /// Spends one use of a node token, atomically.
-    /// Spends one use of a node token; returns it as it was.
-    async fn consume_node_token(&self, token: &str) -> Result<TokenRecord, AuthError> {
+    /// Spends one use of a token of `kind`, atomically; returns it as it
+    /// was.
+    pub(crate) async fn consume_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<TokenRecord, AuthError> {
         loop {
-            let (record, revision) = self.find_token(token, TokenKind::Node).await?;
+            let (record, revision) = self.find_token(token, kind).await?;
             let result = match record.uses_left {
                 None => return Ok(record),
                 Some(1) => self.store.delete(&token_key(token)).await,
@@ -188,7 +192,9 @@ impl AuthServer {
                 "an OpenSSH node needs the address the proxy dials (--address)".into(),
             ));
         }
-        let token = self.consume_node_token(req.token.expose()).await?;
+        let token = self
+            .consume_token(req.token.expose(), TokenKind::Node)
+            .await?;
         let agentless = req.sub_kind.is_some();
         // An agentless host joined again (`jaunt join openssh` re-run, the
         // same name and host key) keeps its record: only its certificate
@@ -383,6 +389,8 @@ impl AuthServer {
             permit_port_forwarding: permits.port_forwarding,
             permit_agent_forwarding: permits.agent_forwarding,
             source_address: None,
+            roles: Vec::new(),
+            logins_trait: Vec::new(),
         })?)
     }
 
@@ -485,6 +493,7 @@ impl AuthServer {
             client_idle_timeout_secs: self.config.client_idle_timeout.map_or(0, |t| t.as_secs()),
             proxies: self.live_proxies().await,
             client_addr_key: Some(hex::encode(self.client_addr_key(uuid).await?)),
+            trusted_user_cas: self.trusted_user_cas().await?,
         })
     }
 
@@ -583,6 +592,26 @@ impl AuthServer {
             .await?
             .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
         let checker = self.access_checker(&record).await?;
+        self.visible_nodes(&checker, online_only).await
+    }
+
+    /// The nodes a user of a trusted (root) cluster may see here, by the
+    /// roles theirs map to.
+    pub async fn nodes_for_remote(
+        &self,
+        user: &str,
+        remote: &jaunt_types::trust::RemoteIdentity,
+        online_only: bool,
+    ) -> Result<Vec<NodeRecord>, AuthError> {
+        let checker = self.remote_checker(user, remote).await?;
+        self.visible_nodes(&checker, online_only).await
+    }
+
+    async fn visible_nodes(
+        &self,
+        checker: &jaunt_rbac::AccessChecker,
+        online_only: bool,
+    ) -> Result<Vec<NodeRecord>, AuthError> {
         let mut nodes: Vec<NodeRecord> = self
             .all_nodes()
             .await?
@@ -611,23 +640,35 @@ impl AuthServer {
         let Some(node) = self.node(uuid).await? else {
             return Ok(deny("this node is not in the inventory".into()));
         };
-        let Some(user) = self.user_record(&req.user).await? else {
-            return Ok(deny(format!("user {:?} no longer exists", req.user)));
+        let checker = match &req.remote {
+            None => {
+                let Some(user) = self.user_record(&req.user).await? else {
+                    return Ok(deny(format!("user {:?} no longer exists", req.user)));
+                };
+                self.access_checker(&user).await?
+            }
+            // A root cluster's user: the trust must stand, their roles map.
+            Some(remote) => match self.remote_checker(&req.user, remote).await {
+                Ok(checker) => checker,
+                Err(AuthError::AccessDenied(why)) => return Ok(deny(why)),
+                Err(e) => return Err(e),
+            },
         };
-        // The record is at hand: no second read for a role lock.
-        if let Some(lock) =
-            self.lock_for(&req.user, user.roles.clone(), Some(&req.login), Some(uuid))
-        {
+        if let Some(lock) = self.lock_for(
+            &req.user,
+            checker.role_names(),
+            Some(&req.login),
+            Some(uuid),
+        ) {
             return Ok(deny(lock.refusal()));
         }
-        let checker = self.access_checker(&user).await?;
         Ok(match checker.check_login(&req.login, &node.labels) {
             Ok(()) => AuthorizeResponse {
                 allowed: true,
                 reason: String::new(),
                 port_forwarding: checker.port_forwarding(),
                 forward_agent: checker.forward_agent(),
-                roles: user.roles.clone(),
+                roles: checker.role_names(),
                 max_sessions: checker.max_sessions(),
                 max_connections: checker.max_connections(),
             },

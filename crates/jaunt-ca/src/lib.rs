@@ -13,7 +13,9 @@ pub use ssh_key;
 mod tls;
 mod verify;
 
-pub use ssh::{HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key};
+pub use ssh::{
+    EXT_LOGINS, EXT_ROLES, HostCertRequest, SshCa, UserCertRequest, fingerprint, parse_public_key,
+};
 pub use tls::{
     ClientIdentity, IdentityKind, TlsCa, ca_pin, client_identity, client_identity_pem,
     generate_client_csr,

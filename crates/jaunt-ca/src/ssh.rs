@@ -24,7 +24,17 @@ pub struct UserCertRequest {
     pub permit_agent_forwarding: bool,
     /// `source-address` critical option (comma-separated CIDRs), if pinned.
     pub source_address: Option<String>,
+    /// The user's roles and `logins` trait, carried as extensions
+    /// ([`EXT_ROLES`], [`EXT_LOGINS`]) for the leaf clusters that trust
+    /// this one: a leaf maps the roles, it has no record of the user.
+    pub roles: Vec<String>,
+    pub logins_trait: Vec<String>,
 }
+
+/// Extension: the user's roles, comma-separated (role names hold no comma).
+pub const EXT_ROLES: &str = "jaunt-roles@jaunt";
+/// Extension: the user's `logins` trait, comma-separated (POSIX logins).
+pub const EXT_LOGINS: &str = "jaunt-logins@jaunt";
 
 /// What a node's host certificate says.
 #[derive(Debug, Clone)]
@@ -116,6 +126,12 @@ impl SshCa {
         }
         if req.permit_pty {
             b.extension("permit-pty", "")?;
+        }
+        if !req.roles.is_empty() {
+            b.extension(EXT_ROLES, req.roles.join(","))?;
+        }
+        if !req.logins_trait.is_empty() {
+            b.extension(EXT_LOGINS, req.logins_trait.join(","))?;
         }
         b.comment(req.user.clone())?;
         Ok(b.sign(&self.key)?)

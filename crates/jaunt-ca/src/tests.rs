@@ -16,6 +16,8 @@ fn user_request(ca_user: &str) -> UserCertRequest {
         permit_port_forwarding: true,
         permit_agent_forwarding: false,
         source_address: None,
+        roles: Vec::new(),
+        logins_trait: Vec::new(),
     }
 }
 
@@ -165,6 +167,7 @@ mod user_cert_checks {
     ) -> UserCertCheck<'a> {
         UserCertCheck {
             user_cas: cas,
+            trusted: &[],
             login,
             now,
             client_ip: Some("127.0.0.1".parse().expect("ip")),

@@ -35,6 +35,9 @@ impl std::fmt::Debug for TlsCa {
 pub enum IdentityKind {
     User,
     Node,
+    /// A leaf cluster's proxy (its name as the user): its tunnel to a
+    /// root cluster that it trusts.
+    RemoteCluster,
 }
 
 impl IdentityKind {
@@ -42,6 +45,7 @@ impl IdentityKind {
         match self {
             IdentityKind::User => "user",
             IdentityKind::Node => "node",
+            IdentityKind::RemoteCluster => "remote_cluster",
         }
     }
 }
@@ -211,6 +215,7 @@ pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity> {
     let kind = match first(&mut subject.iter_organizational_unit()).as_deref() {
         Some("user") => IdentityKind::User,
         Some("node") => IdentityKind::Node,
+        Some("remote_cluster") => IdentityKind::RemoteCluster,
         other => {
             return Err(CaError::Parse(format!(
                 "client certificate of unknown kind {other:?}"

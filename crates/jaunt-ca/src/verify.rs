@@ -1,5 +1,6 @@
 //! The node's check of a user certificate, made explicit: signed by this
-//! cluster's user CA (compared exactly, and verified), of type user, inside
+//! cluster's user CA or a trusted (root) cluster's (compared exactly, and
+//! verified), of type user, inside
 //! its validity window, listing the requested login, and honouring its
 //! critical options. Pure: the caller passes the time and client address.
 
@@ -13,6 +14,9 @@ use std::net::IpAddr;
 pub struct UserCertCheck<'a> {
     /// This cluster's user CA public keys (more than one during rotation).
     pub user_cas: &'a [KeyData],
+    /// The user CAs of the clusters this one trusts, by cluster name: their
+    /// users are remote users here, whose roles auth maps.
+    pub trusted: &'a [(String, KeyData)],
     /// The OS login the client asked for.
     pub login: &'a str,
     pub now: u64,
@@ -28,12 +32,17 @@ pub struct CertIdentity {
     pub permit_port_forwarding: bool,
     pub permit_agent_forwarding: bool,
     pub valid_before: u64,
+    /// `Some` for a user of a trusted cluster: which, and the roles and
+    /// logins trait the certificate carries from there.
+    pub remote: Option<jaunt_types::trust::RemoteIdentity>,
 }
 
 /// Why a certificate was refused; the text goes to the node's log and audit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertRefusal {
-    #[error("certificate is signed by {signer}, which is not this cluster's user CA")]
+    #[error(
+        "certificate is signed by {signer}, which is not the user CA of this cluster or of a cluster it trusts"
+    )]
     WrongCa { signer: String },
     #[error("certificate signature does not verify")]
     BadSignature,
@@ -59,11 +68,18 @@ pub fn check_user_cert(
     check: &UserCertCheck<'_>,
 ) -> Result<CertIdentity, CertRefusal> {
     let signer = cert.signature_key();
-    if !check.user_cas.iter().any(|ca| ca == signer) {
-        return Err(CertRefusal::WrongCa {
-            signer: signer.fingerprint(HashAlg::Sha256).to_string(),
-        });
-    }
+    // Our own CA first: a trusted cluster never speaks for our users.
+    let trusted_by = match check.user_cas.iter().any(|ca| ca == signer) {
+        true => None,
+        false => match check.trusted.iter().find(|(_, ca)| ca == signer) {
+            Some((cluster, _)) => Some(cluster.clone()),
+            None => {
+                return Err(CertRefusal::WrongCa {
+                    signer: signer.fingerprint(HashAlg::Sha256).to_string(),
+                });
+            }
+        },
+    };
     // The signer is our CA; now prove the CA really signed these bytes.
     cert.verify_signature()
         .map_err(|_| CertRefusal::BadSignature)?;
@@ -101,12 +117,28 @@ pub fn check_user_cert(
         return Err(CertRefusal::NoKeyId);
     }
     let ext = cert.extensions();
+    let list = |name: &str| -> Vec<String> {
+        ext.get(name)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let remote = trusted_by.map(|cluster| jaunt_types::trust::RemoteIdentity {
+        cluster,
+        roles: list(crate::EXT_ROLES),
+        logins: list(crate::EXT_LOGINS),
+    });
     Ok(CertIdentity {
         user: cert.key_id().to_string(),
         permit_pty: ext.contains_key("permit-pty"),
         permit_port_forwarding: ext.contains_key("permit-port-forwarding"),
         permit_agent_forwarding: ext.contains_key("permit-agent-forwarding"),
         valid_before: cert.valid_before(),
+        remote,
     })
 }
 

@@ -202,9 +202,10 @@ impl Home {
         }
         let kh = self.known_hosts_path();
         if let Some(old) = self.read_to_string(&kh)? {
+            // The root's lines and its leaves' (all name the proxy first).
             let kept: Vec<&str> = old
                 .lines()
-                .filter(|l| !is_cluster_ca_line(l, &profile.cluster))
+                .filter(|l| !is_cluster_ca_line(l, &profile.cluster) && !is_proxy_ca_line(l, &name))
                 .collect();
             let mut text = kept.join("\n");
             if !text.is_empty() {
@@ -218,6 +219,14 @@ impl Home {
         }
         Ok(())
     }
+}
+
+fn is_proxy_ca_line(line: &str, proxy_host: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    parts.next() == Some("@cert-authority")
+        && parts
+            .next()
+            .is_some_and(|p| p.split(',').next() == Some(proxy_host))
 }
 
 fn is_cluster_ca_line(line: &str, cluster: &str) -> bool {

@@ -4,6 +4,7 @@
 //! API client, the relay dial) is `jaunt-transport`, which the node shares.
 
 pub mod ciphers;
+pub mod clusters;
 pub mod home;
 pub mod login;
 pub mod profile;

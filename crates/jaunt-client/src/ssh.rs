@@ -148,7 +148,17 @@ fn host_names(routed: Option<String>, bare: &str, cluster: &str) -> Vec<String> 
     }
 }
 
-/// Connects and authenticates `login` on `host` through the proxy.
+/// Where a connection goes: a node of `cluster` (the profile's, or a leaf
+/// of it), with the certificate of the profile's login.
+pub struct Destination<'a> {
+    pub cluster: &'a str,
+    pub login: &'a str,
+    pub host: &'a str,
+    pub port: Option<u16>,
+}
+
+/// Connects and authenticates `login` on `host` of the profile's cluster
+/// through the proxy.
 pub async fn connect(
     home: &Home,
     profile: &Profile,
@@ -158,18 +168,41 @@ pub async fn connect(
     port: Option<u16>,
     agent_socket: Option<std::path::PathBuf>,
 ) -> Result<Handle<HostCheck>> {
+    let to = Destination {
+        cluster: &profile.cluster,
+        login,
+        host,
+        port,
+    };
+    connect_to(home, profile, client, &to, agent_socket).await
+}
+
+/// As [`connect`], to a node of any cluster the proxy reaches (a leaf's
+/// nodes are checked against the leaf's host CA).
+pub async fn connect_to(
+    home: &Home,
+    profile: &Profile,
+    client: &ApiClient,
+    to: &Destination<'_>,
+    agent_socket: Option<std::path::PathBuf>,
+) -> Result<Handle<HostCheck>> {
+    let Destination {
+        cluster,
+        login,
+        host,
+        port,
+    } = *to;
     let target = match port {
         Some(p) => format!("{login}@{host}:{p}"),
         None => format!("{login}@{host}"),
     };
-    let (stream, routed) = dial_routed(client, &target, Some(&profile.cluster)).await?;
-    let bare = host
-        .strip_suffix(&format!(".{}", profile.cluster))
-        .unwrap_or(host);
-    let names = host_names(routed, bare, &profile.cluster);
+    let host_cas = crate::clusters::host_cas_for(home, profile, client, cluster).await?;
+    let (stream, routed) = dial_routed(client, &target, Some(cluster)).await?;
+    let bare = host.strip_suffix(&format!(".{cluster}")).unwrap_or(host);
+    let names = host_names(routed, bare, cluster);
     let refusal = Arc::new(std::sync::Mutex::new(None));
     let check = HostCheck {
-        host_cas: host_cas(home, &profile.cluster)?,
+        host_cas,
         names,
         refusal: refusal.clone(),
         agent_socket,

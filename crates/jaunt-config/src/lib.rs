@@ -13,7 +13,7 @@ pub mod systemd;
 pub use configure::configure_template;
 pub use daemon::{Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, parse_labels};
 pub use jaunt_types::addr::split_host_port;
-pub use resources::parse_resources;
+pub use resources::{Resource, parse_resources};
 pub use storage::{Storage, StorageSection};
 
 /// A mistake in a file or flag, with where it is.

@@ -3,46 +3,78 @@
 
 use crate::{ConfigError, yaml_error};
 use jaunt_types::resources::Role;
+use jaunt_types::trust::TrustedCluster;
 use serde::Deserialize;
 
-/// Parses every document in `text` as a role. `file` names the source in errors.
-pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Role>, ConfigError> {
-    let mut roles = Vec::new();
+/// A document `jctl create -f` accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    Role(Role),
+    TrustedCluster(TrustedCluster),
+}
+
+/// Parses every document in `text` as a role or a trusted cluster. `file`
+/// names the source in errors.
+pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Resource>, ConfigError> {
+    let mut kinds = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         // serde_yaml_ng repeats a syntax error forever on the next
         // document, so the first error ends the parse.
         let value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| yaml_error(file, e))?;
         if value.is_null() {
+            kinds.push(None);
             continue;
         }
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        if kind != Role::KIND {
-            let n = roles.len() + 1;
+        if kind != Role::KIND && kind != TrustedCluster::KIND {
+            let n = kinds.iter().flatten().count() + 1;
             return Err(ConfigError::invalid(
                 file,
                 "kind",
-                format!("document {n}: unsupported kind {kind:?}; jctl create knows: role"),
+                format!(
+                    "document {n}: unsupported kind {kind:?}; jctl create knows: role, trusted_cluster"
+                ),
             ));
         }
+        kinds.push(Some(kind.to_string()));
     }
     // Second pass, now typed, so errors point at the line of the bad key.
-    for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        let role = match Option::<Role>::deserialize(doc) {
-            Ok(Some(role)) => role,
-            Ok(None) => continue,
-            Err(e) => return Err(yaml_error(file, e)),
+    let mut out = Vec::new();
+    let docs = serde_yaml_ng::Deserializer::from_str(text);
+    let mut kinds = kinds.into_iter();
+    for doc in docs {
+        let Some(kind) = kinds.next().flatten() else {
+            continue;
         };
-        role.validate().map_err(|m| ConfigError::Invalid {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
             source_name: file.to_string(),
-            key: format!("role {:?}", role.metadata.name),
-            message: m,
-        })?;
-        roles.push(role);
+            key,
+            message,
+        };
+        let resource = if kind == Role::KIND {
+            let Some(role) = Option::<Role>::deserialize(doc).map_err(|e| yaml_error(file, e))?
+            else {
+                continue;
+            };
+            role.validate()
+                .map_err(|m| invalid(format!("role {:?}", role.metadata.name), m))?;
+            Resource::Role(role)
+        } else {
+            let Some(tc) =
+                Option::<TrustedCluster>::deserialize(doc).map_err(|e| yaml_error(file, e))?
+            else {
+                continue;
+            };
+            tc.validate()
+                .map_err(|m| invalid(format!("trusted_cluster {:?}", tc.metadata.name), m))?;
+            Resource::TrustedCluster(tc)
+        };
+        out.push(resource);
     }
-    if roles.is_empty() {
+    if out.is_empty() {
         return Err(ConfigError::invalid(file, "kind", "no resources found"));
     }
-    Ok(roles)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -54,7 +86,32 @@ mod tests {
         let text = "kind: role\nmetadata: {name: a}\nspec:\n  allow:\n    logins: [x]\n---\nkind: role\nmetadata: {name: b}\n";
         let roles = parse_resources(text, "r.yaml").expect("parse");
         assert_eq!(roles.len(), 2);
-        assert_eq!(roles[0].spec.allow.logins, ["x"]);
+        let Resource::Role(first) = &roles[0] else {
+            panic!("a role: {:?}", roles[0]);
+        };
+        assert_eq!(first.spec.allow.logins, ["x"]);
+    }
+
+    #[test]
+    fn parses_a_trusted_cluster() {
+        let text = "kind: trusted_cluster\nmetadata: {name: root}\nspec:\n  token: abc\n  proxy_addr: root.example.com:3080\n  ca_pin: sha256:00\n  role_map:\n    - {remote: access, local: [leaf-access]}\n    - {remote: '^admin-(.*)$', local: ['$1']}\n";
+        let parsed = parse_resources(text, "t.yaml").expect("parse");
+        let Resource::TrustedCluster(tc) = &parsed[0] else {
+            panic!("a trusted cluster: {:?}", parsed[0]);
+        };
+        assert!(tc.spec.enabled, "enabled unless told");
+        assert_eq!(tc.spec.token.expose(), "abc");
+        assert_eq!(tc.spec.role_map[1].local, ["$1"]);
+        let no_pin = text.replace("  ca_pin: sha256:00\n", "");
+        let err = parse_resources(&no_pin, "t.yaml")
+            .expect_err("no pin")
+            .to_string();
+        assert!(err.contains("ca_pin"), "{err}");
+        let typo = text.replace("role_map", "rolemap");
+        let err = parse_resources(&typo, "t.yaml")
+            .expect_err("typo")
+            .to_string();
+        assert!(err.contains("rolemap"), "{err}");
     }
 
     #[test]

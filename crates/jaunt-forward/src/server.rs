@@ -112,6 +112,7 @@ impl Connection {
         let req = AuthorizeRequest {
             user: user.to_string(),
             login: login.to_string(),
+            remote: None,
         };
         self.auth
             .authorize_login(&self.node.uuid, &req)
@@ -204,6 +205,8 @@ impl Handler for Connection {
     ) -> Result<Auth, Self::Error> {
         let check = UserCertCheck {
             user_cas: &self.auth.user_ca_key_data(),
+            // Agentless nodes serve this cluster's own users only.
+            trusted: &[],
             login,
             now: jaunt_sys::clock::now().max(0) as u64,
             client_ip: Some(self.client.ip()),

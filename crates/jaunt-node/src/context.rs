@@ -18,6 +18,10 @@ pub struct NodeContext {
     pub proxy_addr: String,
     /// This cluster's user CA keys, refreshed by heartbeats.
     pub user_cas: RwLock<Vec<jaunt_ca::ssh_key::public::KeyData>>,
+    /// The user CAs of the clusters this one trusts (by cluster name),
+    /// from heartbeats: in memory only, so a trust removed is gone at the
+    /// next heartbeat or restart.
+    pub trusted_cas: RwLock<Vec<(String, jaunt_ca::ssh_key::public::KeyData)>>,
     /// The API client with this node's certificate.
     pub api: RwLock<ApiClient>,
     /// The `jaunt` binary, run as `jaunt sftp-server` for the sftp subsystem.

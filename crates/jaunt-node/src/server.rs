@@ -91,7 +91,11 @@ impl Connection {
         }
     }
 
-    async fn authorize(&self, user: &str, login: &str) -> Result<AuthorizeResponse, String> {
+    async fn authorize(
+        &self,
+        cert: &CertIdentity,
+        login: &str,
+    ) -> Result<AuthorizeResponse, String> {
         let api = self
             .ctx
             .api
@@ -101,8 +105,9 @@ impl Connection {
         api.post(
             PATH_NODE_AUTHORIZE,
             &AuthorizeRequest {
-                user: user.to_string(),
+                user: cert.user.clone(),
                 login: login.to_string(),
+                remote: cert.remote.clone(),
             },
         )
         .await
@@ -118,6 +123,12 @@ impl Connection {
         if let Some(id) = &self.identity {
             e.user = Some(id.cert.user.clone());
             e.login = Some(id.login.clone());
+            if let Some(remote) = &id.cert.remote {
+                // A root cluster's user: whose, and the roles theirs map to.
+                e = e
+                    .with("user_cluster", remote.cluster.as_str())
+                    .with("roles", id.authz.roles.join(","));
+            }
         }
         e
     }
@@ -152,7 +163,7 @@ impl Connection {
             return Ok(());
         }
         let (user, login) = (id.cert.user.clone(), id.login.clone());
-        let authz = match self.authorize(&user, &login).await {
+        let authz = match self.authorize(&id.cert, &login).await {
             Ok(authz) => authz,
             Err(e) => {
                 tracing::warn!(%user, %login, error = %e, "cannot re-check access; the login's authorization stands");
@@ -333,8 +344,15 @@ impl Handler for Connection {
             .map(|c| c.clone())
             .unwrap_or_default();
         let now = jaunt_sys::clock::now().max(0) as u64;
+        let trusted = self
+            .ctx
+            .trusted_cas
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         let check = UserCertCheck {
             user_cas: &cas,
+            trusted: &trusted,
             login,
             now,
             client_ip: Some(self.client.ip()),
@@ -353,7 +371,7 @@ impl Handler for Connection {
                 return Ok(self.refuse(login, &refusal.to_string()));
             }
         };
-        let authz = match self.authorize(&identity.user, login).await {
+        let authz = match self.authorize(&identity, login).await {
             Ok(a) => a,
             Err(e) => return Ok(self.refuse_audited(login, Some(&identity.user), &e).await),
         };

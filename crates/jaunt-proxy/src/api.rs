@@ -25,8 +25,17 @@ use tower::ServiceExt;
 #[derive(Clone)]
 struct ClientCert(Option<CertificateDer<'static>>);
 
-pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
+pub(crate) fn router(auth: Arc<AuthServer>, tunnels: Arc<crate::tunnel::Tunnels>) -> Router {
     Router::new()
+        .route(jaunt_types::trust::PATH_CLUSTERS, get(list_clusters))
+        .route(
+            jaunt_types::trust::PATH_TRUST_REGISTER,
+            post(trust_register),
+        )
+        .route(
+            jaunt_types::trust::PATH_TRUST_HEARTBEAT,
+            post(trust_heartbeat),
+        )
         .route(PATH_PING, get(ping))
         .route(PATH_SIGNUP_START, post(signup_start))
         .route(PATH_SIGNUP_FINISH, post(signup_finish))
@@ -53,6 +62,7 @@ pub(crate) fn router(auth: Arc<AuthServer>) -> Router {
                 "no such API path".into(),
             )
         })
+        .layer(Extension(tunnels))
         .with_state(auth)
 }
 
@@ -209,6 +219,7 @@ fn caller(auth: &AuthServer, parts: &Parts, kind: IdentityKind) -> Result<String
         .ok_or_else(|| match kind {
             IdentityKind::User => denied("this call needs the client certificate from 'jsh login'"),
             IdentityKind::Node => denied("this call needs a node certificate"),
+            IdentityKind::RemoteCluster => denied("this call needs a leaf cluster's certificate"),
         })?;
     let id = jaunt_ca::client_identity(der).map_err(|e| denied(&e.to_string()))?;
     id.check(&auth.identity().cluster_name, kind, jaunt_sys::clock::now())
@@ -272,15 +283,99 @@ async fn whoami(
     }))
 }
 
+/// `?cluster=NAME`: a leaf's nodes, asked of the leaf.
+#[derive(serde::Deserialize)]
+struct ClusterQuery {
+    cluster: Option<String>,
+}
+
+impl From<crate::relay::Refusal> for ApiError {
+    fn from(r: crate::relay::Refusal) -> Self {
+        use crate::relay::Refusal as R;
+        match r {
+            R::Internal(e) => e.into(),
+            R::UnknownCluster { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, r.to_string())
+            }
+            R::LeafOffline(_) | R::Tunnel(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotFound,
+                r.to_string(),
+            ),
+            other => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AccessDenied,
+                other.to_string(),
+            ),
+        }
+    }
+}
+
 async fn list_nodes(
     State(auth): State<Arc<AuthServer>>,
+    Extension(tunnels): Extension<Arc<crate::tunnel::Tunnels>>,
+    axum::extract::Query(query): axum::extract::Query<ClusterQuery>,
     UserCaller(user): UserCaller,
 ) -> ApiResult<NodeListResponse> {
+    let own = &auth.identity().cluster_name;
+    if let Some(leaf) = query.cluster.filter(|c| !c.is_empty() && c != own) {
+        let nodes = crate::remote::leaf_nodes(&auth, &tunnels, &leaf, &user).await?;
+        return Ok(Json(NodeListResponse {
+            cluster_name: leaf,
+            nodes,
+        }));
+    }
     let nodes = auth.nodes_for(&user, true).await?;
     Ok(Json(NodeListResponse {
         cluster_name: auth.identity().cluster_name.clone(),
         nodes: nodes.iter().map(|n| n.info()).collect(),
     }))
+}
+
+async fn list_clusters(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(tunnels): Extension<Arc<crate::tunnel::Tunnels>>,
+    UserCaller(_user): UserCaller,
+) -> ApiResult<jaunt_types::trust::ClustersResponse> {
+    Ok(Json(jaunt_types::trust::ClustersResponse {
+        clusters: crate::remote::clusters(&auth, &tunnels).await?,
+    }))
+}
+
+/// A leaf cluster asks to trust this one (the token proves it may).
+async fn trust_register(
+    State(auth): State<Arc<AuthServer>>,
+    Extension(peer): Extension<SocketAddr>,
+    Body(req): Body<jaunt_types::trust::TrustRegisterRequest>,
+) -> ApiResult<jaunt_types::trust::TrustRegisterResponse> {
+    Ok(Json(auth.register_leaf(req, &peer.to_string()).await?))
+}
+
+async fn trust_heartbeat(
+    State(auth): State<Arc<AuthServer>>,
+    parts: LeafCaller,
+    Body(req): Body<jaunt_types::trust::TrustHeartbeatRequest>,
+) -> ApiResult<jaunt_types::trust::TrustHeartbeatResponse> {
+    let tls_cert_pem = auth
+        .leaf_heartbeat(&parts.0, req.tls_csr_pem.as_deref())
+        .await?;
+    Ok(Json(jaunt_types::trust::TrustHeartbeatResponse {
+        tls_cert_pem,
+    }))
+}
+
+/// A leaf cluster's proxy, by its certificate.
+struct LeafCaller(String);
+
+impl FromRequestParts<Arc<AuthServer>> for LeafCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Arc<AuthServer>,
+    ) -> Result<Self, ApiError> {
+        caller(auth, parts, IdentityKind::RemoteCluster).map(LeafCaller)
+    }
 }
 
 async fn node_join(

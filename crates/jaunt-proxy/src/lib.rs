@@ -13,11 +13,13 @@
 
 mod api;
 mod diag;
+mod leaf;
 pub mod limits;
 pub mod lines;
 mod peers;
 pub mod raw;
 mod relay;
+mod remote;
 #[cfg(target_os = "linux")]
 mod splice;
 mod tls;
@@ -95,7 +97,14 @@ pub async fn serve(
             return;
         }
     };
-    let router = api::router(auth.clone());
+    let router = api::router(auth.clone(), tunnels.clone());
+    // At a leaf: a tunnel to each root this cluster trusts.
+    let roots = tokio::spawn(leaf::serve_roots(
+        auth.clone(),
+        tunnels.clone(),
+        dial_policy.clone(),
+        forwarder.clone(),
+    ));
     let limiter = limits::Limiter::new(options.limits);
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
@@ -105,6 +114,7 @@ pub async fn serve(
             _ = &mut shutdown => {
                 connections.abort_all();
                 registration.abort();
+                roots.abort();
                 auth.unregister_proxy(&instance.id).await;
                 return;
             }
@@ -235,15 +245,19 @@ async fn serve_tunnel<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let node = cert
+    let now = jaunt_sys::clock::now();
+    let id = cert
         .and_then(|der| jaunt_ca::client_identity(&der).ok())
-        .filter(|id| {
-            id.kind == jaunt_ca::IdentityKind::Node
-                && id.cluster == ctx.auth.identity().cluster_name
-        });
-    let Some(node) = node else {
-        tracing::warn!(%peer, "tunnel connection without a node certificate refused");
-        return;
+        .filter(|id| id.cluster == ctx.auth.identity().cluster_name && id.not_after > now);
+    let node = match id {
+        Some(id) if id.kind == jaunt_ca::IdentityKind::Node => id,
+        Some(id) if id.kind == jaunt_ca::IdentityKind::RemoteCluster => {
+            return serve_leaf_tunnel(stream, peer, id.user, ctx).await;
+        }
+        _ => {
+            tracing::warn!(%peer, "tunnel connection without a node certificate refused");
+            return;
+        }
     };
     match tunnel::read_hello(&mut stream).await {
         Ok(tunnel::TunnelHello::Control) => {
@@ -255,6 +269,51 @@ async fn serve_tunnel<S>(
             ctx.tunnels.accept_data(&node.user, id, Box::new(stream))
         }
         Err(e) => tracing::debug!(%peer, error = %e, "bad tunnel hello"),
+    }
+}
+
+/// A leaf cluster's tunnel: kept while the leaf is a remote cluster here
+/// (removing it closes the tunnel within seconds).
+async fn serve_leaf_tunnel<S>(mut stream: S, peer: SocketAddr, leaf: String, ctx: &Ctx)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let auth = &ctx.auth;
+    match auth.remote_cluster(&leaf).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::warn!(%peer, %leaf, "tunnel of a leaf cluster that is not trusted here refused");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, %leaf, error = %e, "cannot check a leaf cluster's tunnel");
+            return;
+        }
+    }
+    let key = remote::leaf_key(&leaf);
+    match tunnel::read_hello(&mut stream).await {
+        Ok(tunnel::TunnelHello::Control) => {
+            auth.leaf_link(&leaf, true);
+            tokio::select! {
+                _ = ctx.tunnels.serve_control(key, peer.ip(), stream) => {}
+                _ = leaf_removed(auth, &leaf) => {
+                    tracing::info!(%leaf, "remote cluster removed: its tunnel is closed");
+                }
+            }
+            auth.leaf_link(&leaf, false);
+        }
+        Ok(tunnel::TunnelHello::Data(id)) => ctx.tunnels.accept_data(&key, id, Box::new(stream)),
+        Err(e) => tracing::debug!(%peer, error = %e, "bad tunnel hello"),
+    }
+}
+
+/// Returns once remote cluster `leaf` is no longer stored.
+async fn leaf_removed(auth: &AuthServer, leaf: &str) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(None) = auth.remote_cluster(leaf).await {
+            return;
+        }
     }
 }
 

@@ -41,6 +41,13 @@ pub enum Refusal {
     Malformed(String),
     #[error("cluster {asked:?} is not known to this proxy (it serves {serves:?})")]
     UnknownCluster { asked: String, serves: String },
+    #[error("cluster {0} is offline")]
+    LeafOffline(String),
+    /// A leaf cluster refused; its words.
+    #[error("{0}")]
+    Leaf(String),
+    #[error("agentless (OpenSSH) nodes of a leaf cluster cannot be reached from its root")]
+    LeafAgentless,
     #[error("{0}")]
     BadTarget(String),
     #[error("access denied to {login} connecting to {node}")]
@@ -150,7 +157,11 @@ pub async fn serve<S>(
 /// and only addresses the policy permits are dialled (the check and the
 /// connection use the same resolved address, so a name that resolves
 /// differently a moment later changes nothing).
-async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, Refusal> {
+pub(crate) async fn dial(
+    name: &str,
+    addr: &str,
+    policy: &DialPolicy,
+) -> Result<TcpStream, Refusal> {
     let unreachable = |reason: String| Refusal::Unreachable {
         name: name.to_string(),
         addr: addr.to_string(),
@@ -192,7 +203,7 @@ async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, 
 }
 
 /// A dial request routed and its node connected.
-struct Routed {
+pub(crate) struct Routed {
     upstream: Upstream,
     /// The client asked for a raw relay.
     raw: bool,
@@ -207,7 +218,7 @@ async fn connect<S: AsyncRead + Unpin>(
     routes: &Routes<'_>,
     peer: SocketAddr,
 ) -> Result<Routed, Refusal> {
-    let (auth, tunnels) = (routes.auth, routes.tunnels);
+    let auth = routes.auth;
     let der = cert.ok_or(Refusal::NoCertificate)?;
     let id = jaunt_ca::client_identity(&der).map_err(|e| Refusal::BadCertificate(e.to_string()))?;
     let cluster = &auth.identity().cluster_name;
@@ -217,31 +228,59 @@ async fn connect<S: AsyncRead + Unpin>(
     let req: DialRequest = read_json_line(client)
         .await
         .map_err(|e| Refusal::Malformed(e.to_string()))?;
-    if let Some(asked) = req
-        .cluster
-        .as_deref()
-        .filter(|c| !c.is_empty() && *c != cluster)
-    {
-        return Err(Refusal::UnknownCluster {
-            asked: asked.to_string(),
-            serves: cluster.clone(),
-        });
-    }
     // Checked before a node is dialled: each ticket holds a connection.
     if let Some(tickets) = routes.tickets.filter(|_| req.raw)
         && tickets.pending_for(&id.user) >= MAX_PENDING_PER_USER
     {
         return Err(Refusal::TooManyPending);
     }
+    if let Some(leaf) = req
+        .cluster
+        .as_deref()
+        .filter(|c| !c.is_empty() && *c != cluster)
+    {
+        auth.refuse_locked(&id.user, None, None).await?;
+        let (upstream, node_uuid) =
+            crate::remote::dial_leaf(routes, leaf, &req.target, &id.user, peer).await?;
+        return Ok(Routed {
+            upstream,
+            raw: req.raw,
+            user: id.user,
+            node_uuid,
+        });
+    }
     let target = parse_target(&req.target).map_err(Refusal::BadTarget)?;
     let nodes = auth.nodes_for(&id.user, false).await?;
+    let (upstream, node_uuid) = reach(routes, &nodes, &target, &id.user, peer, false).await?;
+    Ok(Routed {
+        upstream,
+        raw: req.raw,
+        user: id.user,
+        node_uuid,
+    })
+}
+
+/// Routes `target` among `nodes` (those `user` may see), checks locks and
+/// that the node is online, and connects to it: this cluster's users, and
+/// at a leaf a root cluster's users (`remote`), whose routing this
+/// cluster does. Returns the connection and the node's UUID.
+pub(crate) async fn reach(
+    routes: &Routes<'_>,
+    nodes: &[NodeRecord],
+    target: &jaunt_types::route::Target,
+    user: &str,
+    peer: SocketAddr,
+    remote: bool,
+) -> Result<(Upstream, String), Refusal> {
+    let (auth, tunnels) = (routes.auth, routes.tunnels);
+    let cluster = &auth.identity().cluster_name;
     let infos: Vec<_> = nodes.iter().map(|n| n.info()).collect();
     let chosen = resolve(&infos, &target.host, target.port, cluster)?;
     let node = nodes
         .iter()
         .find(|n| n.uuid == chosen.uuid)
         .ok_or(RouteError::NotFound)?;
-    auth.refuse_locked(&id.user, target.login.as_deref(), Some(&node.uuid))
+    auth.refuse_locked(user, target.login.as_deref(), Some(&node.uuid))
         .await?;
     if !auth.is_online(node) && !tunnels.is_connected(&node.uuid) {
         return Err(Refusal::Offline {
@@ -250,11 +289,14 @@ async fn connect<S: AsyncRead + Unpin>(
         });
     }
     let upstream = if node.sub_kind.is_some() {
-        agentless(node, target.login.as_deref(), &id.user, routes).await?
+        if remote {
+            return Err(Refusal::LeafAgentless);
+        }
+        agentless(node, target.login.as_deref(), user, routes).await?
     } else {
         let mut upstream = match &node.addr {
             Some(addr) => Upstream::Tcp(dial(&node.name, addr, routes.dial_policy).await?),
-            None => tunnels.dial(&node.uuid, &node.name).await?,
+            None => tunnels.dial(&node.uuid, &node.name, None).await?,
         };
         // The node learns the user's address from the proxy's word, not
         // from the connection (which is the proxy's).
@@ -271,12 +313,7 @@ async fn connect<S: AsyncRead + Unpin>(
             })?;
         upstream
     };
-    Ok(Routed {
-        upstream,
-        raw: req.raw,
-        user: id.user,
-        node_uuid: node.uuid.clone(),
-    })
+    Ok((upstream, node.uuid.clone()))
 }
 
 /// An agentless node: a login named in the target is checked now, so a
@@ -292,6 +329,7 @@ async fn agentless(
         let req = AuthorizeRequest {
             user: user.to_string(),
             login: login.to_string(),
+            remote: None,
         };
         let authz = routes.auth.authorize_login(&node.uuid, &req).await?;
         if !authz.allowed {

@@ -176,8 +176,15 @@ impl Tunnels {
         }
     }
 
-    /// Asks `uuid` for a new connection and waits for it.
-    pub async fn dial(&self, uuid: &str, name: &str) -> Result<Upstream, TunnelError> {
+    /// Asks `uuid` (a node, or a leaf cluster's `leaf_key`) for a new
+    /// connection and waits for it; `request` says what a leaf is to do
+    /// with it.
+    pub async fn dial(
+        &self,
+        uuid: &str,
+        name: &str,
+        request: Option<jaunt_types::trust::ClusterRequest>,
+    ) -> Result<Upstream, TunnelError> {
         let (control, ip) = self
             .controls
             .lock()
@@ -197,7 +204,11 @@ impl Tunnels {
         }
         let result = async {
             control
-                .send(TunnelDial { dial: id, ticket })
+                .send(TunnelDial {
+                    dial: id,
+                    ticket,
+                    request,
+                })
                 .await
                 .map_err(|_| TunnelError::NotConnected(name.to_string()))?;
             tokio::time::timeout(DIAL_TIMEOUT, rx)
@@ -265,7 +276,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let t = tunnels.clone();
-        let dial = tokio::spawn(async move { t.dial("uuid-1", "node1").await });
+        let dial = tokio::spawn(async move { t.dial("uuid-1", "node1", None).await });
         let line = commands.next_line().await.expect("io").expect("a line");
         let cmd = serde_json::from_str(&line).expect("a dial command");
         (tunnels, dial, cmd)

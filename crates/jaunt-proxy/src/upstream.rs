@@ -53,6 +53,18 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// The one JSON line a leaf cluster's proxy answers with before any
+    /// SSH byte (`remote.rs`).
+    pub async fn read_answer<T: serde::de::DeserializeOwned>(&mut self) -> std::io::Result<T> {
+        match self {
+            Upstream::Tcp(s) => crate::lines::read_json_line(s).await,
+            Upstream::Tunnel(s) => crate::lines::read_json_line(s).await,
+            Upstream::Agentless(_) => Err(std::io::Error::other("not a leaf's connection")),
+        }
+    }
+}
+
 /// Copies bytes both ways until both sides are done.
 pub async fn copy_both<A, B>(a: &mut A, b: &mut B, peer: SocketAddr)
 where

@@ -19,6 +19,7 @@
 //!   smallest any role sets, none by default.
 
 pub mod locks;
+pub mod role_map;
 
 use jaunt_types::Ttl;
 use jaunt_types::resources::{Conditions, LOGINS_TRAIT, Labels, Role};

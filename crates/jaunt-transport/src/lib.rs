@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod relay;
+pub mod tunnel;
 
 pub use api::{ApiClient, ClientCert, Trust};
 

@@ -94,6 +94,19 @@ pub enum AdminRequest {
         public_key: String,
         ttl: Option<Ttl>,
     },
+    /// At a leaf: trust a root cluster (or change that trust).
+    TrustedClusterUpsert {
+        cluster: crate::trust::TrustedCluster,
+    },
+    TrustedClusterList,
+    TrustedClusterRemove {
+        name: String,
+    },
+    /// At a root: the leaves that trust it.
+    RemoteClusterList,
+    RemoteClusterRemove {
+        name: String,
+    },
 }
 
 /// Which authority `jctl auth export` shows.
@@ -149,6 +162,12 @@ pub enum AdminResponse {
     },
     Events {
         events: Vec<crate::audit::AuditEvent>,
+    },
+    TrustedClusters {
+        clusters: Vec<crate::trust::TrustedClusterInfo>,
+    },
+    RemoteClusters {
+        clusters: Vec<crate::trust::RemoteClusterInfo>,
     },
     Error {
         message: String,

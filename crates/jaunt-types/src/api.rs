@@ -245,6 +245,10 @@ pub struct HeartbeatResponse {
     /// (`jaunt_ca::client_addr`); its own, derived by auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_addr_key: Option<String>,
+    /// The user CAs of the clusters this one trusts (leaf of a root):
+    /// their users' certificates are accepted, their roles mapped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_user_cas: Vec<crate::trust::TrustedUserCa>,
 }
 
 /// A proxy instance, as it registers itself in the store.
@@ -295,6 +299,10 @@ pub struct NodeListResponse {
 pub struct AuthorizeRequest {
     pub user: String,
     pub login: String,
+    /// A user of a trusted (root) cluster: their roles there, mapped by
+    /// this cluster's role map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::trust::RemoteIdentity>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -386,6 +394,9 @@ pub struct TunnelDial {
     pub dial: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// To a leaf cluster's proxy: what the connection is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::trust::ClusterRequest>,
 }
 
 pub const TUNNEL_DATA_MAGIC: &[u8] = b"JAUNT-TUNNEL/1 ";

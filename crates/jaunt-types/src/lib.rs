@@ -12,6 +12,7 @@ pub mod resources;
 pub mod route;
 pub mod secret;
 pub mod timefmt;
+pub mod trust;
 
 pub use duration::Ttl;
 pub use secret::Secret;

@@ -189,6 +189,9 @@ pub enum TokenKind {
     Node,
     /// Lets one user set a password (and enrol a second factor).
     Signup,
+    /// Lets a leaf cluster trust this one (`jctl create -f` at the leaf).
+    #[serde(rename = "trusted_cluster")]
+    TrustedCluster,
 }
 
 impl std::fmt::Display for TokenKind {
@@ -196,6 +199,7 @@ impl std::fmt::Display for TokenKind {
         f.write_str(match self {
             TokenKind::Node => "node",
             TokenKind::Signup => "signup",
+            TokenKind::TrustedCluster => "trusted_cluster",
         })
     }
 }

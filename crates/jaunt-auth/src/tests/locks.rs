@@ -12,6 +12,7 @@ fn authz(user: &str, login: &str) -> AuthorizeRequest {
     AuthorizeRequest {
         user: user.into(),
         login: login.into(),
+        remote: None,
     }
 }
 

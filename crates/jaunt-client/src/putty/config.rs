@@ -104,29 +104,33 @@ pub fn choose_one(
 /// Writes a session per choice, and trusts the cluster's host CA for their
 /// nodes. `exe` is the `jsh` PuTTY runs. Returns each session's name and
 /// whether it is new.
+/// Writes the sessions for `choices`, nodes of the profile's cluster or,
+/// with `leaf`, of that leaf cluster (through the same proxy, with the same
+/// certificate; its host CA trusted as `JauntHostCA-<leaf>`).
 pub fn write_sessions(
     store: &dyn Store,
     home: &Home,
     profile: &Profile,
+    leaf: Option<&str>,
     choices: &[Choice],
     exe: &str,
 ) -> Result<Vec<(String, bool)>> {
-    let ca_keys = host_ca_lines(home, &profile.cluster)?;
+    let cluster = leaf.unwrap_or(&profile.cluster);
+    let ca_keys = host_ca_lines(home, cluster)?;
     if ca_keys.is_empty() {
         return Err(invalid(format!(
-            "no host CA for cluster {:?} in your known_hosts; run 'jsh login' again",
-            profile.cluster
+            "no host CA for cluster {cluster:?} in your known_hosts; run 'jsh login' again"
         )));
     }
     let hosts: Vec<String> = choices.iter().map(|c| c.node.name.clone()).collect();
-    trust_host_cas(store, &profile.cluster, &ca_keys, &hosts)?;
+    trust_host_cas(store, cluster, &ca_keys, &hosts)?;
     let proxy_host = profile.name();
     let (_, proxy_port) =
         jaunt_types::addr::split_host_port(&profile.web_proxy_addr, 3080).map_err(invalid)?;
-    let command = proxy_command(exe, &profile.cluster, cfg!(windows));
+    let command = proxy_command(exe, cluster, cfg!(windows));
     let mut written = Vec::new();
     for c in choices {
-        let name = session_name(&c.login, &c.node.name, &proxy_host, None);
+        let name = session_name(&c.login, &c.node.name, &proxy_host, leaf);
         let spec = SessionSpec {
             host: c.node.name.clone(),
             port: c.port,
@@ -156,13 +160,14 @@ pub fn remove(
     target: &str,
     default_login: Option<String>,
     proxy_host: &str,
+    leaf: Option<&str>,
 ) -> Result<String> {
     let t = parse_target(target).map_err(invalid)?;
     let login = t
         .login
         .or(default_login)
         .ok_or_else(|| invalid("give the login as LOGIN@HOST"))?;
-    let name = session_name(&login, &t.host, proxy_host, None);
+    let name = session_name(&login, &t.host, proxy_host, leaf);
     match remove_session(store, &name)? {
         true => Ok(name),
         false => Err(invalid(format!(
@@ -276,13 +281,15 @@ mod tests {
             &store,
             &home,
             &profile,
+            None,
             std::slice::from_ref(&choice),
             "/bin/jsh",
         )
         .expect("write");
         let name = "root@web [proxy:proxy.example.com]".to_string();
         assert_eq!(written, [(name.clone(), true)]);
-        let again = write_sessions(&store, &home, &profile, &[choice], "/bin/jsh").expect("write");
+        let again =
+            write_sessions(&store, &home, &profile, None, &[choice], "/bin/jsh").expect("write");
         assert_eq!(again, [(name.clone(), false)]);
         assert_eq!(
             list(&store).expect("list"),
@@ -294,10 +301,10 @@ mod tests {
                 cluster: "example".into(),
             }]
         );
-        let err = remove(&store, "nobody@web", None, "proxy.example.com").expect_err("none");
+        let err = remove(&store, "nobody@web", None, "proxy.example.com", None).expect_err("none");
         assert!(err.to_string().contains("no PuTTY session"), "{err}");
         assert_eq!(
-            remove(&store, "root@web", None, "proxy.example.com").expect("removed"),
+            remove(&store, "root@web", None, "proxy.example.com", None).expect("removed"),
             name
         );
         assert_eq!(remove_all(&store).expect("none left"), Vec::<String>::new());

@@ -104,6 +104,18 @@ async fn heartbeat_once(
     // Running sessions are re-reported at the heartbeat's pace, so they
     // stay listed exactly as long as the node stays online.
     ctx.sessions_changed.notify_one();
+    let trusted: Vec<_> = resp
+        .trusted_user_cas
+        .iter()
+        .flat_map(|t| {
+            parse_ca_keys(&t.keys)
+                .into_iter()
+                .map(|k| (t.cluster.clone(), k))
+        })
+        .collect();
+    if let Ok(mut cas) = ctx.trusted_cas.write() {
+        *cas = trusted;
+    }
     if resp.user_ca_keys != id.user_ca_keys {
         id.user_ca_keys = resp.user_ca_keys;
         changed = true;

@@ -74,6 +74,8 @@ pub enum NodeError {
     /// The reverse tunnel's connection failed.
     #[error("reverse tunnel: {0}")]
     Tunnel(#[source] std::io::Error),
+    #[error(transparent)]
+    TunnelOpen(#[from] jaunt_transport::tunnel::TunnelError),
     /// A thread panicked while holding the node's shared state.
     #[error("the node's shared state is unusable after a panic; restart the node")]
     Poisoned,
@@ -183,6 +185,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         uuid: id.uuid.clone(),
         proxy_addr: cfg.proxy.clone(),
         user_cas: RwLock::new(parse_ca_keys(&id.user_ca_keys)),
+        trusted_cas: RwLock::default(),
         api: RwLock::new(api_for(&cfg, &id)?),
         sftp_helper: cfg.sftp_helper.clone(),
         login_grace: cfg.login_grace,

@@ -16,20 +16,14 @@ use super::serve::serve_one;
 use super::{NodeError, SharedConfig};
 use crate::server::NodeContext;
 use jaunt_transport::ApiClient;
-use jaunt_types::api::{ALPN_TUNNEL, ProxyInstance, TUNNEL_DATA_MAGIC, TunnelDial, TunnelGreeting};
+use jaunt_transport::tunnel::{self, Control};
+use jaunt_types::api::{ProxyInstance, TunnelDial};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-type Control = Lines<BufReader<jaunt_transport::relay::TlsRelay>>;
-
-/// How long a proxy has to greet a new control connection. One that says
-/// nothing is an earlier version (no ID): the tunnel is kept as it is.
-const GREETING_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between attempts at one address.
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
@@ -153,36 +147,7 @@ async fn open_control(
     addr: &str,
 ) -> Result<(String, Control, SocketAddr, ApiClient), NodeError> {
     let api = ctx.api.read().map_err(|_| NodeError::Poisoned)?.clone();
-    let mut control = api.connect_to(addr, ALPN_TUNNEL).await?;
-    control
-        .write_all(b"\"control\"\n")
-        .await
-        .map_err(NodeError::Tunnel)?;
-    control.flush().await.map_err(NodeError::Tunnel)?;
-    // Raw data connections go to the proxy this control connection reached.
-    let proxy_addr = control.get_ref().0.peer_addr().map_err(NodeError::Tunnel)?;
-    let mut lines = BufReader::new(control).lines();
-    let id = match tokio::time::timeout(GREETING_WAIT, lines.next_line()).await {
-        Ok(line) => {
-            let line = line.map_err(NodeError::Tunnel)?.ok_or_else(|| {
-                NodeError::Tunnel(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the proxy closed the tunnel",
-                ))
-            })?;
-            match serde_json::from_str::<TunnelGreeting>(&line) {
-                Ok(g) => g.proxy,
-                Err(_) => {
-                    // An earlier proxy's first line is already a dial.
-                    if let Ok(dial) = serde_json::from_str::<TunnelDial>(&line) {
-                        tracing::debug!(dial = dial.dial, "a proxy without a greeting");
-                    }
-                    String::new()
-                }
-            }
-        }
-        Err(_) => String::new(),
-    };
+    let (id, lines, proxy_addr) = tunnel::open_control(&api, addr).await?;
     Ok((id, lines, proxy_addr, api))
 }
 
@@ -203,13 +168,13 @@ async fn serve_control(
         let config = config.clone();
         tokio::spawn(async move {
             let opened = match &dial.ticket {
-                Some(ticket) => open_raw_data(proxy_addr, dial.dial, ticket)
+                Some(ticket) => tunnel::open_raw_data(proxy_addr, dial.dial, ticket)
                     .await
                     .map(|tcp| {
                         let local = tcp.local_addr().unwrap_or(proxy_addr);
                         serve_one(tcp, proxy_addr, local, ctx, &config, |_| {});
                     }),
-                None => open_tls_data(&api, proxy_addr, dial.dial)
+                None => tunnel::open_tls_data(&api, proxy_addr, dial.dial)
                     .await
                     .map(|data| {
                         let peer = data.get_ref().0.peer_addr().unwrap_or(proxy_addr);
@@ -223,41 +188,6 @@ async fn serve_control(
         });
     }
     Ok(())
-}
-
-/// A data connection inside TLS with the node's certificate.
-async fn open_tls_data(
-    api: &ApiClient,
-    proxy: SocketAddr,
-    id: u64,
-) -> Result<jaunt_transport::relay::TlsRelay, NodeError> {
-    // To the instance that asked (the address its control connection
-    // reached), not whichever the configured address leads to.
-    let mut data = api.connect_to(&proxy.to_string(), ALPN_TUNNEL).await?;
-    data.write_all(format!("{{\"data\":{id}}}\n").as_bytes())
-        .await
-        .map_err(NodeError::Tunnel)?;
-    Ok(data)
-}
-
-/// A raw data connection: plain TCP that the proxy splices to the client's
-/// (SSH encrypts the session end to end); the ticket came on the control
-/// connection.
-async fn open_raw_data(proxy: SocketAddr, id: u64, ticket: &str) -> Result<TcpStream, NodeError> {
-    let io = NodeError::Tunnel;
-    let mut tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(proxy))
-        .await
-        .map_err(|_| {
-            NodeError::Tunnel(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "raw data connection: timed out",
-            ))
-        })?
-        .map_err(io)?;
-    let _ = tcp.set_nodelay(true);
-    let line = [TUNNEL_DATA_MAGIC, format!("{id} {ticket}\n").as_bytes()].concat();
-    tcp.write_all(&line).await.map_err(io)?;
-    Ok(tcp)
 }
 
 #[cfg(test)]

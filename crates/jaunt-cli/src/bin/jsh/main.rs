@@ -32,6 +32,8 @@ enum Command {
     Ssh(commands::ssh::SshArgs),
     /// List the nodes you may reach.
     Ls(commands::ls::LsArgs),
+    /// List the cluster you logged in to and its leaf clusters.
+    Clusters(commands::clusters::ClustersArgs),
     /// Relay connections for other clients (PuTTY, OpenSSH).
     #[command(subcommand)]
     Proxy(commands::proxy::ProxyCommand),
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(a),
         Command::Logout(a) => commands::logout::run(a),
         Command::Ls(a) => commands::ls::run(a),
+        Command::Clusters(a) => commands::clusters::run(a),
         Command::Ssh(a) => commands::ssh::run(a),
         Command::Proxy(c) => commands::proxy::run(c),
         Command::Config(a) => commands::config::run(a),

@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod auth;
+pub mod clusters;
 pub mod locks;
 pub mod nodes;
 pub mod resources;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// A YAML file with one or more roles ('-' for stdin).
+    /// A YAML file with one or more roles or trusted clusters ('-' for stdin).
     file: PathBuf,
     /// Overwrite resources that exist.
     #[arg(short, long)]
@@ -31,19 +31,25 @@ pub fn create(admin: &AdminClient, args: CreateArgs) -> anyhow::Result<()> {
     };
     // Everything is parsed and checked before anything is sent, so a bad
     // document in the middle of a file changes nothing.
-    let roles = jaunt_config::parse_resources(&text, &name)?;
-    for role in roles {
-        print_outcome(admin.call(&AdminRequest::RoleUpsert {
-            role,
-            force: args.force,
-        })?)?;
+    let resources = jaunt_config::parse_resources(&text, &name)?;
+    for resource in resources {
+        let req = match resource {
+            jaunt_config::Resource::Role(role) => AdminRequest::RoleUpsert {
+                role,
+                force: args.force,
+            },
+            jaunt_config::Resource::TrustedCluster(cluster) => {
+                AdminRequest::TrustedClusterUpsert { cluster }
+            }
+        };
+        print_outcome(admin.call(&req)?)?;
     }
     Ok(())
 }
 
 #[derive(Args)]
 pub struct GetArgs {
-    /// roles, users, tokens, locks, or role/NAME
+    /// roles, users, tokens, locks, trusted_clusters, remote_clusters, or role/NAME
     what: String,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -65,6 +71,12 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
         ("users" | "user", None) => crate::commands::users::list(admin, args.format),
         ("tokens" | "token", None) => crate::commands::tokens::list(admin, args.format),
         ("locks" | "lock", None) => crate::commands::locks::list(admin, args.format),
+        ("trusted_clusters" | "trusted_cluster", name) => {
+            crate::commands::clusters::list_trusted(admin, name, args.format)
+        }
+        ("remote_clusters" | "remote_cluster", name) => {
+            crate::commands::clusters::list_remote(admin, name, args.format)
+        }
         ("roles" | "role", name) => {
             let mut roles = roles(admin)?;
             if let Some(n) = name {
@@ -76,7 +88,7 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
             print_roles(&roles, args.format)
         }
         _ => anyhow::bail!(
-            "unknown resource {:?}: use roles, users, tokens, locks or role/NAME",
+            "unknown resource {:?}: use roles, users, tokens, locks, trusted_clusters, remote_clusters or role/NAME",
             args.what
         ),
     }
@@ -125,14 +137,15 @@ fn print_roles(roles: &[Role], format: Format) -> anyhow::Result<()> {
 
 #[derive(Args)]
 pub struct RmArgs {
-    /// role/NAME, user/NAME, token/TOKEN or lock/ID
+    /// role/NAME, user/NAME, token/TOKEN, lock/ID, trusted_cluster/NAME or
+    /// remote_cluster/NAME
     what: String,
 }
 
 pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
     let Some((kind, name)) = args.what.split_once('/') else {
         anyhow::bail!(
-            "say what to remove as KIND/NAME: role/NAME, user/NAME, token/TOKEN or lock/ID"
+            "say what to remove as KIND/NAME: role/NAME, user/NAME, token/TOKEN, lock/ID, trusted_cluster/NAME or remote_cluster/NAME"
         );
     };
     let req = match kind {
@@ -148,7 +161,15 @@ pub fn rm(admin: &AdminClient, args: RmArgs) -> anyhow::Result<()> {
         "lock" | "locks" => AdminRequest::LockRemove {
             id: name.to_string(),
         },
-        other => anyhow::bail!("unknown resource kind {other:?}: use role, user, token or lock"),
+        "trusted_cluster" | "trusted_clusters" => AdminRequest::TrustedClusterRemove {
+            name: name.to_string(),
+        },
+        "remote_cluster" | "remote_clusters" => AdminRequest::RemoteClusterRemove {
+            name: name.to_string(),
+        },
+        other => anyhow::bail!(
+            "unknown resource kind {other:?}: use role, user, token, lock, trusted_cluster or remote_cluster"
+        ),
     };
     print_outcome(admin.call(&req)?)
 }

@@ -13,7 +13,8 @@ use jaunt_types::{Secret, Ttl};
 pub enum TokensCommand {
     /// Create a join token and print the command a node runs with it.
     Add {
-        /// The token type: node.
+        /// The token type: node, or trusted_cluster (a leaf cluster trusts
+        /// this one with it; one use unless --uses says).
         #[arg(long = "type", default_value = "node")]
         kind: String,
         /// How long the token is valid [default: 30m]
@@ -46,8 +47,9 @@ pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
         } => {
             let kind = match kind.as_str() {
                 "node" => TokenKind::Node,
+                "trusted_cluster" => TokenKind::TrustedCluster,
                 other => anyhow::bail!(
-                    "unknown token type {other:?}: use --type=node (user signup tokens come from 'jctl users add')"
+                    "unknown token type {other:?}: use --type=node or --type=trusted_cluster (user signup tokens come from 'jctl users add')"
                 ),
             };
             let labels = labels
@@ -70,7 +72,12 @@ pub fn run(admin: &AdminClient, cmd: TokensCommand) -> anyhow::Result<()> {
                         format_unix(token.expires)
                     )?;
                     say!()?;
-                    say!("Run this on the new node to join the cluster:")?;
+                    match token.kind {
+                        TokenKind::TrustedCluster => {
+                            say!("Use it in a trusted_cluster resource at the leaf cluster:")?
+                        }
+                        _ => say!("Run this on the new node to join the cluster:")?,
+                    }
                     say!()?;
                     say!("> {command}")?;
                     Ok(())

@@ -82,6 +82,14 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
             ca_pin: trust.ca_pin.clone(),
         },
     ))?;
+    // The leaves' host CAs too, so OpenSSH and PuTTY trust their nodes
+    // (best effort: a proxy without leaves, or an older one, has none).
+    if let Ok((_, client)) =
+        jaunt_client::login::logged_in_client(&home, Some(&profile.web_proxy_addr))
+        && let Ok(clusters) = rt.block_on(jaunt_client::clusters::fetch(&client))
+    {
+        jaunt_client::clusters::remember(&home, &profile, &clusters)?;
+    }
     crate::commands::status::print_profile(&home, &profile, true)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ pub enum LsFormat {
 
 #[derive(Args)]
 pub struct LsArgs {
-    /// The cluster to list (the logged-in cluster only, for now).
+    /// The cluster to list: the one you logged in to, or one of its leaves.
     #[arg(long)]
     cluster: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
@@ -31,13 +31,15 @@ pub fn fetch_nodes(
 ) -> anyhow::Result<(jaunt_client::profile::Profile, Vec<NodeInfo>)> {
     let home = Home::from_env()?;
     let (profile, client) = logged_in_client(&home, None)?;
-    if let Some(c) = cluster.filter(|c| *c != profile.cluster) {
-        anyhow::bail!(
-            "cluster {c:?} is not known; you are logged in to {:?}",
-            profile.cluster
-        );
+    let path = match cluster.filter(|c| *c != profile.cluster) {
+        Some(leaf) => format!("{PATH_NODES}?cluster={leaf}"),
+        None => PATH_NODES.to_string(),
+    };
+    if let Some(leaf) = cluster {
+        jaunt_types::resources::validate_name(leaf)
+            .map_err(|e| anyhow::anyhow!("--cluster: {e}"))?;
     }
-    let resp: NodeListResponse = crate::runtime()?.block_on(client.get(PATH_NODES))?;
+    let resp: NodeListResponse = crate::runtime()?.block_on(client.get(&path))?;
     Ok((profile, resp.nodes))
 }
 

@@ -1,3 +1,4 @@
+pub mod clusters;
 pub mod config;
 pub mod login;
 pub mod logout;

@@ -17,7 +17,7 @@ pub struct PuttyconfigArgs {
     /// The SSH port to store [default: the node's registered port]
     #[arg(long)]
     port: Option<u16>,
-    /// A leaf cluster's node (not supported yet).
+    /// A leaf cluster's node, through the root's proxy (log in to the root).
     #[arg(long)]
     leaf: Option<String>,
     /// A session for every node you can reach (filtered by key=value labels).
@@ -40,9 +40,6 @@ pub struct PuttyconfigArgs {
 }
 
 pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
-    if args.leaf.is_some() {
-        anyhow::bail!("leaf clusters are not supported yet");
-    }
     if args.reg_file.is_some() && !cfg!(windows) {
         anyhow::bail!(
             "--reg-file writes Windows registry entries naming this machine's key files; \
@@ -86,11 +83,35 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
         let [target] = args.args.as_slice() else {
             anyhow::bail!("say which session to remove: jsh puttyconfig --remove [login@]host");
         };
-        let name = config::remove(putty, target, default_login, &profile.name())?;
+        let name = config::remove(
+            putty,
+            target,
+            default_login,
+            &profile.name(),
+            args.leaf.as_deref(),
+        )?;
         say!("Removed PuTTY session {name}")?;
         return Ok(());
     }
-    let nodes: NodeListResponse = crate::runtime()?.block_on(client.get(PATH_NODES))?;
+    let runtime = crate::runtime()?;
+    let (cluster, path) = match args.leaf.as_deref() {
+        Some(leaf) => {
+            jaunt_types::resources::validate_name(leaf)
+                .map_err(|e| anyhow::anyhow!("--leaf: {e}"))?;
+            // The leaf's host CA, for its JauntHostCA- entry.
+            let clusters = runtime.block_on(jaunt_client::clusters::fetch(&client))?;
+            if !clusters.iter().any(|c| c.name == leaf && c.kind == "leaf") {
+                anyhow::bail!(
+                    "{leaf:?} is not a leaf cluster of {} (see 'jsh clusters')",
+                    profile.cluster
+                );
+            }
+            jaunt_client::clusters::remember(&home, &profile, &clusters)?;
+            (leaf.to_string(), format!("{PATH_NODES}?cluster={leaf}"))
+        }
+        None => (profile.cluster.clone(), PATH_NODES.to_string()),
+    };
+    let nodes: NodeListResponse = runtime.block_on(client.get(&path))?;
     let choices = if args.all {
         let login = args
             .login
@@ -107,11 +128,13 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
             target,
             default_login,
             args.port,
-            &profile.cluster,
+            &cluster,
         )?]
     };
     let exe = std::env::current_exe()?.display().to_string();
-    for (name, added) in config::write_sessions(putty, &home, &profile, &choices, &exe)? {
+    for (name, added) in
+        config::write_sessions(putty, &home, &profile, args.leaf.as_deref(), &choices, &exe)?
+    {
         match added {
             true => say!("Added PuTTY session for {name}")?,
             false => say!("Updated PuTTY session for {name}")?,

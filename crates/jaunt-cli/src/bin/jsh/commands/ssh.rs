@@ -25,6 +25,8 @@ pub struct SshArgs {
     /// Never a terminal.
     #[arg(short = 'T')]
     no_tty: bool,
+    /// A leaf cluster's node, through the root's proxy [default: the
+    /// cluster you logged in to]
     #[arg(long)]
     cluster: Option<String>,
     /// [login@]host
@@ -132,12 +134,10 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let home = Home::from_env()?;
     let (profile, client) = logged_in_client(&home, None)?;
-    if let Some(c) = args.cluster.as_deref().filter(|c| *c != profile.cluster) {
-        anyhow::bail!(
-            "cluster {c:?} is not known; you are logged in to {:?}",
-            profile.cluster
-        );
-    }
+    let cluster = args
+        .cluster
+        .clone()
+        .unwrap_or_else(|| profile.cluster.clone());
     let interactive = std::io::stdin().is_terminal();
     let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
     let request = SessionRequest {
@@ -158,13 +158,16 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         .build()?;
     let code = runtime.block_on(async {
         let handle = Arc::new(
-            jaunt_client::ssh::connect(
+            jaunt_client::ssh::connect_to(
                 &home,
                 &profile,
                 &client,
-                &login,
-                &host,
-                args.port,
+                &jaunt_client::ssh::Destination {
+                    cluster: &cluster,
+                    login: &login,
+                    host: &host,
+                    port: args.port,
+                },
                 agent_socket,
             )
             .await?,

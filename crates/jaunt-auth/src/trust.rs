@@ -1,0 +1,615 @@
+//! Trust between clusters. A root cluster issues a `trusted_cluster`
+//! token; the leaf's administrator creates a `trusted_cluster` resource
+//! with it, and the leaf's auth registers with the root's proxy: the root
+//! stores a remote cluster (the leaf's host CA, the token's labels) and
+//! answers with its CAs and a TLS certificate for the leaf's tunnel. From
+//! then on the leaf's nodes accept the root's user certificates, with the
+//! roles they carry mapped through the trust's role map. Trust is one way:
+//! the root never accepts the leaf's users.
+//!
+//! Root side: [`AuthServer::add_trusted_cluster_token`],
+//! [`AuthServer::register_leaf`], remote clusters. Leaf side:
+//! [`AuthServer::upsert_trusted_cluster`], [`AuthServer::remote_checker`].
+
+use crate::records::{TokenRecord, random_token};
+use crate::{AuthError, AuthServer, now};
+use jaunt_ca::IdentityKind;
+use jaunt_rbac::{AccessChecker, Traits, role_map};
+use jaunt_store::StoreError;
+use jaunt_types::api::NODE_CERT_TTL_SECS;
+use jaunt_types::resources::{Labels, Role, TokenInfo, TokenKind, validate_name};
+use jaunt_types::trust::{
+    PATH_TRUST_REGISTER, RemoteClusterInfo, RemoteIdentity, RoleMapping, TrustRegisterRequest,
+    TrustRegisterResponse, TrustedCluster, TrustedClusterInfo, TrustedUserCa,
+};
+use jaunt_types::{Secret, Ttl};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub const REMOTE_CLUSTERS: &str = "/remote_clusters/";
+pub const TRUSTED_CLUSTERS: &str = "/trusted_clusters/";
+
+fn remote_key(name: &str) -> String {
+    format!("{REMOTE_CLUSTERS}{name}")
+}
+
+fn trusted_key(name: &str) -> String {
+    format!("{TRUSTED_CLUSTERS}{name}")
+}
+
+/// How long a trusted-cluster token lives unless told.
+pub const DEFAULT_TRUST_TOKEN_TTL: Ttl = Ttl::from_secs(30 * 60);
+
+/// A leaf, as its root stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteClusterRecord {
+    pub name: String,
+    /// The leaf's SSH host CA keys: what its nodes' certificates chain to.
+    pub host_ca_keys: Vec<String>,
+    /// From the token it joined with.
+    pub labels: Labels,
+    pub created: i64,
+    pub last_heartbeat: i64,
+}
+
+/// A root, as a leaf that trusts it stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustedClusterRecord {
+    /// The root's own cluster name.
+    pub name: String,
+    pub enabled: bool,
+    pub proxy_addr: String,
+    pub ca_pin: String,
+    pub role_map: Vec<RoleMapping>,
+    pub user_ca_keys: Vec<String>,
+    pub host_ca_keys: Vec<String>,
+    pub tls_ca_pem: String,
+    /// The leaf's tunnel certificate from the root, and its key.
+    pub tls_cert_pem: String,
+    pub tls_key_pem: Secret<String>,
+    pub created: i64,
+}
+
+/// The trust links standing at this instance: a leaf's tunnel to this
+/// root proxy (by leaf), and this leaf's tunnels to its roots (by root).
+#[derive(Default)]
+pub struct Links {
+    leaves: Mutex<HashMap<String, usize>>,
+    roots: Mutex<HashMap<String, usize>>,
+}
+
+fn count(map: &Mutex<HashMap<String, usize>>, name: &str, up: bool) {
+    if let Ok(mut m) = map.lock() {
+        let n = m.entry(name.to_string()).or_default();
+        match up {
+            true => *n += 1,
+            false => *n = n.saturating_sub(1),
+        }
+        if *n == 0 {
+            m.remove(name);
+        }
+    }
+}
+
+fn linked(map: &Mutex<HashMap<String, usize>>, name: &str) -> bool {
+    map.lock().is_ok_and(|m| m.contains_key(name))
+}
+
+fn status(online: bool) -> String {
+    match online {
+        true => "online".into(),
+        false => "offline".into(),
+    }
+}
+
+fn store_err(e: StoreError, exists: impl FnOnce() -> AuthError) -> AuthError {
+    match e {
+        StoreError::AlreadyExists(_) => exists(),
+        other => other.into(),
+    }
+}
+
+// ---- The root's side --------------------------------------------------
+
+impl AuthServer {
+    /// A token a leaf cluster joins with (one use unless told).
+    pub async fn add_trusted_cluster_token(
+        &self,
+        ttl: Option<Ttl>,
+        uses: Option<u32>,
+        labels: Option<Labels>,
+    ) -> Result<(TokenInfo, String), AuthError> {
+        if let Some(labels) = &labels {
+            crate::nodes::validate_labels(labels)?;
+        }
+        let ttl = ttl.unwrap_or(DEFAULT_TRUST_TOKEN_TTL);
+        let uses = uses.or(Some(1));
+        if ttl.as_secs() == 0 || uses == Some(0) {
+            return Err(AuthError::BadRequest(
+                "a token needs a positive --ttl and --uses".into(),
+            ));
+        }
+        let record = TokenRecord {
+            token: Secret::new(random_token()),
+            kind: TokenKind::TrustedCluster,
+            expires: now() + ttl.as_secs() as i64,
+            user: None,
+            uses_left: uses,
+            totp_secret: None,
+            labels,
+        };
+        self.create_token(&record).await?;
+        self.emit(
+            self.event("trusted_cluster_token.create", true)
+                .with("expires", record.expires)
+                .with("uses", uses),
+        )
+        .await?;
+        let command = format!(
+            "at the leaf: 'jctl create -f trusted_cluster.yaml' with spec: {{token: {}, proxy_addr: {}, ca_pin: {}, role_map: [...]}}",
+            record.token.expose(),
+            self.config.public_addr,
+            self.identity.ca_pin()?
+        );
+        Ok((record.info(), command))
+    }
+
+    /// A leaf asks to trust this cluster: the token is spent, the leaf
+    /// stored, and this cluster's CAs and the leaf's tunnel certificate
+    /// returned.
+    pub async fn register_leaf(
+        &self,
+        req: TrustRegisterRequest,
+        addr: &str,
+    ) -> Result<TrustRegisterResponse, AuthError> {
+        let name = req.cluster_name.clone();
+        validate_name(&name).map_err(|e| AuthError::BadRequest(format!("cluster name: {e}")))?;
+        if req.host_ca_keys.is_empty() || req.host_ca_keys.len() > 8 {
+            return Err(AuthError::BadRequest(
+                "a leaf sends its host CA keys (1 to 8)".into(),
+            ));
+        }
+        for key in &req.host_ca_keys {
+            jaunt_ca::parse_public_key(key)
+                .map_err(|e| AuthError::BadRequest(format!("host CA key: {e}")))?;
+        }
+        let refuse = |why: String| {
+            tracing::warn!(leaf = %name, %addr, %why, "trusted cluster refused");
+            AuthError::AccessDenied(why)
+        };
+        if name == self.identity.cluster_name {
+            return Err(refuse(format!(
+                "a leaf cluster cannot have this cluster's own name {name:?}"
+            )));
+        }
+        if self.remote_cluster(&name).await?.is_some() {
+            return Err(refuse(format!(
+                "a remote cluster named {name:?} exists already; remove it first ('jctl rm remote_cluster/{name}')"
+            )));
+        }
+        let token = self
+            .consume_token(req.token.expose(), TokenKind::TrustedCluster)
+            .await?;
+        let record = RemoteClusterRecord {
+            name: name.clone(),
+            host_ca_keys: req.host_ca_keys,
+            labels: token.labels.unwrap_or_default(),
+            created: now(),
+            last_heartbeat: now(),
+        };
+        self.store
+            .create(&remote_key(&name), &record, None)
+            .await
+            .map_err(|e| {
+                store_err(e, || {
+                    refuse(format!("a remote cluster named {name:?} exists already"))
+                })
+            })?;
+        let tls_cert_pem = self.sign_leaf_tls(&name, &req.tls_csr_pem)?;
+        self.emit(
+            self.event("trusted_cluster.create", true)
+                .with("remote_cluster", name.as_str())
+                .with("addr", addr),
+        )
+        .await?;
+        tracing::info!(leaf = %name, %addr, "a leaf cluster trusts this cluster now");
+        Ok(TrustRegisterResponse {
+            cluster_name: self.identity.cluster_name.clone(),
+            user_ca_keys: self.user_ca_keys()?,
+            host_ca_keys: vec![self.identity.host_ca.public_openssh()?],
+            tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            tls_cert_pem,
+        })
+    }
+
+    fn sign_leaf_tls(&self, leaf: &str, csr: &str) -> Result<String, AuthError> {
+        self.identity
+            .tls_ca
+            .sign_client_csr(
+                csr,
+                IdentityKind::RemoteCluster,
+                leaf,
+                &self.identity.cluster_name,
+                now() as u64,
+                NODE_CERT_TTL_SECS,
+            )
+            .map_err(|e| AuthError::BadRequest(e.to_string()))
+    }
+
+    pub async fn remote_cluster(
+        &self,
+        name: &str,
+    ) -> Result<Option<RemoteClusterRecord>, AuthError> {
+        Ok(self
+            .store
+            .get::<RemoteClusterRecord>(&remote_key(name))
+            .await?
+            .map(|v| v.value))
+    }
+
+    pub async fn remote_clusters(&self) -> Result<Vec<RemoteClusterRecord>, AuthError> {
+        let mut all: Vec<RemoteClusterRecord> = self
+            .store
+            .list::<RemoteClusterRecord>(REMOTE_CLUSTERS)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    pub async fn list_remote_clusters(&self) -> Result<Vec<RemoteClusterInfo>, AuthError> {
+        Ok(self
+            .remote_clusters()
+            .await?
+            .into_iter()
+            .map(|r| RemoteClusterInfo {
+                status: status(self.leaf_online(&r.name)),
+                name: r.name,
+                last_heartbeat: r.last_heartbeat,
+                labels: r.labels,
+            })
+            .collect())
+    }
+
+    /// Cuts a leaf off: its tunnel is closed by the proxy and its dials
+    /// and heartbeats are refused from now on.
+    pub async fn remove_remote_cluster(&self, name: &str) -> Result<String, AuthError> {
+        match self.store.delete(&remote_key(name)).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => {
+                return Err(AuthError::NotFound(format!(
+                    "remote cluster {name:?} not found"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.emit(
+            self.event("trusted_cluster.delete", true)
+                .with("remote_cluster", name),
+        )
+        .await?;
+        Ok(format!("remote cluster {name:?} has been removed"))
+    }
+
+    /// A leaf's heartbeat: proves it still holds its certificate, renews
+    /// it when asked.
+    pub async fn leaf_heartbeat(
+        &self,
+        leaf: &str,
+        csr: Option<&str>,
+    ) -> Result<Option<String>, AuthError> {
+        let key = remote_key(leaf);
+        let Some(v) = self.store.get::<RemoteClusterRecord>(&key).await? else {
+            return Err(AuthError::AccessDenied(format!(
+                "remote cluster {leaf:?} has been removed from this cluster"
+            )));
+        };
+        let mut record = v.value;
+        record.last_heartbeat = now();
+        // A lost race with another write only loses this heartbeat's time.
+        match self.store.update_if(&key, v.revision, &record, None).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        csr.map(|csr| self.sign_leaf_tls(leaf, csr)).transpose()
+    }
+
+    /// Who `user` is, as this (root) cluster vouches to a leaf: its name,
+    /// and the user's roles and logins trait now.
+    pub async fn remote_identity(&self, user: &str) -> Result<RemoteIdentity, AuthError> {
+        let record = self
+            .user_record(user)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
+        let checker = self.access_checker(&record).await?;
+        Ok(RemoteIdentity {
+            cluster: self.identity.cluster_name.clone(),
+            roles: checker.role_names(),
+            logins: record.logins,
+        })
+    }
+
+    /// The proxy says a leaf's tunnel came up (or went down) here.
+    pub fn leaf_link(&self, leaf: &str, up: bool) {
+        count(&self.links.leaves, leaf, up);
+    }
+
+    pub fn leaf_online(&self, leaf: &str) -> bool {
+        linked(&self.links.leaves, leaf)
+    }
+}
+
+// ---- The leaf's side ---------------------------------------------------
+
+impl AuthServer {
+    /// Creates the trust (registering with the root) or, for a root
+    /// trusted already, changes `enabled` and the role map.
+    pub async fn upsert_trusted_cluster(&self, tc: TrustedCluster) -> Result<String, AuthError> {
+        tc.validate().map_err(AuthError::BadRequest)?;
+        self.check_role_map(&tc.spec.role_map).await?;
+        if let Some(v) = self
+            .store
+            .get::<TrustedClusterRecord>(&trusted_key(&tc.metadata.name))
+            .await?
+        {
+            let mut record = v.value;
+            record.enabled = tc.spec.enabled;
+            record.role_map = tc.spec.role_map;
+            self.store
+                .update_if(&trusted_key(&record.name), v.revision, &record, None)
+                .await?;
+            return Ok(format!(
+                "trusted cluster {:?} has been updated (enabled: {})",
+                record.name, record.enabled
+            ));
+        }
+        if tc.spec.token.expose().is_empty() {
+            return Err(AuthError::BadRequest(
+                "spec.token: the root's trusted_cluster token is needed to establish trust".into(),
+            ));
+        }
+        let record = self.register_with_root(&tc).await?;
+        let name = record.name.clone();
+        self.store
+            .create(&trusted_key(&name), &record, None)
+            .await
+            .map_err(|e| {
+                store_err(e, || {
+                    AuthError::AlreadyExists(format!("cluster {name:?} is trusted already"))
+                })
+            })?;
+        self.emit(
+            self.event("trusted_cluster.create", true)
+                .with("trusted_cluster", name.as_str())
+                .with("proxy_addr", record.proxy_addr.as_str()),
+        )
+        .await?;
+        Ok(format!(
+            "trusted cluster {name:?} has been created: its users reach this cluster's nodes through its proxy {}",
+            record.proxy_addr
+        ))
+    }
+
+    /// Every pattern compiles and every role the map names exists here.
+    async fn check_role_map(&self, map: &[RoleMapping]) -> Result<(), AuthError> {
+        role_map::validate(map)
+            .map_err(|e| AuthError::BadRequest(format!("spec.role_map: {e}")))?;
+        let mut missing = Vec::new();
+        for local in role_map::literal_local_roles(map) {
+            if self
+                .store
+                .get::<Role>(&crate::records::role_key(&local))
+                .await?
+                .is_none()
+            {
+                missing.push(local);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(AuthError::BadRequest(format!(
+                "spec.role_map: no such role in this cluster: {} (create it first)",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Calls the root's proxy with the token (trusting it by the pin only).
+    async fn register_with_root(
+        &self,
+        tc: &TrustedCluster,
+    ) -> Result<TrustedClusterRecord, AuthError> {
+        let root = &tc.spec.proxy_addr;
+        let trust = jaunt_transport::Trust {
+            ca_pin: Some(tc.spec.ca_pin.clone()),
+            cluster_ca_pem: None,
+            insecure: false,
+        };
+        let unreachable =
+            |e: String| AuthError::BadRequest(format!("cannot establish trust with {root}: {e}"));
+        let client = jaunt_transport::ApiClient::new(root, &trust, None)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (csr, key) =
+            jaunt_ca::generate_client_csr(&self.identity.cluster_name).map_err(AuthError::Ca)?;
+        let req = TrustRegisterRequest {
+            token: tc.spec.token.clone(),
+            cluster_name: self.identity.cluster_name.clone(),
+            host_ca_keys: vec![self.identity.host_ca.public_openssh()?],
+            tls_csr_pem: csr,
+        };
+        let answer: TrustRegisterResponse = client
+            .post_once(PATH_TRUST_REGISTER, &req)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if answer.cluster_name == self.identity.cluster_name {
+            return Err(AuthError::BadRequest(format!(
+                "the cluster at {root} has this cluster's own name {:?}",
+                answer.cluster_name
+            )));
+        }
+        for key in &answer.user_ca_keys {
+            jaunt_ca::parse_public_key(key)
+                .map_err(|e| unreachable(format!("its user CA: {e}")))?;
+        }
+        Ok(TrustedClusterRecord {
+            name: answer.cluster_name,
+            enabled: tc.spec.enabled,
+            proxy_addr: root.clone(),
+            ca_pin: tc.spec.ca_pin.clone(),
+            role_map: tc.spec.role_map.clone(),
+            user_ca_keys: answer.user_ca_keys,
+            host_ca_keys: answer.host_ca_keys,
+            tls_ca_pem: answer.tls_ca_pem,
+            tls_cert_pem: answer.tls_cert_pem,
+            tls_key_pem: key,
+            created: now(),
+        })
+    }
+
+    pub async fn trusted_clusters(&self) -> Result<Vec<TrustedClusterRecord>, AuthError> {
+        let mut all: Vec<TrustedClusterRecord> = self
+            .store
+            .list::<TrustedClusterRecord>(TRUSTED_CLUSTERS)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    pub async fn list_trusted_clusters(&self) -> Result<Vec<TrustedClusterInfo>, AuthError> {
+        Ok(self
+            .trusted_clusters()
+            .await?
+            .into_iter()
+            .map(|r| TrustedClusterInfo {
+                status: status(self.root_online(&r.name)),
+                name: r.name,
+                enabled: r.enabled,
+                proxy_addr: r.proxy_addr,
+                role_map: r.role_map,
+            })
+            .collect())
+    }
+
+    /// Ends the trust: from now on the root's certificates are refused
+    /// here (auth refuses at once; nodes drop the CA at their next
+    /// heartbeat), and the tunnel closes.
+    pub async fn remove_trusted_cluster(&self, name: &str) -> Result<String, AuthError> {
+        match self.store.delete(&trusted_key(name)).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => {
+                return Err(AuthError::NotFound(format!(
+                    "trusted cluster {name:?} not found"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.emit(
+            self.event("trusted_cluster.delete", true)
+                .with("trusted_cluster", name),
+        )
+        .await?;
+        Ok(format!(
+            "trusted cluster {name:?} has been removed: its users' certificates are refused here from now on"
+        ))
+    }
+
+    /// Stores a renewed tunnel certificate from the root.
+    pub async fn renew_trust_cert(
+        &self,
+        root: &str,
+        cert_pem: String,
+        key_pem: Secret<String>,
+    ) -> Result<(), AuthError> {
+        let key = trusted_key(root);
+        let Some(v) = self.store.get::<TrustedClusterRecord>(&key).await? else {
+            return Ok(());
+        };
+        let mut record = v.value;
+        record.tls_cert_pem = cert_pem;
+        record.tls_key_pem = key_pem;
+        self.store
+            .update_if(&key, v.revision, &record, None)
+            .await?;
+        Ok(())
+    }
+
+    /// The enabled trusted clusters' user CAs, for this cluster's nodes.
+    pub async fn trusted_user_cas(&self) -> Result<Vec<TrustedUserCa>, AuthError> {
+        Ok(self
+            .trusted_clusters()
+            .await?
+            .into_iter()
+            .filter(|r| r.enabled)
+            .map(|r| TrustedUserCa {
+                cluster: r.name,
+                keys: r.user_ca_keys,
+            })
+            .collect())
+    }
+
+    /// The access a root cluster's user holds here: the trust must stand
+    /// and be enabled, and the user's roles there must map to roles here.
+    /// `Err` is the refusal, in words for the user.
+    pub async fn remote_checker(
+        &self,
+        user: &str,
+        remote: &RemoteIdentity,
+    ) -> Result<AccessChecker, AuthError> {
+        let trust = self
+            .store
+            .get::<TrustedClusterRecord>(&trusted_key(&remote.cluster))
+            .await?
+            .map(|v| v.value)
+            .filter(|r| r.enabled)
+            .ok_or_else(|| {
+                AuthError::AccessDenied(format!(
+                    "this cluster does not trust cluster {:?} (any more)",
+                    remote.cluster
+                ))
+            })?;
+        let mapped = role_map::map_roles(&trust.role_map, &remote.roles);
+        if mapped.is_empty() {
+            return Err(AuthError::AccessDenied(format!(
+                "user {user:?}'s roles at {} ({}) map to no role of this cluster",
+                remote.cluster,
+                remote.roles.join(", ")
+            )));
+        }
+        let mut roles = Vec::new();
+        for name in &mapped {
+            match self
+                .store
+                .get::<Role>(&crate::records::role_key(name))
+                .await?
+            {
+                Some(v) => roles.push(v.value),
+                None => {
+                    tracing::warn!(%user, role = %name, root = %remote.cluster, "the role map names a role that does not exist")
+                }
+            }
+        }
+        Ok(AccessChecker::new(
+            user,
+            roles,
+            Traits {
+                logins: remote.logins.clone(),
+            },
+        ))
+    }
+
+    /// The leaf's proxy says its tunnel to root `root` came up or went
+    /// down.
+    pub fn root_link(&self, root: &str, up: bool) {
+        count(&self.links.roots, root, up);
+    }
+
+    pub fn root_online(&self, root: &str) -> bool {
+        linked(&self.links.roots, root)
+    }
+}
