@@ -5,6 +5,7 @@
 use super::*;
 
 pub struct Options {
+    pub cluster_name: &'static str,
     pub second_factor: &'static str,
     pub max_login_attempts: u32,
     pub node_offline_after: &'static str,
@@ -26,6 +27,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            cluster_name: "example",
             second_factor: "off",
             max_login_attempts: 5,
             node_offline_after: "60s",
@@ -80,7 +82,7 @@ impl Cluster {
             tls_cert_file,
             tls_key_file,
             data_dir: Some(data_dir.clone()),
-            cluster_name: Some("example".into()),
+            cluster_name: Some(opts.cluster_name.into()),
             listen: Some("127.0.0.1:0".into()),
             public_addr: Some(format!("127.0.0.1:{port}")),
             second_factor: Some(opts.second_factor.into()),
