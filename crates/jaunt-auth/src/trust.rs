@@ -34,7 +34,7 @@ fn remote_key(name: &str) -> String {
     format!("{REMOTE_CLUSTERS}{name}")
 }
 
-fn trusted_key(name: &str) -> String {
+pub(crate) fn trusted_key(name: &str) -> String {
     format!("{TRUSTED_CLUSTERS}{name}")
 }
 
@@ -77,7 +77,15 @@ pub struct TrustedClusterRecord {
 pub struct Links {
     leaves: Mutex<HashMap<String, usize>>,
     roots: Mutex<HashMap<String, usize>>,
+    /// The trusted user CAs as heartbeats last read them: every node
+    /// heartbeat carries them, and they change only with a trust.
+    user_cas: Mutex<Option<(std::time::Instant, Vec<TrustedUserCa>)>>,
 }
+
+/// How long heartbeats reuse the trusted user CAs they read. Auth itself
+/// checks the trust on every login, so a trust removed holds at once; a
+/// node drops the CA at its first heartbeat after this.
+const USER_CAS_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn count(map: &Mutex<HashMap<String, usize>>, name: &str, up: bool) {
     if let Ok(mut m) = map.lock() {
@@ -361,6 +369,7 @@ impl AuthServer {
             self.store
                 .update_if(&trusted_key(&record.name), v.revision, &record, None)
                 .await?;
+            self.forget_user_cas();
             return Ok(format!(
                 "trusted cluster {:?} has been updated (enabled: {})",
                 record.name, record.enabled
@@ -381,6 +390,7 @@ impl AuthServer {
                     AuthError::AlreadyExists(format!("cluster {name:?} is trusted already"))
                 })
             })?;
+        self.forget_user_cas();
         self.emit(
             self.event("trusted_cluster.create", true)
                 .with("trusted_cluster", name.as_str())
@@ -501,7 +511,7 @@ impl AuthServer {
     /// heartbeat), and the tunnel closes.
     pub async fn remove_trusted_cluster(&self, name: &str) -> Result<String, AuthError> {
         match self.store.delete(&trusted_key(name)).await {
-            Ok(()) => {}
+            Ok(()) => self.forget_user_cas(),
             Err(StoreError::NotFound(_)) => {
                 return Err(AuthError::NotFound(format!(
                     "trusted cluster {name:?} not found"
@@ -541,7 +551,13 @@ impl AuthServer {
 
     /// The enabled trusted clusters' user CAs, for this cluster's nodes.
     pub async fn trusted_user_cas(&self) -> Result<Vec<TrustedUserCa>, AuthError> {
-        Ok(self
+        if let Ok(cached) = self.links.user_cas.lock()
+            && let Some((at, cas)) = cached.as_ref()
+            && at.elapsed() < USER_CAS_FOR
+        {
+            return Ok(cas.clone());
+        }
+        let cas: Vec<TrustedUserCa> = self
             .trusted_clusters()
             .await?
             .into_iter()
@@ -550,7 +566,18 @@ impl AuthServer {
                 cluster: r.name,
                 keys: r.user_ca_keys,
             })
-            .collect())
+            .collect();
+        if let Ok(mut cached) = self.links.user_cas.lock() {
+            *cached = Some((std::time::Instant::now(), cas.clone()));
+        }
+        Ok(cas)
+    }
+
+    /// A trust changed here: the next heartbeat reads them again.
+    fn forget_user_cas(&self) {
+        if let Ok(mut cached) = self.links.user_cas.lock() {
+            *cached = None;
+        }
     }
 
     /// The access a root cluster's user holds here: the trust must stand

@@ -184,6 +184,63 @@ mod user_cert_checks {
         assert!(id.permit_pty && id.permit_port_forwarding && !id.permit_agent_forwarding);
     }
 
+    /// A trusted cluster's certificate is accepted as its user, with the
+    /// roles and logins it carries; our own CA never makes a remote user,
+    /// and a cluster not trusted is refused.
+    #[test]
+    fn trusted_clusters_users_are_remote_users() {
+        let own = SshCa::generate().expect("ca");
+        let root = SshCa::generate().expect("root");
+        let stranger = SshCa::generate().expect("stranger");
+        let mut req = user_request("alice");
+        req.roles = vec!["access".into(), "admin-db".into()];
+        req.logins_trait = vec!["alice".into(), "ubuntu".into()];
+        let cas = [own.public_key().key_data().clone()];
+        let trusted = [("root".to_string(), root.public_key().key_data().clone())];
+        let with_trust = |login| UserCertCheck {
+            trusted: &trusted,
+            ..check(&cas, login, NOW)
+        };
+
+        let from_root = root.sign_user_cert(&req).expect("sign");
+        let id = check_user_cert(&from_root, &with_trust("ubuntu")).expect("accepted");
+        let remote = id.remote.expect("a remote user");
+        assert_eq!(remote.cluster, "root");
+        assert_eq!(remote.roles, ["access", "admin-db"]);
+        assert_eq!(remote.logins, ["alice", "ubuntu"]);
+        assert_eq!(id.user, "alice");
+
+        let ours = own.sign_user_cert(&req).expect("sign");
+        let id = check_user_cert(&ours, &with_trust("ubuntu")).expect("accepted");
+        assert_eq!(id.remote, None, "our own users stay ours");
+
+        let theirs = stranger.sign_user_cert(&req).expect("sign");
+        assert!(matches!(
+            check_user_cert(&theirs, &with_trust("ubuntu")),
+            Err(CertRefusal::WrongCa { .. })
+        ));
+        // Without the trust, the root's certificate is a stranger's too.
+        assert!(matches!(
+            check_user_cert(&from_root, &check(&cas, "ubuntu", NOW)),
+            Err(CertRefusal::WrongCa { .. })
+        ));
+        // A trusted cluster's certificate passes every other check too.
+        assert!(matches!(
+            check_user_cert(
+                &from_root,
+                &UserCertCheck {
+                    now: NOW + 3600,
+                    ..with_trust("ubuntu")
+                }
+            ),
+            Err(CertRefusal::Expired { .. })
+        ));
+        assert!(matches!(
+            check_user_cert(&from_root, &with_trust("root")),
+            Err(CertRefusal::Principal { .. })
+        ));
+    }
+
     #[test]
     fn every_refusal() {
         let ca = SshCa::generate().expect("ca");

@@ -246,7 +246,7 @@ fn one_login_at_the_root_reaches_the_leaf_with_jsh_openssh_and_putty() {
     )
     .expect("src");
     let back = s.home.join("leaf-back.bin");
-    psftp_round_trip(&s, &name, &src, "/tmp/jaunt-leaf-psftp.bin", &back);
+    psftp_round_trip(&s, &name, &src, "leaf-psftp.bin", &back);
     assert_eq!(sha256_of(&src), sha256_of(&back));
     let listed = puttyconfig(&s, &["--list"]).ok().stdout;
     assert!(listed.contains("leaf"), "{listed}");

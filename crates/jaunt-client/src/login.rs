@@ -154,6 +154,9 @@ pub fn active_profile(home: &Home, proxy: Option<&str>) -> Result<Profile> {
 #[derive(Debug, Clone)]
 pub struct CertState {
     pub principals: Vec<String>,
+    /// The OpenSSH permissions; Jaunt's own extensions (the roles and
+    /// logins a leaf cluster maps) are not shown, as the reference product
+    /// shows only the permissions.
     pub extensions: Vec<String>,
     pub valid_before: i64,
 }
@@ -169,7 +172,12 @@ pub fn cert_state(home: &Home, profile: &Profile) -> Result<CertState> {
     let cert = Certificate::from_openssh(text.trim()).map_err(|e| crate::file_err(&path, e))?;
     Ok(CertState {
         principals: cert.valid_principals().to_vec(),
-        extensions: cert.extensions().keys().cloned().collect(),
+        extensions: cert
+            .extensions()
+            .keys()
+            .filter(|k| ![jaunt_ca::EXT_ROLES, jaunt_ca::EXT_LOGINS].contains(&k.as_str()))
+            .cloned()
+            .collect(),
         valid_before: cert.valid_before() as i64,
     })
 }

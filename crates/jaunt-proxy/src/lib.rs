@@ -1,15 +1,16 @@
 //! The proxy: the cluster's one public port. Every connection is TLS but
 //! one: the ALPN protocol the client asks for decides what it is: the HTTPS
 //! JSON API for `jsh` and nodes (`http/1.1`, also the default when a client
-//! names none), a relayed SSH connection (`jaunt-ssh/1`), or a node's
-//! reverse tunnel (`jaunt-tunnel/1`). The exception is a raw relay
+//! names none), a relayed SSH connection (`jaunt-ssh/1`), or a node's (or
+//! a leaf cluster's) reverse tunnel (`jaunt-tunnel/1`). The exception is a raw relay
 //! connection (`raw`), which redeems a ticket issued on a `jaunt-ssh/1`
 //! connection and then carries the SSH bytes as they are.
 //!
 //! Architecture Invariant: the proxy keeps no keys of its own besides its
 //! TLS certificate and, for agentless nodes, an SSH host key made at start
-//! and held in memory only (auth certifies it per node); it asks the auth
-//! service for every decision.
+//! and held in memory only (auth certifies it per node); at a leaf cluster
+//! it uses the tunnel certificate its root issued, which auth keeps in the
+//! store with the trust. It asks the auth service for every decision.
 
 mod api;
 mod diag;

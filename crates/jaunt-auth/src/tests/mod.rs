@@ -3,6 +3,7 @@ use super::*;
 mod locks;
 mod nodes;
 mod throttle;
+mod trust;
 use crate::authn::totp_for;
 use jaunt_ca::ssh_key::certificate::CertType;
 use jaunt_ca::{SshCa, generate_client_csr};
@@ -144,10 +145,25 @@ async fn login_issues_certificates_from_roles() {
     assert_eq!(
         ext,
         [
+            "jaunt-logins@jaunt",
+            "jaunt-roles@jaunt",
             "permit-agent-forwarding",
             "permit-port-forwarding",
             "permit-pty"
         ]
+    );
+    // What a leaf cluster maps: the roles, and the logins trait.
+    assert_eq!(
+        cert.extensions()
+            .get(jaunt_ca::EXT_ROLES)
+            .map(String::as_str),
+        Some("access")
+    );
+    assert_eq!(
+        cert.extensions()
+            .get(jaunt_ca::EXT_LOGINS)
+            .map(String::as_str),
+        Some("alice,ubuntu")
     );
     assert_eq!(resp.roles, ["access"]);
     assert_eq!(resp.logins, ["alice", "ubuntu"]);
