@@ -51,11 +51,21 @@ fn trust_token(root: &Cluster, args: &[&str]) -> String {
 
 /// The leaf's `jctl create -f` of a trusted_cluster for `root`.
 fn trust(leaf: &Cluster, root: &Cluster, token: &str, role_map: &str) -> Out {
+    trust_enabled(leaf, root, token, role_map, true)
+}
+
+fn trust_enabled(
+    leaf: &Cluster,
+    root: &Cluster,
+    token: &str,
+    role_map: &str,
+    enabled: bool,
+) -> Out {
     let file = leaf.dir.path().join("trusted_cluster.yaml");
     std::fs::write(
         &file,
         format!(
-            "kind: trusted_cluster\nmetadata: {{name: example}}\nspec:\n  enabled: true\n  token: {token}\n  proxy_addr: {}\n  ca_pin: {}\n  role_map:\n{role_map}",
+            "kind: trusted_cluster\nmetadata: {{name: example}}\nspec:\n  enabled: {enabled}\n  token: '{token}'\n  proxy_addr: {}\n  ca_pin: {}\n  role_map:\n{role_map}",
             root.proxy, root.ca_pin
         ),
     )
@@ -344,6 +354,24 @@ fn trust_refusals() {
 
     // Mapped, lnode1 (env=dev) is reachable; lnode2's labels are not
     // allowed by the mapped role.
+    jsh_leaf_eventually(&s, "lnode1", "true");
+
+    // Disabled, the trust admits no one and its tunnel closes; enabled
+    // again (no token needed to change it), it is back.
+    let off = trust_enabled(&leaf.c, &s.c, "", MAP_ACCESS, false).ok();
+    assert!(off.stdout.contains("enabled: false"), "{}", off.stdout);
+    eventually(
+        "the disabled leaf shown offline",
+        Duration::from_secs(10),
+        || (leaf_status(&s).as_deref() == Some("offline")).then_some(()),
+    );
+    s.c.jsh(
+        &s.home,
+        &["ssh", "--cluster=leaf", &format!("{login}@lnode1"), "true"],
+        "",
+    )
+    .fails_with("cluster leaf is offline");
+    trust_enabled(&leaf.c, &s.c, "", MAP_ACCESS, true).ok();
     jsh_leaf_eventually(&s, "lnode1", "true");
     s.c.jsh(
         &s.home,

@@ -250,25 +250,50 @@ async fn serve_control(
     Ok(())
 }
 
+/// A data connection back to the root: raw (ticketed plain TCP, which
+/// the kernel can splice to a node's) or in TLS.
+enum Data {
+    Raw(tokio::net::TcpStream),
+    Tls(BoxedStream),
+}
+
+impl Data {
+    async fn answer<T: serde::Serialize>(&mut self, line: &T) -> Result<(), String> {
+        match self {
+            Data::Raw(s) => write_json_line(s, line).await,
+            Data::Tls(s) => write_json_line(s, line).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// The data connection back to the root for `dial`.
-async fn open_data(
-    api: &ApiClient,
-    proxy: SocketAddr,
-    dial: &TunnelDial,
-) -> Result<BoxedStream, String> {
-    let stream: BoxedStream = match &dial.ticket {
-        Some(ticket) => Box::new(
+async fn open_data(api: &ApiClient, proxy: SocketAddr, dial: &TunnelDial) -> Result<Data, String> {
+    Ok(match &dial.ticket {
+        Some(ticket) => Data::Raw(
             tunnel::open_raw_data(proxy, dial.dial, ticket)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
-        None => Box::new(
+        None => Data::Tls(Box::new(
             tunnel::open_tls_data(api, proxy, dial.dial)
                 .await
                 .map_err(|e| e.to_string())?,
-        ),
-    };
-    Ok(stream)
+        )),
+    })
+}
+
+/// Carries a session between the root's data connection and the node.
+async fn carry(data: Data, node: Upstream, client: SocketAddr) {
+    match (data, node) {
+        // Both ends are plain sockets: the kernel moves the bytes.
+        #[cfg(target_os = "linux")]
+        (Data::Raw(root), Upstream::Tcp(node)) => {
+            crate::upstream::log_relay(client, crate::splice::relay(&root, &node).await)
+        }
+        (Data::Raw(root), node) => relay(root, node, client).await,
+        (Data::Tls(root), node) => relay(root, node, client).await,
+    }
 }
 
 async fn answer(
@@ -290,10 +315,7 @@ async fn answer(
                     nodes: Vec::new(),
                 },
             };
-            let mut data = open_data(api, proxy, dial).await?;
-            write_json_line(&mut data, &answer)
-                .await
-                .map_err(|e| e.to_string())
+            open_data(api, proxy, dial).await?.answer(&answer).await
         }
         ClusterRequest::Dial {
             target,
@@ -312,17 +334,14 @@ async fn answer(
                         node: Some(node),
                         ..Default::default()
                     };
-                    write_json_line(&mut data, &ok)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    relay(data, upstream, client).await;
+                    data.answer(&ok).await?;
+                    carry(data, upstream, client).await;
                     Ok(())
                 }
                 Err(refusal) => {
                     tracing::info!(%user, root = %remote.cluster, %target, reason = %refusal, "a root cluster's user was refused");
-                    write_json_line(&mut data, &DialResponse::refused(refusal.to_string()))
+                    data.answer(&DialResponse::refused(refusal.to_string()))
                         .await
-                        .map_err(|e| e.to_string())
                 }
             }
         }
