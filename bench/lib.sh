@@ -142,6 +142,34 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# (f) LEAF=1: a leaf cluster ("leafc", its own auth+proxy and a direct
+# node "ldirect") trusting this one; the bench user reaches it through
+# this cluster's proxy with the same login ("jaunt-leaf").
+if [ "${LEAF:-0}" = 1 ]; then
+  leaf_port=$(port)
+  "$bin/jaunt" start --data-dir "$work/leaf" --cluster-name leafc --listen "127.0.0.1:$leaf_port" \
+    --public-addr "127.0.0.1:$leaf_port" --ssh-relay "${SSH_RELAY:-raw}" --second-factor off \
+    --max-connections 0 --max-connections-per-ip 0 --max-pending-per-ip 0 --log-level warn >"$work/leaf.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do "$bin/jctl" --data-dir "$work/leaf" status >/dev/null 2>&1 && break; sleep 0.1; done
+  lpin=$("$bin/jctl" --data-dir "$work/leaf" status | awk '/CA pin/ {print $3}')
+  ltoken=$("$bin/jctl" --data-dir "$work/leaf" tokens add --type=node | awk '/invite token/ {print $4}')
+  "$bin/jaunt" start --roles=node --data-dir "$work/ln1" --token="$ltoken" --proxy="127.0.0.1:$leaf_port" --ca-pin="$lpin" \
+    --nodename ldirect --ssh-listen 127.0.0.1:0 --advertise-addr 127.0.0.1:0 --log-level warn >"$work/ln1.log" 2>&1 &
+  pids+=($!)
+  printf "kind: role\nmetadata: {name: leaf-access}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n" >"$work/leaf-role.yaml"
+  "$bin/jctl" --data-dir "$work/leaf" create -f "$work/leaf-role.yaml" >/dev/null
+  ttoken=$("$bin/jctl" --data-dir "$work/auth" tokens add --type=trusted_cluster | awk '/invite token/ {print $4}')
+  printf 'kind: trusted_cluster\nmetadata: {name: bench}\nspec:\n  token: %s\n  proxy_addr: 127.0.0.1:%s\n  ca_pin: %s\n  role_map:\n    - {remote: access, local: [leaf-access]}\n' \
+    "$ttoken" "$proxy_port" "$pin" >"$work/trusted_cluster.yaml"
+  "$bin/jctl" --data-dir "$work/leaf" create -f "$work/trusted_cluster.yaml" >/dev/null
+  "$bin/jsh" config >"$work/jaunt_ssh_config"
+  for _ in $(seq 1 100); do
+    ssh -F "$work/jaunt_ssh_config" -o BatchMode=yes "$user@ldirect.leafc" true 2>/dev/null && break
+    sleep 0.2
+  done
+fi
+
 # node-only (diagnostic, not a product path): OpenSSH straight to the
 # direct node's port, no proxy, to tell the node's share from the relay's.
 node_addr=$("$bin/jsh" ls --format=json | python3 -c 'import json,sys; print([n["addr"] for n in json.load(sys.stdin) if n["name"]=="direct"][0])')
@@ -162,6 +190,7 @@ export PUTTYDIR="$work/putty"
 "$bin/jsh" puttyconfig "$user@direct" >/dev/null
 "$bin/jsh" puttyconfig "$user@tunnel" >/dev/null
 "$bin/jsh" puttyconfig "$user@osh" >/dev/null
+if [ "${LEAF:-0}" = 1 ]; then "$bin/jsh" puttyconfig --leaf leafc "$user@ldirect" >/dev/null; fi
 puttygen "$work/userkey" -O private -o "$work/userkey.ppk"
 hostfp=$(ssh-keygen -lf "$work/hostkey.pub" -E sha256 | awk '{print $2}')
 
@@ -170,7 +199,7 @@ jump_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/d
   -J "$user@127.0.0.1:$jump_port" -P "$sshd_port")
 jaunt_opts=(-F "$work/jaunt_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
 node_opts=(-F "$work/node_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
-SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh node-only}
+SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh node-only$([ "${LEAF:-0}" = 1 ] && echo " jaunt-leaf")}
 # The bastion hop needs the same options for itself: through ssh_config.
 printf 'Host 127.0.0.1\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  IdentityFile %s\n  LogLevel ERROR\n' \
   "$work/userkey" >"$work/jump_config"

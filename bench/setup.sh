@@ -2,7 +2,8 @@
 # Session setup latency: the time from starting a client to its exit for a
 # session that runs `true`, with OpenSSH `ssh -T` and PuTTY `plink -batch`,
 # through (a) direct-sshd, (b) proxyjump, (c) jaunt-direct, (d) jaunt-tunnel,
-# (e) jaunt-openssh (an agentless node).
+# (e) jaunt-openssh (an agentless node), and with LEAF=1 (f) jaunt-leaf (a
+# leaf cluster's direct node through this cluster's proxy).
 # RUNS sessions each (after one warm-up); prints median and p95 in ms and
 # the difference to (a). Run as root; 127.0.0.1 only (see bench/lib.sh).
 #
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
-SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh}
+SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh$([ "${LEAF:-0}" = 1 ] && echo " jaunt-leaf")}
 . bench/lib.sh
 
 # "median p95" in ms of seconds on stdin.
@@ -30,6 +31,8 @@ for tool in ssh plink; do
         pl=(plink -batch -load "$user@tunnel [proxy:127.0.0.1]" true) ;;
       jaunt-openssh) cmd=(ssh -T "${jaunt_opts[@]}" "$user@osh.bench" true)
         pl=(plink -batch -load "$user@osh [proxy:127.0.0.1]" true) ;;
+      jaunt-leaf) cmd=(ssh -T "${jaunt_opts[@]}" "$user@ldirect.leafc" true)
+        pl=(plink -batch -load "$user@ldirect [leaf:leafc,proxy:127.0.0.1]" true) ;;
       *) continue ;;
     esac
     [ "$tool" = plink ] && cmd=("${pl[@]}")

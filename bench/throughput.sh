@@ -4,8 +4,9 @@
 # channel (ssh HOST 'cat > /dev/null' < file, which leaves the SFTP server
 # out), and `jsh ssh` doing the same (tool "jsh", against OpenSSH's ssh to
 # (a)). Setups (bench/lib.sh): (a) direct-sshd, (b) proxyjump through a
-# second sshd, (c) jaunt-direct, (d) jaunt-tunnel, and node-only (OpenSSH
-# straight to the Jaunt node, a diagnostic). Uploads and downloads, RUNS
+# second sshd, (c) jaunt-direct, (d) jaunt-tunnel, node-only (OpenSSH
+# straight to the Jaunt node, a diagnostic), and with LEAF=1 jaunt-leaf (a
+# leaf cluster's direct node through this cluster's proxy). Uploads and downloads, RUNS
 # times each; prints MiB/s and the ratio to (a). Run as root (it creates a
 # throwaway OS user); 127.0.0.1 only; every process is stopped by PID.
 #
@@ -46,8 +47,9 @@ run_one() {
   fi
 }
 
-# The node name of a Jaunt setup.
-jsh_host() { case $1 in jaunt-openssh) echo osh ;; *) echo "${1#jaunt-}" ;; esac; }
+# The node name of a Jaunt setup, and jsh's flags for it.
+jsh_host() { case $1 in jaunt-openssh) echo osh ;; jaunt-leaf) echo ldirect ;; *) echo "${1#jaunt-}" ;; esac; }
+jsh_flags() { case $1 in jaunt-leaf) echo --cluster=leafc ;; esac; }
 
 # Whether SETUP runs TOOL (plink has no ProxyJump; `jsh ssh` is measured
 # against OpenSSH's ssh to (a)).
@@ -67,11 +69,13 @@ transfer() {
     jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench" ;;
     jaunt-openssh) opts=("${jaunt_opts[@]}"); host="$user@osh.bench" ;;
     node-only) opts=("${node_opts[@]}"); host="$user@nodeonly" ;;
+    jaunt-leaf) opts=("${jaunt_opts[@]}"); host="$user@ldirect.leafc" ;;
   esac
   ssh_opts=("${opts[@]/-P/-p}")
   case $setup in
     direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
     jaunt-openssh) putty=(-batch -load "$user@osh [proxy:127.0.0.1]") ;;
+    jaunt-leaf) putty=(-batch -load "$user@ldirect [leaf:leafc,proxy:127.0.0.1]") ;;
     jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
   esac
   case $tool-$dir in
@@ -85,10 +89,10 @@ transfer() {
     cat-down) run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin" ;;
     jsh-up)
       if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" 'cat > /dev/null' <"$work/file"
-      else run_one "$bin/jsh" ssh -T "$user@$(jsh_host "$setup")" 'cat > /dev/null' <"$work/file"; fi ;;
+      else run_one "$bin/jsh" ssh -T $(jsh_flags "$setup") "$user@$(jsh_host "$setup")" 'cat > /dev/null' <"$work/file"; fi ;;
     jsh-down)
       if [ "$setup" = direct-sshd ]; then run_one ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin"
-      else run_one "$bin/jsh" ssh -T "$user@$(jsh_host "$setup")" "cat /home/$user/bench.bin"; fi ;;
+      else run_one "$bin/jsh" ssh -T $(jsh_flags "$setup") "$user@$(jsh_host "$setup")" "cat /home/$user/bench.bin"; fi ;;
   esac
 }
 

@@ -21,19 +21,18 @@ impl AuthServer {
         Ok(())
     }
 
-    /// A node join token, and the command a node runs with it.
-    /// A node join token; `labels`, when given, are every joining node's
-    /// labels (see [`TokenRecord::labels`]).
-    pub async fn add_node_token(
+    /// A new join token of `kind` (node or trusted cluster), stored;
+    /// `labels` go to what joins with it.
+    pub(crate) async fn add_join_token(
         &self,
-        ttl: Option<Ttl>,
+        kind: TokenKind,
+        ttl: Ttl,
         uses: Option<u32>,
         labels: Option<Labels>,
-    ) -> Result<(TokenInfo, String), AuthError> {
+    ) -> Result<TokenRecord, AuthError> {
         if let Some(labels) = &labels {
             crate::nodes::validate_labels(labels)?;
         }
-        let ttl = ttl.unwrap_or(DEFAULT_NODE_TOKEN_TTL);
         if ttl.as_secs() == 0 || uses == Some(0) {
             return Err(AuthError::BadRequest(
                 "a token needs a positive --ttl and --uses".into(),
@@ -41,7 +40,7 @@ impl AuthServer {
         }
         let record = TokenRecord {
             token: Secret::new(random_token()),
-            kind: TokenKind::Node,
+            kind,
             expires: now() + ttl.as_secs() as i64,
             user: None,
             uses_left: uses,
@@ -49,6 +48,22 @@ impl AuthServer {
             labels,
         };
         self.create_token(&record).await?;
+        Ok(record)
+    }
+
+    /// A node join token, and the command a node runs with it; `labels`,
+    /// when given, are every joining node's labels (see
+    /// [`TokenRecord::labels`]).
+    pub async fn add_node_token(
+        &self,
+        ttl: Option<Ttl>,
+        uses: Option<u32>,
+        labels: Option<Labels>,
+    ) -> Result<(TokenInfo, String), AuthError> {
+        let ttl = ttl.unwrap_or(DEFAULT_NODE_TOKEN_TTL);
+        let record = self
+            .add_join_token(TokenKind::Node, ttl, uses, labels)
+            .await?;
         // The token itself is a secret: the event names its kind only.
         self.emit(
             self.event("join_token.create", true)

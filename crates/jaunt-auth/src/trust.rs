@@ -11,7 +11,6 @@
 //! [`AuthServer::register_leaf`], remote clusters. Leaf side:
 //! [`AuthServer::upsert_trusted_cluster`], [`AuthServer::remote_checker`].
 
-use crate::records::{TokenRecord, random_token};
 use crate::{AuthError, AuthServer, now};
 use jaunt_ca::IdentityKind;
 use jaunt_rbac::{AccessChecker, Traits, role_map};
@@ -128,26 +127,11 @@ impl AuthServer {
         uses: Option<u32>,
         labels: Option<Labels>,
     ) -> Result<(TokenInfo, String), AuthError> {
-        if let Some(labels) = &labels {
-            crate::nodes::validate_labels(labels)?;
-        }
         let ttl = ttl.unwrap_or(DEFAULT_TRUST_TOKEN_TTL);
         let uses = uses.or(Some(1));
-        if ttl.as_secs() == 0 || uses == Some(0) {
-            return Err(AuthError::BadRequest(
-                "a token needs a positive --ttl and --uses".into(),
-            ));
-        }
-        let record = TokenRecord {
-            token: Secret::new(random_token()),
-            kind: TokenKind::TrustedCluster,
-            expires: now() + ttl.as_secs() as i64,
-            user: None,
-            uses_left: uses,
-            totp_secret: None,
-            labels,
-        };
-        self.create_token(&record).await?;
+        let record = self
+            .add_join_token(TokenKind::TrustedCluster, ttl, uses, labels)
+            .await?;
         self.emit(
             self.event("trusted_cluster_token.create", true)
                 .with("expires", record.expires)
@@ -285,21 +269,24 @@ impl AuthServer {
     /// Cuts a leaf off: its tunnel is closed by the proxy and its dials
     /// and heartbeats are refused from now on.
     pub async fn remove_remote_cluster(&self, name: &str) -> Result<String, AuthError> {
-        match self.store.delete(&remote_key(name)).await {
+        self.end_trust(&remote_key(name), "remote_cluster", name)
+            .await?;
+        Ok(format!("remote cluster {name:?} has been removed"))
+    }
+
+    /// Deletes one side's record of a trust and audits it (`what` names
+    /// the side: remote_cluster at a root, trusted_cluster at a leaf).
+    async fn end_trust(&self, key: &str, what: &str, name: &str) -> Result<(), AuthError> {
+        match self.store.delete(key).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => {
-                return Err(AuthError::NotFound(format!(
-                    "remote cluster {name:?} not found"
-                )));
+                let kind = what.replace('_', " ");
+                return Err(AuthError::NotFound(format!("{kind} {name:?} not found")));
             }
             Err(e) => return Err(e.into()),
         }
-        self.emit(
-            self.event("trusted_cluster.delete", true)
-                .with("remote_cluster", name),
-        )
-        .await?;
-        Ok(format!("remote cluster {name:?} has been removed"))
+        self.emit(self.event("trusted_cluster.delete", true).with(what, name))
+            .await
     }
 
     /// A leaf's heartbeat: proves it still holds its certificate, renews
@@ -510,20 +497,11 @@ impl AuthServer {
     /// here (auth refuses at once; nodes drop the CA at their next
     /// heartbeat), and the tunnel closes.
     pub async fn remove_trusted_cluster(&self, name: &str) -> Result<String, AuthError> {
-        match self.store.delete(&trusted_key(name)).await {
-            Ok(()) => self.forget_user_cas(),
-            Err(StoreError::NotFound(_)) => {
-                return Err(AuthError::NotFound(format!(
-                    "trusted cluster {name:?} not found"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.emit(
-            self.event("trusted_cluster.delete", true)
-                .with("trusted_cluster", name),
-        )
-        .await?;
+        let ended = self
+            .end_trust(&trusted_key(name), "trusted_cluster", name)
+            .await;
+        self.forget_user_cas();
+        ended?;
         Ok(format!(
             "trusted cluster {name:?} has been removed: its users' certificates are refused here from now on"
         ))

@@ -44,17 +44,6 @@ fn join(c: &Cluster, sshd: &Sshd, data: &Path, name: &str, extra: &[&str]) -> Ou
     run(cmd, "")
 }
 
-fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["audit", "ls", "--format=json"];
-    all.extend_from_slice(args);
-    c.jctl(&all)
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// The common setup with an sshd joined as `osh1` (labels env=dev).
 fn joined(tag: &str) -> (Setup, Sshd) {
     let s = setup(tag);

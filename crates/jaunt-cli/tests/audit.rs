@@ -10,18 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-/// `jctl audit ls --format=json ARGS`, one object per line.
-fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["audit", "ls", "--format=json"];
-    all.extend_from_slice(args);
-    c.jctl(&all)
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// Waits until the session's events include `event` (nodes deliver from a
 /// queue), and returns that session's events.
 fn session_events(c: &Cluster, session: &str, event: &str) -> Vec<Value> {

@@ -110,17 +110,6 @@ fn jsh_leaf_eventually(s: &Setup, node: &str, command: &str) -> Out {
     )
 }
 
-fn audit(c: &Cluster, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["audit", "ls", "--format=json"];
-    all.extend_from_slice(args);
-    c.jctl(&all)
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 #[test]
 fn one_login_at_the_root_reaches_the_leaf_with_jsh_openssh_and_putty() {
     let s = setup("tl");

@@ -158,20 +158,16 @@ async fn keep_link(leaf: Leaf, root: String) {
 }
 
 /// Opens the tunnel to `root` and serves it, heartbeating beside it, until
-/// either ends.
+/// either ends (or the tunnel certificate was renewed: the next link uses
+/// the new one; sessions already carried go on, on their own connections).
 async fn link_once(leaf: &Leaf, root: &str) -> Result<(), String> {
-    let record = leaf
-        .auth
-        .trusted_clusters()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|r| r.name == root)
-        .ok_or("no longer trusted")?;
-    let api = client_for(&record)?;
     // A heartbeat first: it renews the certificate when due, and a root
     // that removed this leaf says so in words.
-    heartbeat(leaf, &api, &record).await?;
+    let record = trusted(leaf, root).await?;
+    if heartbeat(leaf, &record).await? == Beat::Renewed {
+        return Ok(());
+    }
+    let api = client_for(&record)?;
     let (_, lines, proxy_addr) = tunnel::open_control(&api, &record.proxy_addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -180,24 +176,39 @@ async fn link_once(leaf: &Leaf, root: &str) -> Result<(), String> {
     let beats = async {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
-            if let Err(e) = heartbeat(leaf, &api, &record).await {
-                return e;
+            let record = trusted(leaf, root).await?;
+            if heartbeat(leaf, &record).await? == Beat::Renewed {
+                return Ok::<(), String>(());
             }
         }
     };
     tokio::select! {
         ended = serve_control(leaf, &api, lines, proxy_addr) => ended,
-        e = beats => Err(e),
+        ended = beats => ended,
     }
 }
 
-/// One heartbeat; a CSR goes with it once the certificate is past half
-/// its life, and the renewed certificate is stored.
-async fn heartbeat(
-    leaf: &Leaf,
-    api: &ApiClient,
-    record: &TrustedClusterRecord,
-) -> Result<(), String> {
+/// The trust in `root` as stored now.
+async fn trusted(leaf: &Leaf, root: &str) -> Result<TrustedClusterRecord, String> {
+    leaf.auth
+        .trusted_clusters()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|r| r.name == root)
+        .ok_or_else(|| "no longer trusted".to_string())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Beat {
+    Done,
+    /// A new tunnel certificate is stored.
+    Renewed,
+}
+
+/// One heartbeat with the stored certificate; a CSR goes with it once
+/// that is past half its life, and the renewed certificate is stored.
+async fn heartbeat(leaf: &Leaf, record: &TrustedClusterRecord) -> Result<Beat, String> {
     let now = jaunt_sys::clock::now();
     let due = jaunt_ca::client_identity_pem(&record.tls_cert_pem)
         .map(|id| id.not_after - now < (jaunt_types::api::NODE_CERT_TTL_SECS / 2) as i64)
@@ -212,18 +223,21 @@ async fn heartbeat(
     let req = TrustHeartbeatRequest {
         tls_csr_pem: renewal.as_ref().map(|(csr, _)| csr.clone()),
     };
-    let answer: TrustHeartbeatResponse = api
+    let answer: TrustHeartbeatResponse = client_for(record)?
         .post_once(PATH_TRUST_HEARTBEAT, &req)
         .await
         .map_err(|e| format!("heartbeat: {e}"))?;
-    if let (Some(cert), Some((_, key))) = (answer.tls_cert_pem, renewal) {
-        leaf.auth
-            .renew_trust_cert(&record.name, cert, key)
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(root = %record.name, "tunnel certificate renewed");
+    match (answer.tls_cert_pem, renewal) {
+        (Some(cert), Some((_, key))) => {
+            leaf.auth
+                .renew_trust_cert(&record.name, cert, key)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(root = %record.name, "tunnel certificate renewed");
+            Ok(Beat::Renewed)
+        }
+        _ => Ok(Beat::Done),
     }
-    Ok(())
 }
 
 /// Serves the root's requests until the control connection ends.

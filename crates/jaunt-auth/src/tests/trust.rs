@@ -87,8 +87,20 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
         .expect_err("taken");
     assert!(err.to_string().contains("exists already"), "{err}");
 
-    // Heartbeats while it stands; refused once removed.
+    // Heartbeats while it stands (renewing the certificate when asked);
+    // refused once removed.
     assert_eq!(root.leaf_heartbeat("leaf", None).await.expect("beat"), None);
+    let (csr, _) = jaunt_ca::generate_client_csr("leaf").expect("csr");
+    let renewed = root
+        .leaf_heartbeat("leaf", Some(&csr))
+        .await
+        .expect("beat")
+        .expect("a certificate");
+    let id = jaunt_ca::client_identity_pem(&renewed).expect("certificate");
+    assert_eq!(
+        (id.user.as_str(), id.kind),
+        ("leaf", jaunt_ca::IdentityKind::RemoteCluster)
+    );
     root.remove_remote_cluster("leaf").await.expect("removed");
     assert!(root.leaf_heartbeat("leaf", None).await.is_err());
     assert!(root.remove_remote_cluster("leaf").await.is_err());

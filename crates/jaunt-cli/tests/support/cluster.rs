@@ -294,6 +294,18 @@ impl Drop for Cluster {
     }
 }
 
+/// `jctl audit ls --format=json ARGS` of `c`, one object per line.
+pub fn audit(c: &Cluster, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["audit", "ls", "--format=json"];
+    all.extend_from_slice(args);
+    c.jctl(&all)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// A `jaunt start` subprocess, stopped (SIGKILL) on drop.
 pub struct Daemon {
     pub child: Child,
