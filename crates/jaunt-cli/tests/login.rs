@@ -108,8 +108,17 @@ fn signup_with_otp_then_login_status_logout() {
         out.stdout
     );
     assert!(!keys.exists(), "keys removed");
+    let known_hosts = std::fs::read_to_string(jsh.join("known_hosts")).expect("known_hosts");
+    assert!(!known_hosts.contains("@cert-authority"), "{known_hosts}");
     c.jsh(&home, &["status"], "")
         .fails_with("No proxy address specified, missed --proxy flag?");
+    // `--all` says it outright; with nobody logged in there is nothing to do.
+    let again = c.jsh(&home, &["logout", "--all"], "").ok();
+    assert!(
+        again.stdout.contains("You are not logged in."),
+        "{}",
+        again.stdout
+    );
 }
 
 #[test]

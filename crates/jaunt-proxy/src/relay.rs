@@ -157,11 +157,7 @@ pub async fn serve<S>(
 /// and only addresses the policy permits are dialled (the check and the
 /// connection use the same resolved address, so a name that resolves
 /// differently a moment later changes nothing).
-pub(crate) async fn dial(
-    name: &str,
-    addr: &str,
-    policy: &DialPolicy,
-) -> Result<TcpStream, Refusal> {
+async fn dial(name: &str, addr: &str, policy: &DialPolicy) -> Result<TcpStream, Refusal> {
     let unreachable = |reason: String| Refusal::Unreachable {
         name: name.to_string(),
         addr: addr.to_string(),
@@ -203,7 +199,7 @@ pub(crate) async fn dial(
 }
 
 /// A dial request routed and its node connected.
-pub(crate) struct Routed {
+struct Routed {
     upstream: Upstream,
     /// The client asked for a raw relay.
     raw: bool,

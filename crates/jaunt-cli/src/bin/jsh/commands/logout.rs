@@ -8,8 +8,12 @@ use jaunt_client::profile::{normalize_proxy, proxy_host};
 #[derive(Args)]
 pub struct LogoutArgs {
     /// Log out of this proxy only [default: all proxies]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     proxy: Option<String>,
+    /// Log out of every proxy (what no --proxy means; said outright for
+    /// scripts and the reference product's users).
+    #[arg(long)]
+    all: bool,
 }
 
 pub fn run(args: LogoutArgs) -> anyhow::Result<()> {
