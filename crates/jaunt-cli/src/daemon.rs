@@ -26,6 +26,8 @@ pub struct Daemon {
     /// The cluster CA pin, when this process runs auth.
     pub ca_pin: Option<String>,
     pub node: Option<jaunt_node::Node>,
+    /// The proxy's graceful stop, when it runs.
+    drain: Option<Arc<jaunt_proxy::Drain>>,
     admin_socket: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -85,13 +87,15 @@ pub async fn start(
         proxy_addr: None,
         ca_pin: None,
         node: None,
+        drain: None,
         admin_socket: None,
         stop,
         tasks: Vec::new(),
     };
     if config.runs(Service::Auth) {
-        let (auth, admin_socket, proxy_addr) =
+        let (auth, admin_socket, proxy_addr, drain) =
             start_auth(config, listener, &stopped, &mut tasks).await?;
+        daemon.drain = drain;
         daemon.ca_pin = Some(auth.identity().ca_pin()?);
         daemon.auth = Some(auth);
         daemon.admin_socket = Some(admin_socket);
@@ -168,7 +172,12 @@ async fn start_auth(
     listener: Option<TcpListener>,
     stopped: &watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> anyhow::Result<(Arc<AuthServer>, PathBuf, Option<SocketAddr>)> {
+) -> anyhow::Result<(
+    Arc<AuthServer>,
+    PathBuf,
+    Option<SocketAddr>,
+    Option<Arc<jaunt_proxy::Drain>>,
+)> {
     let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -198,6 +207,7 @@ async fn start_auth(
     )));
 
     let mut proxy_addr = None;
+    let mut drain = None;
     if config.runs(Service::Proxy) {
         let listener = match listener {
             Some(l) => l,
@@ -246,6 +256,8 @@ async fn start_auth(
             }
             _ => jaunt_proxy::server_config(cluster, None, &ca_pem)?,
         };
+        let proxy_drain = Arc::new(jaunt_proxy::Drain::default());
+        drain = Some(proxy_drain.clone());
         tasks.push(tokio::spawn(jaunt_proxy::serve(
             listener,
             auth.clone(),
@@ -261,6 +273,7 @@ async fn start_auth(
                 public_addr: config.public_addr.clone(),
                 peer_addr,
             },
+            proxy_drain,
             stopped_signal(stopped.clone()),
         )));
     }
@@ -297,11 +310,55 @@ async fn start_auth(
             async move { auth.refresh_locks().await }
         },
     )));
-    Ok((auth, admin_socket, proxy_addr))
+    Ok((auth, admin_socket, proxy_addr, drain))
 }
 
 impl Daemon {
     /// Stops every service and removes the admin socket.
+    /// A graceful stop (SIGTERM): the proxy closes its port and the node
+    /// takes no new connection; running sessions get `timeout` to finish,
+    /// then the node ends its own with a message and everything stops.
+    pub async fn drain(mut self, timeout: std::time::Duration) {
+        if let Some(d) = &self.drain {
+            d.start();
+        }
+        if let Some(node) = &mut self.node {
+            node.stop_accepting();
+        }
+        let open = |d: &Daemon| {
+            d.drain.as_ref().map_or(0, |p| p.sessions())
+                + d.node.as_ref().map_or(0, |n| n.connections())
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut said = tokio::time::Instant::now();
+        while open(&self) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    open = open(&self),
+                    ?timeout,
+                    "shutdown_timeout reached: ending the sessions left"
+                );
+                if let Some(node) = &self.node {
+                    node.end_connections("the node is shutting down; reconnect in a moment");
+                    // Long enough for the disconnect messages to go out.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                        while node.connections() > 0 {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    })
+                    .await;
+                }
+                break;
+            }
+            if said.elapsed() >= std::time::Duration::from_secs(5) {
+                tracing::info!(open = open(&self), "draining: waiting for sessions to end");
+                said = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.stop().await
+    }
+
     pub async fn stop(self) {
         if let Some(node) = self.node {
             node.stop();

@@ -4,6 +4,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 use support::*;
 
 #[test]
@@ -492,4 +493,52 @@ fn every_binary_prints_shell_completions() {
     let unknown = completion("jsh", "tcsh");
     assert_eq!(unknown.code, Some(2), "{unknown:?}");
     assert!(unknown.stderr.contains("invalid value"), "{unknown:?}");
+}
+
+/// `log_format: json` writes one JSON object a line; SIGHUP reads the file
+/// again and changes the log level without a restart (and says so).
+#[test]
+fn json_logs_and_a_log_level_reloaded_on_sighup() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("jaunt.yaml");
+    let config = |level: &str| {
+        format!(
+            "data_dir: {}\ncluster_name: example\nlisten: 127.0.0.1:0\npublic_addr: 127.0.0.1\nsecond_factor: \"off\"\nlog_level: {level}\nlog_format: json\n",
+            data.display()
+        )
+    };
+    std::fs::write(&cfg, config("info")).expect("config");
+    let log = dir.path().join("jaunt.log");
+    let daemon = Daemon::spawn(&["--config", &cfg.display().to_string()], &log);
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("a log line", Duration::from_secs(10), || {
+        (!lines().trim().is_empty()).then_some(())
+    });
+    for line in lines().lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+
+    std::fs::write(&cfg, config("debug")).expect("config");
+    let pid = nix::unistd::Pid::from_raw(daemon.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    eventually("the reload said", Duration::from_secs(10), || {
+        lines().contains("SIGHUP: log level reloaded").then_some(())
+    });
+    jctl(&data, &["status"]).ok();
+    // A file with an error reloads nothing, and the daemon runs on.
+    std::fs::write(&cfg, "log_level: loud\n").expect("config");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    eventually("the error said", Duration::from_secs(10), || {
+        lines().contains("nothing reloaded").then_some(())
+    });
+    jctl(&data, &["status"]).ok();
+    for line in lines().lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "{line}"
+        );
+    }
 }

@@ -85,6 +85,10 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
             "client_idle_timeout",
             q(s.client_idle_timeout.as_deref().unwrap_or("off")),
         ),
+        (
+            "shutdown_timeout",
+            q(s.shutdown_timeout.as_deref().unwrap_or("30s")),
+        ),
         ("recording", q(s.recording.as_deref().unwrap_or("node"))),
         ("ssh_relay", q(s.ssh_relay.as_deref().unwrap_or("raw"))),
         (
@@ -113,6 +117,7 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
             "log",
             q(s.log_level.as_deref().unwrap_or(Defaults::LOG_LEVEL)),
         ),
+        ("log_format", q(s.log_format.as_deref().unwrap_or("text"))),
         ("token", opt(&s.token)),
         ("proxy", opt(&s.proxy)),
         ("pin", opt(&s.ca_pin)),
@@ -195,6 +200,7 @@ mod tests {
             "max_login_attempts",
             "lockout_duration",
             "log_level",
+            "log_format",
             "node_address_allow",
         ] {
             assert!(

@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub node_offline_after: Option<String>,
     /// Nodes close SSH connections idle this long; `off` (the default).
     pub client_idle_timeout: Option<String>,
+    /// How long a graceful stop (SIGTERM) waits for sessions, e.g. 30s.
+    pub shutdown_timeout: Option<String>,
     /// Where sessions are recorded: node, node-sync or off.
     pub recording: Option<String>,
     /// How the proxy relays SSH: raw or tls.
@@ -56,6 +58,8 @@ pub struct FileConfig {
     /// Connections from one address still in their handshake.
     pub max_pending_per_ip: Option<usize>,
     pub log_level: Option<String>,
+    /// `text` (the default) or `json`.
+    pub log_format: Option<String>,
     /// Node: the join token (only needed for the first start).
     pub token: Option<String>,
     /// Node: the proxy to join, `host:port`.
@@ -123,6 +127,7 @@ pub struct Config {
     pub node_offline_after: Ttl,
     /// `None`: connections are never closed for being idle.
     pub client_idle_timeout: Option<Ttl>,
+    pub shutdown_timeout: Ttl,
     pub recording: jaunt_types::api::RecordingMode,
     /// The proxy hands relayed SSH bytes to a plain TCP connection after
     /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
@@ -133,7 +138,16 @@ pub struct Config {
     /// The proxy's connection limits (0: none).
     pub limits: ConnectionLimits,
     pub log_level: String,
+    pub log_format: LogFormat,
     pub node: Option<NodeSettings>,
+}
+
+/// How the daemon writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object a line, for log shippers.
+    Json,
 }
 
 /// How many connections the proxy holds: in all, from one address, and
@@ -154,6 +168,7 @@ impl Defaults {
     pub(crate) const SECOND_FACTOR: &'static str = "otp";
     pub(crate) const MAX_LOGIN_ATTEMPTS: u32 = 5;
     pub(crate) const LOCKOUT: Ttl = Ttl::from_secs(30 * 60);
+    pub(crate) const SHUTDOWN_TIMEOUT: Ttl = Ttl::from_secs(30);
     pub(crate) const NODE_OFFLINE_AFTER: Ttl = Ttl::from_secs(60);
     pub(crate) const LOG_LEVEL: &'static str = "info";
     pub(crate) const MAX_CONNECTIONS: usize = 50_000;
@@ -190,6 +205,7 @@ impl FileConfig {
             lockout_duration: over.lockout_duration.or(self.lockout_duration),
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
             client_idle_timeout: over.client_idle_timeout.or(self.client_idle_timeout),
+            shutdown_timeout: over.shutdown_timeout.or(self.shutdown_timeout),
             recording: over.recording.or(self.recording),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
             node_address_allow: over.node_address_allow.or(self.node_address_allow),
@@ -197,6 +213,7 @@ impl FileConfig {
             max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
             max_pending_per_ip: over.max_pending_per_ip.or(self.max_pending_per_ip),
             log_level: over.log_level.or(self.log_level),
+            log_format: over.log_format.or(self.log_format),
             token: over.token.or(self.token),
             proxy: over.proxy.or(self.proxy),
             ca_pin: over.ca_pin.or(self.ca_pin),
@@ -496,6 +513,12 @@ impl Config {
             )?)
             .filter(|t| t.as_secs() > 0),
         };
+        let shutdown_timeout = duration(
+            &s.shutdown_timeout,
+            Defaults::SHUTDOWN_TIMEOUT,
+            "shutdown_timeout",
+            src,
+        )?;
         let recording = match &s.recording {
             Some(text) => text.parse().map_err(|e| invalid("recording", e))?,
             None => Default::default(),
@@ -543,6 +566,16 @@ impl Config {
             max_pending_per_ip: s.max_pending_per_ip.unwrap_or(Defaults::MAX_PENDING_PER_IP),
         };
         let log_level = log_level(&s, src)?;
+        let log_format = match s.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("{other:?}: use text or json"),
+                ));
+            }
+        };
         let node = if services.contains(&Service::Node) {
             Some(node_settings(
                 &s,
@@ -579,11 +612,13 @@ impl Config {
             lockout_duration,
             node_offline_after,
             client_idle_timeout,
+            shutdown_timeout,
             recording,
             raw_relay,
             dial_policy,
             limits,
             log_level,
+            log_format,
         })
     }
 

@@ -11,7 +11,9 @@ pub mod storage;
 pub mod systemd;
 
 pub use configure::configure_template;
-pub use daemon::{Config, DEFAULT_PORT, FileConfig, NodeSettings, Service, parse_labels};
+pub use daemon::{
+    Config, DEFAULT_PORT, FileConfig, LogFormat, NodeSettings, Service, parse_labels,
+};
 pub use jaunt_types::addr::split_host_port;
 pub use resources::{Resource, parse_resources};
 pub use storage::{Storage, StorageSection};

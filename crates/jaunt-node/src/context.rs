@@ -43,6 +43,9 @@ pub struct NodeContext {
     pub locks: tokio::sync::watch::Sender<std::sync::Arc<Vec<jaunt_types::resources::Lock>>>,
     /// How many authenticated connections are open.
     pub live: tokio::sync::watch::Sender<usize>,
+    /// Set (with the words clients are told) when the node ends every
+    /// connection at the end of a graceful stop.
+    pub shutdown: tokio::sync::watch::Sender<Option<String>>,
     /// Authenticated connections open per user (roles' `max_connections`).
     pub user_connections: Mutex<HashMap<String, u32>>,
     /// The key the proxy's client-address lines are checked with (from

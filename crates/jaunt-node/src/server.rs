@@ -430,19 +430,33 @@ impl Handler for Connection {
         let handle = session.handle();
         let event = self.event("client.disconnect", true);
         let ctx = self.ctx.clone();
+        let mut shutdown = self.ctx.shutdown.subscribe();
         self.ender = Some(tokio::spawn(async move {
             let expiry = tokio::time::sleep(Duration::from_secs(left));
-            let end = access_end(feed, &subject, jaunt_sys::clock::now, expiry).await;
+            let (told, reason, lock) = tokio::select! {
+                end = access_end(feed, &subject, jaunt_sys::clock::now, expiry) => {
+                    let lock = match &end {
+                        AccessEnd::Locked(lock) => Some(lock.id.clone()),
+                        _ => None,
+                    };
+                    (end.told(), end.reason(), lock)
+                }
+                // The end of a graceful stop.
+                Ok(message) = shutdown.wait_for(Option::is_some) => {
+                    let message = message.clone().unwrap_or_default();
+                    (message.clone(), format!("node shutting down: {message}"), None)
+                }
+            };
             // Nothing to do if the client has gone already.
             let told = handle
-                .disconnect(russh::Disconnect::ByApplication, end.told(), String::new())
+                .disconnect(russh::Disconnect::ByApplication, told, String::new())
                 .await;
             if told.is_ok() {
-                let mut e = event.with("reason", end.reason());
-                if let AccessEnd::Locked(lock) = &end {
-                    e = e.with("lock", lock.id.as_str());
+                let mut e = event.with("reason", reason.as_str());
+                if let Some(lock) = lock {
+                    e = e.with("lock", lock);
                 }
-                tracing::info!(user = ?e.user, reason = %end.reason(), "connection closed");
+                tracing::info!(user = ?e.user, %reason, "connection closed");
                 ctx.audit.record(&e);
             }
         }));

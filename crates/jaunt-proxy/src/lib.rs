@@ -60,12 +60,60 @@ fn protocol_of(alpn: Option<&[u8]>) -> Option<Protocol> {
     }
 }
 
-/// Serves the public port on an already-bound listener until `shutdown`.
+/// A graceful stop: once started the proxy closes its port and takes
+/// nothing new, while the sessions it relays run on; the daemon waits for
+/// [`Drain::sessions`] to reach zero (or its `shutdown_timeout`) before it
+/// stops the proxy.
+pub struct Drain {
+    sessions: std::sync::atomic::AtomicUsize,
+    draining: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            sessions: Default::default(),
+            draining: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Drain {
+    pub fn start(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Relayed connections open now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn session(self: &Arc<Self>) -> Session {
+        self.sessions
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Session(self.clone())
+    }
+}
+
+/// One relayed connection, counted while it lives.
+struct Session(Arc<Drain>);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.0
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Serves the public port on an already-bound listener until `shutdown`;
+/// from `drain`'s start it accepts nothing new.
 pub async fn serve(
     listener: TcpListener,
     auth: Arc<AuthServer>,
     tls: Arc<rustls::ServerConfig>,
     options: Options,
+    drain: Arc<Drain>,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -110,8 +158,23 @@ pub async fn serve(
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
     let mut connections = tokio::task::JoinSet::new();
+    let mut listener = Some(listener);
+    let mut draining = drain.draining.subscribe();
     loop {
+        let accept = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            // (The watch's guard is dropped before the select! holds it.)
+            Ok(()) = async { draining.wait_for(|d| *d).await.map(|_| ()) }, if listener.is_some() => {
+                // The port closes: clients and nodes turn to another
+                // instance (or wait for the restart).
+                listener = None;
+                tracing::info!(sessions = drain.sessions(), "draining: the proxy takes no new connections");
+            }
             _ = &mut shutdown => {
                 connections.abort_all();
                 registration.abort();
@@ -120,11 +183,11 @@ pub async fn serve(
                 return;
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            accepted = accept => match accepted {
                 Ok((stream, peer)) => {
                     // Over a limit: closed before any work (dropped here).
                     let Some(admitted) = limiter.admit(peer.ip()) else { continue };
-                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone(), peers: peers.clone() };
+                    let ctx = Ctx { acceptor: acceptor.clone(), router: router.clone(), auth: auth.clone(), tunnels: tunnels.clone(), tickets: tickets.clone(), dial_policy: dial_policy.clone(), forwarder: forwarder.clone(), peers: peers.clone(), drain: drain.clone() };
                     connections.spawn(async move { handle(stream, peer, ctx, admitted).await });
                 }
                 Err(e) => {
@@ -159,6 +222,7 @@ struct Ctx {
     dial_policy: Arc<jaunt_types::addr::DialPolicy>,
     forwarder: Arc<jaunt_forward::Forwarder>,
     peers: Arc<peers::Peers>,
+    drain: Arc<Drain>,
 }
 
 /// The proxy's settings.
@@ -188,6 +252,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx, mut admitted: lim
             Ok(Ok(1)) if first[0] == jaunt_types::api::RAW_RELAY_MAGIC[0] => {
                 // Its first line has a deadline of its own.
                 admitted.established();
+                let _session = ctx.drain.session();
                 return raw::serve(stream, peer, tickets, &ctx.tunnels, &ctx.peers).await;
             }
             Ok(Ok(1)) => {}
@@ -218,6 +283,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx, mut admitted: lim
     match protocol_of(conn.alpn_protocol()) {
         Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, ctx.router).await,
         Some(Protocol::Ssh) => {
+            let _session = ctx.drain.session();
             relay::serve(
                 tls,
                 peer,

@@ -158,13 +158,38 @@ pub struct Node {
     pub cluster: String,
     pub ssh_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What brings connections: the direct listener, or the tunnels.
+    accept: Option<tokio::task::JoinHandle<()>>,
+    ctx: Arc<NodeContext>,
 }
 
 impl Node {
     pub fn stop(self) {
-        for t in self.tasks {
+        for t in self.tasks.into_iter().chain(self.accept) {
             t.abort();
         }
+    }
+
+    /// The first step of a graceful stop: no new connection (the listener
+    /// closes, the tunnels end); open ones go on.
+    pub fn stop_accepting(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+            tracing::info!(
+                open = self.connections(),
+                "draining: the node takes no new connections"
+            );
+        }
+    }
+
+    /// Authenticated connections open now.
+    pub fn connections(&self) -> usize {
+        *self.ctx.live.borrow()
+    }
+
+    /// Ends every open connection, telling its client `message`.
+    pub fn end_connections(&self, message: &str) {
+        self.ctx.shutdown.send_replace(Some(message.to_string()));
     }
 }
 
@@ -206,6 +231,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         running_dir: private_dir(&cfg.data_dir.join("running"))?,
         locks: tokio::sync::watch::Sender::new(Arc::new(Vec::new())),
         live: tokio::sync::watch::Sender::new(0),
+        shutdown: tokio::sync::watch::Sender::new(None),
         user_connections: Mutex::new(HashMap::new()),
         client_addr_key: RwLock::new(None),
     });
@@ -229,18 +255,10 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
     )));
     let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
     let ssh_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-    match listener {
-        Some(l) => tasks.push(tokio::spawn(serve::serve_direct(
-            l,
-            ctx.clone(),
-            config.clone(),
-        ))),
-        None => tasks.push(tokio::spawn(tunnel::serve_tunnels(
-            ctx.clone(),
-            config.clone(),
-            proxies,
-        ))),
-    }
+    let accept = match listener {
+        Some(l) => tokio::spawn(serve::serve_direct(l, ctx.clone(), config.clone())),
+        None => tokio::spawn(tunnel::serve_tunnels(ctx.clone(), config.clone(), proxies)),
+    };
     // Queued events and recordings (a killed node's too) go to auth.
     let c = ctx.clone();
     tasks.push(tokio::spawn(async move {
@@ -261,5 +279,7 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         cluster: id.cluster,
         ssh_addr,
         tasks,
+        accept: Some(accept),
+        ctx,
     })
 }

@@ -144,6 +144,12 @@ pub struct SettingsFlags {
     /// error, warn, info, debug or trace [default: info]
     #[arg(long)]
     log_level: Option<String>,
+    /// text, or json (one object a line, for log shippers) [default: text]
+    #[arg(long)]
+    log_format: Option<String>,
+    /// How long SIGTERM waits for running sessions, e.g. 30s [default: 30s]
+    #[arg(long)]
+    shutdown_timeout: Option<String>,
 }
 
 impl SettingsFlags {
@@ -172,6 +178,8 @@ impl SettingsFlags {
             max_connections_per_ip: self.max_connections_per_ip,
             max_pending_per_ip: self.max_pending_per_ip,
             log_level: self.log_level.clone(),
+            log_format: self.log_format.clone(),
+            shutdown_timeout: self.shutdown_timeout.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),
             ca_pin: self.ca_pin.clone(),

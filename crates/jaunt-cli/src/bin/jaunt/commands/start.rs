@@ -62,19 +62,44 @@ fn raise_open_file_limit() {
     }
 }
 
+/// The log filter for `level` (`JAUNT_LOG`, when set, wins).
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("JAUNT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,jaunt={level},jaunt_auth={level},jaunt_proxy={level},jaunt_node={level},jaunt_forward={level}"
+        ))
+    })
+}
+
+type LogLevelHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Logs to stderr as text or JSON lines; the returned handle changes the
+/// level later (SIGHUP).
+fn init_logging(config: &Config) -> LogLevelHandle {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(&config.log_level));
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log_format {
+        jaunt_config::LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        jaunt_config::LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
+    }
+    handle
+}
+
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let (mut config, public_given) = load(&args)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JAUNT_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!(
-                    "warn,jaunt={0},jaunt_auth={0},jaunt_proxy={0}",
-                    config.log_level
-                ))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_level = init_logging(&config);
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -145,9 +170,18 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         } else {
             say!("Ready.")?;
         }
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        daemon.stop().await;
+        match wait_for_signal(&args, &config, &log_level).await? {
+            Stop::Now => {
+                tracing::info!("shutting down");
+                daemon.stop().await;
+            }
+            Stop::Drain => {
+                tracing::info!(timeout = ?config.shutdown_timeout, "SIGTERM: draining, then shutting down");
+                daemon
+                    .drain(std::time::Duration::from_secs(config.shutdown_timeout.as_secs()))
+                    .await;
+            }
+        }
         Ok(())
     })
 }
@@ -160,14 +194,48 @@ fn node_name(config: &Config) -> String {
         .unwrap_or_default()
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Runs until SIGINT or SIGTERM; on SIGHUP reads the configuration again
+/// and applies what can change while running (the log level), saying what
+/// it applied and what waits for a restart.
+/// How the daemon stops: SIGINT (a terminal's ^C) at once, SIGTERM (a
+/// service manager) after draining.
+enum Stop {
+    Now,
+    Drain,
+}
+
+async fn wait_for_signal(
+    args: &StartArgs,
+    running: &Config,
+    log_level: &LogLevelHandle,
+) -> anyhow::Result<Stop> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut level = running.log_level.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(Stop::Now),
+            _ = term.recv() => return Ok(Stop::Drain),
+            _ = hup.recv() => match load(args) {
+                Ok((fresh, _)) => {
+                    if fresh.log_level != level {
+                        match log_level.reload(log_filter(&fresh.log_level)) {
+                            Ok(()) => {
+                                tracing::warn!(from = %level, to = %fresh.log_level, "SIGHUP: log level reloaded");
+                                level = fresh.log_level.clone();
+                            }
+                            Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot change the log level"),
+                        }
+                    } else {
+                        tracing::warn!(%level, "SIGHUP: configuration read again; the log level is unchanged");
+                    }
+                    tracing::warn!("SIGHUP: other settings (limits, TLS files, addresses) take effect at the next restart");
+                }
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration has an error; nothing reloaded"),
+            },
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
