@@ -6,6 +6,7 @@ use crate::authn::Authenticated;
 use crate::records::{UserRecord, role_key};
 use crate::{AuthError, AuthServer, now};
 use jaunt_ca::{UserCertRequest, parse_public_key};
+use jaunt_metrics::Metrics;
 use jaunt_rbac::{AccessChecker, Traits};
 use jaunt_types::Ttl;
 use jaunt_types::api::{LoginRequest, LoginResponse};
@@ -54,6 +55,7 @@ impl AuthServer {
         {
             Ok(who) => who,
             Err(refused) => {
+                count_login(&refused);
                 self.emit(login_event(false).with("reason", refused.to_string()))
                     .await?;
                 return Err(refused);
@@ -62,6 +64,7 @@ impl AuthServer {
         // Only now: a lock's words are for the user, not for whoever
         // guesses a name.
         if let Err(locked) = self.refuse_locked(&req.user, None, None).await {
+            count_login(&locked);
             self.emit(login_event(false).with("reason", locked.to_string()))
                 .await?;
             return Err(locked);
@@ -83,6 +86,10 @@ impl AuthServer {
         cert.user = Some(req.user.clone());
         self.emit(cert).await?;
         self.emit(login_event(true)).await?;
+        let m = jaunt_metrics::metrics();
+        Metrics::inc(&m.auth_logins, &[("result", "success"), ("reason", "")]);
+        Metrics::inc(&m.auth_certificates, &[("kind", "user_ssh")]);
+        Metrics::inc(&m.auth_certificates, &[("kind", "user_tls")]);
         Ok(resp)
     }
 
@@ -156,4 +163,18 @@ impl AuthServer {
             valid_until: now + ttl.as_secs() as i64,
         })
     }
+}
+
+/// Counts a refused login by its reason (a fixed word, never the name).
+fn count_login(refused: &AuthError) {
+    let reason = match refused {
+        AuthError::InvalidCredentials => "invalid_credentials",
+        AuthError::Locked { .. } => "locked_out",
+        AuthError::Throttled(_) => "throttled",
+        AuthError::AccessDenied(_) => "locked",
+        AuthError::BadRequest(_) => "bad_request",
+        _ => "internal",
+    };
+    let m = jaunt_metrics::metrics();
+    Metrics::inc(&m.auth_logins, &[("result", "failure"), ("reason", reason)]);
 }

@@ -238,6 +238,11 @@ impl AuthServer {
             true => String::new(),
             false => self.sign_node_tls(&uuid, &req.tls_csr_pem)?,
         };
+        let m = jaunt_metrics::metrics();
+        jaunt_metrics::Metrics::inc(&m.auth_certificates, &[("kind", "host_ssh")]);
+        if !agentless {
+            jaunt_metrics::Metrics::inc(&m.auth_certificates, &[("kind", "node_tls")]);
+        }
         Ok(NodeJoinResponse {
             uuid,
             cluster_name: self.identity.cluster_name.clone(),
@@ -379,6 +384,10 @@ impl AuthServer {
             ));
         }
         let ttl_secs = valid_before.saturating_sub(now).min(OPENSSH_LOGIN_TTL);
+        jaunt_metrics::Metrics::inc(
+            &jaunt_metrics::metrics().auth_certificates,
+            &[("kind", "openssh_login")],
+        );
         Ok(self.identity.openssh_ca.sign_user_cert(&UserCertRequest {
             public_key,
             user: format!("{user} via proxy for {}", node.name),
@@ -484,6 +493,14 @@ impl AuthServer {
                 .await?;
         }
         self.leases.beat(uuid, now);
+        let m = jaunt_metrics::metrics();
+        jaunt_metrics::Metrics::inc(&m.auth_heartbeats, &[("sender", "node")]);
+        if host_cert.is_some() {
+            jaunt_metrics::Metrics::inc(&m.auth_certificates, &[("kind", "host_ssh")]);
+        }
+        if tls_cert_pem.is_some() {
+            jaunt_metrics::Metrics::inc(&m.auth_certificates, &[("kind", "node_tls")]);
+        }
         Ok(HeartbeatResponse {
             host_cert,
             tls_cert_pem,
@@ -577,6 +594,11 @@ impl AuthServer {
 
     /// An agentless node has no heartbeat: it counts as online (the
     /// proxy finds out whether its sshd answers when it dials).
+    /// Nodes whose heartbeat this instance holds a live lease of.
+    pub fn nodes_online(&self) -> usize {
+        self.leases.live()
+    }
+
     pub fn is_online(&self, node: &NodeRecord) -> bool {
         node.sub_kind.is_some() || now() - node.last_seen <= self.offline_window(node)
     }

@@ -216,6 +216,10 @@ impl AuthServer {
     }
 
     fn sign_leaf_tls(&self, leaf: &str, csr: &str) -> Result<String, AuthError> {
+        jaunt_metrics::Metrics::inc(
+            &jaunt_metrics::metrics().auth_certificates,
+            &[("kind", "leaf_tls")],
+        );
         self.identity
             .tls_ca
             .sign_client_csr(
@@ -302,6 +306,10 @@ impl AuthServer {
                 "remote cluster {leaf:?} has been removed from this cluster"
             )));
         };
+        jaunt_metrics::Metrics::inc(
+            &jaunt_metrics::metrics().auth_heartbeats,
+            &[("sender", "leaf")],
+        );
         let mut record = v.value;
         record.last_heartbeat = now();
         // A lost race with another write only loses this heartbeat's time.

@@ -23,6 +23,9 @@ pub struct Daemon {
     pub auth: Option<Arc<AuthServer>>,
     /// Where the proxy listens, if it runs.
     pub proxy_addr: Option<SocketAddr>,
+    /// Where the diagnostics port (`/healthz`, `/readyz`, `/metrics`)
+    /// listens, if it is on.
+    pub diag_addr: Option<SocketAddr>,
     /// The cluster CA pin, when this process runs auth.
     pub ca_pin: Option<String>,
     pub node: Option<jaunt_node::Node>,
@@ -85,6 +88,7 @@ pub async fn start(
     let mut daemon = Daemon {
         auth: None,
         proxy_addr: None,
+        diag_addr: None,
         ca_pin: None,
         node: None,
         drain: None,
@@ -93,9 +97,10 @@ pub async fn start(
         tasks: Vec::new(),
     };
     if config.runs(Service::Auth) {
-        let (auth, admin_socket, proxy_addr, drain) =
+        let (auth, admin_socket, proxy_addr, drain, diag_addr) =
             start_auth(config, listener, &stopped, &mut tasks).await?;
         daemon.drain = drain;
+        daemon.diag_addr = diag_addr;
         daemon.ca_pin = Some(auth.identity().ca_pin()?);
         daemon.auth = Some(auth);
         daemon.admin_socket = Some(admin_socket);
@@ -177,6 +182,7 @@ async fn start_auth(
     PathBuf,
     Option<SocketAddr>,
     Option<Arc<jaunt_proxy::Drain>>,
+    Option<SocketAddr>,
 )> {
     let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -278,10 +284,12 @@ async fn start_auth(
         )));
     }
 
+    let mut diag_addr = None;
     if let Some(addr) = config.diag_addr {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("diagnostics port {addr}"))?;
+        diag_addr = listener.local_addr().ok();
         tasks.push(tokio::spawn(jaunt_proxy::serve_diag(
             listener,
             auth.clone(),
@@ -310,7 +318,7 @@ async fn start_auth(
             async move { auth.refresh_locks().await }
         },
     )));
-    Ok((auth, admin_socket, proxy_addr, drain))
+    Ok((auth, admin_socket, proxy_addr, drain, diag_addr))
 }
 
 impl Daemon {

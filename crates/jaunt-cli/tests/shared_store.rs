@@ -513,31 +513,6 @@ fn behind_a_round_robin_load_balancer_every_client_works() {
     }
 }
 
-/// The status code and body of a plain HTTP GET.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: diag\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).expect("read");
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 #[test]
 fn readiness_follows_the_database() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -46,6 +46,11 @@ Wants=network-online.target
 [Service]
 Type=simple
 ExecStart={exe} start --config={config}
+# SIGHUP reloads what can change while running (the log level).
+ExecReload=/bin/kill -HUP $MAINPID
+# SIGTERM drains: sessions get shutdown_timeout (30s by default) to end;
+# systemd waits a little longer before it kills.
+TimeoutStopSec=45
 Restart=on-failure
 RestartSec=5
 LimitNOFILE=524288

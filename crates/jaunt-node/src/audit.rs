@@ -208,9 +208,15 @@ impl AuditLog {
             events.push(event);
             last = Some(q.id);
         }
+        let m = jaunt_metrics::metrics();
+        m.node_audit_queue.set(self.queued() as i64);
         let Some(last) = last else {
+            m.node_audit_lag_seconds.set(0);
             return Ok(Delivery::Empty);
         };
+        // The oldest event waiting: how far behind delivery is.
+        let lag = (jaunt_sys::clock::now_millis() - events[0].time).max(0) / 1000;
+        m.node_audit_lag_seconds.set(lag);
         let n = events.len();
         let first = events[0].id.clone();
         match send(events).await {

@@ -135,6 +135,7 @@ impl NodeContext {
         }
         if let Ok(mut a) = self.active.lock() {
             a.insert(s.id.clone(), s);
+            jaunt_metrics::metrics().node_sessions.set(a.len() as i64);
         }
         self.sessions_changed.notify_one();
     }
@@ -143,6 +144,7 @@ impl NodeContext {
         let _ = std::fs::remove_file(self.running_dir.join(format!("{id}.json")));
         if let Ok(mut a) = self.active.lock() {
             a.remove(id);
+            jaunt_metrics::metrics().node_sessions.set(a.len() as i64);
         }
         self.sessions_changed.notify_one();
     }

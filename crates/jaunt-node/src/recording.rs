@@ -293,6 +293,9 @@ impl Spool {
         let mut backoff = Duration::from_millis(500);
         loop {
             let mut failed = false;
+            jaunt_metrics::metrics()
+                .node_recording_backlog_bytes
+                .set(self.disk.used.load(Ordering::Relaxed) as i64);
             for id in self.waiting() {
                 let Some(client) = api() else {
                     failed = true;

@@ -427,6 +427,9 @@ impl Handler for Connection {
         // lock poll it starts is seen.
         let feed = self.ctx.locks.subscribe();
         self.ctx.live.send_modify(|n| *n += 1);
+        jaunt_metrics::metrics()
+            .node_connections
+            .set(*self.ctx.live.borrow() as i64);
         let handle = session.handle();
         let event = self.event("client.disconnect", true);
         let ctx = self.ctx.clone();
@@ -764,6 +767,9 @@ impl Drop for Connection {
         if let Some(ender) = self.ender.take() {
             ender.abort();
             self.ctx.live.send_modify(|n| *n = n.saturating_sub(1));
+            jaunt_metrics::metrics()
+                .node_connections
+                .set(*self.ctx.live.borrow() as i64);
         }
         if let Some(user) = self.counted.take() {
             self.ctx.uncount_connection(&user);

@@ -1,6 +1,6 @@
 //! The diagnostics port (`diag_addr`: plain HTTP, off by default, meant for
 //! loopback or a private network): `/healthz` answers while the process
-//! runs; `/readyz` answers 200 only while this instance can serve: its
+//! runs; `/metrics` gives every metric of the process (`jaunt-metrics`); `/readyz` answers 200 only while this instance can serve: its
 //! store answers in time and its CAs are loaded. A load balancer's or an
 //! orchestrator's checks take an instance whose database is gone out of
 //! rotation, and say why.
@@ -26,6 +26,16 @@ pub async fn serve_diag(
     let router = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
+            "/metrics",
+            get({
+                let auth = auth.clone();
+                move || {
+                    let auth = auth.clone();
+                    async move { metrics_text(&auth) }
+                }
+            }),
+        )
+        .route(
             "/readyz",
             get(move || {
                 let auth = auth.clone();
@@ -38,6 +48,19 @@ pub async fn serve_diag(
     {
         tracing::warn!(error = %e, "the diagnostics port stopped");
     }
+}
+
+/// Every metric of the process, in Prometheus's text format.
+fn metrics_text(auth: &AuthServer) -> impl axum::response::IntoResponse + use<> {
+    let m = jaunt_metrics::metrics();
+    m.auth_nodes_online.set(auth.nodes_online() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
 }
 
 async fn readiness(auth: &AuthServer) -> (StatusCode, String) {

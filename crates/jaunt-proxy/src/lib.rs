@@ -91,6 +91,7 @@ impl Drain {
     fn session(self: &Arc<Self>) -> Session {
         self.sessions
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        jaunt_metrics::metrics().proxy_relayed.inc();
         Session(self.clone())
     }
 }
@@ -103,6 +104,7 @@ impl Drop for Session {
         self.0
             .sessions
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        jaunt_metrics::metrics().proxy_relayed.dec();
     }
 }
 
@@ -252,6 +254,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx, mut admitted: lim
             Ok(Ok(1)) if first[0] == jaunt_types::api::RAW_RELAY_MAGIC[0] => {
                 // Its first line has a deadline of its own.
                 admitted.established();
+                count_connection("raw");
                 let _session = ctx.drain.session();
                 return raw::serve(stream, peer, tickets, &ctx.tunnels, &ctx.peers).await;
             }
@@ -280,6 +283,12 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Ctx, mut admitted: lim
         .and_then(|c| c.first())
         .map(|c| c.clone().into_owned())
         .filter(|c| jaunt_ca::client_identity(c).is_ok_and(|id| id.not_after >= now));
+    count_connection(match protocol_of(conn.alpn_protocol()) {
+        Some(Protocol::Http) => "http",
+        Some(Protocol::Ssh) => "ssh",
+        Some(Protocol::Tunnel) => "tunnel",
+        None => "unknown",
+    });
     match protocol_of(conn.alpn_protocol()) {
         Some(Protocol::Http) => api::serve_connection(tls, peer, client_cert, ctx.router).await,
         Some(Protocol::Ssh) => {
@@ -337,6 +346,11 @@ async fn serve_tunnel<S>(
         }
         Err(e) => tracing::debug!(%peer, error = %e, "bad tunnel hello"),
     }
+}
+
+fn count_connection(protocol: &'static str) {
+    let m = jaunt_metrics::metrics();
+    jaunt_metrics::Metrics::inc(&m.proxy_connections, &[("protocol", protocol)]);
 }
 
 /// A leaf cluster's tunnel: kept while the leaf is a remote cluster here

@@ -101,7 +101,16 @@ where
 /// How a relay ended: bytes each way, or why it broke.
 pub fn log_relay(peer: SocketAddr, moved: std::io::Result<(u64, u64)>) {
     match moved {
-        Ok((up, down)) => tracing::debug!(%peer, up, down, "relay finished"),
+        Ok((up, down)) => {
+            let bytes = &jaunt_metrics::metrics().proxy_relay_bytes;
+            bytes
+                .get_or_create(&vec![("direction", "to_node")])
+                .inc_by(up);
+            bytes
+                .get_or_create(&vec![("direction", "to_client")])
+                .inc_by(down);
+            tracing::debug!(%peer, up, down, "relay finished")
+        }
         Err(e) => tracing::debug!(%peer, error = %e, "relay ended"),
     }
 }

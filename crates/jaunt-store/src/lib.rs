@@ -156,7 +156,10 @@ impl Store {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        self.backend.get(key).await?.map(decode).transpose()
+        timed("get", self.backend.get(key))
+            .await?
+            .map(decode)
+            .transpose()
     }
 
     pub async fn create<T: Serialize + Sync>(
@@ -166,7 +169,9 @@ impl Store {
         expires: Option<i64>,
     ) -> Result<i64> {
         let bytes = encode(key, value)?;
-        Ok(self.backend.create(key, bytes, expires).await?.revision)
+        Ok(timed("create", self.backend.create(key, bytes, expires))
+            .await?
+            .revision)
     }
 
     /// [`Backend::create_many`] for typed values, without expiry.
@@ -178,7 +183,7 @@ impl Store {
             .into_iter()
             .map(|(k, v)| encode(&k, v).map(|b| (k, b)))
             .collect::<Result<Vec<_>>>()?;
-        self.backend.create_many(encoded).await
+        timed("create_many", self.backend.create_many(encoded)).await
     }
 
     pub async fn put<T: Serialize + Sync>(
@@ -188,7 +193,9 @@ impl Store {
         expires: Option<i64>,
     ) -> Result<i64> {
         let bytes = encode(key, value)?;
-        Ok(self.backend.put(key, bytes, expires).await?.revision)
+        Ok(timed("put", self.backend.put(key, bytes, expires))
+            .await?
+            .revision)
     }
 
     pub async fn update_if<T: Serialize + Sync>(
@@ -199,23 +206,31 @@ impl Store {
         expires: Option<i64>,
     ) -> Result<i64> {
         let bytes = encode(key, value)?;
-        Ok(self
-            .backend
-            .update_if(key, revision, bytes, expires)
-            .await?
-            .revision)
+        Ok(timed(
+            "update_if",
+            self.backend.update_if(key, revision, bytes, expires),
+        )
+        .await?
+        .revision)
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.backend.delete(key).await
+        timed("delete", self.backend.delete(key)).await
     }
 
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>> {
-        self.backend
-            .list(prefix)
+        timed("list", self.backend.list(prefix))
             .await?
             .into_iter()
             .map(decode)
             .collect()
     }
+}
+
+/// Runs a store operation, counting its latency in the metrics.
+async fn timed<T>(op: &'static str, f: impl std::future::Future<Output = T>) -> T {
+    let t0 = std::time::Instant::now();
+    let out = f.await;
+    jaunt_metrics::observe_store(op, t0.elapsed().as_secs_f64());
+    out
 }

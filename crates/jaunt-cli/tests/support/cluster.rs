@@ -22,6 +22,8 @@ pub struct Options {
     pub login_grace: Duration,
     /// The disk the nodes' recordings may take.
     pub recording_disk_limit: u64,
+    /// Serve the diagnostics port (on port 0; see `Cluster::diag`).
+    pub diag: bool,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             public_cert: None,
             login_grace: jaunt_node::LOGIN_GRACE,
             recording_disk_limit: 10 << 30,
+            diag: false,
         }
     }
 }
@@ -92,6 +95,7 @@ impl Cluster {
             ssh_relay: Some(opts.ssh_relay.into()),
             node_address_allow: Some(opts.node_address_allow.into()),
             client_idle_timeout: Some(opts.client_idle_timeout.into()),
+            diag_addr: opts.diag.then(|| "127.0.0.1:0".into()),
             ..Default::default()
         };
         let config =
@@ -144,6 +148,15 @@ impl Cluster {
             .block_on(jaunt_cli::daemon::start(&self.config, Some(listener), None))
             .expect("restart");
         self.daemon = Some(daemon);
+    }
+
+    /// The diagnostics port's address, when `Options::diag` was set.
+    pub fn diag(&self) -> String {
+        self.daemon
+            .as_ref()
+            .and_then(|d| d.diag_addr)
+            .expect("diag_addr is on")
+            .to_string()
     }
 
     /// The running auth service (for the CA keys tests sign with).

@@ -176,7 +176,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 daemon.stop().await;
             }
             Stop::Drain => {
-                tracing::info!(timeout = ?config.shutdown_timeout, "SIGTERM: draining, then shutting down");
+                tracing::info!(timeout = %config.shutdown_timeout, "SIGTERM: draining, then shutting down");
                 daemon
                     .drain(std::time::Duration::from_secs(config.shutdown_timeout.as_secs()))
                     .await;
