@@ -9,6 +9,7 @@ pub mod home;
 pub mod login;
 pub mod profile;
 pub mod putty;
+pub mod scp;
 pub mod shell;
 pub mod ssh;
 

@@ -30,6 +30,8 @@ enum Command {
     Logout(commands::logout::LogoutArgs),
     /// Open a shell or run a command on a node.
     Ssh(commands::ssh::SshArgs),
+    /// Copy files to and from a node (SFTP): [login@]host:path.
+    Scp(commands::scp::ScpArgs),
     /// List the nodes you may reach.
     Ls(commands::ls::LsArgs),
     /// List the cluster you logged in to and its leaf clusters.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Ls(a) => commands::ls::run(a),
         Command::Clusters(a) => commands::clusters::run(a),
         Command::Ssh(a) => commands::ssh::run(a),
+        Command::Scp(a) => commands::scp::run(a),
         Command::Proxy(c) => commands::proxy::run(c),
         Command::Config(a) => commands::config::run(a),
         Command::Puttyconfig(a) => commands::puttyconfig::run(a),

@@ -6,6 +6,7 @@ pub mod ls;
 pub mod proxy;
 pub mod puttyconfig;
 pub mod recordings;
+pub mod scp;
 pub mod sessions;
 pub mod signup;
 pub mod ssh;
