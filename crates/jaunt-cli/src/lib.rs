@@ -54,6 +54,14 @@ pub fn print_completions<C: clap::CommandFactory>(
     Ok(())
 }
 
+/// Prints the program's manual page (roff), as the packages install it.
+pub fn print_man<C: clap::CommandFactory>() -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(C::command()).render(&mut out)?;
+    std::io::stdout().write_all(&out)?;
+    Ok(())
+}
+
 /// Writes text to stdout without panicking on a closed pipe.
 pub fn print_text(text: &str) -> std::io::Result<()> {
     std::io::stdout().write_all(text.as_bytes())

@@ -49,6 +49,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff; the packages install it).
+    #[command(hide = true)]
+    Man,
 }
 
 /// Every setting as a flag; each is also a key of the config file.
@@ -221,6 +224,7 @@ fn main() -> ExitCode {
             Ok(jaunt_node::port_forward::helper_main(&host, port)?)
         }
         Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jaunt"),
+        Command::Man => jaunt_cli::print_man::<Cli>(),
         Command::Version => {
             jaunt_cli::say!("jaunt {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

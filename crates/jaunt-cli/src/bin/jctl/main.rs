@@ -61,6 +61,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff; the packages install it).
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Rm(a) => commands::resources::rm(&admin, a),
         Command::Status(a) => commands::status::run(&admin, a),
         Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jctl"),
+        Command::Man => jaunt_cli::print_man::<Cli>(),
         Command::Audit(c) => commands::audit::run(&admin, c),
         Command::Auth(c) => commands::auth::run(&admin, c),
     })

@@ -58,6 +58,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff; the packages install it).
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Recordings(c) => commands::recordings::run(c),
         Command::Play(a) => commands::recordings::play(a),
         Command::Completion { shell } => jaunt_cli::print_completions::<Cli>(shell, "jsh"),
+        Command::Man => jaunt_cli::print_man::<Cli>(),
         Command::Version => {
             jaunt_cli::say!("jsh {}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -105,6 +105,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Before anything says the daemon runs: a signal sent as soon as
+        // it does must find its handler (SIGHUP's default would kill).
+        let signals = Signals::new()?;
         let listener = if config.runs(Service::Proxy) {
             let l = tokio::net::TcpListener::bind(config.listen)
                 .await
@@ -170,7 +173,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         } else {
             say!("Ready.")?;
         }
-        match wait_for_signal(&args, &config, &log_level).await? {
+        match wait_for_signal(signals, &args, &config, &log_level).await? {
             Stop::Now => {
                 tracing::info!("shutting down");
                 daemon.stop().await;
@@ -204,20 +207,36 @@ enum Stop {
     Drain,
 }
 
+/// The signals the daemon acts on, registered once at its start.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 async fn wait_for_signal(
+    mut signals: Signals,
     args: &StartArgs,
     running: &Config,
     log_level: &LogLevelHandle,
 ) -> anyhow::Result<Stop> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let mut level = running.log_level.clone();
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(Stop::Now),
-            _ = term.recv() => return Ok(Stop::Drain),
-            _ = hup.recv() => match load(args) {
+            _ = signals.int.recv() => return Ok(Stop::Now),
+            _ = signals.term.recv() => return Ok(Stop::Drain),
+            _ = signals.hup.recv() => match load(args) {
                 Ok((fresh, _)) => {
                     if fresh.log_level != level {
                         match log_level.reload(log_filter(&fresh.log_level)) {
