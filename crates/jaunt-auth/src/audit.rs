@@ -36,7 +36,8 @@ impl AuthServer {
     pub async fn emit(&self, event: AuditEvent) -> Result<(), AuthError> {
         // A refused login's user name is the client's to choose.
         let event = event.capped();
-        match self.store.create(&event_key(&event), &event, None).await {
+        let expires = self.event_expiry(&event);
+        match self.store.create(&event_key(&event), &event, expires).await {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
             Err(e) => {
                 tracing::error!(event = %event.event, error = %e, "cannot write an audit event");
@@ -98,10 +99,19 @@ impl AuthServer {
             checked.push(e.capped());
         }
         self.store
-            .create_many(checked.iter().map(|e| (event_key(e), e)))
+            .create_many(
+                checked
+                    .iter()
+                    .map(|e| (event_key(e), e, self.event_expiry(e))),
+            )
             .await
             .inspect_err(|e| tracing::error!(error = %e, "cannot write node audit events"))?;
         Ok(())
+    }
+
+    /// When an event goes, by `audit_retention` (from when auth got it).
+    fn event_expiry(&self, e: &AuditEvent) -> Option<i64> {
+        crate::AuthConfig::expiry(self.config.audit_retention, e.recorded_at() / 1000)
     }
 
     /// The events `query` matches, oldest first.

@@ -48,6 +48,18 @@ pub struct AuthConfig {
     pub recording: jaunt_types::api::RecordingMode,
     /// Nodes close SSH connections idle this long (told in heartbeats).
     pub client_idle_timeout: Option<Ttl>,
+    /// How long audit events and session recordings are kept (`None`:
+    /// for ever); each is stored with its expiry, and the periodic purge
+    /// deletes the expired in batches.
+    pub audit_retention: Option<Ttl>,
+    pub recording_retention: Option<Ttl>,
+}
+
+impl AuthConfig {
+    /// When a record made at `at` (Unix seconds) is to go under `keep`.
+    pub(crate) fn expiry(keep: Option<Ttl>, at: i64) -> Option<i64> {
+        keep.map(|k| at.saturating_add(k.as_secs() as i64))
+    }
 }
 
 /// The auth service. Cheap to share behind an `Arc`.

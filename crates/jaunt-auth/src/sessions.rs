@@ -153,6 +153,12 @@ impl AuthServer {
         }
         let have = held.as_ref().map_or(0, |h| h.value.size);
         let end = up.offset + up.data.len() as u64;
+        // Every piece and the metadata go together, `recording_retention`
+        // after the session's start (never later than now: the node says).
+        let keep_until = crate::AuthConfig::expiry(
+            self.config.recording_retention,
+            up.meta.start.min(crate::now()),
+        );
         if up.offset > have {
             return Err(AuthError::BadRequest(format!(
                 "recording {id}: piece at {} but only {have} bytes held",
@@ -177,7 +183,7 @@ impl AuthServer {
                 .put(
                     &format!("{REC_DATA}{id}/{have:020}"),
                     &new.to_string(),
-                    None,
+                    keep_until,
                 )
                 .await?;
         }
@@ -191,10 +197,10 @@ impl AuthServer {
         match held {
             Some(h) => {
                 self.store
-                    .update_if(&meta_key, h.revision, &meta, None)
+                    .update_if(&meta_key, h.revision, &meta, keep_until)
                     .await?
             }
-            None => self.store.create(&meta_key, &meta, None).await?,
+            None => self.store.create(&meta_key, &meta, keep_until).await?,
         };
         Ok(meta.size)
     }

@@ -200,6 +200,8 @@ async fn start_auth(
                 node_offline_after: config.node_offline_after,
                 recording: config.recording,
                 client_idle_timeout: config.client_idle_timeout,
+                audit_retention: config.audit_retention,
+                recording_retention: config.recording_retention,
             },
         )
         .await?,

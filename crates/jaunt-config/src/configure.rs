@@ -89,6 +89,14 @@ pub fn configure_template(flags: &FileConfig, hostname: &str) -> String {
             "shutdown_timeout",
             q(s.shutdown_timeout.as_deref().unwrap_or("30s")),
         ),
+        (
+            "audit_retention",
+            q(s.audit_retention.as_deref().unwrap_or("365d")),
+        ),
+        (
+            "recording_retention",
+            q(s.recording_retention.as_deref().unwrap_or("90d")),
+        ),
         ("recording", q(s.recording.as_deref().unwrap_or("node"))),
         ("ssh_relay", q(s.ssh_relay.as_deref().unwrap_or("raw"))),
         (

@@ -45,6 +45,10 @@ pub struct FileConfig {
     pub client_idle_timeout: Option<String>,
     /// How long a graceful stop (SIGTERM) waits for sessions, e.g. 30s.
     pub shutdown_timeout: Option<String>,
+    /// How long audit events are kept, e.g. 365d; off: for ever.
+    pub audit_retention: Option<String>,
+    /// How long session recordings are kept, e.g. 90d; off: for ever.
+    pub recording_retention: Option<String>,
     /// Where sessions are recorded: node, node-sync or off.
     pub recording: Option<String>,
     /// How the proxy relays SSH: raw or tls.
@@ -128,6 +132,8 @@ pub struct Config {
     /// `None`: connections are never closed for being idle.
     pub client_idle_timeout: Option<Ttl>,
     pub shutdown_timeout: Ttl,
+    pub audit_retention: Option<Ttl>,
+    pub recording_retention: Option<Ttl>,
     pub recording: jaunt_types::api::RecordingMode,
     /// The proxy hands relayed SSH bytes to a plain TCP connection after
     /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
@@ -169,6 +175,8 @@ impl Defaults {
     pub(crate) const MAX_LOGIN_ATTEMPTS: u32 = 5;
     pub(crate) const LOCKOUT: Ttl = Ttl::from_secs(30 * 60);
     pub(crate) const SHUTDOWN_TIMEOUT: Ttl = Ttl::from_secs(30);
+    pub(crate) const AUDIT_RETENTION: Ttl = Ttl::from_secs(365 * 86400);
+    pub(crate) const RECORDING_RETENTION: Ttl = Ttl::from_secs(90 * 86400);
     pub(crate) const NODE_OFFLINE_AFTER: Ttl = Ttl::from_secs(60);
     pub(crate) const LOG_LEVEL: &'static str = "info";
     pub(crate) const MAX_CONNECTIONS: usize = 50_000;
@@ -206,6 +214,8 @@ impl FileConfig {
             node_offline_after: over.node_offline_after.or(self.node_offline_after),
             client_idle_timeout: over.client_idle_timeout.or(self.client_idle_timeout),
             shutdown_timeout: over.shutdown_timeout.or(self.shutdown_timeout),
+            audit_retention: over.audit_retention.or(self.audit_retention),
+            recording_retention: over.recording_retention.or(self.recording_retention),
             recording: over.recording.or(self.recording),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
             node_address_allow: over.node_address_allow.or(self.node_address_allow),
@@ -519,6 +529,20 @@ impl Config {
             "shutdown_timeout",
             src,
         )?;
+        let retention = |text: &Option<String>, default: Ttl, key: &str| match text.as_deref() {
+            Some("off") | Some("0") => Ok(None),
+            _ => duration(text, default, key, src).map(Some),
+        };
+        let audit_retention = retention(
+            &s.audit_retention,
+            Defaults::AUDIT_RETENTION,
+            "audit_retention",
+        )?;
+        let recording_retention = retention(
+            &s.recording_retention,
+            Defaults::RECORDING_RETENTION,
+            "recording_retention",
+        )?;
         let recording = match &s.recording {
             Some(text) => text.parse().map_err(|e| invalid("recording", e))?,
             None => Default::default(),
@@ -613,6 +637,8 @@ impl Config {
             node_offline_after,
             client_idle_timeout,
             shutdown_timeout,
+            audit_retention,
+            recording_retention,
             recording,
             raw_relay,
             dial_policy,

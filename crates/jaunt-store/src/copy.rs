@@ -40,9 +40,9 @@ pub async fn copy_store(
         after = Some(last.key.clone());
         let (lasting, expiring): (Vec<_>, Vec<_>) =
             page.into_iter().partition(|i| i.expires.is_none());
-        let batch: Vec<(String, Vec<u8>)> = lasting
+        let batch: Vec<(String, Vec<u8>, Option<i64>)> = lasting
             .iter()
-            .map(|i| (i.key.clone(), i.value.clone()))
+            .map(|i| (i.key.clone(), i.value.clone(), None))
             .collect();
         let written = to.create_many(batch).await?;
         if written < lasting.len() {

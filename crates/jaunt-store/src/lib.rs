@@ -81,10 +81,10 @@ pub trait Backend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Item>>;
     /// Writes a new key; fails with `AlreadyExists` if it is there.
     async fn create(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
-    /// Writes each new key of `items` in one transaction (one sync for
-    /// all); keys already there are left as they are. Returns how many
-    /// were written.
-    async fn create_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<usize>;
+    /// Writes each new key of `items` (key, value, expiry) in one
+    /// transaction (one sync for all); keys already there are left as they
+    /// are. Returns how many were written.
+    async fn create_many(&self, items: Vec<(String, Vec<u8>, Option<i64>)>) -> Result<usize>;
     /// Writes a key whether or not it exists.
     async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
     /// Writes a key only if its revision is still `revision` (`Conflict`
@@ -174,14 +174,14 @@ impl Store {
             .revision)
     }
 
-    /// [`Backend::create_many`] for typed values, without expiry.
+    /// [`Backend::create_many`] for typed values, each with its expiry.
     pub async fn create_many<'a, T: Serialize + Sync + 'a>(
         &self,
-        items: impl IntoIterator<Item = (String, &'a T)>,
+        items: impl IntoIterator<Item = (String, &'a T, Option<i64>)>,
     ) -> Result<usize> {
         let encoded = items
             .into_iter()
-            .map(|(k, v)| encode(&k, v).map(|b| (k, b)))
+            .map(|(k, v, e)| encode(&k, v).map(|b| (k, b, e)))
             .collect::<Result<Vec<_>>>()?;
         timed("create_many", self.backend.create_many(encoded)).await
     }

@@ -119,6 +119,9 @@ fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
         .map_err(db_err)
 }
 
+/// Expired items deleted per transaction.
+const PURGE_BATCH: i64 = 1000;
+
 /// An item from a row of `key, value, revision, expires`.
 fn row_item(r: &rusqlite::Row) -> rusqlite::Result<Item> {
     Ok(Item {
@@ -179,8 +182,8 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn create_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<usize> {
-        for (key, _) in &items {
+    async fn create_many(&self, items: Vec<(String, Vec<u8>, Option<i64>)>) -> Result<usize> {
+        for (key, _, _) in &items {
             check_key(key)?;
         }
         self.run(move |c| {
@@ -192,11 +195,11 @@ impl Backend for SqliteBackend {
                     .prepare_cached("DELETE FROM kv WHERE key = ?1 AND expires IS NOT NULL AND expires <= ?2")
                     .map_err(db_err)?;
                 let mut insert = tx
-                    .prepare_cached("INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, NULL)")
+                    .prepare_cached("INSERT OR IGNORE INTO kv (key, value, revision, expires) VALUES (?1, ?2, 1, ?3)")
                     .map_err(db_err)?;
-                for (key, value) in &items {
+                for (key, value, expires) in &items {
                     expired.execute(params![key, now]).map_err(db_err)?;
-                    written += insert.execute(params![key, value]).map_err(db_err)?;
+                    written += insert.execute(params![key, value, expires]).map_err(db_err)?;
                 }
             }
             tx.commit().map_err(db_err)?;
@@ -338,15 +341,27 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    /// In batches, each its own short transaction: a year of audit
+    /// events expiring at once must not hold the writer for long.
     async fn purge_expired(&self) -> Result<usize> {
-        self.run(|c| {
-            exec(
-                c,
-                "DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
-                params![now()],
-            )
-        })
-        .await
+        let mut total = 0;
+        loop {
+            let n = self
+                .run(|c| {
+                    exec(
+                        c,
+                        "DELETE FROM kv WHERE key IN (
+                             SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ?1 LIMIT ?2)",
+                        params![now(), PURGE_BATCH],
+                    )
+                })
+                .await?;
+            total += n;
+            if n < PURGE_BATCH as usize {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 

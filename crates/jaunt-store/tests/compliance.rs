@@ -110,12 +110,19 @@ async fn create_many_writes_new_keys_once(b: SharedBackend) {
         .await
         .expect("create");
     let items = vec![
-        ("/events/1".to_string(), b"new".to_vec()),
-        ("/events/2".to_string(), b"two".to_vec()),
-        ("/events/2".to_string(), b"dup".to_vec()),
-        ("/events/3".to_string(), b"three".to_vec()),
+        ("/events/1".to_string(), b"new".to_vec(), None),
+        ("/events/2".to_string(), b"two".to_vec(), None),
+        ("/events/2".to_string(), b"dup".to_vec(), None),
+        ("/events/3".to_string(), b"three".to_vec(), None),
+        // Written with its expiry, which is past: gone at once.
+        ("/events/4".to_string(), b"four".to_vec(), Some(1)),
+        (
+            "/events/5".to_string(),
+            b"five".to_vec(),
+            Some(now() + 3600),
+        ),
     ];
-    assert_eq!(b.create_many(items.clone()).await.expect("batch"), 2);
+    assert_eq!(b.create_many(items.clone()).await.expect("batch"), 4);
     let values: Vec<(String, Vec<u8>)> = b
         .list("/events/")
         .await
@@ -129,9 +136,13 @@ async fn create_many_writes_new_keys_once(b: SharedBackend) {
             ("/events/1".to_string(), b"old".to_vec()),
             ("/events/2".to_string(), b"two".to_vec()),
             ("/events/3".to_string(), b"three".to_vec()),
+            ("/events/5".to_string(), b"five".to_vec()),
         ]
     );
-    assert_eq!(b.create_many(items).await.expect("again"), 0);
+    let five = b.get("/events/5").await.expect("get").expect("there");
+    assert!(five.expires.is_some_and(|e| e > now()));
+    // The expired one is written again (as create would); the rest stay.
+    assert_eq!(b.create_many(items).await.expect("again"), 1);
     assert_eq!(b.create_many(Vec::new()).await.expect("empty"), 0);
 }
 
@@ -163,12 +174,12 @@ async fn list_by_prefix_in_byte_order(b: SharedBackend) {
 async fn listing_thousands(b: SharedBackend) {
     // Written in a scrambled order, in batches, as auth writes events.
     let n = 3000usize;
-    let mut all: Vec<(String, Vec<u8>)> = (0..n)
+    let mut all: Vec<(String, Vec<u8>, Option<i64>)> = (0..n)
         .map(|i| ((i * 7919) % n, i))
-        .map(|(k, i)| (format!("/nodes/{k:05}"), i.to_le_bytes().to_vec()))
+        .map(|(k, i)| (format!("/nodes/{k:05}"), i.to_le_bytes().to_vec(), None))
         .collect();
-    all.push(("/nodes0".into(), b"x".to_vec()));
-    all.push(("/node/1".into(), b"x".to_vec()));
+    all.push(("/nodes0".into(), b"x".to_vec(), None));
+    all.push(("/node/1".into(), b"x".to_vec(), None));
     for chunk in all.chunks(500) {
         b.create_many(chunk.to_vec()).await.expect("batch");
     }
@@ -179,8 +190,8 @@ async fn listing_thousands(b: SharedBackend) {
 }
 
 async fn paging_and_counting(b: SharedBackend) {
-    let items: Vec<(String, Vec<u8>)> = (0..1050)
-        .map(|i| (format!("/audit/{i:06}"), vec![1]))
+    let items: Vec<(String, Vec<u8>, Option<i64>)> = (0..1050)
+        .map(|i| (format!("/audit/{i:06}"), vec![1], None))
         .collect();
     b.create_many(items).await.expect("batch");
     b.put("/audit/zz-gone", vec![1], Some(1))
@@ -284,8 +295,8 @@ async fn keys_no_backend_can_hold(b: SharedBackend) {
     }
     assert!(matches!(
         b.create_many(vec![
-            ("/ok".into(), b"v".to_vec()),
-            ("/nul\0".into(), b"v".to_vec())
+            ("/ok".into(), b"v".to_vec(), None),
+            ("/nul\0".into(), b"v".to_vec(), None)
         ])
         .await,
         Err(StoreError::InvalidKey(_))
@@ -358,6 +369,13 @@ async fn expiry(b: SharedBackend) {
     // Idempotent: nothing left to purge.
     assert_eq!(b.purge_expired().await.expect("purge"), 0);
     assert_eq!(keys(&b, "/t/").await, ["/t/forever", "/t/gone", "/t/kept"]);
+    // Many at once (a retention period ending) go in several batches.
+    let many: Vec<(String, Vec<u8>, Option<i64>)> = (0..2500)
+        .map(|i| (format!("/old/{i:05}"), b"x".to_vec(), past))
+        .collect();
+    b.create_many(many).await.expect("batch");
+    assert_eq!(b.purge_expired().await.expect("purge"), 2500);
+    assert_eq!(b.count("/old/").await.expect("count"), 0);
 }
 
 async fn compare_and_swap_race(b: SharedBackend) {

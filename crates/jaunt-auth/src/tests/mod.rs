@@ -2,6 +2,7 @@ use super::*;
 
 mod locks;
 mod nodes;
+mod retention;
 mod throttle;
 mod trust;
 use crate::authn::totp_for;
@@ -36,21 +37,31 @@ impl Fixture {
         name: &str,
         second_factor: SecondFactor,
     ) -> Result<AuthServer, AuthError> {
+        self.auth_with(name, second_factor, |_| {}).await
+    }
+
+    /// Auth with the fixture's settings, changed by `change`.
+    async fn auth_with(
+        &self,
+        name: &str,
+        second_factor: SecondFactor,
+        change: impl FnOnce(&mut AuthConfig),
+    ) -> Result<AuthServer, AuthError> {
         let store = Store::new(Arc::new(SqliteBackend::open(&self.path).expect("open")));
-        AuthServer::start(
-            store,
-            AuthConfig {
-                client_idle_timeout: None,
-                cluster_name: name.to_string(),
-                public_addr: "proxy.example.com:3080".into(),
-                second_factor,
-                max_login_attempts: 3,
-                lockout_duration: Ttl::from_secs(600),
-                node_offline_after: Ttl::from_secs(60),
-                recording: Default::default(),
-            },
-        )
-        .await
+        let mut config = AuthConfig {
+            client_idle_timeout: None,
+            cluster_name: name.to_string(),
+            public_addr: "proxy.example.com:3080".into(),
+            second_factor,
+            max_login_attempts: 3,
+            lockout_duration: Ttl::from_secs(600),
+            node_offline_after: Ttl::from_secs(60),
+            recording: Default::default(),
+            audit_retention: None,
+            recording_retention: None,
+        };
+        change(&mut config);
+        AuthServer::start(store, config).await
     }
 }
 

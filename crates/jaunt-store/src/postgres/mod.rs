@@ -407,27 +407,31 @@ impl Backend for PostgresBackend {
         }
     }
 
-    async fn create_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<usize> {
+    async fn create_many(&self, items: Vec<(String, Vec<u8>, Option<i64>)>) -> Result<usize> {
         // The first of a key given twice wins, as with one create each.
-        for (key, _) in &items {
+        for (key, _, _) in &items {
             check_key(key)?;
         }
         let mut seen = std::collections::HashSet::new();
-        let (keys, values): (Vec<String>, Vec<Vec<u8>>) = items
-            .into_iter()
-            .filter(|(k, _)| seen.insert(k.clone()))
-            .unzip();
-        let (keys, values) = (&keys, &values);
+        let (mut keys, mut values, mut expiries) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, v, e) in items {
+            if seen.insert(k.clone()) {
+                keys.push(k);
+                values.push(v);
+                expiries.push(e);
+            }
+        }
+        let (keys, values, expiries) = (&keys, &values, &expiries);
         self.attempts("create_many", |c| async move {
             let stmt = c
                 .prepare_cached(
                     "INSERT INTO jaunt_kv AS kv (key, value, revision, expires)
-                     SELECT k, v, 1, NULL FROM unnest($1::text[], $2::bytea[]) AS t(k, v)
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = 1, expires = NULL
+                     SELECT k, v, 1, e FROM unnest($1::text[], $2::bytea[], $4::int8[]) AS t(k, v, e)
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = 1, expires = EXCLUDED.expires
                      WHERE kv.expires IS NOT NULL AND kv.expires <= $3",
                 )
                 .await?;
-            Ok(c.execute(&stmt, &[keys, values, &now()]).await? as usize)
+            Ok(c.execute(&stmt, &[keys, values, &now(), expiries]).await? as usize)
         })
         .await
         .0

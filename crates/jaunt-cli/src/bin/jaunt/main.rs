@@ -153,6 +153,12 @@ pub struct SettingsFlags {
     /// How long SIGTERM waits for running sessions, e.g. 30s [default: 30s]
     #[arg(long)]
     shutdown_timeout: Option<String>,
+    /// How long audit events are kept, e.g. 365d; off: for ever [default: 365d]
+    #[arg(long)]
+    audit_retention: Option<String>,
+    /// How long session recordings are kept, e.g. 90d; off: for ever [default: 90d]
+    #[arg(long)]
+    recording_retention: Option<String>,
 }
 
 impl SettingsFlags {
@@ -183,6 +189,8 @@ impl SettingsFlags {
             log_level: self.log_level.clone(),
             log_format: self.log_format.clone(),
             shutdown_timeout: self.shutdown_timeout.clone(),
+            audit_retention: self.audit_retention.clone(),
+            recording_retention: self.recording_retention.clone(),
             token: self.token.clone(),
             proxy: self.proxy.clone(),
             ca_pin: self.ca_pin.clone(),
