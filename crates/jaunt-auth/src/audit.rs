@@ -2,18 +2,47 @@
 //! they record is reported done (so an allowed action's event is never
 //! lost), events delivered by nodes (stored once by ID, however often a
 //! node retries), and searching them.
+//!
+//! Each event is stored under its own time (`/events/<time>/<seq>/<id>`,
+//! stable across a node's retries) with, in the same transaction, an
+//! index entry under the time auth recorded it
+//! (`/events_at/<recorded>/<id>`, whose value is the event's key): a query
+//! with `--since` reads that window of the index, not every event.
 
 use crate::{AuthError, AuthServer};
-use jaunt_store::StoreError;
 use jaunt_types::audit::{self, AuditEvent, AuditQuery};
 
 const EVENTS: &str = "/events/";
+const BY_TIME: &str = "/events_at/";
+/// Set once the events stored before the index have their entries.
+const INDEXED: &str = "/cluster/events_indexed";
+/// Index entries read per page.
+const PAGE: usize = 1000;
 /// Most events one node delivery may carry.
 pub const MAX_BATCH: usize = 1000;
 
 fn event_key(e: &AuditEvent) -> String {
     // Time first, so keys sort by time; the ID makes them unique.
     format!("{EVENTS}{:016}/{:020}/{}", e.time.max(0), e.seq, e.id)
+}
+
+fn index_key(recorded: i64, id: &str) -> String {
+    format!("{BY_TIME}{:016}/{id}", recorded.max(0))
+}
+
+/// An event's two rows: the event, and its index entry (the event's key),
+/// both with `expires`.
+fn event_rows(
+    e: &AuditEvent,
+    expires: Option<i64>,
+) -> Result<[(String, Vec<u8>, Option<i64>); 2], AuthError> {
+    let key = event_key(e);
+    let value = serde_json::to_vec(e).map_err(|err| AuthError::Internal(err.to_string()))?;
+    let entry = serde_json::to_vec(&key).map_err(|err| AuthError::Internal(err.to_string()))?;
+    Ok([
+        (key, value, expires),
+        (index_key(e.recorded_at(), &e.id), entry, expires),
+    ])
 }
 
 pub(crate) use jaunt_sys::clock::now_millis;
@@ -36,9 +65,10 @@ impl AuthServer {
     pub async fn emit(&self, event: AuditEvent) -> Result<(), AuthError> {
         // A refused login's user name is the client's to choose.
         let event = event.capped();
-        let expires = self.event_expiry(&event);
-        match self.store.create(&event_key(&event), &event, expires).await {
-            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+        let rows = event_rows(&event, self.event_expiry(&event))?;
+        // One transaction; an event there already is left as it is.
+        match self.store.backend().create_many(rows.to_vec()).await {
+            Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(event = %event.event, error = %e, "cannot write an audit event");
                 Err(e.into())
@@ -98,12 +128,16 @@ impl AuthServer {
             // Nodes cap what they queue; older ones did not.
             checked.push(e.capped());
         }
+        let mut rows = Vec::with_capacity(checked.len() * 2);
+        for e in &checked {
+            rows.extend(event_rows(e, self.event_expiry(e))?);
+        }
+        // A retried delivery: its events are there already and stay as
+        // they were; only a new index entry may be added (a search finds
+        // the event once, by the time first recorded).
         self.store
-            .create_many(
-                checked
-                    .iter()
-                    .map(|e| (event_key(e), e, self.event_expiry(e))),
-            )
+            .backend()
+            .create_many(rows)
             .await
             .inspect_err(|e| tracing::error!(error = %e, "cannot write node audit events"))?;
         Ok(())
@@ -114,9 +148,81 @@ impl AuthServer {
         crate::AuthConfig::expiry(self.config.audit_retention, e.recorded_at() / 1000)
     }
 
-    /// The events `query` matches, oldest first.
+    /// The events `query` matches, oldest first. With `since`, only that
+    /// window of the index is read (and the events it names).
     pub async fn search_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
-        let all = self.store.list::<AuditEvent>(EVENTS).await?;
-        Ok(query.apply(all.into_iter().map(|v| v.value)))
+        let Some(since) = query.since else {
+            let all = self.store.list::<AuditEvent>(EVENTS).await?;
+            return Ok(query.apply(all.into_iter().map(|v| v.value)));
+        };
+        let mut keys = std::collections::BTreeSet::new();
+        let mut after = format!("{BY_TIME}{:016}", since.max(0));
+        'pages: loop {
+            let page = self
+                .store
+                .backend()
+                .list_page(BY_TIME, Some(&after), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.key.clone();
+            for item in &page {
+                let recorded = item.key[BY_TIME.len()..]
+                    .split('/')
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or(i64::MAX);
+                if query.until.is_some_and(|u| recorded > u) {
+                    break 'pages;
+                }
+                if let Ok(key) = serde_json::from_slice::<String>(&item.value) {
+                    keys.insert(key);
+                }
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        let mut events = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(v) = self.store.get::<AuditEvent>(&key).await? {
+                events.push(v.value);
+            }
+        }
+        Ok(query.apply(events))
+    }
+
+    /// Gives the events stored before the index their entries, once.
+    pub(crate) async fn index_old_events(&self) -> Result<(), AuthError> {
+        if self.store.backend().get(INDEXED).await?.is_some() {
+            return Ok(());
+        }
+        let (mut after, mut indexed) = (None::<String>, 0usize);
+        loop {
+            let page = self
+                .store
+                .backend()
+                .list_page(EVENTS, after.as_deref(), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            let mut rows = Vec::with_capacity(page.len());
+            for item in &page {
+                let Ok(e) = serde_json::from_slice::<AuditEvent>(&item.value) else {
+                    continue;
+                };
+                let entry = serde_json::to_vec(&item.key)
+                    .map_err(|err| AuthError::Internal(err.to_string()))?;
+                rows.push((index_key(e.recorded_at(), &e.id), entry, item.expires));
+            }
+            indexed += self.store.backend().create_many(rows).await?;
+        }
+        self.store
+            .backend()
+            .put(INDEXED, b"true".to_vec(), None)
+            .await?;
+        if indexed > 0 {
+            tracing::info!(indexed, "audit events indexed by time");
+        }
+        Ok(())
     }
 }

@@ -112,6 +112,7 @@ impl AuthServer {
             ),
         };
         auth.refresh_locks().await?;
+        auth.index_old_events().await?;
         Ok(auth)
     }
 

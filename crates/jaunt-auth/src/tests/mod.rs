@@ -1,5 +1,6 @@
 use super::*;
 
+mod audit_index;
 mod locks;
 mod nodes;
 mod retention;
