@@ -35,7 +35,7 @@ fn index_key(recorded: i64, id: &str) -> String {
 fn event_rows(
     e: &AuditEvent,
     expires: Option<i64>,
-) -> Result<[(String, Vec<u8>, Option<i64>); 2], AuthError> {
+) -> Result<[jaunt_store::NewItem; 2], AuthError> {
     let key = event_key(e);
     let value = serde_json::to_vec(e).map_err(|err| AuthError::Internal(err.to_string()))?;
     let entry = serde_json::to_vec(&key).map_err(|err| AuthError::Internal(err.to_string()))?;

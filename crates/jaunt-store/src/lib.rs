@@ -75,6 +75,9 @@ pub struct Item {
 
 /// The storage interface. Every acknowledged write is durable (it survives
 /// `kill -9` of the process and, with SQLite's `synchronous=FULL`, power loss).
+/// A new item for [`Backend::create_many`]: key, value, expiry.
+pub type NewItem = (String, Vec<u8>, Option<i64>);
+
 /// Expired items are never returned.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -84,7 +87,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Writes each new key of `items` (key, value, expiry) in one
     /// transaction (one sync for all); keys already there are left as they
     /// are. Returns how many were written.
-    async fn create_many(&self, items: Vec<(String, Vec<u8>, Option<i64>)>) -> Result<usize>;
+    async fn create_many(&self, items: Vec<NewItem>) -> Result<usize>;
     /// Writes a key whether or not it exists.
     async fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> Result<Item>;
     /// Writes a key only if its revision is still `revision` (`Conflict`
