@@ -245,14 +245,24 @@ impl AuthServer {
     }
 
     pub async fn remote_clusters(&self) -> Result<Vec<RemoteClusterRecord>, AuthError> {
-        let mut all: Vec<RemoteClusterRecord> = self
+        self.records(REMOTE_CLUSTERS, |r: &RemoteClusterRecord| r.name.clone())
+            .await
+    }
+
+    /// Every record under `prefix`, sorted by `name`.
+    async fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        name: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, AuthError> {
+        let mut all: Vec<T> = self
             .store
-            .list::<RemoteClusterRecord>(REMOTE_CLUSTERS)
+            .list::<T>(prefix)
             .await?
             .into_iter()
             .map(|v| v.value)
             .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.sort_by_key(|r| name(r));
         Ok(all)
     }
 
@@ -475,15 +485,8 @@ impl AuthServer {
     }
 
     pub async fn trusted_clusters(&self) -> Result<Vec<TrustedClusterRecord>, AuthError> {
-        let mut all: Vec<TrustedClusterRecord> = self
-            .store
-            .list::<TrustedClusterRecord>(TRUSTED_CLUSTERS)
-            .await?
-            .into_iter()
-            .map(|v| v.value)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(all)
+        self.records(TRUSTED_CLUSTERS, |r: &TrustedClusterRecord| r.name.clone())
+            .await
     }
 
     pub async fn list_trusted_clusters(&self) -> Result<Vec<TrustedClusterInfo>, AuthError> {

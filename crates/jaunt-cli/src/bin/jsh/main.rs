@@ -89,6 +89,22 @@ fn main() -> ExitCode {
     })
 }
 
+/// The logged-in profile and its client, and the cluster a command is for:
+/// `--cluster` (a leaf) or the profile's own.
+pub fn logged_in(
+    cluster: Option<&str>,
+) -> anyhow::Result<(
+    jaunt_client::home::Home,
+    jaunt_client::profile::Profile,
+    jaunt_transport::ApiClient,
+    String,
+)> {
+    let home = jaunt_client::home::Home::from_env()?;
+    let (profile, client) = jaunt_client::login::logged_in_client(&home, None)?;
+    let cluster = cluster.map_or_else(|| profile.cluster.clone(), str::to_string);
+    Ok((home, profile, client, cluster))
+}
+
 /// A single-threaded runtime for one command's network calls.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -3,8 +3,6 @@
 //! not one), as the reference product's `tsh scp`.
 
 use clap::Args;
-use jaunt_client::home::Home;
-use jaunt_client::login::logged_in_client;
 use jaunt_client::scp::{Direction, Progress, download, plan, upload};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -75,12 +73,7 @@ pub fn run(args: ScpArgs) -> anyhow::Result<()> {
         None => crate::commands::login::os_user()
             .ok_or_else(|| anyhow::anyhow!("give the login as LOGIN@HOST:PATH"))?,
     };
-    let home = Home::from_env()?;
-    let (profile, client) = logged_in_client(&home, None)?;
-    let cluster = args
-        .cluster
-        .clone()
-        .unwrap_or_else(|| profile.cluster.clone());
+    let (home, profile, client, cluster) = crate::logged_in(args.cluster.as_deref())?;
     let progress = Bars {
         shown: !args.quiet && std::io::stderr().is_terminal(),
         bar: Mutex::new(None),

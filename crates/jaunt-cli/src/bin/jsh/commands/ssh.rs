@@ -2,8 +2,6 @@
 //! certificate from `jsh login`; the remote exit code becomes jsh's own.
 
 use clap::Args;
-use jaunt_client::home::Home;
-use jaunt_client::login::logged_in_client;
 use jaunt_client::shell::{self, LocalForward, SessionRequest, Terminal};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -132,12 +130,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| f.parse::<LocalForward>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let home = Home::from_env()?;
-    let (profile, client) = logged_in_client(&home, None)?;
-    let cluster = args
-        .cluster
-        .clone()
-        .unwrap_or_else(|| profile.cluster.clone());
+    let (home, profile, client, cluster) = crate::logged_in(args.cluster.as_deref())?;
     let interactive = std::io::stdin().is_terminal();
     let want_pty = !args.no_tty && (args.tty || (args.command.is_empty() && interactive));
     let request = SessionRequest {
