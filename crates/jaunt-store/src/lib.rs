@@ -73,11 +73,11 @@ pub struct Item {
     pub expires: Option<i64>,
 }
 
-/// The storage interface. Every acknowledged write is durable (it survives
-/// `kill -9` of the process and, with SQLite's `synchronous=FULL`, power loss).
 /// A new item for [`Backend::create_many`]: key, value, expiry.
 pub type NewItem = (String, Vec<u8>, Option<i64>);
 
+/// The storage interface. Every acknowledged write is durable (it survives
+/// `kill -9` of the process and, with SQLite's `synchronous=FULL`, power loss).
 /// Expired items are never returned.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
