@@ -302,7 +302,10 @@ fn trust_refusals() {
     .fails_with("remote role pattern");
     // An expired token.
     let short = trust_token(&s.c, &["--ttl=1s"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    eventually("the short token to expire", Duration::from_secs(10), || {
+        let listed = s.c.jctl(&["tokens", "ls"]).ok().stdout;
+        (!listed.contains(&short)).then_some(())
+    });
     trust(&leaf.c, &s.c, &short, MAP_ACCESS).fails_with("invalid or has expired");
     // A wrong pin: the leaf never trusts the root by anything else.
     let file = leaf.c.dir.path().join("bad-pin.yaml");
