@@ -2,7 +2,7 @@
 //! by `---`; each must be a known kind.
 
 use crate::{ConfigError, yaml_error};
-use jaunt_types::resources::Role;
+use jaunt_types::resources::{LockResource, Role, UserResource};
 use jaunt_types::trust::TrustedCluster;
 use serde::Deserialize;
 
@@ -11,7 +11,16 @@ use serde::Deserialize;
 pub enum Resource {
     Role(Role),
     TrustedCluster(TrustedCluster),
+    User(UserResource),
+    Lock(LockResource),
 }
+
+const KINDS: [&str; 4] = [
+    Role::KIND,
+    TrustedCluster::KIND,
+    UserResource::KIND,
+    LockResource::KIND,
+];
 
 /// Parses every document in `text` as a role or a trusted cluster. `file`
 /// names the source in errors.
@@ -26,13 +35,13 @@ pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Resource>, ConfigEr
             continue;
         }
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        if kind != Role::KIND && kind != TrustedCluster::KIND {
+        if !KINDS.contains(&kind) {
             let n = kinds.iter().flatten().count() + 1;
             return Err(ConfigError::invalid(
                 file,
                 "kind",
                 format!(
-                    "document {n}: unsupported kind {kind:?}; jctl create knows: role, trusted_cluster"
+                    "document {n}: unsupported kind {kind:?}; jctl create knows: role, trusted_cluster, user, lock"
                 ),
             ));
         }
@@ -59,6 +68,24 @@ pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Resource>, ConfigEr
             role.validate()
                 .map_err(|m| invalid(format!("role {:?}", role.metadata.name), m))?;
             Resource::Role(role)
+        } else if kind == UserResource::KIND {
+            let Some(u) =
+                Option::<UserResource>::deserialize(doc).map_err(|e| yaml_error(file, e))?
+            else {
+                continue;
+            };
+            u.validate()
+                .map_err(|m| invalid(format!("user {:?}", u.metadata.name), m))?;
+            Resource::User(u)
+        } else if kind == LockResource::KIND {
+            let Some(l) =
+                Option::<LockResource>::deserialize(doc).map_err(|e| yaml_error(file, e))?
+            else {
+                continue;
+            };
+            l.validate()
+                .map_err(|m| invalid(format!("lock {:?}", l.metadata.name), m))?;
+            Resource::Lock(l)
         } else {
             let Some(tc) =
                 Option::<TrustedCluster>::deserialize(doc).map_err(|e| yaml_error(file, e))?
@@ -126,8 +153,8 @@ mod tests {
                 "line 5",
             ),
             (
-                "kind: user\nmetadata: {name: a}\n",
-                "unsupported kind \"user\"",
+                "kind: group\nmetadata: {name: a}\n",
+                "unsupported kind \"group\"",
             ),
             ("kind: role\nmetadata: {name: 'a b'}\n", "metadata.name"),
             ("kind: role\nmetadata: [\n", "r.yaml"),

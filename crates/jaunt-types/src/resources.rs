@@ -171,6 +171,113 @@ pub fn validate_login(login: &str) -> Result<(), String> {
     }
 }
 
+/// A user as `jctl get all` writes it and `jctl create -f` reads it: its
+/// roles and logins, never its password or second factor (a restored user
+/// signs up again).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserResource {
+    pub kind: String,
+    #[serde(default = "default_version")]
+    pub version: String,
+    pub metadata: Metadata,
+    pub spec: UserSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub logins: Vec<String>,
+}
+
+impl UserResource {
+    pub const KIND: &'static str = "user";
+
+    pub fn of(u: &UserInfo) -> Self {
+        UserResource {
+            kind: Self::KIND.into(),
+            version: default_version(),
+            metadata: Metadata {
+                name: u.name.clone(),
+                description: None,
+            },
+            spec: UserSpec {
+                roles: u.roles.clone(),
+                logins: u.logins.clone(),
+            },
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kind != Self::KIND {
+            return Err(format!("kind: expected \"user\", got {:?}", self.kind));
+        }
+        validate_name(&self.metadata.name).map_err(|e| format!("metadata.name: {e}"))?;
+        for role in &self.spec.roles {
+            validate_name(role).map_err(|e| format!("spec.roles: {e}"))?;
+        }
+        for login in &self.spec.logins {
+            validate_login(login).map_err(|e| format!("spec.logins: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A lock as `jctl get all` writes it (`metadata.name` is its ID; a
+/// restored lock gets a new one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockResource {
+    pub kind: String,
+    #[serde(default = "default_version")]
+    pub version: String,
+    pub metadata: Metadata,
+    pub spec: LockSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    pub target: LockTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Unix seconds; none: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+impl LockResource {
+    pub const KIND: &'static str = "lock";
+
+    pub fn of(l: &Lock) -> Self {
+        LockResource {
+            kind: Self::KIND.into(),
+            version: default_version(),
+            metadata: Metadata {
+                name: l.id.clone(),
+                description: None,
+            },
+            spec: LockSpec {
+                target: l.target.clone(),
+                message: l.message.clone(),
+                expires: l.expires,
+            },
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kind != Self::KIND {
+            return Err(format!("kind: expected \"lock\", got {:?}", self.kind));
+        }
+        let t = &self.spec.target;
+        if t.user.is_none() && t.role.is_none() && t.login.is_none() && t.node.is_none() {
+            return Err("spec.target: a lock names a user, role, login or node".into());
+        }
+        Ok(())
+    }
+}
+
 /// A user as administrators see it (no secrets).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserInfo {

@@ -3,7 +3,7 @@
 use crate::admin::{AdminClient, unexpected};
 use crate::commands::users::print_outcome;
 use clap::Args;
-use jaunt_cli::{Format, table};
+use jaunt_cli::{Format, say, table};
 use jaunt_types::Secret;
 use jaunt_types::admin::{AdminRequest, AdminResponse};
 use jaunt_types::resources::Role;
@@ -41,15 +41,73 @@ pub fn create(admin: &AdminClient, args: CreateArgs) -> anyhow::Result<()> {
             jaunt_config::Resource::TrustedCluster(cluster) => {
                 AdminRequest::TrustedClusterUpsert { cluster }
             }
+            jaunt_config::Resource::User(user) => user_request(admin, user, args.force)?,
+            jaunt_config::Resource::Lock(lock) => {
+                // A restore run twice makes no second lock.
+                if lock_exists(admin, &lock.spec)? {
+                    say!("Lock on {} exists already", lock.spec.target)?;
+                    continue;
+                }
+                AdminRequest::LockAdd {
+                    target: lock.spec.target,
+                    message: lock.spec.message,
+                    expires: lock.spec.expires,
+                }
+            }
         };
         print_outcome(admin.call(&req)?)?;
     }
     Ok(())
 }
 
+/// Whether a lock of the same target, words and end is in force.
+fn lock_exists(
+    admin: &AdminClient,
+    spec: &jaunt_types::resources::LockSpec,
+) -> anyhow::Result<bool> {
+    match admin.call(&AdminRequest::LockList)? {
+        AdminResponse::Locks { locks } => Ok(locks.iter().any(|l| {
+            l.target == spec.target && l.message == spec.message && l.expires == spec.expires
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A new user (who signs up again: a backup holds no secrets), or with
+/// `force` an existing one's roles and logins set.
+fn user_request(
+    admin: &AdminClient,
+    user: jaunt_types::resources::UserResource,
+    force: bool,
+) -> anyhow::Result<AdminRequest> {
+    let name = user.metadata.name;
+    let exists = match admin.call(&AdminRequest::UserList)? {
+        AdminResponse::Users { users } => users.iter().any(|u| u.name == name),
+        other => return Err(unexpected(other)),
+    };
+    Ok(match (exists, force) {
+        (true, false) => {
+            anyhow::bail!("user {name:?} exists; use --force to set its roles and logins")
+        }
+        (true, true) => AdminRequest::UserUpdate {
+            name,
+            roles: Some(user.spec.roles),
+            logins: Some(user.spec.logins),
+        },
+        (false, _) => AdminRequest::UserAdd {
+            name,
+            roles: user.spec.roles,
+            logins: user.spec.logins,
+            ttl: None,
+        },
+    })
+}
+
 #[derive(Args)]
 pub struct GetArgs {
-    /// roles, users, tokens, locks, trusted_clusters, remote_clusters, or role/NAME
+    /// roles, users, tokens, locks, trusted_clusters, remote_clusters,
+    /// role/NAME, or all (roles, users and locks, for a backup that
+    /// `jctl create --force` restores)
     what: String,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -68,6 +126,7 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
         None => (args.what.as_str(), None),
     };
     match (kind, name) {
+        ("all", None) => print_all(admin, args.format),
         ("users" | "user", None) => crate::commands::users::list(admin, args.format),
         ("tokens" | "token", None) => crate::commands::tokens::list(admin, args.format),
         ("locks" | "lock", None) => crate::commands::locks::list(admin, args.format),
@@ -91,6 +150,45 @@ pub fn get(admin: &AdminClient, args: GetArgs) -> anyhow::Result<()> {
             "unknown resource {:?}: use roles, users, tokens, locks, trusted_clusters, remote_clusters or role/NAME",
             args.what
         ),
+    }
+}
+
+/// Every role, user (roles and logins, no secrets) and lock, as resource
+/// documents: YAML (`---` between them) or a JSON array.
+fn print_all(admin: &AdminClient, format: Format) -> anyhow::Result<()> {
+    use jaunt_types::resources::{LockResource, UserResource};
+    let mut docs: Vec<serde_json::Value> = Vec::new();
+    for role in roles(admin)? {
+        docs.push(serde_json::to_value(role)?);
+    }
+    match admin.call(&AdminRequest::UserList)? {
+        AdminResponse::Users { users } => {
+            for u in &users {
+                docs.push(serde_json::to_value(UserResource::of(u))?);
+            }
+        }
+        other => return Err(unexpected(other)),
+    }
+    match admin.call(&AdminRequest::LockList)? {
+        AdminResponse::Locks { locks } => {
+            for l in &locks {
+                docs.push(serde_json::to_value(LockResource::of(l))?);
+            }
+        }
+        other => return Err(unexpected(other)),
+    }
+    match format {
+        Format::Json => jaunt_cli::print_structured(&docs, format),
+        _ => {
+            let mut out = std::io::stdout();
+            for (i, doc) in docs.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out, "---")?;
+                }
+                out.write_all(serde_yaml_ng::to_string(doc)?.as_bytes())?;
+            }
+            Ok(())
+        }
     }
 }
 
