@@ -140,7 +140,23 @@ pub async fn start(
             login_grace: jaunt_node::LOGIN_GRACE,
             recording_disk_limit: node.recording_disk_limit,
         };
-        daemon.node = Some(jaunt_node::start(node_config, listener).await?);
+        let started = jaunt_node::start(node_config, listener).await?;
+        // A node alone serves the diagnostics port with its own readiness.
+        if let Some(addr) = config.diag_addr.filter(|_| daemon.auth.is_none()) {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("diagnostics port {addr}"))?;
+            daemon.diag_addr = listener.local_addr().ok();
+            let mut rx = stopped.clone();
+            tasks.push(tokio::spawn(jaunt_proxy::serve_diag(
+                listener,
+                jaunt_proxy::Readiness::Node(started.readiness()),
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            )));
+        }
+        daemon.node = Some(started);
     }
     daemon.tasks = tasks;
     Ok(daemon)
@@ -294,7 +310,7 @@ async fn start_auth(
         diag_addr = listener.local_addr().ok();
         tasks.push(tokio::spawn(jaunt_proxy::serve_diag(
             listener,
-            auth.clone(),
+            jaunt_proxy::Readiness::Auth(auth.clone()),
             stopped_signal(stopped.clone()),
         )));
     }

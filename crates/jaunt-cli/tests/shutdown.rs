@@ -92,6 +92,7 @@ fn sigterm_drains_the_proxy_and_the_node_ends_what_is_left_with_a_message() {
         .expect("token")
         .to_string();
     let node_data = dir.path().join("node");
+    let node_diag = format!("127.0.0.1:{}", free_port());
     let node_args = [
         "--roles=node".to_string(),
         format!("--data-dir={}", node_data.display()),
@@ -102,9 +103,20 @@ fn sigterm_drains_the_proxy_and_the_node_ends_what_is_left_with_a_message() {
         "--ssh-listen=127.0.0.1:0".into(),
         "--advertise-addr=127.0.0.1:0".into(),
         "--shutdown-timeout=2s".into(),
+        "--log-format=json".into(),
+        format!("--diag-addr={node_diag}"),
     ];
     let args: Vec<&str> = node_args.iter().map(String::as_str).collect();
     let mut node = Daemon::spawn(&args, &dir.path().join("node.log"));
+    // A node alone serves the diagnostics port too: ready once joined and
+    // heartbeating, and its own metrics.
+    assert_eq!(
+        http_get(&node_diag, "/readyz"),
+        (200, "ready\n".to_string())
+    );
+    let (code, metrics) = http_get(&node_diag, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("jaunt_node_sessions"), "{metrics}");
 
     let os = OsUser::create("sd");
     let invite = jctl(
@@ -166,6 +178,22 @@ fn sigterm_drains_the_proxy_and_the_node_ends_what_is_left_with_a_message() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     let log = std::fs::read_to_string(&auth.stderr_log).unwrap_or_default();
     assert!(log.contains("draining"), "{log}");
+    // The node's JSON log names the session and its user on the session's
+    // lines (its span), here the line saying it ended.
+    let node_log = std::fs::read_to_string(&node.stderr_log).unwrap_or_default();
+    let ended: serde_json::Value = node_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "session ended")
+        .unwrap_or_else(|| panic!("no session end in\n{node_log}"));
+    assert_eq!(ended["span"]["user"], "alice", "{ended}");
+    assert_eq!(ended["span"]["login"], os.name.as_str(), "{ended}");
+    assert!(
+        ended["span"]["session"]
+            .as_str()
+            .is_some_and(|s| s.len() == 36),
+        "{ended}"
+    );
 
     // The node: the proxy back, a session that would outlive the node's
     // 2 s: it is ended with the node's message, shown by OpenSSH.

@@ -46,6 +46,10 @@ pub struct NodeContext {
     /// Set (with the words clients are told) when the node ends every
     /// connection at the end of a graceful stop.
     pub shutdown: tokio::sync::watch::Sender<Option<String>>,
+    /// The last heartbeat auth answered (Unix seconds, 0: none yet), and
+    /// the interval it asked for: what the node's readiness says.
+    pub heartbeat_ok: std::sync::atomic::AtomicI64,
+    pub heartbeat_every: std::sync::atomic::AtomicU64,
     /// Authenticated connections open per user (roles' `max_connections`).
     pub user_connections: Mutex<HashMap<String, u32>>,
     /// The key the proxy's client-address lines are checked with (from

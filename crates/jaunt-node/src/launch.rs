@@ -123,7 +123,16 @@ where
         },
         &running.template,
     );
-    tokio::spawn(drive(running));
+    // Every line logged while the session runs (its end, its recording,
+    // its SFTP operations) carries the session and the user, also in the
+    // JSON log's span fields.
+    let span = tracing::info_span!(
+        "session",
+        session = %info.session_id,
+        user = %info.user,
+        login = %info.login
+    );
+    tokio::spawn(tracing::Instrument::instrument(drive(running), span));
 }
 
 /// The session from its start to the client hearing how it ended.
@@ -170,7 +179,11 @@ where
         audit_lines: matches!(launch, Launch::Subsystem(..)).then_some(audit_tx),
         recorder,
     };
-    let sftp_audit = tokio::spawn(sftp_events(ctx.clone(), template.clone(), audit_rx));
+    let sftp_audit = tokio::spawn(tracing::Instrument::in_current_span(sftp_events(
+        ctx.clone(),
+        template.clone(),
+        audit_rx,
+    )));
     let synced = match sync && ended.recorded {
         true => Some(sync_start(&ctx, &session_id).await),
         false => None,
@@ -199,6 +212,7 @@ where
         .as_ref()
         .is_some_and(|r| r.lock().map(|r| r.truncated()).unwrap_or(false));
     ended.audit(&ctx, &template, &exit, truncated);
+    tracing::info!(exit = ?exit, truncated, "session ended");
     tell_exit(&handle, channel, &exit).await;
 }
 

@@ -17,12 +17,24 @@ use tokio::net::TcpListener;
 /// store's own patience with a failing-over database.
 const READY_WITHIN: Duration = Duration::from_secs(2);
 
+/// What `/readyz` asks: auth's store (an auth+proxy process), or a node
+/// process's own check (joined, heartbeats answered).
+#[derive(Clone)]
+pub enum Readiness {
+    Auth(Arc<AuthServer>),
+    Node(Arc<dyn Fn() -> Result<(), String> + Send + Sync>),
+}
+
 /// Serves the diagnostics routes on `listener` until `shutdown`.
 pub async fn serve_diag(
     listener: TcpListener,
-    auth: Arc<AuthServer>,
+    ready: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let auth = match &ready {
+        Readiness::Auth(auth) => Some(auth.clone()),
+        Readiness::Node(_) => None,
+    };
     let router = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -31,15 +43,26 @@ pub async fn serve_diag(
                 let auth = auth.clone();
                 move || {
                     let auth = auth.clone();
-                    async move { metrics_text(&auth) }
+                    async move { metrics_text(auth.as_deref()) }
                 }
             }),
         )
         .route(
             "/readyz",
             get(move || {
-                let auth = auth.clone();
-                async move { readiness(&auth).await }
+                let ready = ready.clone();
+                async move {
+                    match ready {
+                        Readiness::Auth(auth) => readiness(&auth).await,
+                        Readiness::Node(check) => match check() {
+                            Ok(()) => (StatusCode::OK, "ready\n".into()),
+                            Err(why) => (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("not ready: {why}\n"),
+                            ),
+                        },
+                    }
+                }
             }),
         );
     if let Err(e) = axum::serve(listener, router)
@@ -51,9 +74,11 @@ pub async fn serve_diag(
 }
 
 /// Every metric of the process, in Prometheus's text format.
-fn metrics_text(auth: &AuthServer) -> impl axum::response::IntoResponse + use<> {
+fn metrics_text(auth: Option<&AuthServer>) -> impl axum::response::IntoResponse + use<> {
     let m = jaunt_metrics::metrics();
-    m.auth_nodes_online.set(auth.nodes_online() as i64);
+    if let Some(auth) = auth {
+        m.auth_nodes_online.set(auth.nodes_online() as i64);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

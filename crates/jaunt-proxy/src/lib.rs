@@ -27,7 +27,7 @@ mod tls;
 pub mod tunnel;
 mod upstream;
 
-pub use diag::serve_diag;
+pub use diag::{Readiness, serve_diag};
 pub use tls::{CertPem, TlsError, server_config};
 
 use jaunt_auth::AuthServer;

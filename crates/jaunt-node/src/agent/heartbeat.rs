@@ -37,6 +37,10 @@ pub(super) async fn heartbeat_loop(
         match outcome {
             Ok((secs, live)) => {
                 every = Duration::from_secs(secs.max(1));
+                use std::sync::atomic::Ordering;
+                ctx.heartbeat_ok
+                    .store(jaunt_sys::clock::now(), Ordering::Relaxed);
+                ctx.heartbeat_every.store(secs.max(1), Ordering::Relaxed);
                 proxies.send_if_modified(|known| {
                     let changed = *known != live;
                     *known = live;

@@ -187,6 +187,26 @@ impl Node {
         *self.ctx.live.borrow()
     }
 
+    /// The node's readiness check, for the diagnostics port: joined, and
+    /// its last heartbeat answered within three of its intervals (at least
+    /// 30 s); the reason if not.
+    pub fn readiness(&self) -> Arc<dyn Fn() -> Result<(), String> + Send + Sync> {
+        let ctx = self.ctx.clone();
+        Arc::new(move || {
+            use std::sync::atomic::Ordering;
+            let last = ctx.heartbeat_ok.load(Ordering::Relaxed);
+            if last == 0 {
+                return Err("no heartbeat answered yet".into());
+            }
+            let every = ctx.heartbeat_every.load(Ordering::Relaxed) as i64;
+            let ago = jaunt_sys::clock::now() - last;
+            if ago > (3 * every).max(30) {
+                return Err(format!("the last heartbeat auth answered was {ago} s ago"));
+            }
+            Ok(())
+        })
+    }
+
     /// Ends every open connection, telling its client `message`.
     pub fn end_connections(&self, message: &str) {
         self.ctx.shutdown.send_replace(Some(message.to_string()));
@@ -232,6 +252,8 @@ pub async fn start(cfg: NodeConfig, listener: Option<TcpListener>) -> Result<Nod
         locks: tokio::sync::watch::Sender::new(Arc::new(Vec::new())),
         live: tokio::sync::watch::Sender::new(0),
         shutdown: tokio::sync::watch::Sender::new(None),
+        heartbeat_ok: Default::default(),
+        heartbeat_every: Default::default(),
         user_connections: Mutex::new(HashMap::new()),
         client_addr_key: RwLock::new(None),
     });
