@@ -22,8 +22,26 @@ const KINDS: [&str; 4] = [
     LockResource::KIND,
 ];
 
-/// Parses every document in `text` as a role or a trusted cluster. `file`
-/// names the source in errors.
+/// One document as `T`, checked by `validate`; errors name the file, and
+/// the kind and name of the resource or the line of the bad key.
+fn typed<'de, T: Deserialize<'de>>(
+    doc: serde_yaml_ng::Deserializer<'de>,
+    file: &str,
+    kind: &str,
+    validate: fn(&T) -> Result<(), String>,
+    name: fn(&T) -> &String,
+) -> Result<T, ConfigError> {
+    let value = T::deserialize(doc).map_err(|e| yaml_error(file, e))?;
+    validate(&value).map_err(|message| ConfigError::Invalid {
+        source_name: file.to_string(),
+        key: format!("{kind} {:?}", name(&value)),
+        message,
+    })?;
+    Ok(value)
+}
+
+/// Parses every document in `text` as a role, trusted cluster, user or
+/// lock. `file` names the source in errors.
 pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Resource>, ConfigError> {
     let mut kinds = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
@@ -55,46 +73,24 @@ pub fn parse_resources(text: &str, file: &str) -> Result<Vec<Resource>, ConfigEr
         let Some(kind) = kinds.next().flatten() else {
             continue;
         };
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            source_name: file.to_string(),
-            key,
-            message,
-        };
-        let resource = if kind == Role::KIND {
-            let Some(role) = Option::<Role>::deserialize(doc).map_err(|e| yaml_error(file, e))?
-            else {
-                continue;
-            };
-            role.validate()
-                .map_err(|m| invalid(format!("role {:?}", role.metadata.name), m))?;
-            Resource::Role(role)
-        } else if kind == UserResource::KIND {
-            let Some(u) =
-                Option::<UserResource>::deserialize(doc).map_err(|e| yaml_error(file, e))?
-            else {
-                continue;
-            };
-            u.validate()
-                .map_err(|m| invalid(format!("user {:?}", u.metadata.name), m))?;
-            Resource::User(u)
-        } else if kind == LockResource::KIND {
-            let Some(l) =
-                Option::<LockResource>::deserialize(doc).map_err(|e| yaml_error(file, e))?
-            else {
-                continue;
-            };
-            l.validate()
-                .map_err(|m| invalid(format!("lock {:?}", l.metadata.name), m))?;
-            Resource::Lock(l)
-        } else {
-            let Some(tc) =
-                Option::<TrustedCluster>::deserialize(doc).map_err(|e| yaml_error(file, e))?
-            else {
-                continue;
-            };
-            tc.validate()
-                .map_err(|m| invalid(format!("trusted_cluster {:?}", tc.metadata.name), m))?;
-            Resource::TrustedCluster(tc)
+        let k = kind.as_str();
+        let resource = match k {
+            Role::KIND => {
+                Resource::Role(typed(doc, file, k, Role::validate, |r| &r.metadata.name)?)
+            }
+            UserResource::KIND => {
+                Resource::User(typed(doc, file, k, UserResource::validate, |u| {
+                    &u.metadata.name
+                })?)
+            }
+            LockResource::KIND => {
+                Resource::Lock(typed(doc, file, k, LockResource::validate, |l| {
+                    &l.metadata.name
+                })?)
+            }
+            _ => Resource::TrustedCluster(typed(doc, file, k, TrustedCluster::validate, |t| {
+                &t.metadata.name
+            })?),
         };
         out.push(resource);
     }
