@@ -31,6 +31,8 @@ pub struct Daemon {
     pub node: Option<jaunt_node::Node>,
     /// The proxy's graceful stop, when it runs.
     drain: Option<Arc<jaunt_proxy::Drain>>,
+    /// What a SIGHUP changes in the running proxy.
+    reload: Option<Reload>,
     admin_socket: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -75,6 +77,41 @@ fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
 }
 
+/// What starting auth (and the proxy) gives the daemon.
+struct Started {
+    auth: Arc<AuthServer>,
+    admin_socket: PathBuf,
+    proxy_addr: Option<SocketAddr>,
+    drain: Option<Arc<jaunt_proxy::Drain>>,
+    diag_addr: Option<SocketAddr>,
+    reload: Option<Reload>,
+}
+
+/// The running proxy's settings a reload changes in place.
+struct Reload {
+    limiter: Arc<jaunt_proxy::limits::Limiter>,
+    public_cert: jaunt_proxy::PublicCert,
+}
+
+fn conn_limits(config: &Config) -> jaunt_proxy::limits::ConnLimits {
+    jaunt_proxy::limits::ConnLimits {
+        max_connections: config.limits.max_connections,
+        max_connections_per_ip: config.limits.max_connections_per_ip,
+        max_pending_per_ip: config.limits.max_pending_per_ip,
+    }
+}
+
+/// The operator's certificate and key (`tls_cert_file`, `tls_key_file`).
+fn read_public_cert(config: &Config) -> anyhow::Result<Option<(String, String)>> {
+    match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Ok(Some((
+            read_file(cert, "tls_cert_file")?,
+            read_file(key, "tls_key_file")?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
 /// Starts the configured services. `listener` is the proxy's bound port;
 /// `ssh_listener` the node's, in direct mode.
 pub async fn start(
@@ -92,19 +129,20 @@ pub async fn start(
         ca_pin: None,
         node: None,
         drain: None,
+        reload: None,
         admin_socket: None,
         stop,
         tasks: Vec::new(),
     };
     if config.runs(Service::Auth) {
-        let (auth, admin_socket, proxy_addr, drain, diag_addr) =
-            start_auth(config, listener, &stopped, &mut tasks).await?;
-        daemon.drain = drain;
-        daemon.diag_addr = diag_addr;
-        daemon.ca_pin = Some(auth.identity().ca_pin()?);
-        daemon.auth = Some(auth);
-        daemon.admin_socket = Some(admin_socket);
-        daemon.proxy_addr = proxy_addr;
+        let started = start_auth(config, listener, &stopped, &mut tasks).await?;
+        daemon.drain = started.drain;
+        daemon.reload = started.reload;
+        daemon.diag_addr = started.diag_addr;
+        daemon.ca_pin = Some(started.auth.identity().ca_pin()?);
+        daemon.auth = Some(started.auth);
+        daemon.admin_socket = Some(started.admin_socket);
+        daemon.proxy_addr = started.proxy_addr;
     }
     if let Some(node) = &config.node {
         let mut advertise_addr = node.advertise_addr.clone();
@@ -193,13 +231,7 @@ async fn start_auth(
     listener: Option<TcpListener>,
     stopped: &watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> anyhow::Result<(
-    Arc<AuthServer>,
-    PathBuf,
-    Option<SocketAddr>,
-    Option<Arc<jaunt_proxy::Drain>>,
-    Option<SocketAddr>,
-)> {
+) -> anyhow::Result<Started> {
     let stopped_signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -232,6 +264,7 @@ async fn start_auth(
 
     let mut proxy_addr = None;
     let mut drain = None;
+    let mut reload = None;
     if config.runs(Service::Proxy) {
         let listener = match listener {
             Some(l) => l,
@@ -266,20 +299,16 @@ async fn start_auth(
             chain: &issued.cert_pem,
             key: issued.key_pem.expose(),
         };
-        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
-            (Some(cert), Some(key)) => {
-                let (chain, key) = (
-                    read_file(cert, "tls_cert_file")?,
-                    read_file(key, "tls_key_file")?,
-                );
-                let public = jaunt_proxy::CertPem {
-                    chain: &chain,
-                    key: &key,
-                };
-                jaunt_proxy::server_config(cluster, Some(public), &ca_pem)?
-            }
-            _ => jaunt_proxy::server_config(cluster, None, &ca_pem)?,
-        };
+        let public = read_public_cert(config)?;
+        let public_pem = public
+            .as_ref()
+            .map(|(chain, key)| jaunt_proxy::CertPem { chain, key });
+        let (tls, public_cert) = jaunt_proxy::server_config(cluster, public_pem, &ca_pem)?;
+        let limiter = jaunt_proxy::limits::Limiter::new(conn_limits(config));
+        reload = Some(Reload {
+            limiter: limiter.clone(),
+            public_cert,
+        });
         let proxy_drain = Arc::new(jaunt_proxy::Drain::default());
         drain = Some(proxy_drain.clone());
         tasks.push(tokio::spawn(jaunt_proxy::serve(
@@ -289,14 +318,10 @@ async fn start_auth(
             jaunt_proxy::Options {
                 raw_relay: config.raw_relay,
                 dial_policy: config.dial_policy.clone(),
-                limits: jaunt_proxy::limits::ConnLimits {
-                    max_connections: config.limits.max_connections,
-                    max_connections_per_ip: config.limits.max_connections_per_ip,
-                    max_pending_per_ip: config.limits.max_pending_per_ip,
-                },
                 public_addr: config.public_addr.clone(),
                 peer_addr,
             },
+            limiter,
             proxy_drain,
             stopped_signal(stopped.clone()),
         )));
@@ -336,11 +361,43 @@ async fn start_auth(
             async move { auth.refresh_locks().await }
         },
     )));
-    Ok((auth, admin_socket, proxy_addr, drain, diag_addr))
+    Ok(Started {
+        auth,
+        admin_socket,
+        proxy_addr,
+        drain,
+        diag_addr,
+        reload,
+    })
 }
 
 impl Daemon {
     /// Stops every service and removes the admin socket.
+    /// Applies what can change while running from `config` (SIGHUP): the
+    /// proxy's connection limits and its `tls_cert_file`, read again.
+    /// Says what it changed.
+    pub fn reload(&self, config: &Config) -> anyhow::Result<Vec<String>> {
+        let Some(r) = &self.reload else {
+            return Ok(Vec::new());
+        };
+        let mut said = Vec::new();
+        let (old, new) = (r.limiter.limits(), conn_limits(config));
+        if old != new {
+            r.limiter.set_limits(new);
+            said.push(format!("connection limits {old:?} -> {new:?}"));
+        }
+        let public = read_public_cert(config)?;
+        let pem = public
+            .as_ref()
+            .map(|(chain, key)| jaunt_proxy::CertPem { chain, key });
+        r.public_cert.replace(pem)?;
+        said.push(match public {
+            Some(_) => "tls_cert_file read again".to_string(),
+            None => "no tls_cert_file: the cluster's certificate for everyone".to_string(),
+        });
+        Ok(said)
+    }
+
     /// A graceful stop (SIGTERM): the proxy closes its port and the node
     /// takes no new connection; running sessions get `timeout` to finish,
     /// then the node ends its own with a message and everything stops.

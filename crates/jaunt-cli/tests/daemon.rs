@@ -496,7 +496,8 @@ fn every_binary_prints_shell_completions() {
 }
 
 /// `log_format: json` writes one JSON object a line; SIGHUP reads the file
-/// again and changes the log level without a restart (and says so).
+/// again and changes the log level and the proxy's connection limits
+/// without a restart (and says so).
 #[test]
 fn json_logs_and_a_log_level_reloaded_on_sighup() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -508,6 +509,8 @@ fn json_logs_and_a_log_level_reloaded_on_sighup() {
             data.display()
         )
     };
+    // The reload's file: the level and a limit of two connections an address.
+    let reloaded = |level: &str| format!("{}max_connections_per_ip: 2\n", config(level));
     std::fs::write(&cfg, config("info")).expect("config");
     let log = dir.path().join("jaunt.log");
     let daemon = Daemon::spawn(&["--config", &cfg.display().to_string()], &log);
@@ -521,12 +524,33 @@ fn json_logs_and_a_log_level_reloaded_on_sighup() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 
-    std::fs::write(&cfg, config("debug")).expect("config");
+    std::fs::write(&cfg, reloaded("debug")).expect("config");
     let pid = nix::unistd::Pid::from_raw(daemon.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
     eventually("the reload said", Duration::from_secs(10), || {
-        lines().contains("SIGHUP: log level reloaded").then_some(())
+        let l = lines();
+        (l.contains("SIGHUP: log level reloaded") && l.contains("connection limits")).then_some(())
     });
+    // The new limit holds: two connections from here are taken, the third
+    // is closed at once.
+    use std::io::Read;
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&daemon.proxy).expect("connect"))
+        .collect();
+    let mut third = std::net::TcpStream::connect(&daemon.proxy).expect("connect");
+    // Well inside the 10 s a silent connection is given for its
+    // handshake: a close now is the limit's.
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    let read = third.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0))
+            || read.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the third connection is closed"
+    );
+    drop(held);
     jctl(&data, &["status"]).ok();
     // A file with an error reloads nothing, and the daemon runs on.
     std::fs::write(&cfg, "log_level: loud\n").expect("config");

@@ -28,7 +28,7 @@ pub mod tunnel;
 mod upstream;
 
 pub use diag::{Readiness, serve_diag};
-pub use tls::{CertPem, TlsError, server_config};
+pub use tls::{CertPem, PublicCert, TlsError, server_config};
 
 use jaunt_auth::AuthServer;
 use std::future::Future;
@@ -115,6 +115,7 @@ pub async fn serve(
     auth: Arc<AuthServer>,
     tls: Arc<rustls::ServerConfig>,
     options: Options,
+    limiter: Arc<limits::Limiter>,
     drain: Arc<Drain>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -156,7 +157,6 @@ pub async fn serve(
         dial_policy.clone(),
         forwarder.clone(),
     ));
-    let limiter = limits::Limiter::new(options.limits);
     tokio::pin!(shutdown);
     // Live connections end with the proxy, as they would with its process.
     let mut connections = tokio::task::JoinSet::new();
@@ -240,8 +240,6 @@ pub struct Options {
     pub public_addr: String,
     /// `host:port` where the other instances reach this one.
     pub peer_addr: String,
-    /// Connections per address, in handshake per address, and in all.
-    pub limits: limits::ConnLimits,
 }
 
 /// Serves one connection; `admitted` holds its place under the limits

@@ -38,7 +38,8 @@ struct PerIp {
 
 /// Counts open connections against [`ConnLimits`].
 pub struct Limiter {
-    limits: ConnLimits,
+    /// Changed in place by a reload (SIGHUP).
+    limits: std::sync::RwLock<ConnLimits>,
     counts: Mutex<Counts>,
 }
 
@@ -56,21 +57,38 @@ fn over(limit: usize, n: usize) -> bool {
 impl Limiter {
     pub fn new(limits: ConnLimits) -> Arc<Self> {
         Arc::new(Limiter {
-            limits,
+            limits: std::sync::RwLock::new(limits),
             counts: Mutex::default(),
+        })
+    }
+
+    /// The limits from now on (connections over them stay; new ones
+    /// are counted against them).
+    pub fn set_limits(&self, limits: ConnLimits) {
+        if let Ok(mut l) = self.limits.write() {
+            *l = limits;
+        }
+    }
+
+    pub fn limits(&self) -> ConnLimits {
+        self.limits.read().map(|l| *l).unwrap_or(ConnLimits {
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_pending_per_ip: 0,
         })
     }
 
     /// Admits a new connection from `ip`, pending until
     /// [`Admitted::established`]; `None` if a limit is reached.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let limits = self.limits();
         let mut c = self.counts.lock().ok()?;
         let per = c.by_ip.get(&ip).copied().unwrap_or_default();
-        let why = if over(self.limits.max_connections, c.total) {
+        let why = if over(limits.max_connections, c.total) {
             Some("connections in all (max_connections)")
-        } else if over(self.limits.max_connections_per_ip, per.open) {
+        } else if over(limits.max_connections_per_ip, per.open) {
             Some("connections from one address (max_connections_per_ip)")
-        } else if over(self.limits.max_pending_per_ip, per.pending) {
+        } else if over(limits.max_pending_per_ip, per.pending) {
             Some("handshakes from one address (max_pending_per_ip)")
         } else {
             None

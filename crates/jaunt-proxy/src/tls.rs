@@ -74,15 +74,38 @@ fn certified_key(
 #[derive(Debug)]
 struct ByServerName {
     cluster: Arc<CertifiedKey>,
-    public: Option<Arc<CertifiedKey>>,
+    public: Arc<std::sync::RwLock<Option<Arc<CertifiedKey>>>>,
 }
 
 impl ResolvesServerCert for ByServerName {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        match (&self.public, hello.server_name()) {
-            (Some(public), name) if name != Some(CLUSTER_SERVER_NAME) => Some(public.clone()),
+        let public = self.public.read().ok().and_then(|p| p.clone());
+        match (public, hello.server_name()) {
+            (Some(public), name) if name != Some(CLUSTER_SERVER_NAME) => Some(public),
             _ => Some(self.cluster.clone()),
         }
+    }
+}
+
+/// The operator's certificate the proxy shows, replaceable while it runs
+/// (a renewed `tls_cert_file`, on SIGHUP); new handshakes get the new one.
+#[derive(Clone)]
+pub struct PublicCert {
+    slot: Arc<std::sync::RwLock<Option<Arc<CertifiedKey>>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PublicCert {
+    /// Checks `pem` (the key must be the certificate's) and shows it from
+    /// now on; `None` shows the cluster-issued certificate to everyone.
+    pub fn replace(&self, pem: Option<CertPem<'_>>) -> Result<(), TlsError> {
+        let key = pem
+            .map(|p| certified_key(&self.provider, &p, "tls_cert_file", &[]))
+            .transpose()?;
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = key;
+        }
+        Ok(())
     }
 }
 
@@ -95,14 +118,17 @@ pub fn server_config(
     cluster: CertPem<'_>,
     public: Option<CertPem<'_>>,
     cluster_ca_pem: &str,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<(Arc<rustls::ServerConfig>, PublicCert), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = certs(cluster_ca_pem, "cluster TLS CA")?;
+    let public_cert = PublicCert {
+        slot: Arc::default(),
+        provider: provider.clone(),
+    };
+    public_cert.replace(public)?;
     let resolver = ByServerName {
         cluster: certified_key(&provider, &cluster, "proxy TLS certificate", &ca)?,
-        public: public
-            .map(|p| certified_key(&provider, &p, "tls_cert_file", &[]))
-            .transpose()?,
+        public: public_cert.slot.clone(),
     };
     let mut roots = RootCertStore::empty();
     for c in ca {
@@ -128,7 +154,7 @@ pub fn server_config(
     .iter()
     .map(|p| p.to_vec())
     .collect();
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), public_cert))
 }
 
 #[cfg(test)]
@@ -143,19 +169,33 @@ mod tests {
                 .expect("cert")
         };
         let (cluster_cert, cluster_key) = issue(CLUSTER_SERVER_NAME);
-        let (public_cert, _) = issue("proxy.example.com");
+        let (public_cert, public_key) = issue("proxy.example.com");
         let (_, other_key) = issue("other.example.com");
         let cluster = || CertPem {
             chain: &cluster_cert,
             key: cluster_key.expose(),
         };
-        assert!(server_config(cluster(), None, ca.cert_pem()).is_ok());
-        let mismatched = CertPem {
+        let (_, public) = server_config(cluster(), None, ca.cert_pem()).expect("config");
+        let mismatched = || CertPem {
             chain: &public_cert,
             key: other_key.expose(),
         };
-        let err = server_config(cluster(), Some(mismatched), ca.cert_pem()).expect_err("refused");
+        let err = server_config(cluster(), Some(mismatched()), ca.cert_pem())
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("tls_cert_file"), "{err}");
         assert!(err.to_string().contains("does not belong"), "{err}");
+        // A reload is checked the same way, and a refused one changes nothing.
+        assert!(public.replace(Some(mismatched())).is_err());
+        assert!(public.slot.read().expect("slot").is_none());
+        // A good pair is shown from then on; none again, the cluster's.
+        let good = CertPem {
+            chain: &public_cert,
+            key: public_key.expose(),
+        };
+        public.replace(Some(good)).expect("replaced");
+        assert!(public.slot.read().expect("slot").is_some());
+        public.replace(None).expect("removed");
+        assert!(public.slot.read().expect("slot").is_none());
     }
 }

@@ -173,7 +173,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         } else {
             say!("Ready.")?;
         }
-        match wait_for_signal(signals, &args, &config, &log_level).await? {
+        match wait_for_signal(signals, &args, &config, &log_level, &daemon).await? {
             Stop::Now => {
                 tracing::info!("shutting down");
                 daemon.stop().await;
@@ -230,6 +230,7 @@ async fn wait_for_signal(
     args: &StartArgs,
     running: &Config,
     log_level: &LogLevelHandle,
+    daemon: &jaunt_cli::daemon::Daemon,
 ) -> anyhow::Result<Stop> {
     let mut level = running.log_level.clone();
     loop {
@@ -249,7 +250,15 @@ async fn wait_for_signal(
                     } else {
                         tracing::warn!(%level, "SIGHUP: configuration read again; the log level is unchanged");
                     }
-                    tracing::warn!("SIGHUP: other settings (limits, TLS files, addresses) take effect at the next restart");
+                    match daemon.reload(&fresh) {
+                        Ok(done) => {
+                            for what in done {
+                                tracing::warn!(%what, "SIGHUP: reloaded");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot reload the proxy's limits and certificate"),
+                    }
+                    tracing::warn!("SIGHUP: other settings (addresses, storage, roles) take effect at the next restart");
                 }
                 Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration has an error; nothing reloaded"),
             },
