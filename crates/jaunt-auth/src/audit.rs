@@ -4,18 +4,25 @@
 //! node retries), and searching them.
 //!
 //! Each event is stored under its own time (`/events/<time>/<seq>/<id>`,
-//! stable across a node's retries) with, in the same transaction, an
-//! index entry under the time auth recorded it
-//! (`/events_at/<recorded>/<id>`, whose value is the event's key): a query
-//! with `--since` reads that window of the index, not every event.
+//! stable across a node's retries) with, in the same transaction, index
+//! entries under the time auth recorded it, whose value is the event's
+//! key: `/events_at/<recorded>/<id>` for every event, and
+//! `/events_by/<user|type|session>/<digest of the value>/<recorded>/<id>`
+//! for each of those it has. A search reads one index (the most selective
+//! its filters allow) between its `since` and `until`, backwards from the
+//! newest when it wants only the last N, and then only the events named.
 
 use crate::{AuthError, AuthServer};
 use jaunt_types::audit::{self, AuditEvent, AuditQuery};
+use sha2::Digest;
+use std::collections::BTreeMap;
 
 const EVENTS: &str = "/events/";
 const BY_TIME: &str = "/events_at/";
-/// Set once the events stored before the index have their entries.
-const INDEXED: &str = "/cluster/events_indexed";
+const BY_FIELD: &str = "/events_by/";
+/// Set once the events stored before the indexes have their entries
+/// (`/cluster/events_indexed` meant the time index only).
+pub(crate) const INDEXED: &str = "/cluster/events_indexed_by";
 /// Index entries read per page.
 const PAGE: usize = 1000;
 /// Most events one node delivery may carry.
@@ -26,23 +33,61 @@ fn event_key(e: &AuditEvent) -> String {
     format!("{EVENTS}{:016}/{:020}/{}", e.time.max(0), e.seq, e.id)
 }
 
-fn index_key(recorded: i64, id: &str) -> String {
-    format!("{BY_TIME}{:016}/{id}", recorded.max(0))
+/// Where the entries of one index start: the time index, or the entries
+/// of one user, type or session. Values are digested (128 bits of
+/// SHA-256): they may hold any character and be kilobytes long, and a
+/// search checks every event it reads against the query anyway.
+fn index_prefix(field: Option<(&str, &str)>) -> String {
+    match field {
+        None => BY_TIME.to_string(),
+        Some((name, value)) => {
+            let digest = sha2::Sha256::digest(value.as_bytes());
+            format!("{BY_FIELD}{name}/{}/", hex::encode(&digest[..16]))
+        }
+    }
 }
 
-/// An event's two rows: the event, and its index entry (the event's key),
-/// both with `expires`.
-fn event_rows(
+/// The fields an event is indexed by (and a search may read by), the
+/// most selective first.
+fn indexed_fields<'a>(
+    session: Option<&'a str>,
+    user: Option<&'a str>,
+    event: Option<&'a str>,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
+    [("session", session), ("user", user), ("type", event)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+}
+
+/// An event's index entries: its key under each index it belongs to.
+fn index_rows(
+    e: &AuditEvent,
+    key: &str,
+    expires: Option<i64>,
+) -> Result<Vec<jaunt_store::NewItem>, AuthError> {
+    let entry = serde_json::to_vec(key).map_err(|err| AuthError::Internal(err.to_string()))?;
+    let at = format!("{:016}/{}", e.recorded_at().max(0), e.id);
+    let fields = indexed_fields(
+        e.session_id.as_deref(),
+        e.user.as_deref(),
+        Some(&e.event),
+    );
+    Ok(std::iter::once(None)
+        .chain(fields.map(Some))
+        .map(|field| (format!("{}{at}", index_prefix(field)), entry.clone(), expires))
+        .collect())
+}
+
+/// An event's rows: the event, then its index entries, all with `expires`.
+pub fn event_rows(
     e: &AuditEvent,
     expires: Option<i64>,
-) -> Result<[jaunt_store::NewItem; 2], AuthError> {
+) -> Result<Vec<jaunt_store::NewItem>, AuthError> {
     let key = event_key(e);
     let value = serde_json::to_vec(e).map_err(|err| AuthError::Internal(err.to_string()))?;
-    let entry = serde_json::to_vec(&key).map_err(|err| AuthError::Internal(err.to_string()))?;
-    Ok([
-        (key, value, expires),
-        (index_key(e.recorded_at(), &e.id), entry, expires),
-    ])
+    let mut rows = index_rows(e, &key, expires)?;
+    rows.insert(0, (key, value, expires));
+    Ok(rows)
 }
 
 pub(crate) use jaunt_sys::clock::now_millis;
@@ -67,7 +112,7 @@ impl AuthServer {
         let event = event.capped();
         let rows = event_rows(&event, self.event_expiry(&event))?;
         // One transaction; an event there already is left as it is.
-        match self.store.backend().create_many(rows.to_vec()).await {
+        match self.store.backend().create_many(rows).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(event = %event.event, error = %e, "cannot write an audit event");
@@ -128,12 +173,12 @@ impl AuthServer {
             // Nodes cap what they queue; older ones did not.
             checked.push(e.capped());
         }
-        let mut rows = Vec::with_capacity(checked.len() * 2);
+        let mut rows = Vec::with_capacity(checked.len() * 5);
         for e in &checked {
             rows.extend(event_rows(e, self.event_expiry(e))?);
         }
         // A retried delivery: its events are there already and stay as
-        // they were; only a new index entry may be added (a search finds
+        // they were; only new index entries may be added (a search finds
         // the event once, by the time first recorded).
         self.store
             .backend()
@@ -148,50 +193,93 @@ impl AuthServer {
         crate::AuthConfig::expiry(self.config.audit_retention, e.recorded_at() / 1000)
     }
 
-    /// The events `query` matches, oldest first. With `since`, only that
-    /// window of the index is read (and the events it names).
+    /// The events `query` matches, oldest first (with `limit`, the last
+    /// ones auth recorded). Reads one index between `since` and `until`
+    /// and the events it names, not the whole log.
     pub async fn search_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
-        let Some(since) = query.since else {
-            let all = self.store.list::<AuditEvent>(EVENTS).await?;
-            return Ok(query.apply(all.into_iter().map(|v| v.value)));
-        };
-        let mut keys = std::collections::BTreeSet::new();
-        let mut after = format!("{BY_TIME}{:016}", since.max(0));
-        'pages: loop {
-            let page = self
-                .store
-                .backend()
-                .list_page(BY_TIME, Some(&after), PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.key.clone();
-            for item in &page {
-                let recorded = item.key[BY_TIME.len()..]
-                    .split('/')
-                    .next()
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .unwrap_or(i64::MAX);
-                if query.until.is_some_and(|u| recorded > u) {
-                    break 'pages;
-                }
-                if let Ok(key) = serde_json::from_slice::<String>(&item.value) {
-                    keys.insert(key);
+        let field = indexed_fields(
+            query.session_id.as_deref(),
+            query.user.as_deref(),
+            query.event.as_deref(),
+        )
+        .next();
+        let prefix = index_prefix(field);
+        // Entries are `<prefix><recorded, 16 digits>/<id>`.
+        let low = format!("{prefix}{:016}", query.since.unwrap_or(0).max(0));
+        let high = query
+            .until
+            .map(|u| format!("{prefix}{:016}", u.saturating_add(1).max(0)));
+        let backend = self.store.backend();
+        let mut found = BTreeMap::new();
+        match query.limit {
+            // The newest first, until enough match.
+            Some(limit) => {
+                let mut before = high;
+                'back: while found.len() < limit {
+                    let page = backend
+                        .list_page_back(&prefix, before.as_deref(), PAGE)
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    before = Some(last.key.clone());
+                    for item in &page {
+                        if item.key < low {
+                            break 'back;
+                        }
+                        self.read_indexed(&item.value, query, &mut found).await?;
+                        if found.len() >= limit {
+                            break 'back;
+                        }
+                    }
+                    if page.len() < PAGE {
+                        break;
+                    }
                 }
             }
-            if page.len() < PAGE {
-                break;
+            None => {
+                let mut after = low;
+                'forward: loop {
+                    let page = backend.list_page(&prefix, Some(&after), PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.key.clone();
+                    for item in &page {
+                        if high.as_ref().is_some_and(|h| &item.key >= h) {
+                            break 'forward;
+                        }
+                        self.read_indexed(&item.value, query, &mut found).await?;
+                    }
+                    if page.len() < PAGE {
+                        break;
+                    }
+                }
             }
         }
-        let mut events = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(v) = self.store.get::<AuditEvent>(&key).await? {
-                events.push(v.value);
-            }
-        }
-        Ok(query.apply(events))
+        Ok(query.apply(found.into_values()))
     }
 
-    /// Gives the events stored before the index their entries, once.
+    /// Reads the event an index entry names into `found` when the query
+    /// matches it (once, however many entries name it: a retried delivery
+    /// leaves one more, under a later time).
+    async fn read_indexed(
+        &self,
+        entry: &[u8],
+        query: &AuditQuery,
+        found: &mut BTreeMap<String, AuditEvent>,
+    ) -> Result<(), AuthError> {
+        let Ok(key) = serde_json::from_slice::<String>(entry) else {
+            return Ok(());
+        };
+        if found.contains_key(&key) {
+            return Ok(());
+        }
+        if let Some(v) = self.store.get::<AuditEvent>(&key).await?
+            && query.matches(&v.value)
+        {
+            found.insert(key, v.value);
+        }
+        Ok(())
+    }
+
+    /// Gives the events stored before the indexes their entries, once.
     pub(crate) async fn index_old_events(&self) -> Result<(), AuthError> {
         if self.store.backend().get(INDEXED).await?.is_some() {
             return Ok(());
@@ -210,9 +298,7 @@ impl AuthServer {
                 let Ok(e) = serde_json::from_slice::<AuditEvent>(&item.value) else {
                     continue;
                 };
-                let entry = serde_json::to_vec(&item.key)
-                    .map_err(|err| AuthError::Internal(err.to_string()))?;
-                rows.push((index_key(e.recorded_at(), &e.id), entry, item.expires));
+                rows.extend(index_rows(&e, &item.key, item.expires)?);
             }
             indexed += self.store.backend().create_many(rows).await?;
         }
@@ -221,7 +307,7 @@ impl AuthServer {
             .put(INDEXED, b"true".to_vec(), None)
             .await?;
         if indexed > 0 {
-            tracing::info!(indexed, "audit events indexed by time");
+            tracing::info!(indexed, "audit index entries written for earlier events");
         }
         Ok(())
     }

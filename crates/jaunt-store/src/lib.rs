@@ -108,6 +108,15 @@ pub trait Backend: Send + Sync + 'static {
     /// range read in pages.
     async fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize)
     -> Result<Vec<Item>>;
+    /// The same read backwards: at most `limit` live items whose key starts
+    /// with `prefix` and comes before `before` (from the last when `None`),
+    /// the greatest key first: the newest entries of a time-keyed range.
+    async fn list_page_back(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>>;
     /// How many live items have a key starting with `prefix`.
     async fn count(&self, prefix: &str) -> Result<u64>;
     /// Physically removes expired items; returns how many.

@@ -326,6 +326,31 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    async fn list_page_back(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let prefix = prefix.to_string();
+        let upper = before.map_or_else(|| range_end(&prefix), str::to_string);
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key, value, revision, expires FROM kv
+                     WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3)
+                     ORDER BY key DESC LIMIT ?4",
+                )
+                .map_err(db_err)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![prefix, upper, now(), limit], row_item)
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
     async fn count(&self, prefix: &str) -> Result<u64> {
         let prefix = prefix.to_string();
         self.run(move |c| {

@@ -230,6 +230,37 @@ async fn paging_and_counting(b: SharedBackend) {
             .expect("page")
             .is_empty()
     );
+    // Backwards: from the last key (never the expired one, nor "/auditx"
+    // outside the prefix), pages of 400 down to the first.
+    let (mut before, mut back, mut sizes) = (None::<String>, Vec::new(), Vec::new());
+    loop {
+        let page = b
+            .list_page_back("/audit/", before.as_deref(), 400)
+            .await
+            .expect("page back");
+        sizes.push(page.len());
+        let Some(last) = page.last() else { break };
+        before = Some(last.key.clone());
+        back.extend(page.into_iter().map(|i| i.key));
+    }
+    assert_eq!(sizes, [400, 400, 250, 0]);
+    back.reverse();
+    assert_eq!(back, seen);
+    // A bound between keys: the greatest key below it.
+    let page = b
+        .list_page_back("/audit/", Some("/audit/000499x"), 2)
+        .await
+        .expect("page back");
+    assert_eq!(
+        page.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["/audit/000499", "/audit/000498"]
+    );
+    assert!(
+        b.list_page_back("/audit/", Some("/audit/"), 10)
+            .await
+            .expect("page back")
+            .is_empty()
+    );
 }
 
 async fn keys_with_every_kind_of_character(b: SharedBackend) {

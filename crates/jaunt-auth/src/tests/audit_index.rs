@@ -1,7 +1,9 @@
-//! The audit log's time index: a query with `since` reads only that
-//! window and finds what a full read finds, by the time auth recorded each
-//! event (a node's late delivery of old events included), once each; and
-//! events stored before the index get their entries at the next start.
+//! The audit log's indexes: a query with `since` reads only that window
+//! and finds what a full read finds, by the time auth recorded each event
+//! (a node's late delivery of old events included), once each; a filter by
+//! user, session or type, with or without a limit, finds what filtering
+//! every event finds; and events stored before the indexes get their
+//! entries at the next start.
 
 use super::nodes::joined_node;
 use super::*;
@@ -80,7 +82,7 @@ async fn events_from_before_the_index_get_their_entries_at_start() {
     auth.store().put(&key, &e, None).await.expect("event");
     auth.store()
         .backend()
-        .delete("/cluster/events_indexed")
+        .delete(crate::audit::INDEXED)
         .await
         .expect("marker");
     let since = AuditQuery {
@@ -94,4 +96,110 @@ async fn events_from_before_the_index_get_their_entries_at_start() {
     let found = again.search_events(&since).await.expect("search");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, e.id);
+    // By each of its fields too.
+    let bobs = AuditQuery {
+        user: Some("bob".into()),
+        limit: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(again.search_events(&bobs).await.expect("search").len(), 1);
+}
+
+#[tokio::test]
+async fn each_filter_reads_its_own_index_and_limit_takes_the_newest() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let start = crate::audit::now_millis();
+    // Three users (one with a slash and a long name), two sessions, two
+    // types, recorded one millisecond apart.
+    let odd = format!("ops/{}", "x".repeat(3000));
+    let mut written = Vec::new();
+    for i in 0..30i64 {
+        let mut e = AuditEvent::new(
+            uuid::Uuid::new_v4().to_string(),
+            start - 100_000 + i,
+            if i % 3 == 0 { "session.start" } else { "exec" },
+            true,
+            "x",
+        );
+        e.user = Some(["bob", "carol", odd.as_str()][(i % 3) as usize].to_string());
+        e.session_id = Some(format!("s{}", i % 2));
+        auth.emit(e.clone()).await.expect("emit");
+        written.push(e);
+    }
+    let by = |q: AuditQuery| {
+        let expect: Vec<String> = q
+            .apply(written.iter().cloned())
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        (q, expect)
+    };
+    let cases = [
+        by(AuditQuery {
+            user: Some("bob".into()),
+            ..Default::default()
+        }),
+        by(AuditQuery {
+            user: Some(odd.clone()),
+            limit: Some(3),
+            ..Default::default()
+        }),
+        by(AuditQuery {
+            session_id: Some("s1".into()),
+            event: Some("exec".into()),
+            ..Default::default()
+        }),
+        by(AuditQuery {
+            event: Some("session.start".into()),
+            since: Some(start - 100_000 + 10),
+            until: Some(start - 100_000 + 20),
+            ..Default::default()
+        }),
+        by(AuditQuery {
+            user: Some("carol".into()),
+            session_id: Some("s0".into()),
+            limit: Some(2),
+            ..Default::default()
+        }),
+        by(AuditQuery {
+            limit: Some(4),
+            since: Some(start - 100_000),
+            ..Default::default()
+        }),
+    ];
+    for (query, expect) in cases {
+        let got: Vec<String> = auth
+            .search_events(&query)
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert!(!expect.is_empty(), "{query:?} matches something");
+        assert_eq!(got, expect, "{query:?}");
+    }
+    // The last N are the newest: bob's last two of his ten.
+    let last = auth
+        .search_events(&AuditQuery {
+            user: Some("bob".into()),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(
+        last.iter().map(|e| e.time).collect::<Vec<_>>(),
+        [start - 100_000 + 24, start - 100_000 + 27]
+    );
+    // A name none of them has finds nothing.
+    assert!(
+        auth.search_events(&AuditQuery {
+            user: Some("bo".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .is_empty()
+    );
 }

@@ -570,6 +570,30 @@ impl Backend for PostgresBackend {
         .0
     }
 
+    async fn list_page_back(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let upper = before.map_or_else(|| range_end(prefix), str::to_string);
+        let upper = &upper;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.attempts("list", |c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT key, value, revision, expires FROM jaunt_kv
+                     WHERE key >= $1 AND key < $2 AND (expires IS NULL OR expires > $3)
+                     ORDER BY key DESC LIMIT $4",
+                )
+                .await?;
+            let rows = c.query(&stmt, &[&prefix, upper, &now(), &limit]).await?;
+            Ok(rows.into_iter().map(item).collect())
+        })
+        .await
+        .0
+    }
+
     async fn count(&self, prefix: &str) -> Result<u64> {
         let upper = range_end(prefix);
         let upper = &upper;
