@@ -6,6 +6,9 @@
 //!   concurrent workers, each on a new connection; prints sessions/s.
 //! - `idle`: opens N sessions (`sleep`) and holds them until stdin closes.
 //! - `inventory`: joins N simulated nodes and heartbeats them for ever.
+//! - `audit-fill`: writes a large audit log into a stopped cluster's store.
+
+mod audit_fill;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -54,6 +57,18 @@ enum Command {
         /// Joins in flight at once.
         #[arg(long, default_value_t = 32)]
         parallel: usize,
+    },
+    /// Writes EVENTS audit events, spread over the last DAYS, into the
+    /// SQLite store at DB (its cluster stopped).
+    AuditFill {
+        #[arg(long)]
+        db: std::path::PathBuf,
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long, default_value_t = 200)]
+        users: u64,
     },
 }
 
@@ -374,6 +389,12 @@ fn main() -> anyhow::Result<()> {
                 count,
                 parallel,
             } => inventory(proxy, ca_pin, token, count, parallel).await,
+            Command::AuditFill {
+                db,
+                events,
+                days,
+                users,
+            } => audit_fill::run(&db, events, days, users).await,
         }
     })
 }
