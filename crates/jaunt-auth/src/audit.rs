@@ -67,14 +67,16 @@ fn index_rows(
 ) -> Result<Vec<jaunt_store::NewItem>, AuthError> {
     let entry = serde_json::to_vec(key).map_err(|err| AuthError::Internal(err.to_string()))?;
     let at = format!("{:016}/{}", e.recorded_at().max(0), e.id);
-    let fields = indexed_fields(
-        e.session_id.as_deref(),
-        e.user.as_deref(),
-        Some(&e.event),
-    );
+    let fields = indexed_fields(e.session_id.as_deref(), e.user.as_deref(), Some(&e.event));
     Ok(std::iter::once(None)
         .chain(fields.map(Some))
-        .map(|field| (format!("{}{at}", index_prefix(field)), entry.clone(), expires))
+        .map(|field| {
+            (
+                format!("{}{at}", index_prefix(field)),
+                entry.clone(),
+                expires,
+            )
+        })
         .collect())
 }
 

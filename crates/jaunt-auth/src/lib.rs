@@ -17,6 +17,7 @@ mod identity;
 pub mod locks;
 pub mod nodes;
 pub mod proxies;
+pub mod recordings;
 pub mod records;
 mod roles;
 pub mod sessions;
@@ -28,6 +29,7 @@ mod users;
 
 pub use error::AuthError;
 pub use identity::{ClusterIdentity, ProxyTls};
+pub use recordings::RecordingStorage;
 
 use jaunt_store::Store;
 use jaunt_types::Ttl;
@@ -53,6 +55,8 @@ pub struct AuthConfig {
     /// deletes the expired in batches.
     pub audit_retention: Option<Ttl>,
     pub recording_retention: Option<Ttl>,
+    /// Where recordings' text is kept: the store, or a directory.
+    pub recordings: RecordingStorage,
 }
 
 impl AuthConfig {
@@ -140,9 +144,11 @@ impl AuthServer {
         &self.store
     }
 
-    /// Removes expired tokens and other expired records; run periodically.
+    /// Removes expired tokens and other expired records, and the days of
+    /// a recordings directory past their retention; run periodically.
     pub async fn purge_expired(&self) -> Result<usize, AuthError> {
-        Ok(self.store.backend().purge_expired().await?)
+        let records = self.store.backend().purge_expired().await?;
+        Ok(records + self.purge_recording_files().await?)
     }
 }
 

@@ -1,22 +1,17 @@
-//! Running sessions, as their nodes report them, and session recordings:
-//! who may see and play which (their own; every one with the `session`
-//! or `recording` rule, as `auditor` and `editor` have).
+//! Running sessions, as their nodes report them: who may see which (their
+//! own; every one with the `session` rule, as `auditor` and `editor`
+//! have).
 
 use crate::{AuthError, AuthServer, now};
-use jaunt_types::api::RecordingUpload;
-use jaunt_types::audit::{ActiveSession, RecordingMeta};
+use jaunt_types::audit::ActiveSession;
 
 const ACTIVE: &str = "/sessions/active/";
-const REC_META: &str = "/recordings/meta/";
-const REC_DATA: &str = "/recordings/data/";
-/// The largest recording auth keeps (asciicast text).
-pub use jaunt_types::audit::MAX_RECORDING_BYTES as MAX_RECORDING;
 
 fn active_key(node: &str, id: &str) -> String {
     format!("{ACTIVE}{node}/{id}")
 }
 
-fn check_id(id: &str) -> Result<(), AuthError> {
+pub(crate) fn check_id(id: &str) -> Result<(), AuthError> {
     uuid::Uuid::parse_str(id)
         .map(|_| ())
         .map_err(|_| AuthError::BadRequest(format!("{id:?} is not a session ID")))
@@ -117,150 +112,12 @@ impl AuthServer {
     }
 
     /// Whether `user` may list and read every `resource` (not just their own).
-    async fn may(&self, user: &str, resource: &str) -> Result<bool, AuthError> {
+    pub(crate) async fn may(&self, user: &str, resource: &str) -> Result<bool, AuthError> {
         let record = self
             .user_record(user)
             .await?
             .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
         let checker = self.access_checker(&record).await?;
         Ok(checker.can(resource, "list") && checker.can(resource, "read"))
-    }
-
-    /// Stores a piece of a recording from node `uuid`; returns the size
-    /// auth now holds. Each new piece is its own record (keyed by offset),
-    /// so appending never rewrites what is held; the metadata's size,
-    /// updated with compare-and-swap, says how much of it counts. A piece
-    /// auth already has is accepted again (a retry).
-    pub async fn put_recording(&self, uuid: &str, up: RecordingUpload) -> Result<u64, AuthError> {
-        check_id(&up.meta.session_id)?;
-        let node = self
-            .node(uuid)
-            .await?
-            .ok_or_else(|| AuthError::AccessDenied("this node is not in the inventory".into()))?;
-        let id = up.meta.session_id.clone();
-        let meta_key = format!("{REC_META}{id}");
-        let held = self.store.get::<RecordingMeta>(&meta_key).await?;
-        let owner = |m: &RecordingMeta| match &m.node_uuid {
-            Some(owner) => *owner == node.uuid,
-            None => m.node == node.name,
-        };
-        if let Some(h) = &held
-            && !owner(&h.value)
-        {
-            return Err(AuthError::AccessDenied(
-                "this recording belongs to another node".into(),
-            ));
-        }
-        let have = held.as_ref().map_or(0, |h| h.value.size);
-        let end = up.offset + up.data.len() as u64;
-        // Every piece and the metadata go together, `recording_retention`
-        // after the session's start (never later than now: the node says).
-        let keep_until = crate::AuthConfig::expiry(
-            self.config.recording_retention,
-            up.meta.start.min(crate::now()),
-        );
-        if up.offset > have {
-            return Err(AuthError::BadRequest(format!(
-                "recording {id}: piece at {} but only {have} bytes held",
-                up.offset
-            )));
-        }
-        if end > MAX_RECORDING {
-            return Err(AuthError::BadRequest(format!(
-                "recording {id} is larger than {MAX_RECORDING} bytes"
-            )));
-        }
-        if end > have {
-            let Some(new) = up.data.get((have - up.offset) as usize..) else {
-                return Err(AuthError::BadRequest(
-                    "a recording piece must start on a character boundary".into(),
-                ));
-            };
-            // Put, not create: a piece whose metadata update failed is
-            // written again by the retry (the one node that owns a
-            // recording sends the same bytes for the same offset).
-            self.store
-                .put(
-                    &format!("{REC_DATA}{id}/{have:020}"),
-                    &new.to_string(),
-                    keep_until,
-                )
-                .await?;
-        }
-        let mut meta = up.meta;
-        meta.node = node.name;
-        meta.node_uuid = Some(node.uuid);
-        meta.size = end.max(have);
-        if !up.complete {
-            meta.end = None;
-        }
-        match held {
-            Some(h) => {
-                self.store
-                    .update_if(&meta_key, h.revision, &meta, keep_until)
-                    .await?
-            }
-            None => self.store.create(&meta_key, &meta, keep_until).await?,
-        };
-        Ok(meta.size)
-    }
-
-    /// The recordings `user` may play, oldest first.
-    pub async fn recordings_for(
-        &self,
-        user: &str,
-        since: Option<i64>,
-    ) -> Result<Vec<RecordingMeta>, AuthError> {
-        let all_visible = self.may(user, "recording").await?;
-        let mut out: Vec<RecordingMeta> = self
-            .store
-            .list::<RecordingMeta>(REC_META)
-            .await?
-            .into_iter()
-            .map(|v| v.value)
-            .filter(|m| all_visible || m.user == user)
-            .filter(|m| since.is_none_or(|s| m.start >= s))
-            .collect();
-        out.sort_by_key(|m| m.start);
-        Ok(out)
-    }
-
-    /// One recording, if `user` may play it.
-    pub async fn recording(
-        &self,
-        user: &str,
-        id: &str,
-    ) -> Result<(RecordingMeta, String), AuthError> {
-        check_id(id)?;
-        let missing = || AuthError::NotFound(format!("no recording of session {id}"));
-        let meta = self
-            .store
-            .get::<RecordingMeta>(&format!("{REC_META}{id}"))
-            .await?
-            .ok_or_else(missing)?
-            .value;
-        // Someone else's recording is "not found", not "forbidden".
-        if meta.user != user && !self.may(user, "recording").await? {
-            return Err(missing());
-        }
-        // Pieces in offset order (the keys sort so), up to the size the
-        // metadata vouches for.
-        let mut data = String::with_capacity(meta.size as usize);
-        for piece in self
-            .store
-            .list::<String>(&format!("{REC_DATA}{id}/"))
-            .await?
-        {
-            if data.len() as u64 >= meta.size {
-                break;
-            }
-            data.push_str(&piece.value);
-        }
-        if data.len() as u64 > meta.size
-            && let Some(cut) = data.get(..meta.size as usize)
-        {
-            data = cut.to_string();
-        }
-        Ok((meta, data))
     }
 }

@@ -3,8 +3,8 @@
 //! listener. `jaunt start` and the in-process test harness both use this.
 
 use anyhow::{Context, bail};
-use jaunt_auth::{AuthConfig, AuthServer};
-use jaunt_config::{Config, Service};
+use jaunt_auth::{AuthConfig, AuthServer, RecordingStorage};
+use jaunt_config::{Config, Recordings, Service};
 use jaunt_store::{PgOptions, PostgresBackend, SharedBackend, SqliteBackend, Store};
 use jaunt_types::admin::ADMIN_SOCKET;
 use std::net::SocketAddr;
@@ -250,6 +250,10 @@ async fn start_auth(
                 client_idle_timeout: config.client_idle_timeout,
                 audit_retention: config.audit_retention,
                 recording_retention: config.recording_retention,
+                recordings: match &config.recordings {
+                    Recordings::Store => RecordingStorage::Store,
+                    Recordings::Dir(dir) => RecordingStorage::Dir(dir.clone()),
+                },
             },
         )
         .await?,

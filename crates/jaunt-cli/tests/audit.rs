@@ -424,10 +424,13 @@ fn queued_events(node_dir: &std::path::Path) -> usize {
         .expect("the node's audit queue")
 }
 
+/// Also: recordings kept in a directory (`recordings: {type: dir}`), one
+/// file per session, appended as node-sync streams it.
 #[test]
 fn node_sync_sessions_end_when_auth_cannot_record() {
     let mut c = Cluster::start(Options {
         recording: "node-sync",
+        recordings_dir: true,
         ..Default::default()
     });
     let os = OsUser::create("y");
@@ -452,6 +455,23 @@ fn node_sync_sessions_end_when_auth_cannot_record() {
         out.stdout.contains("SYNCED-42").then_some(out.stdout)
     });
     assert!(cast.starts_with("{\"version\":2"), "{cast}");
+    // The recording is its file, under the session's day.
+    let days: Vec<_> = std::fs::read_dir(c.recordings_dir())
+        .expect("recordings dir")
+        .map(|d| d.expect("day").path())
+        .collect();
+    let file = days
+        .iter()
+        .map(|d| d.join(format!("{id}.cast")))
+        .find(|f| f.exists())
+        .unwrap_or_else(|| panic!("no {id}.cast in {days:?}"));
+    let day = file.parent().and_then(|d| d.file_name()).expect("day");
+    assert!(
+        jaunt_types::timefmt::parse_day(&day.to_string_lossy()).is_some(),
+        "{file:?}"
+    );
+    let held = std::fs::read_to_string(&file).expect("the recording's file");
+    assert!(held.starts_with(&cast), "{held}");
 
     // A running session ends when auth stops taking its recording.
     let mut live = master

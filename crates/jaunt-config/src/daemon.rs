@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub recording_retention: Option<String>,
     /// Where sessions are recorded: node, node-sync or off.
     pub recording: Option<String>,
+    /// `recordings: {type: store|dir, path}`: where auth keeps them.
+    pub recordings: Option<RecordingsSection>,
     /// How the proxy relays SSH: raw or tls.
     pub ssh_relay: Option<String>,
     /// Networks the proxy may dial for direct-mode nodes, `cidr,cidr`.
@@ -81,6 +83,50 @@ pub struct FileConfig {
     /// Node: the most disk recordings waiting for upload may take, e.g.
     /// `10GiB`, `500MiB` or bytes.
     pub recording_disk_limit: Option<String>,
+}
+
+/// The `recordings:` section as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingsSection {
+    /// `store` (the default) or `dir`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The directory, for `dir`: absolute, or under the data directory.
+    pub path: Option<PathBuf>,
+}
+
+/// Where auth keeps recordings' text (their metadata is always in the
+/// store).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Recordings {
+    #[default]
+    Store,
+    /// Files under this directory (a volume several instances may share).
+    Dir(PathBuf),
+}
+
+impl Recordings {
+    fn resolve(
+        section: Option<&RecordingsSection>,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let Some(section) = section else {
+            return Ok(Recordings::Store);
+        };
+        match (section.kind.as_deref(), &section.path) {
+            (None | Some("store"), None) => Ok(Recordings::Store),
+            (None | Some("store"), Some(_)) => Err(
+                "a path goes with type: dir (type: store keeps them in the cluster store)".into(),
+            ),
+            (Some("dir"), Some(path)) if path.as_os_str().is_empty() => {
+                Err("type: dir needs a path".into())
+            }
+            (Some("dir"), Some(path)) => Ok(Recordings::Dir(data_dir.join(path))),
+            (Some("dir"), None) => Err("type: dir needs a path, e.g. /srv/jaunt/recordings".into()),
+            (Some(other), _) => Err(format!("type {other:?}: use store or dir")),
+        }
+    }
 }
 
 /// A service of the `jaunt` daemon.
@@ -135,6 +181,7 @@ pub struct Config {
     pub audit_retention: Option<Ttl>,
     pub recording_retention: Option<Ttl>,
     pub recording: jaunt_types::api::RecordingMode,
+    pub recordings: Recordings,
     /// The proxy hands relayed SSH bytes to a plain TCP connection after
     /// the TLS dial request (`ssh_relay: raw`) instead of keeping them in
     /// TLS (`tls`).
@@ -217,6 +264,7 @@ impl FileConfig {
             audit_retention: over.audit_retention.or(self.audit_retention),
             recording_retention: over.recording_retention.or(self.recording_retention),
             recording: over.recording.or(self.recording),
+            recordings: over.recordings.or(self.recordings),
             ssh_relay: over.ssh_relay.or(self.ssh_relay),
             node_address_allow: over.node_address_allow.or(self.node_address_allow),
             max_connections: over.max_connections.or(self.max_connections),
@@ -617,7 +665,10 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(Defaults::DATA_DIR));
         let storage = Storage::resolve(s.storage.as_ref(), s.storage_uri.as_deref(), &data_dir)
             .map_err(|m| invalid("storage", m))?;
+        let recordings = Recordings::resolve(s.recordings.as_ref(), &data_dir)
+            .map_err(|m| invalid("recordings", m))?;
         Ok(Config {
+            recordings,
             node,
             data_dir,
             storage,
@@ -712,6 +763,22 @@ mod tests {
     }
 
     #[test]
+    fn recordings_in_the_store_or_a_directory() {
+        let dir = |file: &str| resolve(file, FileConfig::default()).expect(file).recordings;
+        assert_eq!(dir(""), Recordings::Store);
+        assert_eq!(dir("recordings: {type: store}\n"), Recordings::Store);
+        assert_eq!(
+            dir("recordings: {type: dir, path: /srv/jaunt/recordings}\n"),
+            Recordings::Dir("/srv/jaunt/recordings".into())
+        );
+        // A relative path is under the data directory.
+        assert_eq!(
+            dir("data_dir: /var/lib/j\nrecordings:\n  type: dir\n  path: rec\n"),
+            Recordings::Dir("/var/lib/j/rec".into())
+        );
+    }
+
+    #[test]
     fn flags_override_file() {
         let file = "cluster_name: fromfile\npublic_addr: proxy.example.com\nsecond_factor: off\n";
         let flags = FileConfig {
@@ -742,6 +809,19 @@ mod tests {
             ("client_idle_timeout: soon\n", "client_idle_timeout"),
             ("node_address_allow: 'intranet'\n", "not a network"),
             ("roles: auth,dns\n", "unknown service \"dns\""),
+            (
+                "recordings: {type: dir}\n",
+                "recordings: type: dir needs a path",
+            ),
+            (
+                "recordings: {type: s3, path: x}\n",
+                "type \"s3\": use store or dir",
+            ),
+            ("recordings: {path: /srv/r}\n", "a path goes with type: dir"),
+            (
+                "recordings: {type: dir, dir: /srv/r}\n",
+                "unknown field `dir`",
+            ),
             ("roles: proxy\n", "same process"),
             ("roles: node\n", "needs --proxy"),
             ("roles: node\nproxy: p:1\nlabels: 'x'\n", "labels"),

@@ -12,7 +12,8 @@ pub mod systemd;
 
 pub use configure::configure_template;
 pub use daemon::{
-    Config, DEFAULT_PORT, FileConfig, LogFormat, NodeSettings, Service, parse_labels,
+    Config, DEFAULT_PORT, FileConfig, LogFormat, NodeSettings, Recordings, RecordingsSection,
+    Service, parse_labels,
 };
 pub use jaunt_types::addr::split_host_port;
 pub use resources::{Resource, parse_resources};

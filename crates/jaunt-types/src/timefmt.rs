@@ -22,6 +22,23 @@ pub fn format_unix_millis(ms: i64) -> String {
         .unwrap_or_else(|| format!("@{ms}ms"))
 }
 
+/// The UTC day of Unix seconds, `2026-11-23`: a directory name.
+pub fn format_day(unix: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "1970-01-01".into())
+}
+
+/// The Unix seconds a `2026-11-23` day starts at (UTC); `None` for any
+/// other text.
+pub fn parse_day(text: &str) -> Option<i64> {
+    let fmt = format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &fmt).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
+}
+
 /// Parses an RFC 3339 time (`2026-11-24T10:00:00Z`) into Unix milliseconds.
 pub fn parse_rfc3339_millis(text: &str) -> Result<i64, String> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -51,5 +68,10 @@ mod tests {
             Ok(1_800_000_000_123)
         );
         assert!(super::parse_rfc3339_millis("yesterday").is_err());
+        assert_eq!(super::format_day(1_800_000_000), "2027-01-15");
+        assert_eq!(super::parse_day("2027-01-15"), Some(1_799_971_200));
+        for other in ["2027-1-15", "2027-01-15x", "lost+found", "", "2027-02-30"] {
+            assert_eq!(super::parse_day(other), None, "{other}");
+        }
     }
 }

@@ -3,6 +3,7 @@ use super::*;
 mod audit_index;
 mod locks;
 mod nodes;
+mod recordings;
 mod retention;
 mod throttle;
 mod trust;
@@ -60,6 +61,7 @@ impl Fixture {
             recording: Default::default(),
             audit_retention: None,
             recording_retention: None,
+            recordings: Default::default(),
         };
         change(&mut config);
         AuthServer::start(store, config).await

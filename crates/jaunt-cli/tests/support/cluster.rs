@@ -24,6 +24,9 @@ pub struct Options {
     pub recording_disk_limit: u64,
     /// Serve the diagnostics port (on port 0; see `Cluster::diag`).
     pub diag: bool,
+    /// Keep recordings in a directory (`Cluster::recordings_dir`) instead
+    /// of the store.
+    pub recordings_dir: bool,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             login_grace: jaunt_node::LOGIN_GRACE,
             recording_disk_limit: 10 << 30,
             diag: false,
+            recordings_dir: false,
         }
     }
 }
@@ -96,6 +100,12 @@ impl Cluster {
             node_address_allow: Some(opts.node_address_allow.into()),
             client_idle_timeout: Some(opts.client_idle_timeout.into()),
             diag_addr: opts.diag.then(|| "127.0.0.1:0".into()),
+            recordings: opts
+                .recordings_dir
+                .then(|| jaunt_config::RecordingsSection {
+                    kind: Some("dir".into()),
+                    path: Some(dir.path().join("recordings")),
+                }),
             ..Default::default()
         };
         let config =
@@ -157,6 +167,15 @@ impl Cluster {
             .and_then(|d| d.diag_addr)
             .expect("diag_addr is on")
             .to_string()
+    }
+
+    /// Where the cluster keeps recordings, when `Options::recordings_dir`
+    /// was set.
+    pub fn recordings_dir(&self) -> PathBuf {
+        match &self.config.recordings {
+            jaunt_config::Recordings::Dir(dir) => dir.clone(),
+            jaunt_config::Recordings::Store => panic!("recordings are in the store"),
+        }
     }
 
     /// The running auth service (for the CA keys tests sign with).

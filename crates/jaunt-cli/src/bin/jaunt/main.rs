@@ -180,6 +180,7 @@ impl SettingsFlags {
             lockout_duration: self.lockout_duration.clone(),
             node_offline_after: self.node_offline_after.clone(),
             recording: self.recording.clone(),
+            recordings: None,
             ssh_relay: self.ssh_relay.clone(),
             client_idle_timeout: self.client_idle_timeout.clone(),
             node_address_allow: self.node_address_allow.clone(),
