@@ -1,7 +1,11 @@
-//! The admin socket: `jctl` on the auth host sends one JSON request per
-//! connection and reads one JSON response. The socket file is mode 0600 in a
-//! 0700 data directory, and each peer's uid is checked as well: only the
-//! user the daemon runs as (or root) may administer the cluster.
+//! Administration. The admin socket: `jctl` on the auth host sends one
+//! JSON request per connection and reads one JSON response. The socket file
+//! is mode 0600 in a 0700 data directory, and each peer's uid is checked as
+//! well: only the user the daemon runs as (or root) may administer the
+//! cluster. Remotely (`jctl --proxy`, through the proxy's API with a
+//! user's certificate) each request is carried out only when the user's
+//! current roles' rules allow it ([`AuthServer::admin_as`]), and the events
+//! it causes name that user in `by`.
 
 use crate::{AuthError, AuthServer};
 use jaunt_types::admin::{AdminRequest, AdminResponse, CaKind, ClusterStatus};
@@ -14,7 +18,39 @@ use tokio::net::{UnixListener, UnixStream};
 /// The largest request accepted (a role file is a few KiB).
 const MAX_REQUEST: u64 = 1 << 20;
 
+tokio::task_local! {
+    /// The user a remote admin request acts for; [`AuthServer::event`]
+    /// names them in each event the request causes.
+    pub(crate) static ACTING_ADMIN: String;
+}
+
 impl AuthServer {
+    /// Carries out an administrative request for `user` (`jctl --proxy`)
+    /// if their current roles allow every permission it takes; refused
+    /// otherwise, naming the first missing rule.
+    pub async fn admin_as(
+        &self,
+        user: &str,
+        req: AdminRequest,
+    ) -> Result<AdminResponse, AuthError> {
+        let record = self
+            .user_record(user)
+            .await?
+            .ok_or_else(|| AuthError::AccessDenied(format!("user {user:?} no longer exists")))?;
+        let checker = self.access_checker(&record).await?;
+        if let Some((resource, verb)) = req
+            .permissions()
+            .into_iter()
+            .find(|(resource, verb)| !checker.can(resource, verb))
+        {
+            tracing::warn!(%user, resource, verb, "refused a remote admin request");
+            return Err(AuthError::AccessDenied(format!(
+                "access denied: user {user:?} may not {verb} {resource} (no role of theirs has a rule allowing it)"
+            )));
+        }
+        Ok(ACTING_ADMIN.scope(user.to_string(), self.admin(req)).await)
+    }
+
     /// Carries out one administrative request.
     pub async fn admin(&self, req: AdminRequest) -> AdminResponse {
         match self.admin_inner(req).await {

@@ -105,7 +105,11 @@ impl AuthServer {
             &self.identity.cluster_name,
         );
         e.seq = self.audit_seq.next();
-        e
+        // Caused by a remote administrator's request (`jctl --proxy`).
+        match crate::admin::ACTING_ADMIN.try_with(String::clone) {
+            Ok(by) => e.with("by", by),
+            Err(_) => e,
+        }
     }
 
     /// Writes an event durably (the store syncs before it answers).

@@ -54,6 +54,7 @@ pub(crate) fn router(auth: Arc<AuthServer>, tunnels: Arc<crate::tunnel::Tunnels>
         )
         .route(PATH_SESSIONS, get(list_sessions))
         .route(PATH_RECORDINGS, get(list_recordings))
+        .route(jaunt_types::admin::PATH_ADMIN, post(admin))
         .route(&format!("{PATH_RECORDINGS}/{{id}}"), get(get_recording))
         .fallback(|| async {
             ApiError::new(
@@ -478,6 +479,16 @@ async fn list_recordings(
     Ok(Json(RecordingListResponse {
         recordings: auth.recordings_for(&user, q.since).await?,
     }))
+}
+
+/// `jctl --proxy`: one administrative request, if the caller's roles
+/// allow it.
+async fn admin(
+    State(auth): State<Arc<AuthServer>>,
+    UserCaller(user): UserCaller,
+    Body(req): Body<jaunt_types::admin::AdminRequest>,
+) -> ApiResult<jaunt_types::admin::AdminResponse> {
+    Ok(Json(auth.admin_as(&user, req).await?))
 }
 
 async fn get_recording(

@@ -195,3 +195,47 @@ fn presets_are_valid() {
         assert_eq!(r.validate(), Ok(()));
     }
 }
+
+/// What the preset roles may do through `jctl --proxy`: an editor
+/// everything, an auditor only reading the audit log, access nothing; a
+/// role's rule for one resource and verb allows just that.
+#[test]
+fn remote_admin_requests_by_role() {
+    use jaunt_types::admin::{AdminRequest, CaKind};
+    let presets = preset_roles();
+    let [access, editor, auditor] = [0, 1, 2].map(|i| checker(vec![presets[i].clone()], &[]));
+    let allowed =
+        |c: &AccessChecker, req: &AdminRequest| req.permissions().iter().all(|(r, v)| c.can(r, v));
+    let requests = [
+        AdminRequest::Status,
+        AdminRequest::UserList,
+        AdminRequest::UserRemove { name: "b".into() },
+        AdminRequest::TokenList,
+        AdminRequest::NodeList,
+        AdminRequest::LockList,
+        AdminRequest::CaExport { kind: CaKind::User },
+        AdminRequest::RemoteClusterList,
+        AdminRequest::AuditSearch {
+            query: Default::default(),
+        },
+    ];
+    for req in &requests {
+        assert!(!req.permissions().is_empty(), "{req:?}");
+        assert!(allowed(&editor, req), "{req:?}");
+        assert!(!allowed(&access, req), "{req:?}");
+        let audit = matches!(req, AdminRequest::AuditSearch { .. });
+        assert_eq!(allowed(&auditor, req), audit, "{req:?}");
+    }
+    let lister = checker(
+        vec![role(
+            "kind: role\nversion: v1\nmetadata: {name: lister}\nspec:\n  allow:\n    rules:\n    - resources: [node]\n      verbs: [list, read]\n",
+        )],
+        &[],
+    );
+    assert!(allowed(&lister, &AdminRequest::NodeList));
+    assert!(!allowed(
+        &lister,
+        &AdminRequest::NodeRemove { node: "n".into() }
+    ));
+    assert!(!allowed(&lister, &AdminRequest::UserList));
+}

@@ -1,5 +1,7 @@
 //! The admin protocol between `jctl` and the auth service: one JSON request
-//! and one JSON response per connection over the owner-only admin socket.
+//! and one JSON response per connection over the owner-only admin socket,
+//! or one HTTPS request to the proxy (`jctl --proxy`, [`PATH_ADMIN`]) that
+//! the caller's roles must allow ([`AdminRequest::permissions`]).
 
 use crate::api::SecondFactor;
 use crate::resources::{Role, TokenInfo, TokenKind, UserInfo};
@@ -107,6 +109,56 @@ pub enum AdminRequest {
     RemoteClusterRemove {
         name: String,
     },
+}
+
+/// Where `jctl --proxy` sends a request, with a user's certificate.
+pub const PATH_ADMIN: &str = "/v1/admin";
+
+/// Rule resources and verbs, as roles name them (`rules: [{resources:
+/// [user], verbs: [list, read]}]`).
+mod rule {
+    pub const LIST: [&str; 2] = ["list", "read"];
+}
+
+impl AdminRequest {
+    /// What a role's rules must allow for a user to make this request
+    /// remotely: every `(resource, verb)` pair. Listing takes `list` and
+    /// `read`, as reading recordings does; an upsert that may replace
+    /// takes `create` and `update`.
+    pub fn permissions(&self) -> Vec<(&'static str, &'static str)> {
+        use AdminRequest::*;
+        let each = |resource: &'static str, verbs: &[&'static str]| {
+            verbs.iter().map(|v| (resource, *v)).collect::<Vec<_>>()
+        };
+        match self {
+            Status => each("cluster", &["read"]),
+            UserAdd { .. } => each("user", &["create"]),
+            UserList => each("user", &rule::LIST),
+            UserRemove { .. } => each("user", &["delete"]),
+            UserReset { .. } | UserUpdate { .. } | UserUnlock { .. } => each("user", &["update"]),
+            RoleUpsert { force: false, .. } => each("role", &["create"]),
+            RoleUpsert { force: true, .. } => each("role", &["create", "update"]),
+            RoleList => each("role", &rule::LIST),
+            RoleRemove { .. } => each("role", &["delete"]),
+            TokenAdd { .. } => each("token", &["create"]),
+            TokenList => each("token", &rule::LIST),
+            TokenRemove { .. } => each("token", &["delete"]),
+            NodeList => each("node", &rule::LIST),
+            NodeRemove { .. } => each("node", &["delete"]),
+            NodeAddOpenssh { .. } => each("node", &["create"]),
+            AuditSearch { .. } => each("event", &rule::LIST),
+            LockAdd { .. } => each("lock", &["create"]),
+            LockList => each("lock", &rule::LIST),
+            LockRemove { .. } => each("lock", &["delete"]),
+            CaExport { .. } => each("cert_authority", &["read"]),
+            HostSign { .. } => each("host_cert", &["create"]),
+            TrustedClusterUpsert { .. } => each("trusted_cluster", &["create", "update"]),
+            TrustedClusterList => each("trusted_cluster", &rule::LIST),
+            TrustedClusterRemove { .. } => each("trusted_cluster", &["delete"]),
+            RemoteClusterList => each("remote_cluster", &rule::LIST),
+            RemoteClusterRemove { .. } => each("remote_cluster", &["delete"]),
+        }
+    }
 }
 
 /// Which authority `jctl auth export` shows.

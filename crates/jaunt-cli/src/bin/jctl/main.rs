@@ -1,6 +1,7 @@
 //! `jctl`: the administrator's tool. It talks to the auth service over the
-//! admin socket in the data directory, so it runs on the auth host as the
-//! user the daemon runs as.
+//! admin socket in the data directory (on the auth host, as the user the
+//! daemon runs as), or with `--proxy` through the proxy's API as the user
+//! `jsh login` made, whose roles must allow each request.
 
 mod admin;
 mod commands;
@@ -24,6 +25,11 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// Administer through this proxy (host:port) as the user 'jsh login
+    /// --proxy' logged in, instead of the local admin socket; that user's
+    /// roles must allow each request.
+    #[arg(long, env = "JCTL_PROXY", global = true)]
+    proxy: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,7 +74,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let admin = admin::AdminClient::new(cli.data_dir);
+    let admin = match cli.proxy {
+        Some(proxy) => admin::AdminClient::Remote { proxy },
+        None => admin::AdminClient::Socket {
+            data_dir: cli.data_dir,
+        },
+    };
     jaunt_cli::run(|| match cli.command {
         Command::Users(c) => commands::users::run(&admin, c),
         Command::Tokens(c) => commands::tokens::run(&admin, c),
