@@ -66,12 +66,23 @@ impl AuthServer {
         match req {
             AdminRequest::Status => {
                 let id = &self.identity;
+                let cas = self.authorities();
                 Ok(AdminResponse::Status(ClusterStatus {
                     cluster_name: id.cluster_name.clone(),
                     public_addr: self.config.public_addr.clone(),
                     second_factor: self.config.second_factor,
-                    user_ca_fingerprint: id.user_ca.fingerprint(),
-                    host_ca_fingerprint: id.host_ca.fingerprint(),
+                    user_ca_fingerprint: cas.user.signer().fingerprint(),
+                    host_ca_fingerprint: cas.host.signer().fingerprint(),
+                    rotations: [&cas.user, &cas.host]
+                        .into_iter()
+                        .filter_map(|set| {
+                            Some(jaunt_types::admin::RotationStatus {
+                                ca: set.ca,
+                                rotation: set.rotation.clone()?,
+                                trusted: set.trusted().map(|k| k.fingerprint()).collect(),
+                            })
+                        })
+                        .collect(),
                     ca_pin: id.ca_pin()?,
                     users: self.list_users().await?.len(),
                     roles: self.list_roles().await?.len(),
@@ -174,6 +185,7 @@ impl AuthServer {
             AdminRequest::TrustedClusterRemove { name } => {
                 done(self.remove_trusted_cluster(&name).await?)
             }
+            AdminRequest::Rotate { request } => done(self.rotate_ca(request).await?),
             AdminRequest::RemoteClusterList => Ok(AdminResponse::RemoteClusters {
                 clusters: self.list_remote_clusters().await?,
             }),
@@ -204,16 +216,21 @@ impl AuthServer {
     fn export_ca(&self, kind: CaKind) -> Result<String, AuthError> {
         let id = &self.identity;
         Ok(match kind {
-            CaKind::User => format!("cert-authority {}", id.user_ca.public_openssh()?),
-            CaKind::Host => format!(
-                "@cert-authority *.{} {}",
-                id.cluster_name,
-                id.host_ca.public_openssh()?
-            ),
+            // Every trusted key, one line each (two during a rotation).
+            CaKind::User => lines(self.authorities().user.public_keys()?, |k| {
+                format!("cert-authority {k}")
+            }),
+            CaKind::Host => lines(self.authorities().host.public_keys()?, |k| {
+                format!("@cert-authority *.{} {k}", id.cluster_name)
+            }),
             CaKind::OpensshUserCa => id.openssh_ca.public_openssh()?,
             CaKind::Tls => id.tls_ca.cert_pem().trim_end().to_string(),
         })
     }
+}
+
+fn lines(keys: Vec<String>, line: impl Fn(&str) -> String) -> String {
+    keys.iter().map(|k| line(k)).collect::<Vec<_>>().join("\n")
 }
 
 fn signup(invite: crate::users::SignupInvite) -> AdminResponse {

@@ -116,28 +116,32 @@ impl AuthServer {
             principals.push(NO_LOGIN_PRINCIPAL.to_string());
         }
         let id = &self.identity;
-        let cert = id.user_ca.sign_user_cert(&UserCertRequest {
-            public_key,
-            user: user.name.clone(),
-            principals,
-            now: now as u64,
-            ttl_secs: ttl.as_secs(),
-            permit_pty: true,
-            permit_port_forwarding: checker.port_forwarding(),
-            permit_agent_forwarding: checker.forward_agent(),
-            // pin_source_ip: the certificate works only from the address
-            // the proxy saw this login come from (nodes learn the client's
-            // address from the proxy, so it holds through it).
-            source_address: checker
-                .pin_source_ip()
-                .then(|| crate::authn::client_ip(addr))
-                .map(|ip| match ip {
-                    std::net::IpAddr::V4(v4) => format!("{v4}/32"),
-                    std::net::IpAddr::V6(v6) => format!("{v6}/128"),
-                }),
-            roles: checker.role_names(),
-            logins_trait: user.logins.clone(),
-        })?;
+        let cert = self
+            .authorities()
+            .user
+            .signer()
+            .sign_user_cert(&UserCertRequest {
+                public_key,
+                user: user.name.clone(),
+                principals,
+                now: now as u64,
+                ttl_secs: ttl.as_secs(),
+                permit_pty: true,
+                permit_port_forwarding: checker.port_forwarding(),
+                permit_agent_forwarding: checker.forward_agent(),
+                // pin_source_ip: the certificate works only from the address
+                // the proxy saw this login come from (nodes learn the client's
+                // address from the proxy, so it holds through it).
+                source_address: checker
+                    .pin_source_ip()
+                    .then(|| crate::authn::client_ip(addr))
+                    .map(|ip| match ip {
+                        std::net::IpAddr::V4(v4) => format!("{v4}/32"),
+                        std::net::IpAddr::V6(v6) => format!("{v6}/128"),
+                    }),
+                roles: checker.role_names(),
+                logins_trait: user.logins.clone(),
+            })?;
         let tls_cert_pem = id
             .tls_ca
             .sign_client_csr(
@@ -157,7 +161,7 @@ impl AuthServer {
                 .map_err(|e| AuthError::Internal(e.to_string()))?,
             tls_cert_pem,
             tls_ca_pem: id.tls_ca.cert_pem().to_string(),
-            host_ca_keys: vec![id.host_ca.public_openssh()?],
+            host_ca_keys: self.authorities().host.public_keys()?,
             roles: checker.role_names(),
             logins,
             valid_until: now + ttl.as_secs() as i64,

@@ -2,30 +2,36 @@
 //! the first start and reused ever after; and the proxy's TLS certificate.
 
 use crate::records::{IDENTITY_KEY, PROXY_TLS_KEY};
+use crate::rotation::{Authorities, StoredRotation};
 use crate::{AuthError, AuthServer, now};
 use jaunt_ca::{SshCa, TlsCa};
 use jaunt_store::{Store, StoreError};
 use jaunt_types::Secret;
+use jaunt_types::rotation::CaType;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredIdentity {
+pub(crate) struct StoredIdentity {
     cluster_name: String,
-    user_ca: Secret<String>,
-    host_ca: Secret<String>,
+    /// The SSH user and host CAs' current keys (see `rotations`).
+    pub user_ca: Secret<String>,
+    pub host_ca: Secret<String>,
     tls_ca_cert: String,
     tls_ca_key: Secret<String>,
     /// Added after the first release: made on the first start that lacks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     openssh_ca: Option<Secret<String>>,
+    /// The rotations in progress, with their new keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rotations: BTreeMap<CaType, StoredRotation>,
 }
 
-/// The loaded authorities.
+/// The loaded authorities that never change (the SSH user and host CAs,
+/// which rotate, are `AuthServer::authorities`).
 #[derive(Debug, Clone)]
 pub struct ClusterIdentity {
     pub cluster_name: String,
-    pub user_ca: SshCa,
-    pub host_ca: SshCa,
     pub tls_ca: TlsCa,
     /// Signs only the proxy's per-connection certificates for agentless
     /// (OpenSSH) nodes, whose sshd trusts it and nothing else of ours: no
@@ -43,7 +49,7 @@ impl ClusterIdentity {
 pub(crate) async fn load_or_create(
     store: &Store,
     cluster_name: &str,
-) -> Result<ClusterIdentity, AuthError> {
+) -> Result<(ClusterIdentity, Authorities), AuthError> {
     let stored = match store.get::<StoredIdentity>(IDENTITY_KEY).await? {
         Some(v) => v.value,
         None => {
@@ -54,6 +60,7 @@ pub(crate) async fn load_or_create(
                 tls_ca_cert: String::new(),
                 tls_ca_key: Secret::default(),
                 openssh_ca: Some(SshCa::generate()?.to_openssh()?),
+                rotations: BTreeMap::new(),
             };
             let tls = TlsCa::generate(cluster_name, now() as u64)?;
             let fresh = StoredIdentity {
@@ -89,10 +96,9 @@ pub(crate) async fn load_or_create(
             stored.cluster_name, stored.cluster_name
         )));
     }
-    Ok(ClusterIdentity {
+    let authorities = Authorities::load(&stored)?;
+    let identity = ClusterIdentity {
         cluster_name: stored.cluster_name,
-        user_ca: SshCa::from_openssh(stored.user_ca.expose())?,
-        host_ca: SshCa::from_openssh(stored.host_ca.expose())?,
         tls_ca: TlsCa::from_pem(stored.tls_ca_cert, stored.tls_ca_key)?,
         openssh_ca: SshCa::from_openssh(
             stored
@@ -101,7 +107,8 @@ pub(crate) async fn load_or_create(
                 .ok_or_else(|| AuthError::Internal("the OpenSSH CA is missing".into()))?
                 .expose(),
         )?,
-    })
+    };
+    Ok((identity, authorities))
 }
 
 /// A cluster created before agentless nodes gains its OpenSSH CA, once:

@@ -20,6 +20,7 @@ pub mod proxies;
 pub mod recordings;
 pub mod records;
 mod roles;
+pub mod rotation;
 pub mod sessions;
 mod signup;
 pub mod throttle;
@@ -34,6 +35,7 @@ pub use recordings::RecordingStorage;
 use jaunt_store::Store;
 use jaunt_types::Ttl;
 use jaunt_types::api::SecondFactor;
+use std::sync::Arc;
 
 /// What the auth service needs from the daemon's configuration.
 #[derive(Debug, Clone)]
@@ -71,6 +73,9 @@ pub struct AuthServer {
     store: Store,
     config: AuthConfig,
     identity: ClusterIdentity,
+    /// The SSH user and host CAs, as last read from the store (they
+    /// rotate; [`rotation`]).
+    authorities: std::sync::RwLock<Arc<rotation::Authorities>>,
     /// A hash checked when the user does not exist, so unknown users take as
     /// long to refuse as known ones.
     dummy_hash: String,
@@ -96,7 +101,8 @@ impl AuthServer {
     /// Loads the cluster identity from the store, creating it (and the
     /// preset roles) on the first start.
     pub async fn start(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
-        let identity = identity::load_or_create(&store, &config.cluster_name).await?;
+        let (identity, authorities) =
+            identity::load_or_create(&store, &config.cluster_name).await?;
         roles::create_presets(&store).await?;
         let dummy_hash =
             authn::hash_password("jaunt-dummy-password-for-timing".to_string()).await?;
@@ -104,6 +110,7 @@ impl AuthServer {
             store,
             config,
             identity,
+            authorities: std::sync::RwLock::new(Arc::new(authorities)),
             dummy_hash,
             leases: heartbeats::Leases::default(),
             proxy_list: proxies::ProxyList::default(),

@@ -87,13 +87,17 @@ impl AuthServer {
     ) -> Result<String, AuthError> {
         let public_key =
             parse_public_key(host_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
-        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
-            public_key,
-            host_id: uuid.to_string(),
-            principals: self.host_principals(uuid, name, addr),
-            now: now() as u64,
-            ttl_secs: NODE_CERT_TTL,
-        })?;
+        let cert = self
+            .authorities()
+            .host
+            .signer()
+            .sign_host_cert(&HostCertRequest {
+                public_key,
+                host_id: uuid.to_string(),
+                principals: self.host_principals(uuid, name, addr),
+                now: now() as u64,
+                ttl_secs: NODE_CERT_TTL,
+            })?;
         cert.to_openssh()
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
@@ -124,13 +128,17 @@ impl AuthServer {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
-            public_key,
-            host_id: node.uuid.clone(),
-            principals,
-            now: now() as u64,
-            ttl_secs: AGENTLESS_HOST_CERT_TTL,
-        })?;
+        let cert = self
+            .authorities()
+            .host
+            .signer()
+            .sign_host_cert(&HostCertRequest {
+                public_key,
+                host_id: node.uuid.clone(),
+                principals,
+                now: now() as u64,
+                ttl_secs: AGENTLESS_HOST_CERT_TTL,
+            })?;
         cert.to_openssh()
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
@@ -150,7 +158,7 @@ impl AuthServer {
     }
 
     pub fn user_ca_keys(&self) -> Result<Vec<String>, AuthError> {
-        Ok(vec![self.identity.user_ca.public_openssh()?])
+        self.authorities().user.public_keys()
     }
 
     /// Spends one use of a token of `kind`, atomically; returns it as it
@@ -353,13 +361,17 @@ impl AuthServer {
             all.push(format!("{}.{}", node.name, self.identity.cluster_name));
         }
         all.dedup();
-        let cert = self.identity.host_ca.sign_host_cert(&HostCertRequest {
-            public_key,
-            host_id: name.clone(),
-            principals: all,
-            now: now() as u64,
-            ttl_secs,
-        })?;
+        let cert = self
+            .authorities()
+            .host
+            .signer()
+            .sign_host_cert(&HostCertRequest {
+                public_key,
+                host_id: name.clone(),
+                principals: all,
+                now: now() as u64,
+                ttl_secs,
+            })?;
         cert.to_openssh()
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
@@ -411,23 +423,27 @@ impl AuthServer {
         node: &NodeRecord,
         public_key: jaunt_ca::ssh_key::PublicKey,
     ) -> Result<jaunt_ca::ssh_key::Certificate, AuthError> {
-        Ok(self.identity.host_ca.sign_host_cert(&HostCertRequest {
-            public_key,
-            host_id: node.uuid.clone(),
-            principals: self.host_principals(&node.uuid, &node.name, node.addr.as_deref()),
-            now: now() as u64,
-            ttl_secs: NODE_CERT_TTL,
-        })?)
+        Ok(self
+            .authorities()
+            .host
+            .signer()
+            .sign_host_cert(&HostCertRequest {
+                public_key,
+                host_id: node.uuid.clone(),
+                principals: self.host_principals(&node.uuid, &node.name, node.addr.as_deref()),
+                now: now() as u64,
+                ttl_secs: NODE_CERT_TTL,
+            })?)
     }
 
     /// The host CA keys a node's host certificate must come from.
     pub fn host_ca_keys(&self) -> Vec<jaunt_ca::ssh_key::public::KeyData> {
-        vec![self.identity.host_ca.public_key().key_data().clone()]
+        self.authorities().host.key_data()
     }
 
     /// The user CA keys a user's certificate must come from.
     pub fn user_ca_key_data(&self) -> Vec<jaunt_ca::ssh_key::public::KeyData> {
-        vec![self.identity.user_ca.public_key().key_data().clone()]
+        self.authorities().user.key_data()
     }
 
     /// Node `uuid` as last heard from (by this instance or, through the
@@ -463,7 +479,11 @@ impl AuthServer {
         let renew_host = req.host_public_key != existing.host_public_key
             || req.name != existing.name
             || req.addr != existing.addr
-            || (req.host_cert_valid_before as i64) - now < (NODE_CERT_TTL / 2) as i64;
+            || (req.host_cert_valid_before as i64) - now < (NODE_CERT_TTL / 2) as i64
+            || req
+                .host_cert_ca
+                .as_ref()
+                .is_some_and(|ca| *ca != self.authorities().host.signer().fingerprint());
         let host_cert = if renew_host {
             Some(self.sign_host(uuid, &req.name, req.addr.as_deref(), &req.host_public_key)?)
         } else {

@@ -209,7 +209,7 @@ impl AuthServer {
         Ok(TrustRegisterResponse {
             cluster_name: self.identity.cluster_name.clone(),
             user_ca_keys: self.user_ca_keys()?,
-            host_ca_keys: vec![self.identity.host_ca.public_openssh()?],
+            host_ca_keys: self.authorities().host.public_keys()?,
             tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
             tls_cert_pem,
         })
@@ -452,7 +452,7 @@ impl AuthServer {
         let req = TrustRegisterRequest {
             token: tc.spec.token.clone(),
             cluster_name: self.identity.cluster_name.clone(),
-            host_ca_keys: vec![self.identity.host_ca.public_openssh()?],
+            host_ca_keys: self.authorities().host.public_keys()?,
             tls_csr_pem: csr,
         };
         let answer: TrustRegisterResponse = client

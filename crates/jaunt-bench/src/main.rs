@@ -307,6 +307,7 @@ impl Fleet {
                         addr: None,
                         host_public_key: node.host_public_key.clone(),
                         host_cert_valid_before: node.valid_before,
+                        host_cert_ca: None,
                         tls_csr_pem: None,
                     },
                 )

@@ -365,6 +365,17 @@ async fn start_auth(
             async move { auth.refresh_locks().await }
         },
     )));
+    // So are CA rotations (and an automatic one moves on when due).
+    let authorities = auth.clone();
+    tasks.push(tokio::spawn(every(
+        jaunt_auth::locks::REFRESH_EVERY,
+        stopped_signal(stopped.clone()),
+        "reading the certificate authorities failed",
+        move || {
+            let auth = authorities.clone();
+            async move { auth.refresh_authorities().await }
+        },
+    )));
     Ok(Started {
         auth,
         admin_socket,

@@ -179,7 +179,13 @@ fn every_refusal_with_real_openssh() {
     // Certificates made with ssh-keygen: the cluster's real user CA for the
     // control case and the near misses, another CA for the foreign one.
     let ca = dir.path().join("user_ca");
-    let ca_text = s.c.auth().identity().user_ca.to_openssh().expect("ca");
+    let ca_text =
+        s.c.auth()
+            .authorities()
+            .user
+            .signer()
+            .to_openssh()
+            .expect("ca");
     std::fs::write(&ca, ca_text.expose()).expect("ca file");
     std::fs::set_permissions(&ca, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .expect("chmod");

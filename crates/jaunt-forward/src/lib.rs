@@ -52,7 +52,16 @@ pub enum ForwardError {
 pub struct Forwarder {
     auth: Arc<AuthServer>,
     host_key: PrivateKey,
-    configs: Mutex<HashMap<String, (Arc<russh::server::Config>, u64)>>,
+    configs: Mutex<HashMap<String, CachedConfig>>,
+}
+
+/// The server settings presenting one node's names, until its
+/// certificate's end, and the host CA key that signed it.
+#[derive(Clone)]
+struct CachedConfig {
+    config: Arc<russh::server::Config>,
+    until: u64,
+    signer: String,
 }
 
 impl Forwarder {
@@ -72,14 +81,18 @@ impl Forwarder {
     /// The SSH server settings that present `node`'s names.
     fn config(&self, node: &NodeRecord) -> Result<Arc<russh::server::Config>, ForwardError> {
         let now = jaunt_sys::clock::now().max(0) as u64;
-        if let Some((config, until)) = self
+        // A certificate from the key that signs host certificates now (a
+        // rotation's update_servers changes it) and not near its end.
+        let signer = self.auth.authorities().host.signer().fingerprint();
+        if let Some(cached) = self
             .configs
             .lock()
             .ok()
             .and_then(|c| c.get(&node.uuid).cloned())
-            && until > now + RENEW_BEFORE
+            && cached.until > now + RENEW_BEFORE
+            && cached.signer == signer
         {
-            return Ok(config);
+            return Ok(cached.config);
         }
         let cert = self
             .auth
@@ -101,7 +114,14 @@ impl Forwarder {
             ..Default::default()
         });
         if let Ok(mut c) = self.configs.lock() {
-            c.insert(node.uuid.clone(), (config.clone(), until));
+            c.insert(
+                node.uuid.clone(),
+                CachedConfig {
+                    config: config.clone(),
+                    until,
+                    signer,
+                },
+            );
         }
         Ok(config)
     }

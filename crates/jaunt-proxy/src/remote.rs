@@ -105,7 +105,7 @@ pub(crate) async fn clusters(
         status: "online".into(),
         kind: "root".into(),
         labels: Default::default(),
-        host_ca_keys: vec![auth.identity().host_ca.public_openssh()?],
+        host_ca_keys: auth.authorities().host.public_keys()?,
     }];
     for leaf in auth.remote_clusters().await? {
         all.push(ClusterInfo {

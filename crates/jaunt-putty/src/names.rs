@@ -59,13 +59,27 @@ pub fn session_name(login: &str, host: &str, proxy_host: &str, leaf: Option<&str
     }
 }
 
-/// `JauntHostCA-<cluster>`, with `-1`, `-2`... when a cluster has several
-/// host CA keys (during a rotation).
-pub fn host_ca_name(cluster: &str, index: usize, count: usize) -> String {
-    if count > 1 {
-        format!("JauntHostCA-{cluster}-{}", index + 1)
-    } else {
-        format!("JauntHostCA-{cluster}")
+/// `JauntHostCA-<cluster>` for a cluster's first host CA key, then
+/// `-1`, `-2`... for more (during a CA rotation, the new key), so the
+/// first entry keeps its name through a rotation.
+pub fn host_ca_name(cluster: &str, index: usize) -> String {
+    match index {
+        0 => format!("JauntHostCA-{cluster}"),
+        i => format!("JauntHostCA-{cluster}-{i}"),
+    }
+}
+
+/// The index of one of `cluster`'s host-CA entries, from its name: 0 for
+/// `JauntHostCA-<cluster>`, `i` for `JauntHostCA-<cluster>-<i>`.
+pub fn host_ca_index(cluster: &str, name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("JauntHostCA-")?.strip_prefix(cluster)?;
+    match rest {
+        "" => Some(0),
+        _ => rest
+            .strip_prefix('-')?
+            .parse()
+            .ok()
+            .filter(|i| *i > 0 && !rest[1..].starts_with('0')),
     }
 }
 
@@ -119,7 +133,20 @@ mod tests {
             session_name("ec2-user", "n", "p", Some("leaf.example")),
             "ec2-user@n [leaf:leaf.example,proxy:p]"
         );
-        assert_eq!(host_ca_name("example", 0, 1), "JauntHostCA-example");
-        assert_eq!(host_ca_name("example", 1, 2), "JauntHostCA-example-2");
+        assert_eq!(host_ca_name("example", 0), "JauntHostCA-example");
+        assert_eq!(host_ca_name("example", 1), "JauntHostCA-example-1");
+        for (name, index) in [
+            ("JauntHostCA-example", Some(0)),
+            ("JauntHostCA-example-1", Some(1)),
+            ("JauntHostCA-example-12", Some(12)),
+            ("JauntHostCA-example-0", None),
+            ("JauntHostCA-example-01", None),
+            ("JauntHostCA-example-x", None),
+            ("JauntHostCA-examples", None),
+            ("JauntHostCA-example-eu", None),
+            ("TeleportHostCA-example", None),
+        ] {
+            assert_eq!(host_ca_index("example", name), index, "{name}");
+        }
     }
 }

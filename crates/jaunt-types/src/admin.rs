@@ -104,6 +104,10 @@ pub enum AdminRequest {
     TrustedClusterRemove {
         name: String,
     },
+    /// `jctl auth rotate`: start or move a CA rotation.
+    Rotate {
+        request: crate::rotation::RotateRequest,
+    },
     /// At a root: the leaves that trust it.
     RemoteClusterList,
     RemoteClusterRemove {
@@ -151,6 +155,7 @@ impl AdminRequest {
             LockList => each("lock", &rule::LIST),
             LockRemove { .. } => each("lock", &["delete"]),
             CaExport { .. } => each("cert_authority", &["read"]),
+            Rotate { .. } => each("cert_authority", &["update"]),
             HostSign { .. } => each("host_cert", &["create"]),
             TrustedClusterUpsert { .. } => each("trusted_cluster", &["create", "update"]),
             TrustedClusterList => each("trusted_cluster", &rule::LIST),
@@ -159,6 +164,15 @@ impl AdminRequest {
             RemoteClusterRemove { .. } => each("remote_cluster", &["delete"]),
         }
     }
+}
+
+/// A CA rotation in progress, as `jctl status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationStatus {
+    pub ca: crate::rotation::CaType,
+    pub rotation: crate::rotation::Rotation,
+    /// `SHA256:...` of every key trusted now, the current one first.
+    pub trusted: Vec<String>,
 }
 
 /// Which authority `jctl auth export` shows.
@@ -247,6 +261,9 @@ pub struct ClusterStatus {
     pub host_ca_fingerprint: String,
     /// `sha256:<hex>` of the TLS CA's SubjectPublicKeyInfo.
     pub ca_pin: String,
+    /// The rotations in progress (none: both CAs in standby).
+    #[serde(default)]
+    pub rotations: Vec<RotationStatus>,
     pub users: usize,
     pub roles: usize,
 }

@@ -218,6 +218,10 @@ pub struct HeartbeatRequest {
     pub host_public_key: String,
     /// When the node's host certificate expires (Unix seconds).
     pub host_cert_valid_before: u64,
+    /// `SHA256:...` of the CA key that signed it: auth renews it when
+    /// another key signs host certificates now (a CA rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cert_ca: Option<String>,
     /// A CSR, when the node's TLS certificate is due for renewal.
     pub tls_csr_pem: Option<String>,
 }

@@ -46,6 +46,9 @@ const CATALOGUE: &[(&str, &str, char)] = &[
     ("node.join", "TJ002", 'E'),
     ("node.delete", "TJ003", 'E'),
     ("cert.create", "TC000", 'E'),
+    // Jaunt's own: a CA rotation's phase changed (`jctl auth rotate`, or
+    // an automatic rotation moving on).
+    ("cert.rotate", "TCA01", 'E'),
     ("session.start", "T2000", 'E'),
     ("resize", "T2002", 'E'),
     ("session.end", "T2004", 'E'),

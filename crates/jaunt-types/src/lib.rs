@@ -9,6 +9,7 @@ pub mod asciicast;
 pub mod audit;
 pub mod duration;
 pub mod resources;
+pub mod rotation;
 pub mod route;
 pub mod secret;
 pub mod timefmt;

@@ -5,6 +5,7 @@ mod locks;
 mod nodes;
 mod recordings;
 mod retention;
+mod rotation;
 mod throttle;
 mod trust;
 use crate::authn::totp_for;
@@ -115,14 +116,14 @@ async fn signed_up(auth: &AuthServer, user: &str, logins: &[&str]) {
 async fn identity_is_created_once_and_reused() {
     let f = Fixture::new();
     let first = f.auth(SecondFactor::Off).await;
-    let fp = first.identity().user_ca.fingerprint();
+    let fp = first.authorities().user.signer().fingerprint();
     let pin = first.identity().ca_pin().expect("pin");
     drop(first);
     let again = f.auth(SecondFactor::Off).await;
-    assert_eq!(again.identity().user_ca.fingerprint(), fp);
+    assert_eq!(again.authorities().user.signer().fingerprint(), fp);
     assert_eq!(again.identity().ca_pin().expect("pin"), pin);
     assert_ne!(
-        again.identity().host_ca.fingerprint(),
+        again.authorities().host.signer().fingerprint(),
         fp,
         "user and host CAs differ"
     );
@@ -149,7 +150,7 @@ async fn login_issues_certificates_from_roles() {
     assert_eq!(cert.public_key(), key.public_key().key_data());
     assert_eq!(
         cert.signature_key(),
-        auth.identity().user_ca.public_key().key_data()
+        auth.authorities().user.signer().public_key().key_data()
     );
     assert_eq!(
         cert.valid_before() - cert.valid_after(),
@@ -183,7 +184,12 @@ async fn login_issues_certificates_from_roles() {
     assert_eq!(resp.logins, ["alice", "ubuntu"]);
     assert_eq!(
         resp.host_ca_keys,
-        [auth.identity().host_ca.public_openssh().expect("pub")]
+        [auth
+            .authorities()
+            .host
+            .signer()
+            .public_openssh()
+            .expect("pub")]
     );
 
     // A TTL beyond the role's cap is cut to the cap (12h for `access`).

@@ -56,6 +56,7 @@ async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
             addr: None,
             host_public_key,
             host_cert_valid_before: u64::MAX,
+            host_cert_ca: None,
             tls_csr_pem: None,
         },
     )
@@ -190,6 +191,7 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
         addr: None,
         host_public_key: joined.host_public_key.clone(),
         host_cert_valid_before: (now() + 86_400) as u64,
+        host_cert_ca: None,
         tls_csr_pem: None,
     };
     // The first heartbeat records the interval the node was told.

@@ -12,7 +12,7 @@ mod registry;
 
 use crate::home::Home;
 use crate::{ClientError, Result};
-use jaunt_putty::names::host_ca_name;
+use jaunt_putty::names::{host_ca_index, host_ca_name};
 use jaunt_putty::settings::{
     SessionSpec, Value, get, host_ca_values, is_jaunt_session, session_values,
 };
@@ -78,8 +78,15 @@ pub fn trust_host_cas(
     keys: &[String],
     hosts: &[String],
 ) -> Result<()> {
+    // Entries past the keys held a key no longer trusted (the old key
+    // after a CA rotation): PuTTY must not trust it any more.
+    for name in store.names(Kind::HostCa)? {
+        if host_ca_index(cluster, &name).is_some_and(|i| i >= keys.len().max(1)) {
+            store.delete(Kind::HostCa, &name)?;
+        }
+    }
     for (i, key) in keys.iter().enumerate() {
-        let entry = host_ca_name(cluster, i, keys.len());
+        let entry = host_ca_name(cluster, i);
         let lines = store.read(Kind::HostCa, &entry)?.unwrap_or_default();
         let mut trusted = validity::parse(&entry, get(&lines, "Validity").unwrap_or(""))
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
@@ -156,6 +163,44 @@ pub fn host_ca_lines(home: &Home, cluster: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_adds_an_entry_and_its_end_removes_the_old_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let putty = PuttyDir::at(dir.path());
+        let old =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBHW1f8CsiktqDULBwXwhSRlA/ASOAxX0gZMLRbOU5YV";
+        let new =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0S3hgWgmmZQvGoBNUbALvhEAbxSLUlZD0f9Co0H/aX";
+        let hosts = ["node1".to_string()];
+        let entry = |name: &str| std::fs::read_to_string(dir.path().join("sshhostcas").join(name));
+        trust_host_cas(&putty, "example", &[old.into()], &hosts).expect("before");
+        trust_host_cas(&putty, "example", &[old.into(), new.into()], &hosts).expect("during");
+        assert!(
+            entry("JauntHostCA-example")
+                .expect("first")
+                .contains("AIBHW1f8")
+        );
+        let second = entry("JauntHostCA-example-1").expect("alongside");
+        assert!(
+            second.contains("PublicKey=AAAAC3NzaC1lZDI1NTE5AAAAIJ0S3hg"),
+            "{second}"
+        );
+        assert!(second.contains("Validity=node1\n"), "{second}");
+        // Another cluster's entries are not touched.
+        trust_host_cas(&putty, "other", &[old.into(), new.into()], &hosts).expect("other");
+        trust_host_cas(&putty, "example", &[new.into()], &hosts).expect("after");
+        assert!(
+            entry("JauntHostCA-example")
+                .expect("first")
+                .contains("AIJ0S3hg")
+        );
+        assert!(
+            entry("JauntHostCA-example-1").is_err(),
+            "the old key is gone"
+        );
+        assert!(entry("JauntHostCA-other-1").is_ok());
+    }
 
     #[test]
     fn host_ca_entries_merge_and_report_broken_validity() {

@@ -19,6 +19,13 @@ fn cert_valid_before(pem: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `SHA256:...` of the CA key that signed a certificate.
+fn cert_signer(pem: &str) -> Option<String> {
+    let cert = Certificate::from_openssh(pem.trim()).ok()?;
+    let key = jaunt_ca::ssh_key::PublicKey::from(cert.signature_key().clone());
+    Some(jaunt_ca::fingerprint(&key))
+}
+
 pub(super) async fn heartbeat_loop(
     cfg: NodeConfig,
     mut id: StoredIdentity,
@@ -80,6 +87,7 @@ async fn heartbeat_once(
                 addr: cfg.advertise_addr.clone(),
                 host_public_key: host_key.public_key().to_openssh().map_err(credentials)?,
                 host_cert_valid_before: cert_valid_before(&id.host_cert),
+                host_cert_ca: cert_signer(&id.host_cert),
                 tls_csr_pem: new_tls.as_ref().map(|(csr, _)| csr.clone()),
             },
         )

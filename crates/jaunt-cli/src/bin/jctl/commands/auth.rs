@@ -1,6 +1,7 @@
-//! `jctl auth export|sign`: the cluster's CA keys in the forms other
-//! software reads, and host certificates for agentless hosts set up by
-//! configuration management rather than `jaunt join openssh`.
+//! `jctl auth export|sign|rotate`: the cluster's CA keys in the forms
+//! other software reads, host certificates for agentless hosts set up by
+//! configuration management rather than `jaunt join openssh`, and
+//! rotating the SSH user and host CAs.
 
 use crate::admin::{AdminClient, unexpected};
 use anyhow::{Context, anyhow};
@@ -8,6 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use jaunt_ca::ssh_key::{Algorithm, LineEnding, PrivateKey};
 use jaunt_sys::fs::{Mode, write_atomic};
 use jaunt_types::admin::{AdminRequest, AdminResponse, CaKind};
+use jaunt_types::rotation::{CaType, Phase, RotateRequest};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -33,6 +35,28 @@ pub enum AuthCommand {
         #[arg(long)]
         ttl: Option<String>,
     },
+    /// Rotate a CA: without --manual, an automatic rotation through every
+    /// phase over the grace period; with it, move to --phase.
+    Rotate {
+        #[arg(long = "type", value_enum)]
+        kind: RotateKind,
+        /// How long certificates from the old key stay trusted, e.g. 30h
+        /// (automatic rotations move a third of it apart) [default: 30h]
+        #[arg(long)]
+        grace_period: Option<jaunt_types::Ttl>,
+        /// Move one phase at a time, with --phase
+        #[arg(long, requires = "phase")]
+        manual: bool,
+        /// init, update_clients, update_servers, standby or rollback
+        #[arg(long, requires = "manual")]
+        phase: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RotateKind {
+    User,
+    Host,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,6 +91,28 @@ pub fn run(admin: &AdminClient, cmd: AuthCommand) -> anyhow::Result<()> {
             out,
             ttl,
         } => sign(admin, host, out, ttl),
+        AuthCommand::Rotate {
+            kind,
+            grace_period,
+            manual: _,
+            phase,
+        } => {
+            let request = RotateRequest {
+                ca: match kind {
+                    RotateKind::User => CaType::User,
+                    RotateKind::Host => CaType::Host,
+                },
+                grace_period_secs: grace_period.map(|g| g.as_secs()),
+                manual_phase: phase
+                    .map(|p| p.parse::<Phase>().map_err(|e| anyhow!("--phase: {e}")))
+                    .transpose()?,
+            };
+            match admin.call(&AdminRequest::Rotate { request })? {
+                AdminResponse::Done { message } => jaunt_cli::say!("{message}")?,
+                other => return Err(unexpected(other)),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -4,6 +4,15 @@ use crate::admin::{AdminClient, unexpected};
 use clap::Args;
 use jaunt_cli::{Format, say};
 use jaunt_types::admin::{AdminRequest, AdminResponse};
+use jaunt_types::rotation::{CaType, Mode};
+use jaunt_types::timefmt::format_unix;
+
+fn capitalized(ca: CaType) -> &'static str {
+    match ca {
+        CaType::User => "User",
+        CaType::Host => "Host",
+    }
+}
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -24,6 +33,24 @@ pub fn run(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
     say!("Second factor:   {}", s.second_factor)?;
     say!("User CA:         {}", s.user_ca_fingerprint)?;
     say!("Host CA:         {}", s.host_ca_fingerprint)?;
+    for ca in [CaType::User, CaType::Host] {
+        let line = match s.rotations.iter().find(|r| r.ca == ca) {
+            None => "standby".to_string(),
+            Some(r) => format!(
+                "{} ({}, started {}, grace period {}; trusted: {})",
+                r.rotation.phase,
+                match r.rotation.mode {
+                    Mode::Auto => "automatic",
+                    Mode::Manual => "manual",
+                },
+                format_unix(r.rotation.started),
+                jaunt_types::Ttl::from_secs(r.rotation.grace_period_secs),
+                r.trusted.join(", ")
+            ),
+        };
+        let label = format!("{} CA rotation:", capitalized(ca));
+        say!("{label:<17}{line}")?;
+    }
     say!("CA pin:          {}", s.ca_pin)?;
     say!("Users / roles:   {} / {}", s.users, s.roles)?;
     Ok(())

@@ -1,0 +1,278 @@
+//! CA rotation: which key signs and which are trusted in each phase, what
+//! nodes and clients are handed, refused steps, rollback, automatic
+//! rotations moving on, and a second instance following the store.
+
+use super::*;
+use crate::identity::StoredIdentity;
+use crate::records::IDENTITY_KEY;
+use jaunt_ca::ssh_key::Certificate;
+use jaunt_types::api::HeartbeatRequest;
+use jaunt_types::rotation::{CaType, Phase, RotateRequest};
+
+fn manual(ca: CaType, phase: Phase) -> RotateRequest {
+    RotateRequest {
+        ca,
+        grace_period_secs: None,
+        manual_phase: Some(phase),
+    }
+}
+
+/// The fingerprint of the key that signed a certificate.
+fn signer_of(cert: &str) -> String {
+    let cert = Certificate::from_openssh(cert.trim()).expect("cert");
+    jaunt_ca::fingerprint(&cert.signature_key().clone().into())
+}
+
+/// A user's certificate now, and the host CA keys the login hands over.
+async fn login(auth: &AuthServer) -> (String, Vec<String>) {
+    let (req, _) = login_request("alice", PASSWORD, None);
+    let resp = auth.login(req, "127.0.0.1:1").await.expect("login");
+    (signer_of(&resp.ssh_cert), resp.host_ca_keys)
+}
+
+/// A node's heartbeat saying its host certificate came from `signer`;
+/// whether auth renewed it, and from which key.
+async fn beat(auth: &AuthServer, node: &str, key: &str, signer: &str) -> Option<String> {
+    let resp = auth
+        .heartbeat(
+            node,
+            HeartbeatRequest {
+                name: "n1".into(),
+                labels: Default::default(),
+                addr: None,
+                host_public_key: key.into(),
+                host_cert_valid_before: (crate::now() + 6 * 86_400) as u64,
+                host_cert_ca: Some(signer.into()),
+                tls_csr_pem: None,
+            },
+        )
+        .await
+        .expect("heartbeat");
+    resp.host_cert.map(|c| signer_of(&c))
+}
+
+#[tokio::test]
+async fn a_manual_rotation_of_each_ca_through_every_phase() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "alice", &["alice"]).await;
+    let host_key = SshCa::generate()
+        .expect("key")
+        .public_openssh()
+        .expect("pub");
+    let joined = auth
+        .join_node(jaunt_types::api::NodeJoinRequest {
+            token: auth
+                .add_node_token(None, None, None)
+                .await
+                .expect("token")
+                .0
+                .token,
+            name: "n1".into(),
+            labels: Default::default(),
+            addr: None,
+            host_public_key: host_key.clone(),
+            tls_csr_pem: generate_client_csr("n1").expect("csr").0,
+            sub_kind: None,
+            additional_principals: Vec::new(),
+        })
+        .await
+        .expect("join");
+    let old_user = auth.authorities().user.signer().fingerprint();
+    let old_host = auth.authorities().host.signer().fingerprint();
+    let old_host_key = auth.authorities().host.public_keys().expect("keys")[0].clone();
+    assert_eq!(signer_of(&joined.host_cert), old_host);
+
+    // User CA. init: a second key is trusted (nodes get both), signs nothing.
+    auth.rotate_ca(manual(CaType::User, Phase::Init))
+        .await
+        .expect("init");
+    let cas = auth.authorities();
+    assert_eq!(cas.user.phase(), Phase::Init);
+    assert_eq!(cas.user.signer().fingerprint(), old_user);
+    assert_eq!(cas.user.public_keys().expect("keys").len(), 2);
+    assert_eq!(auth.user_ca_keys().expect("keys").len(), 2);
+    assert_eq!(login(&auth).await.0, old_user);
+    let new_user = cas.user.trusted().nth(1).expect("new").fingerprint();
+    // Refused steps name the next one.
+    let err = auth
+        .rotate_ca(manual(CaType::User, Phase::UpdateServers))
+        .await
+        .expect_err("skipped a phase");
+    assert!(
+        err.to_string().contains("the next phase is update_clients"),
+        "{err}"
+    );
+    let err = auth
+        .rotate_ca(RotateRequest {
+            ca: CaType::User,
+            grace_period_secs: None,
+            manual_phase: None,
+        })
+        .await
+        .expect_err("already rotating");
+    assert!(
+        err.to_string().contains("in progress (phase init)"),
+        "{err}"
+    );
+    // update_clients: users' certificates come from the new key.
+    auth.rotate_ca(manual(CaType::User, Phase::UpdateClients))
+        .await
+        .expect("update_clients");
+    assert_eq!(login(&auth).await.0, new_user);
+    auth.rotate_ca(manual(CaType::User, Phase::UpdateServers))
+        .await
+        .expect("update_servers");
+    // standby: only the new key is left.
+    auth.rotate_ca(manual(CaType::User, Phase::Standby))
+        .await
+        .expect("standby");
+    let cas = auth.authorities();
+    assert_eq!(cas.user.phase(), Phase::Standby);
+    assert_eq!(cas.user.signer().fingerprint(), new_user);
+    assert_eq!(cas.user.key_data().len(), 1);
+    assert_eq!(login(&auth).await.0, new_user);
+    // The host CA was not touched.
+    assert_eq!(cas.host.signer().fingerprint(), old_host);
+
+    // Host CA: clients are handed both keys from init on, the current
+    // first; nodes renew only from update_servers.
+    auth.rotate_ca(manual(CaType::Host, Phase::Init))
+        .await
+        .expect("init");
+    let (_, host_keys) = login(&auth).await;
+    assert_eq!(host_keys.len(), 2);
+    assert_eq!(host_keys[0], old_host_key);
+    let new_host = auth
+        .authorities()
+        .host
+        .trusted()
+        .nth(1)
+        .expect("new")
+        .fingerprint();
+    assert_eq!(beat(&auth, &joined.uuid, &host_key, &old_host).await, None);
+    auth.rotate_ca(manual(CaType::Host, Phase::UpdateClients))
+        .await
+        .expect("update_clients");
+    assert_eq!(beat(&auth, &joined.uuid, &host_key, &old_host).await, None);
+    auth.rotate_ca(manual(CaType::Host, Phase::UpdateServers))
+        .await
+        .expect("update_servers");
+    assert_eq!(
+        beat(&auth, &joined.uuid, &host_key, &old_host).await,
+        Some(new_host.clone()),
+        "renewed from the new key"
+    );
+    assert_eq!(beat(&auth, &joined.uuid, &host_key, &new_host).await, None);
+    auth.rotate_ca(manual(CaType::Host, Phase::Standby))
+        .await
+        .expect("standby");
+    let (_, host_keys) = login(&auth).await;
+    assert_eq!(host_keys.len(), 1);
+    assert_ne!(host_keys[0], old_host_key);
+    assert_eq!(auth.host_ca_keys().len(), 1);
+
+    // Every step was audited.
+    let steps = auth
+        .search_events(&jaunt_types::audit::AuditQuery {
+            event: Some("cert.rotate".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    assert_eq!(steps.len(), 8, "{steps:#?}");
+    assert_eq!(steps[0].code, "TCA01I");
+    assert_eq!(steps[0].fields["ca"], "user");
+    assert_eq!(steps[0].fields["from"], "standby");
+    assert_eq!(steps[0].fields["phase"], "init");
+}
+
+#[tokio::test]
+async fn a_rollback_keeps_the_old_key_and_a_second_instance_follows() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let other = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "alice", &["alice"]).await;
+    let old = auth.authorities().user.signer().fingerprint();
+    auth.rotate_ca(manual(CaType::User, Phase::Init))
+        .await
+        .expect("init");
+    auth.rotate_ca(manual(CaType::User, Phase::UpdateClients))
+        .await
+        .expect("update_clients");
+    let new = auth.authorities().user.signer().fingerprint();
+    assert_ne!(new, old);
+    // The other instance signs with the old key until it reads the store.
+    assert_eq!(login(&other).await.0, old);
+    other.refresh_authorities().await.expect("refresh");
+    assert_eq!(login(&other).await.0, new);
+    // Rollback through the other instance: the old key signs again, both
+    // stay trusted (certificates from the new key still work)...
+    other
+        .rotate_ca(manual(CaType::User, Phase::Rollback))
+        .await
+        .expect("rollback");
+    auth.refresh_authorities().await.expect("refresh");
+    assert_eq!(login(&auth).await.0, old);
+    assert_eq!(auth.user_ca_keys().expect("keys").len(), 2);
+    assert!(
+        auth.rotate_ca(manual(CaType::User, Phase::UpdateClients))
+            .await
+            .is_err(),
+        "a rollback only ends"
+    );
+    // ...until standby drops the new key.
+    auth.rotate_ca(manual(CaType::User, Phase::Standby))
+        .await
+        .expect("standby");
+    let cas = auth.authorities();
+    assert_eq!(cas.user.key_data().len(), 1);
+    assert_eq!(cas.user.signer().fingerprint(), old);
+}
+
+#[tokio::test]
+async fn an_automatic_rotation_moves_on_by_itself() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let msg = auth
+        .rotate_ca(RotateRequest {
+            ca: CaType::Host,
+            grace_period_secs: Some(3 * 3600),
+            manual_phase: None,
+        })
+        .await
+        .expect("start");
+    assert!(msg.contains("phase init (automatic"), "{msg}");
+    assert!(
+        auth.rotate_ca(RotateRequest {
+            ca: CaType::Host,
+            grace_period_secs: None,
+            manual_phase: None
+        })
+        .await
+        .is_err()
+    );
+    // Not yet due: nothing moves.
+    auth.refresh_authorities().await.expect("refresh");
+    assert_eq!(auth.authorities().host.phase(), Phase::Init);
+    // Each phase, once its third of the grace period is over (the stored
+    // phase start moved back an hour), moves on at the next refresh.
+    for want in [Phase::UpdateClients, Phase::UpdateServers, Phase::Standby] {
+        let v = auth
+            .store()
+            .get::<StoredIdentity>(IDENTITY_KEY)
+            .await
+            .expect("read")
+            .expect("identity");
+        let mut stored = v.value;
+        let r = stored.rotations.get_mut(&CaType::Host).expect("rotating");
+        r.rotation.phase_started -= 3600;
+        auth.store()
+            .update_if(IDENTITY_KEY, v.revision, &stored, None)
+            .await
+            .expect("write");
+        auth.refresh_authorities().await.expect("refresh");
+        assert_eq!(auth.authorities().host.phase(), want);
+    }
+    assert_eq!(auth.host_ca_keys().len(), 1);
+}
