@@ -18,8 +18,9 @@ use jaunt_store::StoreError;
 use jaunt_types::api::NODE_CERT_TTL_SECS;
 use jaunt_types::resources::{Labels, Role, TokenInfo, TokenKind, validate_name};
 use jaunt_types::trust::{
-    PATH_TRUST_REGISTER, RemoteClusterInfo, RemoteIdentity, RoleMapping, TrustRegisterRequest,
-    TrustRegisterResponse, TrustedCluster, TrustedClusterInfo, TrustedUserCa,
+    PATH_TRUST_REGISTER, RemoteClusterInfo, RemoteIdentity, RoleMapping, TrustHeartbeatRequest,
+    TrustHeartbeatResponse, TrustRegisterRequest, TrustRegisterResponse, TrustedCluster,
+    TrustedClusterInfo, TrustedUserCa,
 };
 use jaunt_types::{Secret, Ttl};
 use serde::{Deserialize, Serialize};
@@ -157,15 +158,7 @@ impl AuthServer {
     ) -> Result<TrustRegisterResponse, AuthError> {
         let name = req.cluster_name.clone();
         validate_name(&name).map_err(|e| AuthError::BadRequest(format!("cluster name: {e}")))?;
-        if req.host_ca_keys.is_empty() || req.host_ca_keys.len() > 8 {
-            return Err(AuthError::BadRequest(
-                "a leaf sends its host CA keys (1 to 8)".into(),
-            ));
-        }
-        for key in &req.host_ca_keys {
-            jaunt_ca::parse_public_key(key)
-                .map_err(|e| AuthError::BadRequest(format!("host CA key: {e}")))?;
-        }
+        check_ca_keys(&req.host_ca_keys, "host")?;
         let refuse = |why: String| {
             tracing::warn!(leaf = %name, %addr, %why, "trusted cluster refused");
             AuthError::AccessDenied(why)
@@ -305,11 +298,18 @@ impl AuthServer {
 
     /// A leaf's heartbeat: proves it still holds its certificate, renews
     /// it when asked.
+    /// A leaf's heartbeat: its tunnel certificate renewed when it sends a
+    /// CSR, its host CA keys taken when it sends them (they change with
+    /// its CA rotations); answered with this cluster's trusted CA keys
+    /// (which change with ours).
     pub async fn leaf_heartbeat(
         &self,
         leaf: &str,
-        csr: Option<&str>,
-    ) -> Result<Option<String>, AuthError> {
+        req: &TrustHeartbeatRequest,
+    ) -> Result<TrustHeartbeatResponse, AuthError> {
+        if !req.host_ca_keys.is_empty() {
+            check_ca_keys(&req.host_ca_keys, "host")?;
+        }
         let key = remote_key(leaf);
         let Some(v) = self.store.get::<RemoteClusterRecord>(&key).await? else {
             return Err(AuthError::AccessDenied(format!(
@@ -322,12 +322,25 @@ impl AuthServer {
         );
         let mut record = v.value;
         record.last_heartbeat = now();
-        // A lost race with another write only loses this heartbeat's time.
+        if !req.host_ca_keys.is_empty() && req.host_ca_keys != record.host_ca_keys {
+            tracing::info!(%leaf, "the leaf's host CA keys changed");
+            record.host_ca_keys = req.host_ca_keys.clone();
+        }
+        // A lost race with another write only loses this heartbeat (the
+        // next one brings the same).
         match self.store.update_if(&key, v.revision, &record, None).await {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        csr.map(|csr| self.sign_leaf_tls(leaf, csr)).transpose()
+        Ok(TrustHeartbeatResponse {
+            tls_cert_pem: req
+                .tls_csr_pem
+                .as_deref()
+                .map(|csr| self.sign_leaf_tls(leaf, csr))
+                .transpose()?,
+            user_ca_keys: self.user_ca_keys()?,
+            host_ca_keys: self.authorities().host.public_keys()?,
+        })
     }
 
     /// Who `user` is, as this (root) cluster vouches to a leaf: its name,
@@ -538,6 +551,37 @@ impl AuthServer {
         Ok(())
     }
 
+    /// A root's CA keys as its heartbeat answer gave them (they change with
+    /// its CA rotations): this cluster's nodes then trust its users'
+    /// certificates from the new user CA key.
+    pub async fn update_root_cas(
+        &self,
+        root: &str,
+        user_ca_keys: Vec<String>,
+        host_ca_keys: Vec<String>,
+    ) -> Result<(), AuthError> {
+        check_ca_keys(&user_ca_keys, "user")?;
+        check_ca_keys(&host_ca_keys, "host")?;
+        let key = trusted_key(root);
+        let Some(v) = self.store.get::<TrustedClusterRecord>(&key).await? else {
+            return Ok(());
+        };
+        let mut record = v.value;
+        if record.user_ca_keys == user_ca_keys && record.host_ca_keys == host_ca_keys {
+            return Ok(());
+        }
+        record.user_ca_keys = user_ca_keys;
+        record.host_ca_keys = host_ca_keys;
+        self.store
+            .update_if(&key, v.revision, &record, None)
+            .await?;
+        if let Ok(mut cached) = self.links.user_cas.lock() {
+            *cached = None;
+        }
+        tracing::info!(%root, "the root cluster's CA keys changed");
+        Ok(())
+    }
+
     /// The enabled trusted clusters' user CAs, for this cluster's nodes.
     pub async fn trusted_user_cas(&self) -> Result<Vec<TrustedUserCa>, AuthError> {
         if let Ok(cached) = self.links.user_cas.lock()
@@ -628,4 +672,18 @@ impl AuthServer {
     pub fn root_online(&self, root: &str) -> bool {
         linked(&self.links.roots, root)
     }
+}
+
+/// CA keys another cluster sent: 1 to 8 OpenSSH public keys.
+fn check_ca_keys(keys: &[String], kind: &str) -> Result<(), AuthError> {
+    if keys.is_empty() || keys.len() > 8 {
+        return Err(AuthError::BadRequest(format!(
+            "a cluster sends its {kind} CA keys (1 to 8)"
+        )));
+    }
+    for key in keys {
+        jaunt_ca::parse_public_key(key)
+            .map_err(|e| AuthError::BadRequest(format!("{kind} CA key: {e}")))?;
+    }
+    Ok(())
 }

@@ -275,6 +275,74 @@ fn one_login_at_the_root_reaches_the_leaf_with_jsh_openssh_and_putty() {
 }
 
 /// What a trust does not allow.
+/// CA rotations on either side carry across the trust: the root's new
+/// user CA key reaches the leaf's nodes (through the leaf's heartbeats to
+/// the root), and the leaf's new host CA key reaches the root's clients
+/// at their next login.
+#[test]
+fn ca_rotations_carry_across_the_trust() {
+    let s = setup("tr");
+    let leaf = start_leaf("leaf", LEAF_ROLE);
+    let token = trust_token(&s.c, &[]);
+    trust(&leaf.c, &s.c, &token, MAP_ACCESS).ok();
+    jsh_leaf_eventually(&s, "lnode1", "true");
+    let rotate = |c: &Cluster, ca: &str, phase: &str| {
+        c.jctl(&[
+            "auth",
+            "rotate",
+            &format!("--type={ca}"),
+            "--manual",
+            &format!("--phase={phase}"),
+        ])
+        .ok();
+    };
+    let login = || {
+        s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
+            .ok();
+    };
+
+    // The root's user CA: alice's certificate from the new key works at
+    // the leaf once its nodes trust it, and after the old key is gone.
+    rotate(&s.c, "user", "init");
+    rotate(&s.c, "user", "update_clients");
+    login();
+    jsh_leaf_eventually(&s, "lnode1", "true");
+    rotate(&s.c, "user", "update_servers");
+    rotate(&s.c, "user", "standby");
+    jsh_leaf_eventually(&s, "lnode2", "true");
+
+    // The leaf's host CA: the root learns both keys; alice's next login
+    // trusts both; the leaf's nodes then move to the new key.
+    rotate(&leaf.c, "host", "init");
+    let leaf_keys = |out: &str| out.lines().filter(|l| l.contains("*.leaf")).count();
+    eventually(
+        "the root to learn the leaf's new host CA",
+        Duration::from_secs(40),
+        || {
+            login();
+            let known =
+                std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
+            (leaf_keys(&known) == 2).then_some(())
+        },
+    );
+    rotate(&leaf.c, "host", "update_clients");
+    rotate(&leaf.c, "host", "update_servers");
+    jsh_leaf_eventually(&s, "lnode1", "true");
+    rotate(&leaf.c, "host", "standby");
+    eventually(
+        "the root to forget the leaf's old host CA",
+        Duration::from_secs(40),
+        || {
+            login();
+            let known =
+                std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
+            (leaf_keys(&known) == 1).then_some(())
+        },
+    );
+    jsh_leaf_eventually(&s, "lnode2", "true");
+    drop(leaf);
+}
+
 #[test]
 fn trust_refusals() {
     let s = setup("tr");

@@ -357,12 +357,7 @@ async fn trust_heartbeat(
     parts: LeafCaller,
     Body(req): Body<jaunt_types::trust::TrustHeartbeatRequest>,
 ) -> ApiResult<jaunt_types::trust::TrustHeartbeatResponse> {
-    let tls_cert_pem = auth
-        .leaf_heartbeat(&parts.0, req.tls_csr_pem.as_deref())
-        .await?;
-    Ok(Json(jaunt_types::trust::TrustHeartbeatResponse {
-        tls_cert_pem,
-    }))
+    Ok(Json(auth.leaf_heartbeat(&parts.0, &req).await?))
 }
 
 /// A leaf cluster's proxy, by its certificate.

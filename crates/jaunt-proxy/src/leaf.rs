@@ -222,11 +222,24 @@ async fn heartbeat(leaf: &Leaf, record: &TrustedClusterRecord) -> Result<Beat, S
     };
     let req = TrustHeartbeatRequest {
         tls_csr_pem: renewal.as_ref().map(|(csr, _)| csr.clone()),
+        host_ca_keys: leaf
+            .auth
+            .authorities()
+            .host
+            .public_keys()
+            .map_err(|e| e.to_string())?,
     };
     let answer: TrustHeartbeatResponse = client_for(record)?
         .post_once(PATH_TRUST_HEARTBEAT, &req)
         .await
         .map_err(|e| format!("heartbeat: {e}"))?;
+    // The root's CAs as they are now (its rotations change them).
+    if !answer.user_ca_keys.is_empty() && !answer.host_ca_keys.is_empty() {
+        leaf.auth
+            .update_root_cas(&record.name, answer.user_ca_keys, answer.host_ca_keys)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     match (answer.tls_cert_pem, renewal) {
         (Some(cert), Some((_, key))) => {
             leaf.auth

@@ -144,12 +144,20 @@ pub struct TrustHeartbeatRequest {
     /// A CSR when the leaf's certificate is past half its life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_csr_pem: Option<String>,
+    /// The leaf's trusted host CA keys now (a CA rotation changes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ca_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrustHeartbeatResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert_pem: Option<String>,
+    /// The root's trusted user and host CA keys now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_ca_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ca_keys: Vec<String>,
 }
 
 /// A cluster as `jsh clusters` lists it.

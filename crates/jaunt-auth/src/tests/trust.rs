@@ -87,14 +87,49 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
         .expect_err("taken");
     assert!(err.to_string().contains("exists already"), "{err}");
 
-    // Heartbeats while it stands (renewing the certificate when asked);
-    // refused once removed.
-    assert_eq!(root.leaf_heartbeat("leaf", None).await.expect("beat"), None);
+    // Heartbeats while it stands (renewing the certificate when asked,
+    // taking the leaf's host CA keys when they change, answering with the
+    // root's CA keys); refused once removed.
+    let beat = jaunt_types::trust::TrustHeartbeatRequest::default();
+    let answer = root.leaf_heartbeat("leaf", &beat).await.expect("beat");
+    assert_eq!(answer.tls_cert_pem, None);
+    assert_eq!(answer.user_ca_keys, root.user_ca_keys().expect("keys"));
+    assert_eq!(
+        answer.host_ca_keys,
+        root.authorities().host.public_keys().expect("keys")
+    );
+    let rotated_host = vec![
+        SshCa::generate()
+            .expect("key")
+            .public_openssh()
+            .expect("pub"),
+        SshCa::generate()
+            .expect("key")
+            .public_openssh()
+            .expect("pub"),
+    ];
+    let changed = jaunt_types::trust::TrustHeartbeatRequest {
+        host_ca_keys: rotated_host.clone(),
+        ..Default::default()
+    };
+    root.leaf_heartbeat("leaf", &changed).await.expect("beat");
+    let listed = root.remote_clusters().await.expect("remote clusters");
+    assert_eq!(listed[0].host_ca_keys, rotated_host);
+    let bad = jaunt_types::trust::TrustHeartbeatRequest {
+        host_ca_keys: vec!["ssh-ed25519 not-a-key".into()],
+        ..Default::default()
+    };
+    assert!(root.leaf_heartbeat("leaf", &bad).await.is_err());
     let (csr, _) = jaunt_ca::generate_client_csr("leaf").expect("csr");
+    let renewal = jaunt_types::trust::TrustHeartbeatRequest {
+        tls_csr_pem: Some(csr),
+        ..Default::default()
+    };
     let renewed = root
-        .leaf_heartbeat("leaf", Some(&csr))
+        .leaf_heartbeat("leaf", &renewal)
         .await
         .expect("beat")
+        .tls_cert_pem
         .expect("a certificate");
     let id = jaunt_ca::client_identity_pem(&renewed).expect("certificate");
     assert_eq!(
@@ -102,7 +137,7 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
         ("leaf", jaunt_ca::IdentityKind::RemoteCluster)
     );
     root.remove_remote_cluster("leaf").await.expect("removed");
-    assert!(root.leaf_heartbeat("leaf", None).await.is_err());
+    assert!(root.leaf_heartbeat("leaf", &beat).await.is_err());
     assert!(root.remove_remote_cluster("leaf").await.is_err());
 }
 
@@ -228,4 +263,32 @@ async fn a_root_users_access_is_what_their_roles_map_to() {
             .expect("asked")
             .allowed
     );
+}
+
+/// A root's rotated CA keys, from its heartbeat answer, reach the leaf's
+/// nodes at once (the cached list is dropped); bad keys change nothing.
+#[tokio::test]
+async fn a_roots_rotated_keys_reach_the_leafs_nodes() {
+    let f = Fixture::new();
+    let leaf = f.auth_named("leaf", SecondFactor::Off).await.expect("auth");
+    trusting(&leaf, "example", true, Vec::new()).await;
+    let before = leaf.trusted_user_cas().await.expect("cas");
+    assert_eq!(before[0].keys.len(), 1);
+    let key = || {
+        SshCa::generate()
+            .expect("ca")
+            .public_openssh()
+            .expect("pub")
+    };
+    let (user, host) = (vec![before[0].keys[0].clone(), key()], vec![key()]);
+    assert!(
+        leaf.update_root_cas("example", vec!["nonsense".into()], host.clone())
+            .await
+            .is_err()
+    );
+    leaf.update_root_cas("example", user.clone(), host)
+        .await
+        .expect("updated");
+    let after = leaf.trusted_user_cas().await.expect("cas");
+    assert_eq!(after[0].keys, user);
 }

@@ -48,7 +48,7 @@ pub fn run(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
                 r.trusted.join(", ")
             ),
         };
-        let label = format!("{} CA rotation:", capitalized(ca));
+        let label = format!("{} CA phase:", capitalized(ca));
         say!("{label:<17}{line}")?;
     }
     say!("CA pin:          {}", s.ca_pin)?;
