@@ -78,6 +78,28 @@ impl AuthServer {
         p
     }
 
+    /// A host certificate from the key that signs them now (a CA
+    /// rotation's `update_servers` changes it).
+    fn host_cert(
+        &self,
+        public_key: jaunt_ca::ssh_key::PublicKey,
+        host_id: String,
+        principals: Vec<String>,
+        ttl_secs: u64,
+    ) -> Result<jaunt_ca::ssh_key::Certificate, AuthError> {
+        Ok(self
+            .authorities()
+            .host
+            .signer()
+            .sign_host_cert(&HostCertRequest {
+                public_key,
+                host_id,
+                principals,
+                now: now() as u64,
+                ttl_secs,
+            })?)
+    }
+
     fn sign_host(
         &self,
         uuid: &str,
@@ -87,19 +109,14 @@ impl AuthServer {
     ) -> Result<String, AuthError> {
         let public_key =
             parse_public_key(host_key).map_err(|e| AuthError::BadRequest(e.to_string()))?;
-        let cert = self
-            .authorities()
-            .host
-            .signer()
-            .sign_host_cert(&HostCertRequest {
-                public_key,
-                host_id: uuid.to_string(),
-                principals: self.host_principals(uuid, name, addr),
-                now: now() as u64,
-                ttl_secs: NODE_CERT_TTL,
-            })?;
-        cert.to_openssh()
-            .map_err(|e| AuthError::Internal(e.to_string()))
+        self.host_cert(
+            public_key,
+            uuid.to_string(),
+            self.host_principals(uuid, name, addr),
+            NODE_CERT_TTL,
+        )?
+        .to_openssh()
+        .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
     /// An agentless host's certificate: a node's principals and the
@@ -128,19 +145,14 @@ impl AuthServer {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        let cert = self
-            .authorities()
-            .host
-            .signer()
-            .sign_host_cert(&HostCertRequest {
-                public_key,
-                host_id: node.uuid.clone(),
-                principals,
-                now: now() as u64,
-                ttl_secs: AGENTLESS_HOST_CERT_TTL,
-            })?;
-        cert.to_openssh()
-            .map_err(|e| AuthError::Internal(e.to_string()))
+        self.host_cert(
+            public_key,
+            node.uuid.clone(),
+            principals,
+            AGENTLESS_HOST_CERT_TTL,
+        )?
+        .to_openssh()
+        .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
     fn sign_node_tls(&self, uuid: &str, csr: &str) -> Result<String, AuthError> {
@@ -361,18 +373,8 @@ impl AuthServer {
             all.push(format!("{}.{}", node.name, self.identity.cluster_name));
         }
         all.dedup();
-        let cert = self
-            .authorities()
-            .host
-            .signer()
-            .sign_host_cert(&HostCertRequest {
-                public_key,
-                host_id: name.clone(),
-                principals: all,
-                now: now() as u64,
-                ttl_secs,
-            })?;
-        cert.to_openssh()
+        self.host_cert(public_key, name.clone(), all, ttl_secs)?
+            .to_openssh()
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
@@ -423,17 +425,12 @@ impl AuthServer {
         node: &NodeRecord,
         public_key: jaunt_ca::ssh_key::PublicKey,
     ) -> Result<jaunt_ca::ssh_key::Certificate, AuthError> {
-        Ok(self
-            .authorities()
-            .host
-            .signer()
-            .sign_host_cert(&HostCertRequest {
-                public_key,
-                host_id: node.uuid.clone(),
-                principals: self.host_principals(&node.uuid, &node.name, node.addr.as_deref()),
-                now: now() as u64,
-                ttl_secs: NODE_CERT_TTL,
-            })?)
+        self.host_cert(
+            public_key,
+            node.uuid.clone(),
+            self.host_principals(&node.uuid, &node.name, node.addr.as_deref()),
+            NODE_CERT_TTL,
+        )
     }
 
     /// The host CA keys a node's host certificate must come from.

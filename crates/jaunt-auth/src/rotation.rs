@@ -191,6 +191,13 @@ impl AuthServer {
         }
     }
 
+    async fn stored_identity(&self) -> Result<jaunt_store::Versioned<StoredIdentity>, AuthError> {
+        self.store
+            .get::<StoredIdentity>(IDENTITY_KEY)
+            .await?
+            .ok_or_else(|| AuthError::Internal("the cluster identity is missing".into()))
+    }
+
     /// `jctl auth rotate`: starts an automatic rotation, or moves a CA to
     /// the phase an administrator names. Returns what was done.
     pub async fn rotate_ca(&self, req: RotateRequest) -> Result<String, AuthError> {
@@ -202,11 +209,7 @@ impl AuthServer {
             ));
         }
         let (from, to) = loop {
-            let v = self
-                .store
-                .get::<StoredIdentity>(IDENTITY_KEY)
-                .await?
-                .ok_or_else(|| AuthError::Internal("the cluster identity is missing".into()))?;
+            let v = self.stored_identity().await?;
             let mut stored = v.value;
             let from = stored.rotations.get(&ca).map(|r| r.rotation.phase);
             let (to, mode) = match req.manual_phase {
@@ -261,11 +264,7 @@ impl AuthServer {
     /// Reads the CAs back from the store (another instance may have moved
     /// a rotation), first moving on an automatic rotation that is due.
     pub async fn refresh_authorities(&self) -> Result<(), AuthError> {
-        let v = self
-            .store
-            .get::<StoredIdentity>(IDENTITY_KEY)
-            .await?
-            .ok_or_else(|| AuthError::Internal("the cluster identity is missing".into()))?;
+        let v = self.stored_identity().await?;
         let mut stored = v.value;
         let now = now();
         let mut moved = Vec::new();

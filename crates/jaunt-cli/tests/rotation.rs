@@ -63,18 +63,6 @@ fn trusted(c: &Cluster, ca: &str) -> Vec<String> {
     }
 }
 
-fn rotate(c: &Cluster, ca: &str, phase: &str) -> String {
-    c.jctl(&[
-        "auth",
-        "rotate",
-        &format!("--type={ca}"),
-        "--manual",
-        &format!("--phase={phase}"),
-    ])
-    .ok()
-    .stdout
-}
-
 /// Every way in works: OpenSSH to both nodes, plink and jsh ssh to one.
 fn all_work(s: &Setup, plink_session: &str, what: &str) {
     for node in ["node1", "node2"] {
@@ -148,7 +136,7 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
 
     // init: a second key for each, trusted, signing nothing yet.
     for ca in ["user", "host"] {
-        let out = rotate(&s.c, ca, "init");
+        let out = s.c.rotate(ca, "init");
         assert!(
             out.contains(&format!("the {ca} CA is now in phase init")),
             "{out}"
@@ -181,7 +169,7 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
     // update_clients: a new login's certificate comes from the new key;
     // bob's old one still works.
     for ca in ["user", "host"] {
-        rotate(&s.c, ca, "update_clients");
+        s.c.rotate(ca, "update_clients");
     }
     login_again(&s);
     assert_eq!(signer(&user_cert(&s.home, "alice")), new_user);
@@ -203,7 +191,7 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
     // key by themselves (a client trusting only it gets in; one trusting
     // only the old key no longer does).
     for ca in ["user", "host"] {
-        rotate(&s.c, ca, "update_servers");
+        s.c.rotate(ca, "update_servers");
     }
     eventually(
         "node1's host certificate from the new key",
@@ -216,7 +204,7 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
     // standby: one key each; bob's certificate from the old user key is
     // refused once the nodes have heard, and PuTTY's second entry goes.
     for ca in ["user", "host"] {
-        rotate(&s.c, ca, "standby");
+        s.c.rotate(ca, "standby");
     }
     assert_eq!(trusted(&s.c, "user"), std::slice::from_ref(&new_user));
     eventually("bob's old certificate refused", DEADLINE, || {
@@ -236,12 +224,12 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
 
     // A rotation rolled back: the certificate its new key signed works
     // while both are trusted, and is refused once it ends.
-    rotate(&s.c, "user", "init");
-    rotate(&s.c, "user", "update_clients");
+    s.c.rotate("user", "init");
+    s.c.rotate("user", "update_clients");
     let rolled = trusted(&s.c, "user")[1].clone();
     s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
     assert_eq!(signer(&user_cert(&bob, "bob")), rolled);
-    rotate(&s.c, "user", "rollback");
+    s.c.rotate("user", "rollback");
     let status = s.c.jctl(&["status"]).ok().stdout;
     assert!(status.contains("User CA phase:   rollback"), "{status}");
     login_again(&s);
@@ -251,7 +239,7 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
         DEADLINE,
         || bob_in("rollback").then_some(()),
     );
-    rotate(&s.c, "user", "standby");
+    s.c.rotate("user", "standby");
     assert_eq!(trusted(&s.c, "user"), std::slice::from_ref(&new_user));
     eventually("the rolled-back key refused", DEADLINE, || {
         (!bob_in("rolled back")).then_some(())

@@ -89,25 +89,22 @@ fn leaf_status(s: &Setup) -> Option<String> {
 }
 
 /// Waits for the leaf's tunnel to the root (and its nodes' heartbeats,
-/// which bring them the root's user CA) so that alice reaches `node`.
+/// which bring them the root's user CA; after a rotation at the root, the
+/// leaf's next heartbeat to the root, every 10 s, first) so that alice
+/// reaches `node`.
 fn jsh_leaf_eventually(s: &Setup, node: &str, command: &str) -> Out {
-    eventually(
-        &format!("jsh ssh --cluster=leaf {node}"),
-        Duration::from_secs(30),
-        || {
-            let out = s.c.jsh(
-                &s.home,
-                &[
-                    "ssh",
-                    "--cluster=leaf",
-                    &format!("{}@{node}", s.os.name),
-                    command,
-                ],
-                "",
-            );
-            (out.code == Some(0)).then_some(out)
-        },
-    )
+    let mut last = None;
+    let target = format!("{}@{node}", s.os.name);
+    within(Duration::from_secs(60), || {
+        let out =
+            s.c.jsh(&s.home, &["ssh", "--cluster=leaf", &target, command], "");
+        if out.code == Some(0) {
+            return Some(out);
+        }
+        last = Some(out);
+        None
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for jsh ssh --cluster=leaf {node}: {last:?}"))
 }
 
 #[test]
@@ -281,21 +278,11 @@ fn one_login_at_the_root_reaches_the_leaf_with_jsh_openssh_and_putty() {
 /// at their next login.
 #[test]
 fn ca_rotations_carry_across_the_trust() {
-    let s = setup("tr");
+    let s = setup("tk");
     let leaf = start_leaf("leaf", LEAF_ROLE);
     let token = trust_token(&s.c, &[]);
     trust(&leaf.c, &s.c, &token, MAP_ACCESS).ok();
     jsh_leaf_eventually(&s, "lnode1", "true");
-    let rotate = |c: &Cluster, ca: &str, phase: &str| {
-        c.jctl(&[
-            "auth",
-            "rotate",
-            &format!("--type={ca}"),
-            "--manual",
-            &format!("--phase={phase}"),
-        ])
-        .ok();
-    };
     let login = || {
         s.c.login(&s.home, "alice", &[], &format!("{PASSWORD}\n"))
             .ok();
@@ -303,37 +290,40 @@ fn ca_rotations_carry_across_the_trust() {
 
     // The root's user CA: alice's certificate from the new key works at
     // the leaf once its nodes trust it, and after the old key is gone.
-    rotate(&s.c, "user", "init");
-    rotate(&s.c, "user", "update_clients");
+    s.c.rotate("user", "init");
+    s.c.rotate("user", "update_clients");
     login();
     jsh_leaf_eventually(&s, "lnode1", "true");
-    rotate(&s.c, "user", "update_servers");
-    rotate(&s.c, "user", "standby");
+    s.c.rotate("user", "update_servers");
+    s.c.rotate("user", "standby");
     jsh_leaf_eventually(&s, "lnode2", "true");
 
-    // The leaf's host CA: the root learns both keys; alice's next login
-    // trusts both; the leaf's nodes then move to the new key.
-    rotate(&leaf.c, "host", "init");
+    // The leaf's host CA: the root learns both keys; alice's client
+    // trusts both from her next login or `jsh clusters`; the leaf's nodes
+    // then move to the new key.
+    leaf.c.rotate("host", "init");
     let leaf_keys = |out: &str| out.lines().filter(|l| l.contains("*.leaf")).count();
     eventually(
         "the root to learn the leaf's new host CA",
-        Duration::from_secs(40),
+        Duration::from_secs(60),
         || {
-            login();
+            // `jsh clusters` refreshes the leaves' host CAs (as a login does).
+            s.c.jsh(&s.home, &["clusters"], "").ok();
             let known =
                 std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
             (leaf_keys(&known) == 2).then_some(())
         },
     );
-    rotate(&leaf.c, "host", "update_clients");
-    rotate(&leaf.c, "host", "update_servers");
+    leaf.c.rotate("host", "update_clients");
+    leaf.c.rotate("host", "update_servers");
     jsh_leaf_eventually(&s, "lnode1", "true");
-    rotate(&leaf.c, "host", "standby");
+    leaf.c.rotate("host", "standby");
     eventually(
         "the root to forget the leaf's old host CA",
-        Duration::from_secs(40),
+        Duration::from_secs(60),
         || {
-            login();
+            // `jsh clusters` refreshes the leaves' host CAs (as a login does).
+            s.c.jsh(&s.home, &["clusters"], "").ok();
             let known =
                 std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
             (leaf_keys(&known) == 1).then_some(())

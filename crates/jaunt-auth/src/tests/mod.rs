@@ -71,6 +71,32 @@ impl Fixture {
 
 const PASSWORD: &str = "correct horse battery";
 
+/// A piece of bob's recording of session `id` on node n1.
+fn recording_piece(
+    id: &str,
+    start: i64,
+    offset: u64,
+    data: &str,
+    complete: bool,
+) -> jaunt_types::api::RecordingUpload {
+    jaunt_types::api::RecordingUpload {
+        meta: jaunt_types::audit::RecordingMeta {
+            session_id: id.into(),
+            user: "bob".into(),
+            login: "bob".into(),
+            node: "n1".into(),
+            node_uuid: None,
+            start,
+            end: None,
+            size: 0,
+            truncated: false,
+        },
+        offset,
+        data: data.into(),
+        complete,
+    }
+}
+
 fn login_request(user: &str, password: &str, otp: Option<String>) -> (LoginRequest, SshCa) {
     let key = SshCa::generate().expect("key");
     let (csr, _) = generate_client_csr(user).expect("csr");

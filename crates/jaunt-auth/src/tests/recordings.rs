@@ -7,27 +7,6 @@
 use super::nodes::joined_node;
 use super::*;
 use crate::RecordingStorage;
-use jaunt_types::api::RecordingUpload;
-use jaunt_types::audit::RecordingMeta;
-
-fn piece(id: &str, start: i64, offset: u64, data: &str, complete: bool) -> RecordingUpload {
-    RecordingUpload {
-        meta: RecordingMeta {
-            session_id: id.into(),
-            user: "bob".into(),
-            login: "bob".into(),
-            node: "n1".into(),
-            node_uuid: None,
-            start,
-            end: Some(start + 5),
-            size: 0,
-            truncated: false,
-        },
-        offset,
-        data: data.into(),
-        complete,
-    }
-}
 
 #[tokio::test]
 async fn recordings_in_a_directory_are_appended_played_and_purged_by_day() {
@@ -40,7 +19,7 @@ async fn recordings_in_a_directory_are_appended_played_and_purged_by_day() {
     let node = joined_node(&auth, "n1").await;
     auth.put_recording(
         &node,
-        piece(&earlier_id, crate::now(), 0, "{\"v\": 2}\n", true),
+        recording_piece(&earlier_id, crate::now(), 0, "{\"v\": 2}\n", true),
     )
     .await
     .expect("stored");
@@ -58,7 +37,9 @@ async fn recordings_in_a_directory_are_appended_played_and_purged_by_day() {
     let start = crate::now();
     let header = "{\"version\": 2, \"width\": 80, \"height\": 24}\n";
     let line = "[0.5, \"o\", \"hello é\"]\n";
-    let up = |offset: u64, data: &str, complete: bool| piece(&id, start, offset, data, complete);
+    let up = |offset: u64, data: &str, complete: bool| {
+        recording_piece(&id, start, offset, data, complete)
+    };
     assert_eq!(
         auth.put_recording(&node, up(0, header, false))
             .await

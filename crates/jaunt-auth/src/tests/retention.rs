@@ -5,25 +5,10 @@
 use super::nodes::joined_node;
 use super::*;
 use jaunt_types::api::RecordingUpload;
-use jaunt_types::audit::{AuditQuery, RecordingMeta};
+use jaunt_types::audit::AuditQuery;
 
 fn upload(id: &str, start: i64) -> RecordingUpload {
-    RecordingUpload {
-        meta: RecordingMeta {
-            session_id: id.into(),
-            user: "bob".into(),
-            login: "bob".into(),
-            node: "n1".into(),
-            node_uuid: None,
-            start,
-            end: None,
-            size: 0,
-            truncated: false,
-        },
-        offset: 0,
-        data: "{\"version\": 2}\n".into(),
-        complete: true,
-    }
+    recording_piece(id, start, 0, "{\"version\": 2}\n", true)
 }
 
 /// Auth with both retentions set to `keep`, a node, and a recording of a

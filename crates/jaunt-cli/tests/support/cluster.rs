@@ -250,6 +250,19 @@ impl Cluster {
         jctl(&self.data_dir, args)
     }
 
+    /// `jctl auth rotate --type=CA --manual --phase=PHASE`; what it says.
+    pub fn rotate(&self, ca: &str, phase: &str) -> String {
+        self.jctl(&[
+            "auth",
+            "rotate",
+            &format!("--type={ca}"),
+            "--manual",
+            &format!("--phase={phase}"),
+        ])
+        .ok()
+        .stdout
+    }
+
     /// A fresh, empty `~/.jsh` for one user of this cluster.
     pub fn user_home(&self, name: &str) -> PathBuf {
         let home = self.dir.path().join(format!("home-{name}"));
