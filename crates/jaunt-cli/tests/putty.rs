@@ -155,12 +155,19 @@ fn saved_sessions_work_with_plink_psftp_and_pscp() {
     let mut cmd = jsh_command(&s.home, &["puttyconfig", &format!("{login}@ghost")]);
     cmd.env("PUTTYDIR", s.home.join(".putty"));
     run(cmd, "").fails_with("run 'jsh ls'");
-    puttyconfig(&s, &["--remove", "--all"]).ok();
+    let host_cas = s.home.join(".putty/sshhostcas");
+    std::fs::write(host_cas.join("MyOwnCA"), "PublicKey=AAAA\n").expect("own host CA");
+    let removed = puttyconfig(&s, &["--remove", "--all"]).ok().stdout;
     assert!(
-        sessions.join("mine").exists(),
-        "other sessions are never touched"
+        removed.contains("Removed PuTTY host CA JauntHostCA-example"),
+        "{removed}"
+    );
+    assert!(
+        sessions.join("mine").exists() && host_cas.join("MyOwnCA").exists(),
+        "other sessions and host CAs are never touched"
     );
     assert!(!file.exists());
+    assert!(!host_cas.join("JauntHostCA-example").exists());
 
     // After logout, the proxy command tells the user to log in.
     puttyconfig(&s, &[&format!("{login}@node1")]).ok();

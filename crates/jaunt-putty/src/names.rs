@@ -64,15 +64,18 @@ pub fn session_name(login: &str, host: &str, proxy_host: &str, leaf: Option<&str
 /// first entry keeps its name through a rotation.
 pub fn host_ca_name(cluster: &str, index: usize) -> String {
     match index {
-        0 => format!("JauntHostCA-{cluster}"),
-        i => format!("JauntHostCA-{cluster}-{i}"),
+        0 => format!("{HOST_CA_PREFIX}{cluster}"),
+        i => format!("{HOST_CA_PREFIX}{cluster}-{i}"),
     }
 }
+
+/// How the names of the host-CA entries Jaunt writes begin.
+pub const HOST_CA_PREFIX: &str = "JauntHostCA-";
 
 /// The index of one of `cluster`'s host-CA entries, from its name: 0 for
 /// `JauntHostCA-<cluster>`, `i` for `JauntHostCA-<cluster>-<i>`.
 pub fn host_ca_index(cluster: &str, name: &str) -> Option<usize> {
-    let rest = name.strip_prefix("JauntHostCA-")?.strip_prefix(cluster)?;
+    let rest = name.strip_prefix(HOST_CA_PREFIX)?.strip_prefix(cluster)?;
     match rest {
         "" => Some(0),
         _ => rest

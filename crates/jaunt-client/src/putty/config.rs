@@ -3,11 +3,13 @@
 //! trust, list and remove the sessions Jaunt made. The command itself only
 //! parses its flags, fetches the node list and prints.
 
-use super::{Store, host_ca_lines, jaunt_sessions, remove_session, save_session, trust_host_cas};
+use super::{
+    Kind, Store, host_ca_lines, jaunt_sessions, remove_session, save_session, trust_host_cas,
+};
 use crate::home::Home;
 use crate::profile::Profile;
 use crate::{ClientError, Result};
-use jaunt_putty::names::session_name;
+use jaunt_putty::names::{HOST_CA_PREFIX, session_name};
 use jaunt_putty::settings::{SessionSpec, get, proxy_command, session_cluster};
 use jaunt_types::api::NodeInfo;
 use jaunt_types::route::{parse_target, resolve};
@@ -176,12 +178,27 @@ pub fn remove(
     }
 }
 
-/// Removes every session Jaunt made; returns their names.
-pub fn remove_all(store: &dyn Store) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// What `--remove --all` removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub sessions: Vec<String>,
+    pub host_cas: Vec<String>,
+}
+
+/// Removes every session Jaunt made and every host-CA entry it wrote
+/// (`JauntHostCA-...`): what uninstalling jsh leaves in PuTTY is then only
+/// what the user made.
+pub fn remove_all(store: &dyn Store) -> Result<Removed> {
+    let mut removed = Removed::default();
     for (name, _) in jaunt_sessions(store)? {
         remove_session(store, &name)?;
-        removed.push(name);
+        removed.sessions.push(name);
+    }
+    for name in store.names(Kind::HostCa)? {
+        if name.starts_with(HOST_CA_PREFIX) {
+            store.delete(Kind::HostCa, &name)?;
+            removed.host_cas.push(name);
+        }
     }
     Ok(removed)
 }
@@ -307,6 +324,14 @@ mod tests {
             remove(&store, "root@web", None, "proxy.example.com", None).expect("removed"),
             name
         );
-        assert_eq!(remove_all(&store).expect("none left"), Vec::<String>::new());
+        // The host-CA entry the session needed goes with --remove --all.
+        assert_eq!(
+            remove_all(&store).expect("removed"),
+            Removed {
+                sessions: Vec::new(),
+                host_cas: vec!["JauntHostCA-example".into()],
+            }
+        );
+        assert_eq!(remove_all(&store).expect("none left"), Removed::default());
     }
 }

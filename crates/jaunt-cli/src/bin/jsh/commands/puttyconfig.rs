@@ -68,11 +68,14 @@ pub fn run(args: PuttyconfigArgs) -> anyhow::Result<()> {
     }
     if args.remove && args.all {
         let removed = config::remove_all(putty)?;
-        for name in &removed {
+        for name in &removed.sessions {
             say!("Removed PuTTY session {name}")?;
         }
-        if removed.is_empty() {
-            say!("No PuTTY sessions made by jsh.")?;
+        for name in &removed.host_cas {
+            say!("Removed PuTTY host CA {name}")?;
+        }
+        if removed == config::Removed::default() {
+            say!("No PuTTY sessions or host CAs made by jsh.")?;
         }
         return Ok(());
     }
