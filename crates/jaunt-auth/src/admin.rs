@@ -82,8 +82,20 @@ impl AuthServer {
                                 trusted: set.trusted().map(|k| k.fingerprint()).collect(),
                             })
                         })
+                        .chain(match &cas.tls.rotation {
+                            Some(r) => Some(jaunt_types::admin::RotationStatus {
+                                ca: jaunt_types::rotation::CaType::Tls,
+                                rotation: r.clone(),
+                                trusted: cas
+                                    .tls
+                                    .trusted()
+                                    .map(|c| c.pin())
+                                    .collect::<Result<_, _>>()?,
+                            }),
+                            None => None,
+                        })
                         .collect(),
-                    ca_pin: id.ca_pin()?,
+                    ca_pin: cas.tls.pin()?,
                     users: self.list_users().await?.len(),
                     roles: self.list_roles().await?.len(),
                 }))
@@ -224,7 +236,7 @@ impl AuthServer {
                 format!("@cert-authority *.{} {k}", id.cluster_name)
             }),
             CaKind::OpensshUserCa => id.openssh_ca.public_openssh()?,
-            CaKind::Tls => id.tls_ca.cert_pem().trim_end().to_string(),
+            CaKind::Tls => self.authorities().tls.bundle().trim_end().to_string(),
         })
     }
 }

@@ -142,8 +142,10 @@ impl AuthServer {
                 roles: checker.role_names(),
                 logins_trait: user.logins.clone(),
             })?;
-        let tls_cert_pem = id
-            .tls_ca
+        let tls_cert_pem = self
+            .authorities()
+            .tls
+            .client_signer()
             .sign_client_csr(
                 csr_pem,
                 jaunt_ca::IdentityKind::User,
@@ -160,7 +162,7 @@ impl AuthServer {
                 .to_openssh()
                 .map_err(|e| AuthError::Internal(e.to_string()))?,
             tls_cert_pem,
-            tls_ca_pem: id.tls_ca.cert_pem().to_string(),
+            tls_ca_pem: self.authorities().tls.bundle(),
             host_ca_keys: self.authorities().host.public_keys()?,
             roles: checker.role_names(),
             logins,

@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredIdentity {
-    cluster_name: String,
-    /// The SSH user and host CAs' current keys (see `rotations`).
+    pub cluster_name: String,
+    /// The SSH user and host CAs' and the TLS CA's current keys (see
+    /// `rotations`).
     pub user_ca: Secret<String>,
     pub host_ca: Secret<String>,
-    tls_ca_cert: String,
-    tls_ca_key: Secret<String>,
+    pub tls_ca_cert: String,
+    pub tls_ca_key: Secret<String>,
     /// Added after the first release: made on the first start that lacks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     openssh_ca: Option<Secret<String>>,
@@ -27,23 +28,16 @@ pub(crate) struct StoredIdentity {
     pub rotations: BTreeMap<CaType, StoredRotation>,
 }
 
-/// The loaded authorities that never change (the SSH user and host CAs,
-/// which rotate, are `AuthServer::authorities`).
+/// The loaded authorities that never change (the SSH user and host CAs
+/// and the TLS CA, which rotate, are `AuthServer::authorities`).
 #[derive(Debug, Clone)]
 pub struct ClusterIdentity {
     pub cluster_name: String,
-    pub tls_ca: TlsCa,
     /// Signs only the proxy's per-connection certificates for agentless
     /// (OpenSSH) nodes, whose sshd trusts it and nothing else of ours: no
     /// user ever holds one of its certificates, so a user cannot go round
     /// the proxy to such a host.
     pub openssh_ca: SshCa,
-}
-
-impl ClusterIdentity {
-    pub fn ca_pin(&self) -> Result<String, AuthError> {
-        Ok(self.tls_ca.pin()?)
-    }
 }
 
 pub(crate) async fn load_or_create(
@@ -99,7 +93,6 @@ pub(crate) async fn load_or_create(
     let authorities = Authorities::load(&stored)?;
     let identity = ClusterIdentity {
         cluster_name: stored.cluster_name,
-        tls_ca: TlsCa::from_pem(stored.tls_ca_cert, stored.tls_ca_key)?,
         openssh_ca: SshCa::from_openssh(
             stored
                 .openssh_ca
@@ -161,25 +154,26 @@ const PROXY_CERT_RENEW_BEFORE: i64 = 30 * 86400;
 
 impl AuthServer {
     /// The proxy's server certificate for `names`, issued by the cluster TLS
-    /// CA; reused across restarts while the names match and it is not near
-    /// expiry.
+    /// CA; reused across restarts while the names match, it is not near
+    /// expiry and the CA that signs servers' certificates now issued it (a
+    /// TLS CA rotation's `update_servers` changes that).
     pub async fn proxy_tls(&self, names: &[String]) -> Result<ProxyTls, AuthError> {
         let now = now();
+        let cas = self.authorities();
+        let signer = cas.tls.server_signer();
         if let Some(v) = self.store.get::<ProxyTls>(PROXY_TLS_KEY).await?
             && v.value.names == names
             && v.value.not_after - PROXY_CERT_RENEW_BEFORE > now
+            && v.value.ca_pem == signer.cert_pem()
         {
             return Ok(v.value);
         }
-        let (cert_pem, key_pem) =
-            self.identity
-                .tls_ca
-                .issue_server_cert(names, now as u64, PROXY_CERT_TTL)?;
+        let (cert_pem, key_pem) = signer.issue_server_cert(names, now as u64, PROXY_CERT_TTL)?;
         let tls = ProxyTls {
             names: names.to_vec(),
             cert_pem,
             key_pem,
-            ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            ca_pem: signer.cert_pem().to_string(),
             not_after: now + PROXY_CERT_TTL as i64,
         };
         self.store.put(PROXY_TLS_KEY, &tls, None).await?;

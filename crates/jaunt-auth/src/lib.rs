@@ -75,7 +75,7 @@ pub struct AuthServer {
     identity: ClusterIdentity,
     /// The SSH user and host CAs, as last read from the store (they
     /// rotate; [`rotation`]).
-    authorities: std::sync::RwLock<Arc<rotation::Authorities>>,
+    authorities: tokio::sync::watch::Sender<Arc<rotation::Authorities>>,
     /// A hash checked when the user does not exist, so unknown users take as
     /// long to refuse as known ones.
     dummy_hash: String,
@@ -110,7 +110,7 @@ impl AuthServer {
             store,
             config,
             identity,
-            authorities: std::sync::RwLock::new(Arc::new(authorities)),
+            authorities: tokio::sync::watch::Sender::new(Arc::new(authorities)),
             dummy_hash,
             leases: heartbeats::Leases::default(),
             proxy_list: proxies::ProxyList::default(),

@@ -156,8 +156,9 @@ impl AuthServer {
     }
 
     fn sign_node_tls(&self, uuid: &str, csr: &str) -> Result<String, AuthError> {
-        self.identity
-            .tls_ca
+        self.authorities()
+            .tls
+            .client_signer()
             .sign_client_csr(
                 csr,
                 IdentityKind::Node,
@@ -268,7 +269,7 @@ impl AuthServer {
             cluster_name: self.identity.cluster_name.clone(),
             host_cert,
             tls_cert_pem,
-            tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            tls_ca_pem: self.authorities().tls.bundle(),
             user_ca_keys: match agentless {
                 true => Vec::new(),
                 false => self.user_ca_keys()?,
@@ -459,10 +460,13 @@ impl AuthServer {
             .map(|v| v.value))
     }
 
+    /// A node's heartbeat; `tls_issuer` names the CA that issued the TLS
+    /// certificate it called with (renewed when another signs now).
     pub async fn heartbeat(
         &self,
         uuid: &str,
         req: HeartbeatRequest,
+        tls_issuer: Option<&str>,
     ) -> Result<HeartbeatResponse, AuthError> {
         validate_node(&req.name, &req.labels, req.addr.as_deref())?;
         let Some(existing) = self.stored_node(uuid).await? else {
@@ -490,6 +494,12 @@ impl AuthServer {
             Some(csr) => Some(self.sign_node_tls(uuid, csr)?),
             None => None,
         };
+        let cas = self.authorities();
+        let tls_renew = tls_cert_pem.is_none()
+            && match tls_issuer {
+                Some(issuer) => issuer != cas.tls.client_signer().subject()?,
+                None => false,
+            };
         let record = NodeRecord {
             uuid: uuid.to_string(),
             name: req.name,
@@ -521,6 +531,8 @@ impl AuthServer {
         Ok(HeartbeatResponse {
             host_cert,
             tls_cert_pem,
+            tls_ca_pem: Some(cas.tls.bundle()),
+            tls_renew,
             user_ca_keys: self.user_ca_keys()?,
             heartbeat_secs: record.heartbeat_secs,
             recording: self.config.recording,

@@ -12,8 +12,8 @@
 use crate::identity::StoredIdentity;
 use crate::records::IDENTITY_KEY;
 use crate::{AuthError, AuthServer, now};
-use jaunt_ca::SshCa;
 use jaunt_ca::ssh_key::public::KeyData;
+use jaunt_ca::{SshCa, TlsCa};
 use jaunt_store::StoreError;
 use jaunt_types::Secret;
 use jaunt_types::rotation::{
@@ -22,11 +22,14 @@ use jaunt_types::rotation::{
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// A rotation as stored: its state and the new key.
+/// A rotation as stored: its state and the new key (for the TLS CA, its
+/// key and its certificate).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredRotation {
     pub rotation: Rotation,
     pub new_key: Secret<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cert: Option<String>,
 }
 
 /// One SSH CA as this instance uses it now.
@@ -96,11 +99,70 @@ impl CaSet {
     }
 }
 
-/// The SSH CAs that rotate.
+/// The TLS CA as this instance uses it now.
+#[derive(Debug, Clone)]
+pub struct TlsCaSet {
+    current: TlsCa,
+    new: Option<TlsCa>,
+    pub rotation: Option<Rotation>,
+}
+
+impl TlsCaSet {
+    /// The CA that signs client certificates (users', nodes', leaf
+    /// clusters') now.
+    pub fn client_signer(&self) -> &TlsCa {
+        match (&self.new, &self.rotation) {
+            (Some(new), Some(r)) if r.new_key_signs_clients() => new,
+            _ => &self.current,
+        }
+    }
+
+    /// The CA that signs the proxy's certificate now.
+    pub fn server_signer(&self) -> &TlsCa {
+        match (&self.new, &self.rotation) {
+            (Some(new), Some(r)) if r.new_key_signs_servers() => new,
+            _ => &self.current,
+        }
+    }
+
+    /// Every CA trusted now, the current one first.
+    pub fn trusted(&self) -> impl Iterator<Item = &TlsCa> {
+        std::iter::once(&self.current).chain(self.new.as_ref())
+    }
+
+    /// The trusted CAs' certificates, one PEM bundle: what clients and
+    /// nodes save and verify the proxy against.
+    pub fn bundle(&self) -> String {
+        self.trusted()
+            .map(|c| c.cert_pem().trim_end().to_string() + "\n")
+            .collect()
+    }
+
+    /// The pin of the CA the proxy's certificate chains to now (what
+    /// `--ca-pin` must name for a new node or user).
+    pub fn pin(&self) -> Result<String, AuthError> {
+        Ok(self.server_signer().pin()?)
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.rotation.as_ref().map_or(Phase::Standby, |r| r.phase)
+    }
+
+    fn version(&self) -> (String, Option<String>, Option<Rotation>) {
+        (
+            self.current.cert_pem().to_string(),
+            self.new.as_ref().map(|c| c.cert_pem().to_string()),
+            self.rotation.clone(),
+        )
+    }
+}
+
+/// The certificate authorities that rotate.
 #[derive(Debug, Clone)]
 pub struct Authorities {
     pub user: CaSet,
     pub host: CaSet,
+    pub tls: TlsCaSet,
 }
 
 impl Authorities {
@@ -116,18 +178,41 @@ impl Authorities {
                 &stored.host_ca,
                 stored.rotations.get(&CaType::Host),
             )?,
+            tls: {
+                let rotation = stored.rotations.get(&CaType::Tls);
+                TlsCaSet {
+                    current: TlsCa::from_pem(
+                        stored.tls_ca_cert.clone(),
+                        stored.tls_ca_key.clone(),
+                    )?,
+                    new: match rotation {
+                        Some(r) => Some(TlsCa::from_pem(
+                            r.new_cert.clone().ok_or_else(|| {
+                                AuthError::Internal("a TLS rotation without its CA".into())
+                            })?,
+                            r.new_key.clone(),
+                        )?),
+                        None => None,
+                    },
+                    rotation: rotation.map(|r| r.rotation.clone()),
+                }
+            },
         })
     }
 
-    pub fn get(&self, ca: CaType) -> &CaSet {
-        match ca {
-            CaType::User => &self.user,
-            CaType::Host => &self.host,
-        }
+    /// The phase of each CA, for logs.
+    pub fn phases(&self) -> [(CaType, Phase); 3] {
+        [
+            (CaType::User, self.user.phase()),
+            (CaType::Host, self.host.phase()),
+            (CaType::Tls, self.tls.phase()),
+        ]
     }
 
     fn same_as(&self, other: &Authorities) -> bool {
-        self.user.version() == other.user.version() && self.host.version() == other.host.version()
+        self.user.version() == other.user.version()
+            && self.host.version() == other.host.version()
+            && self.tls.version() == other.tls.version()
     }
 }
 
@@ -142,12 +227,15 @@ fn step(
     grace_period_secs: u64,
     now: i64,
 ) -> Result<(), AuthError> {
-    let current = match ca {
-        CaType::User => &mut stored.user_ca,
-        CaType::Host => &mut stored.host_ca,
-    };
     match (stored.rotations.remove(&ca), to) {
         (None, Phase::Init) => {
+            let (new_key, new_cert) = match ca {
+                CaType::User | CaType::Host => (SshCa::generate()?.to_openssh()?, None),
+                CaType::Tls => {
+                    let next = TlsCa::generate_next(&stored.cluster_name, now.max(0) as u64)?;
+                    (next.key_pem().clone(), Some(next.cert_pem().to_string()))
+                }
+            };
             stored.rotations.insert(
                 ca,
                 StoredRotation {
@@ -158,13 +246,23 @@ fn step(
                         phase_started: now,
                         grace_period_secs,
                     },
-                    new_key: SshCa::generate()?.to_openssh()?,
+                    new_key,
+                    new_cert,
                 },
             );
         }
         (Some(r), Phase::Standby) => {
             if r.rotation.phase == Phase::UpdateServers {
-                *current = r.new_key;
+                match ca {
+                    CaType::User => stored.user_ca = r.new_key,
+                    CaType::Host => stored.host_ca = r.new_key,
+                    CaType::Tls => {
+                        stored.tls_ca_cert = r.new_cert.ok_or_else(|| {
+                            AuthError::Internal("a TLS rotation without its CA".into())
+                        })?;
+                        stored.tls_ca_key = r.new_key;
+                    }
+                }
             }
         }
         (Some(mut r), phase) => {
@@ -183,12 +281,15 @@ fn step(
 }
 
 impl AuthServer {
-    /// The SSH user and host CAs as this instance uses them now.
+    /// The CAs that rotate, as this instance uses them now.
     pub fn authorities(&self) -> Arc<Authorities> {
-        match self.authorities.read() {
-            Ok(a) => a.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.authorities.borrow().clone()
+    }
+
+    /// The CAs as they change (a rotation's step here, or read from the
+    /// store): what the proxy's TLS configuration follows at once.
+    pub fn watch_authorities(&self) -> tokio::sync::watch::Receiver<Arc<Authorities>> {
+        self.authorities.subscribe()
     }
 
     async fn stored_identity(&self) -> Result<jaunt_store::Versioned<StoredIdentity>, AuthError> {
@@ -268,7 +369,7 @@ impl AuthServer {
         let mut stored = v.value;
         let now = now();
         let mut moved = Vec::new();
-        for ca in [CaType::User, CaType::Host] {
+        for ca in [CaType::User, CaType::Host, CaType::Tls] {
             if let Some(r) = stored.rotations.get(&ca).map(|r| r.rotation.clone())
                 && let Some(to) = r.auto_due(now)
             {
@@ -294,15 +395,14 @@ impl AuthServer {
             }
         }
         let fresh = Authorities::load(&stored)?;
-        if !self.authorities().same_as(&fresh)
-            && let Ok(mut a) = self.authorities.write()
-        {
+        if !self.authorities().same_as(&fresh) {
             tracing::info!(
                 user = %fresh.user.phase(),
                 host = %fresh.host.phase(),
+                tls = %fresh.tls.phase(),
                 "certificate authorities reloaded"
             );
-            *a = Arc::new(fresh);
+            self.authorities.send_replace(Arc::new(fresh));
         }
         Ok(())
     }
@@ -311,6 +411,15 @@ impl AuthServer {
 /// What an administrator does next, by phase.
 fn what_now(ca: CaType, phase: Phase) -> &'static str {
     match (ca, phase) {
+        (CaType::Tls, Phase::Init) => {
+            "a new TLS CA is trusted by the proxy and handed to nodes (heartbeats) and clients ('jsh login'), but signs nothing yet"
+        }
+        (CaType::Tls, Phase::UpdateClients) => {
+            "users' (next 'jsh login'), nodes' and leaf clusters' TLS certificates come from the new CA; the proxy still presents the old one's"
+        }
+        (CaType::Tls, Phase::UpdateServers) => {
+            "the proxy presents a certificate from the new CA (its pin is the new --ca-pin); clients that never logged in since init must log in with the new pin"
+        }
         (_, Phase::Init) => {
             "a new key is trusted everywhere but signs nothing yet; nodes learn it with their next heartbeat, clients at their next 'jsh login'"
         }

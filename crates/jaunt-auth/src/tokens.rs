@@ -76,7 +76,7 @@ impl AuthServer {
             "jaunt start --roles=node --token={} --proxy={} --ca-pin={}",
             record.token.expose(),
             self.config.public_addr,
-            self.identity.ca_pin()?
+            self.authorities().tls.pin()?
         );
         Ok((record.info(), command))
     }

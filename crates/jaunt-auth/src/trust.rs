@@ -143,7 +143,7 @@ impl AuthServer {
             "at the leaf: 'jctl create -f trusted_cluster.yaml' with spec: {{token: {}, proxy_addr: {}, ca_pin: {}, role_map: [...]}}",
             record.token.expose(),
             self.config.public_addr,
-            self.identity.ca_pin()?
+            self.authorities().tls.pin()?
         );
         Ok((record.info(), command))
     }
@@ -203,7 +203,7 @@ impl AuthServer {
             cluster_name: self.identity.cluster_name.clone(),
             user_ca_keys: self.user_ca_keys()?,
             host_ca_keys: self.authorities().host.public_keys()?,
-            tls_ca_pem: self.identity.tls_ca.cert_pem().to_string(),
+            tls_ca_pem: self.authorities().tls.bundle(),
             tls_cert_pem,
         })
     }
@@ -213,8 +213,9 @@ impl AuthServer {
             &jaunt_metrics::metrics().auth_certificates,
             &[("kind", "leaf_tls")],
         );
-        self.identity
-            .tls_ca
+        self.authorities()
+            .tls
+            .client_signer()
             .sign_client_csr(
                 csr,
                 IdentityKind::RemoteCluster,
@@ -306,6 +307,7 @@ impl AuthServer {
         &self,
         leaf: &str,
         req: &TrustHeartbeatRequest,
+        tls_issuer: Option<&str>,
     ) -> Result<TrustHeartbeatResponse, AuthError> {
         if !req.host_ca_keys.is_empty() {
             check_ca_keys(&req.host_ca_keys, "host")?;
@@ -332,14 +334,23 @@ impl AuthServer {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        let cas = self.authorities();
+        let tls_cert_pem = req
+            .tls_csr_pem
+            .as_deref()
+            .map(|csr| self.sign_leaf_tls(leaf, csr))
+            .transpose()?;
+        let tls_renew = tls_cert_pem.is_none()
+            && match tls_issuer {
+                Some(issuer) => issuer != cas.tls.client_signer().subject()?,
+                None => false,
+            };
         Ok(TrustHeartbeatResponse {
-            tls_cert_pem: req
-                .tls_csr_pem
-                .as_deref()
-                .map(|csr| self.sign_leaf_tls(leaf, csr))
-                .transpose()?,
+            tls_cert_pem,
             user_ca_keys: self.user_ca_keys()?,
-            host_ca_keys: self.authorities().host.public_keys()?,
+            host_ca_keys: cas.host.public_keys()?,
+            tls_ca_pem: Some(cas.tls.bundle()),
+            tls_renew,
         })
     }
 
@@ -554,24 +565,36 @@ impl AuthServer {
     /// A root's CA keys as its heartbeat answer gave them (they change with
     /// its CA rotations): this cluster's nodes then trust its users'
     /// certificates from the new user CA key.
+    /// Returns whether the root's TLS CAs changed (the link to it is then
+    /// made again, trusting them).
     pub async fn update_root_cas(
         &self,
         root: &str,
         user_ca_keys: Vec<String>,
         host_ca_keys: Vec<String>,
-    ) -> Result<(), AuthError> {
+        tls_ca_pem: Option<String>,
+    ) -> Result<bool, AuthError> {
         check_ca_keys(&user_ca_keys, "user")?;
         check_ca_keys(&host_ca_keys, "host")?;
+        if let Some(pem) = &tls_ca_pem {
+            check_tls_bundle(pem)?;
+        }
         let key = trusted_key(root);
         let Some(v) = self.store.get::<TrustedClusterRecord>(&key).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let mut record = v.value;
-        if record.user_ca_keys == user_ca_keys && record.host_ca_keys == host_ca_keys {
-            return Ok(());
+        let tls_ca_pem = tls_ca_pem.unwrap_or_else(|| record.tls_ca_pem.clone());
+        let tls_changed = tls_ca_pem != record.tls_ca_pem;
+        if record.user_ca_keys == user_ca_keys
+            && record.host_ca_keys == host_ca_keys
+            && !tls_changed
+        {
+            return Ok(false);
         }
         record.user_ca_keys = user_ca_keys;
         record.host_ca_keys = host_ca_keys;
+        record.tls_ca_pem = tls_ca_pem;
         self.store
             .update_if(&key, v.revision, &record, None)
             .await?;
@@ -579,7 +602,7 @@ impl AuthServer {
             *cached = None;
         }
         tracing::info!(%root, "the root cluster's CA keys changed");
-        Ok(())
+        Ok(tls_changed)
     }
 
     /// The enabled trusted clusters' user CAs, for this cluster's nodes.
@@ -684,6 +707,17 @@ fn check_ca_keys(keys: &[String], kind: &str) -> Result<(), AuthError> {
     for key in keys {
         jaunt_ca::parse_public_key(key)
             .map_err(|e| AuthError::BadRequest(format!("{kind} CA key: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A TLS CA bundle another cluster sent: 1 to 8 certificates.
+fn check_tls_bundle(pem: &str) -> Result<(), AuthError> {
+    let count = pem.matches("-----BEGIN CERTIFICATE-----").count();
+    if count == 0 || count > 8 {
+        return Err(AuthError::BadRequest(
+            "a cluster sends its TLS CA certificates (1 to 8)".into(),
+        ));
     }
     Ok(())
 }

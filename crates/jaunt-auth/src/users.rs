@@ -106,7 +106,7 @@ impl AuthServer {
             "jsh signup --proxy={} --token={} --ca-pin={}",
             self.config.public_addr,
             record.token.expose(),
-            self.identity.ca_pin()?
+            self.authorities().tls.pin()?
         );
         Ok(SignupInvite {
             user: name.to_string(),

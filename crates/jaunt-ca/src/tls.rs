@@ -59,6 +59,9 @@ pub struct ClientIdentity {
     pub cluster: String,
     /// Unix seconds.
     pub not_after: i64,
+    /// The issuing CA's name (a rotation's new TLS CA has a name of its
+    /// own): which CA signed it.
+    pub issuer: String,
 }
 
 impl ClientIdentity {
@@ -89,10 +92,21 @@ fn key_pair_err(e: rcgen::Error) -> CaError {
 impl TlsCa {
     /// A new CA for `cluster`, valid for ten years from `now`.
     pub fn generate(cluster: &str, now: u64) -> Result<Self> {
+        Self::generate_named(cluster, format!("Jaunt TLS CA {cluster}"), now)
+    }
+
+    /// A CA to rotate to: its name is its own (it carries `now`), so the
+    /// certificates of the old and the new CA tell apart by issuer and
+    /// build their paths to the right one.
+    pub fn generate_next(cluster: &str, now: u64) -> Result<Self> {
+        Self::generate_named(cluster, format!("Jaunt TLS CA {cluster} {now}"), now)
+    }
+
+    fn generate_named(cluster: &str, name: String, now: u64) -> Result<Self> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(key_pair_err)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("Jaunt TLS CA {cluster}"));
+        dn.push(DnType::CommonName, name);
         dn.push(DnType::OrganizationName, cluster.to_string());
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -127,6 +141,14 @@ impl TlsCa {
     pub fn cert_der(&self) -> Result<CertificateDer<'static>> {
         CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
             .map_err(|e| CaError::Parse(format!("TLS CA certificate: {e}")))
+    }
+
+    /// The CA's name, as a certificate it issued names its issuer.
+    pub fn subject(&self) -> Result<String> {
+        let der = self.cert_der()?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&der).map_err(|e| CaError::Parse(e.to_string()))?;
+        Ok(cert.subject().to_string())
     }
 
     /// `sha256:<hex>` of the CA's SubjectPublicKeyInfo.
@@ -227,6 +249,7 @@ pub fn client_identity(cert_der: &[u8]) -> Result<ClientIdentity> {
         kind,
         cluster,
         not_after: cert.validity().not_after.timestamp(),
+        issuer: cert.issuer().to_string(),
     })
 }
 

@@ -139,7 +139,7 @@ pub async fn start(
         daemon.drain = started.drain;
         daemon.reload = started.reload;
         daemon.diag_addr = started.diag_addr;
-        daemon.ca_pin = Some(started.auth.identity().ca_pin()?);
+        daemon.ca_pin = Some(started.auth.authorities().tls.pin()?);
         daemon.auth = Some(started.auth);
         daemon.admin_socket = Some(started.admin_socket);
         daemon.proxy_addr = started.proxy_addr;
@@ -285,7 +285,6 @@ async fn start_auth(
                     true => format!("{}:{}", config.host_name, bound.port()),
                     false => bound.to_string(),
                 });
-        let ca_pem = auth.identity().tls_ca.cert_pem().to_string();
         // The cluster-issued certificate is always there: clients that
         // trust only the cluster's CA (nodes, jsh after login) ask for it
         // by name; an operator's certificate serves everyone else.
@@ -307,7 +306,22 @@ async fn start_auth(
         let public_pem = public
             .as_ref()
             .map(|(chain, key)| jaunt_proxy::CertPem { chain, key });
-        let (tls, public_cert) = jaunt_proxy::server_config(cluster, public_pem, &ca_pem)?;
+        let (tls, public_cert, cluster_tls) = jaunt_proxy::server_config(
+            cluster,
+            public_pem,
+            &issued.ca_pem,
+            &auth.authorities().tls.bundle(),
+        )?;
+        // A TLS CA rotation reaches the proxy within a second: the CAs
+        // client certificates are checked against, and from
+        // update_servers its own certificate from the new CA.
+        tasks.push(tokio::spawn(follow_tls_rotation(
+            auth.clone(),
+            cluster_tls,
+            names,
+            issued.ca_pem.clone(),
+            stopped_signal(stopped.clone()),
+        )));
         let limiter = jaunt_proxy::limits::Limiter::new(conn_limits(config));
         reload = Some(Reload {
             limiter: limiter.clone(),
@@ -384,6 +398,59 @@ async fn start_auth(
         diag_addr,
         reload,
     })
+}
+
+/// Applies the TLS CA's changes to the proxy as auth sees them (a step
+/// made here at once, one made elsewhere within a second): when the
+/// trusted CAs or the CA that signs servers' certificates change, the
+/// proxy's certificate (re-issued by auth when its issuer no longer
+/// signs) and the client verifier's CAs are replaced.
+async fn follow_tls_rotation(
+    auth: Arc<AuthServer>,
+    cluster_tls: jaunt_proxy::ClusterTls,
+    names: Vec<String>,
+    mut shown_ca: String,
+    stopped: impl std::future::Future<Output = ()>,
+) {
+    let mut changes = auth.watch_authorities();
+    let mut trusted = auth.authorities().tls.bundle();
+    let mut failed = false;
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            changed = changes.changed() => if changed.is_err() { return },
+            // A failed attempt is tried again.
+            _ = tokio::time::sleep(jaunt_auth::locks::REFRESH_EVERY), if failed => {}
+        }
+        let cas = auth.authorities();
+        let (now_trusted, signer) = (cas.tls.bundle(), cas.tls.server_signer().cert_pem());
+        if now_trusted == trusted && signer == shown_ca {
+            continue;
+        }
+        let replaced = match auth.proxy_tls(&names).await {
+            Ok(issued) => cluster_tls
+                .replace(
+                    jaunt_proxy::CertPem {
+                        chain: &issued.cert_pem,
+                        key: issued.key_pem.expose(),
+                    },
+                    &issued.ca_pem,
+                    &now_trusted,
+                )
+                .map(|()| issued.ca_pem)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        failed = replaced.is_err();
+        match replaced {
+            Ok(ca) => {
+                tracing::info!(phase = %cas.tls.phase(), "the proxy's TLS certificate and CAs follow the TLS CA");
+                (trusted, shown_ca) = (now_trusted, ca);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot apply the TLS CA's change; retrying"),
+        }
+    }
 }
 
 impl Daemon {

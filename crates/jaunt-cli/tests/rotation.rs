@@ -55,10 +55,13 @@ fn trusted(c: &Cluster, ca: &str) -> Vec<String> {
             .map(|k| k.as_str().expect("fp").to_string())
             .collect(),
         None => vec![
-            status[format!("{ca}_ca_fingerprint")]
-                .as_str()
-                .expect("fp")
-                .to_string(),
+            match ca {
+                "tls" => &status["ca_pin"],
+                _ => &status[format!("{ca}_ca_fingerprint")],
+            }
+            .as_str()
+            .expect("fp")
+            .to_string(),
         ],
     }
 }
@@ -249,4 +252,145 @@ fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
     // What was done is audited, step by step.
     let steps = audit(&s.c, &["--type=cert.rotate"]);
     assert_eq!(steps.len(), 12, "{steps:#?}");
+}
+
+/// The issuer of a user's TLS client certificate in their jsh home.
+fn tls_issuer(home: &Path, user: &str) -> String {
+    let pem = std::fs::read_to_string(home.join(format!(".jsh/keys/127.0.0.1/{user}.crt")))
+        .expect("TLS certificate");
+    jaunt_ca::client_identity_pem(&pem)
+        .expect("identity")
+        .issuer
+}
+
+/// How many CA certificates a jsh home trusts for the cluster.
+fn saved_cas(home: &Path) -> usize {
+    std::fs::read_to_string(home.join(".jsh/keys/127.0.0.1/cas/example.pem"))
+        .expect("saved CA")
+        .matches("BEGIN CERTIFICATE")
+        .count()
+}
+
+/// What a node of the test cluster saved: its TLS CAs and certificate.
+fn node_tls(c: &Cluster, node: &str) -> (usize, String) {
+    let path = c.dir.path().join(format!("node-{node}/node-identity.json"));
+    let id: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
+        .unwrap_or(Value::Null);
+    let cas = id["tls_ca"]
+        .as_str()
+        .unwrap_or("")
+        .matches("BEGIN CERTIFICATE")
+        .count();
+    let issuer = jaunt_ca::client_identity_pem(id["tls_cert"].as_str().unwrap_or(""))
+        .map(|i| i.issuer)
+        .unwrap_or_default();
+    (cas, issuer)
+}
+
+/// Waits until both nodes have saved what `done` says.
+fn nodes_eventually(c: &Cluster, what: &str, done: impl Fn((usize, String)) -> bool) {
+    for node in ["node1", "node2"] {
+        eventually(&format!("{node}: {what}"), DEADLINE, || {
+            done(node_tls(c, node)).then_some(())
+        });
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let out = run(
+        {
+            let mut c = std::process::Command::new("cp");
+            c.arg("-a").arg(from).arg(to);
+            c
+        },
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[test]
+fn the_tls_ca_rotates_with_live_nodes_and_clients() {
+    let s = setup("cb");
+    let login = s.os.name.clone();
+    let session = format!("{login}@node1 [proxy:127.0.0.1]");
+    puttyconfig(&s, &[&format!("{login}@node1")]).ok();
+    let bob = s.c.signed_up("bob", &login);
+    s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
+    // A client that logs in before the rotation and never again.
+    let stale = s.c.user_home("stale");
+    copy_dir(&bob.join(".jsh"), &stale.join(".jsh"));
+    let ls_works = |home: &Path| s.c.jsh(home, &["ls"], "").code == Some(0);
+    let old_issuer = tls_issuer(&s.home, "alice");
+    let old_pin = trusted(&s.c, "tls");
+    all_work(&s, &session, "before");
+
+    // init: a second CA, trusted by the proxy, handed out, signing nothing.
+    let out = s.c.rotate("tls", "init");
+    assert!(out.contains("the tls CA is now in phase init"), "{out}");
+    let status = s.c.jctl(&["status"]).ok().stdout;
+    assert!(status.contains("TLS CA phase:    init (manual"), "{status}");
+    let exported = s.c.jctl(&["auth", "export", "--type=tls"]).ok().stdout;
+    assert_eq!(
+        exported.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{exported}"
+    );
+    login_again(&s);
+    assert_eq!(saved_cas(&s.home), 2);
+    assert_eq!(tls_issuer(&s.home, "alice"), old_issuer);
+    nodes_eventually(&s.c, "trusts both TLS CAs", |(cas, _)| cas == 2);
+    all_work(&s, &session, "tls init");
+    // bob trusts both CAs now too (as if he had logged in) but keeps his
+    // old certificate.
+    std::fs::copy(
+        s.home.join(".jsh/keys/127.0.0.1/cas/example.pem"),
+        bob.join(".jsh/keys/127.0.0.1/cas/example.pem"),
+    )
+    .expect("bob's CAs");
+
+    // update_clients: new client certificates come from the new CA (users
+    // at login, nodes by themselves); old ones still work.
+    s.c.rotate("tls", "update_clients");
+    login_again(&s);
+    let new_issuer = tls_issuer(&s.home, "alice");
+    assert_ne!(new_issuer, old_issuer);
+    assert!(ls_works(&bob), "bob's old certificate still works");
+    nodes_eventually(&s.c, "a TLS certificate from the new CA", |(_, issuer)| {
+        issuer == new_issuer
+    });
+    all_work(&s, &session, "tls update_clients");
+
+    // update_servers: the proxy presents a certificate from the new CA;
+    // a client that knows only the old CA cannot reach it any more, and
+    // the pin is the new CA's.
+    s.c.rotate("tls", "update_servers");
+    eventually("the proxy to present the new CA", DEADLINE, || {
+        (!ls_works(&stale)).then_some(())
+    });
+    let out = s.c.jsh(&stale, &["ls"], "");
+    assert!(out.stderr.contains("TLS"), "{out:?}");
+    all_work(&s, &session, "tls update_servers");
+    assert!(ls_works(&bob));
+
+    // standby: the old CA is gone: bob's old certificate is refused, a
+    // new login brings him back; nodes renewed theirs, so every way in
+    // still works.
+    s.c.rotate("tls", "standby");
+    eventually("bob's old TLS certificate refused", DEADLINE, || {
+        (!ls_works(&bob)).then_some(())
+    });
+    s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
+    assert!(ls_works(&bob));
+    assert_eq!(tls_issuer(&bob, "bob"), new_issuer);
+    login_again(&s);
+    assert_eq!(saved_cas(&s.home), 1);
+    nodes_eventually(&s.c, "trusts only the new TLS CA", |(cas, _)| cas == 1);
+    all_work(&s, &session, "tls after");
+    let status: Value =
+        serde_json::from_str(&s.c.jctl(&["status", "--format=json"]).ok().stdout).expect("json");
+    assert_ne!(
+        status["ca_pin"],
+        old_pin[0].as_str(),
+        "the pin is the new CA's"
+    );
 }

@@ -330,6 +330,43 @@ fn ca_rotations_carry_across_the_trust() {
         },
     );
     jsh_leaf_eventually(&s, "lnode2", "true");
+
+    // The root's TLS CA: the leaf learns both CAs with its heartbeats,
+    // renews its tunnel certificate from the new one when the root asks,
+    // and links again to the proxy's new certificate.
+    let leaf_trust = || {
+        leaf.c
+            .block_on(leaf.c.auth().trusted_clusters())
+            .expect("trusted clusters")
+            .remove(0)
+    };
+    s.c.rotate("tls", "init");
+    eventually(
+        "the leaf to trust both root TLS CAs",
+        Duration::from_secs(60),
+        || (leaf_trust().tls_ca_pem.matches("BEGIN CERTIFICATE").count() == 2).then_some(()),
+    );
+    s.c.rotate("tls", "update_clients");
+    login();
+    let new_issuer =
+        s.c.auth()
+            .authorities()
+            .tls
+            .client_signer()
+            .subject()
+            .expect("subject");
+    eventually(
+        "the leaf's certificate from the new CA",
+        Duration::from_secs(60),
+        || {
+            let id = jaunt_ca::client_identity_pem(&leaf_trust().tls_cert_pem).ok()?;
+            (id.issuer == new_issuer).then_some(())
+        },
+    );
+    s.c.rotate("tls", "update_servers");
+    jsh_leaf_eventually(&s, "lnode1", "true");
+    s.c.rotate("tls", "standby");
+    jsh_leaf_eventually(&s, "lnode2", "true");
     drop(leaf);
 }
 

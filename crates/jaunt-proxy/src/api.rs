@@ -25,6 +25,15 @@ use tower::ServiceExt;
 #[derive(Clone)]
 struct ClientCert(Option<CertificateDer<'static>>);
 
+impl ClientCert {
+    /// The CA that issued it (a TLS CA rotation renews certificates from
+    /// a CA that no longer signs).
+    fn issuer(&self) -> Option<String> {
+        let der = self.0.as_ref()?;
+        jaunt_ca::client_identity(der).ok().map(|id| id.issuer)
+    }
+}
+
 pub(crate) fn router(auth: Arc<AuthServer>, tunnels: Arc<crate::tunnel::Tunnels>) -> Router {
     Router::new()
         .route(jaunt_types::trust::PATH_CLUSTERS, get(list_clusters))
@@ -355,9 +364,14 @@ async fn trust_register(
 async fn trust_heartbeat(
     State(auth): State<Arc<AuthServer>>,
     parts: LeafCaller,
+    Extension(cert): Extension<ClientCert>,
     Body(req): Body<jaunt_types::trust::TrustHeartbeatRequest>,
 ) -> ApiResult<jaunt_types::trust::TrustHeartbeatResponse> {
-    Ok(Json(auth.leaf_heartbeat(&parts.0, &req).await?))
+    let issuer = cert.issuer();
+    Ok(Json(
+        auth.leaf_heartbeat(&parts.0, &req, issuer.as_deref())
+            .await?,
+    ))
 }
 
 /// A leaf cluster's proxy, by its certificate.
@@ -392,9 +406,11 @@ async fn node_join(
 async fn node_heartbeat(
     State(auth): State<Arc<AuthServer>>,
     NodeCaller(uuid): NodeCaller,
+    Extension(cert): Extension<ClientCert>,
     Body(req): Body<HeartbeatRequest>,
 ) -> ApiResult<HeartbeatResponse> {
-    Ok(Json(auth.heartbeat(&uuid, req).await?))
+    let issuer = cert.issuer();
+    Ok(Json(auth.heartbeat(&uuid, req, issuer.as_deref()).await?))
 }
 
 async fn node_authorize(

@@ -202,54 +202,67 @@ async fn trusted(leaf: &Leaf, root: &str) -> Result<TrustedClusterRecord, String
 #[derive(Debug, PartialEq, Eq)]
 enum Beat {
     Done,
-    /// A new tunnel certificate is stored.
+    /// A new tunnel certificate, or the root's TLS CAs changed: the next
+    /// link uses what is stored now.
     Renewed,
 }
 
 /// One heartbeat with the stored certificate; a CSR goes with it once
-/// that is past half its life, and the renewed certificate is stored.
+/// that is past half its life, or when the root asks (a TLS CA rotation
+/// there), and the renewed certificate is stored.
 async fn heartbeat(leaf: &Leaf, record: &TrustedClusterRecord) -> Result<Beat, String> {
     let now = jaunt_sys::clock::now();
-    let due = jaunt_ca::client_identity_pem(&record.tls_cert_pem)
+    let mut due = jaunt_ca::client_identity_pem(&record.tls_cert_pem)
         .map(|id| id.not_after - now < (jaunt_types::api::NODE_CERT_TTL_SECS / 2) as i64)
         .unwrap_or(true);
-    let renewal = match due {
-        true => Some(
-            jaunt_ca::generate_client_csr(&leaf.auth.identity().cluster_name)
+    loop {
+        let renewal = match due {
+            true => Some(
+                jaunt_ca::generate_client_csr(&leaf.auth.identity().cluster_name)
+                    .map_err(|e| e.to_string())?,
+            ),
+            false => None,
+        };
+        let req = TrustHeartbeatRequest {
+            tls_csr_pem: renewal.as_ref().map(|(csr, _)| csr.clone()),
+            host_ca_keys: leaf
+                .auth
+                .authorities()
+                .host
+                .public_keys()
                 .map_err(|e| e.to_string())?,
-        ),
-        false => None,
-    };
-    let req = TrustHeartbeatRequest {
-        tls_csr_pem: renewal.as_ref().map(|(csr, _)| csr.clone()),
-        host_ca_keys: leaf
-            .auth
-            .authorities()
-            .host
-            .public_keys()
-            .map_err(|e| e.to_string())?,
-    };
-    let answer: TrustHeartbeatResponse = client_for(record)?
-        .post_once(PATH_TRUST_HEARTBEAT, &req)
-        .await
-        .map_err(|e| format!("heartbeat: {e}"))?;
-    // The root's CAs as they are now (its rotations change them).
-    if !answer.user_ca_keys.is_empty() && !answer.host_ca_keys.is_empty() {
-        leaf.auth
-            .update_root_cas(&record.name, answer.user_ca_keys, answer.host_ca_keys)
+        };
+        let answer: TrustHeartbeatResponse = client_for(record)?
+            .post_once(PATH_TRUST_HEARTBEAT, &req)
             .await
-            .map_err(|e| e.to_string())?;
-    }
-    match (answer.tls_cert_pem, renewal) {
-        (Some(cert), Some((_, key))) => {
-            leaf.auth
-                .renew_trust_cert(&record.name, cert, key)
+            .map_err(|e| format!("heartbeat: {e}"))?;
+        // The root's CAs as they are now (its rotations change them).
+        let mut relink = false;
+        if !answer.user_ca_keys.is_empty() && !answer.host_ca_keys.is_empty() {
+            relink = leaf
+                .auth
+                .update_root_cas(
+                    &record.name,
+                    answer.user_ca_keys,
+                    answer.host_ca_keys,
+                    answer.tls_ca_pem,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(root = %record.name, "tunnel certificate renewed");
-            Ok(Beat::Renewed)
         }
-        _ => Ok(Beat::Done),
+        match (answer.tls_cert_pem, renewal) {
+            (Some(cert), Some((_, key))) => {
+                leaf.auth
+                    .renew_trust_cert(&record.name, cert, key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(root = %record.name, "tunnel certificate renewed");
+                return Ok(Beat::Renewed);
+            }
+            _ if answer.tls_renew && !due => due = true,
+            _ if relink => return Ok(Beat::Renewed),
+            _ => return Ok(Beat::Done),
+        }
     }
 }
 

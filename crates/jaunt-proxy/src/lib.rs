@@ -28,7 +28,7 @@ pub mod tunnel;
 mod upstream;
 
 pub use diag::{Readiness, serve_diag};
-pub use tls::{CertPem, PublicCert, TlsError, server_config};
+pub use tls::{CertPem, ClusterTls, PublicCert, TlsError, server_config};
 
 use jaunt_auth::AuthServer;
 use std::future::Future;

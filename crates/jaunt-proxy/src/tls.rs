@@ -7,6 +7,7 @@ use jaunt_types::api::CLUSTER_SERVER_NAME;
 use rustls::RootCertStore;
 use rustls::server::ResolvesServerCert;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -73,7 +74,7 @@ fn certified_key(
 /// no other is configured; else the operator's own (`tls_cert_file`).
 #[derive(Debug)]
 struct ByServerName {
-    cluster: Arc<CertifiedKey>,
+    cluster: Arc<std::sync::RwLock<Arc<CertifiedKey>>>,
     public: Arc<std::sync::RwLock<Option<Arc<CertifiedKey>>>>,
 }
 
@@ -82,8 +83,120 @@ impl ResolvesServerCert for ByServerName {
         let public = self.public.read().ok().and_then(|p| p.clone());
         match (public, hello.server_name()) {
             (Some(public), name) if name != Some(CLUSTER_SERVER_NAME) => Some(public),
-            _ => Some(self.cluster.clone()),
+            _ => self.cluster.read().ok().map(|c| c.clone()),
         }
+    }
+}
+
+/// Verifies client certificates against the cluster's TLS CAs as they
+/// are now: a TLS CA rotation swaps the inner verifier (both CAs during
+/// the rotation), and new handshakes use it.
+#[derive(Debug)]
+struct ClientVerifier {
+    inner: std::sync::RwLock<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ClientVerifier {
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        match self.inner.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        // The API's anonymous calls (ping, signup, login) come without one.
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        // Hints are optional; our clients hold one certificate each.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+fn webpki_verifier(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    trusted: &[CertificateDer<'static>],
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in trusted {
+        roots.add(c.clone())?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
+/// The cluster-issued certificate the proxy shows and the CAs it verifies
+/// client certificates against, replaceable while it runs (a TLS CA
+/// rotation); new handshakes get the new ones.
+#[derive(Clone)]
+pub struct ClusterTls {
+    cert: Arc<std::sync::RwLock<Arc<CertifiedKey>>>,
+    verifier: Arc<ClientVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ClusterTls {
+    /// Shows `cluster` (sent with `ca_pem`, the CA that issued it, so a
+    /// client can check a pin) and verifies client certificates against
+    /// `trusted_pem` (every cluster CA trusted now) from now on.
+    pub fn replace(
+        &self,
+        cluster: CertPem<'_>,
+        ca_pem: &str,
+        trusted_pem: &str,
+    ) -> Result<(), TlsError> {
+        let ca = certs(ca_pem, "cluster TLS CA")?;
+        let key = certified_key(&self.provider, &cluster, "proxy TLS certificate", &ca)?;
+        let verifier = webpki_verifier(&self.provider, &certs(trusted_pem, "cluster TLS CAs")?)?;
+        if let Ok(mut slot) = self.cert.write() {
+            *slot = key;
+        }
+        if let Ok(mut inner) = self.verifier.inner.write() {
+            *inner = verifier;
+        }
+        Ok(())
     }
 }
 
@@ -113,12 +226,14 @@ impl PublicCert {
 /// cluster's TLS CA issued the proxy (sent with that CA, so a client can
 /// check a pin on first contact); `public`, the operator's certificate
 /// (`tls_cert_file`), shown to clients that trust system roots.
-/// `cluster_ca_pem` also verifies client certificates.
+/// `cluster_ca_pem` is the CA that issued `cluster`; `trusted_pem`, every
+/// cluster CA trusted now, verifies client certificates.
 pub fn server_config(
     cluster: CertPem<'_>,
     public: Option<CertPem<'_>>,
     cluster_ca_pem: &str,
-) -> Result<(Arc<rustls::ServerConfig>, PublicCert), TlsError> {
+    trusted_pem: &str,
+) -> Result<(Arc<rustls::ServerConfig>, PublicCert, ClusterTls), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = certs(cluster_ca_pem, "cluster TLS CA")?;
     let public_cert = PublicCert {
@@ -126,21 +241,28 @@ pub fn server_config(
         provider: provider.clone(),
     };
     public_cert.replace(public)?;
+    let cluster_tls = ClusterTls {
+        cert: Arc::new(std::sync::RwLock::new(certified_key(
+            &provider,
+            &cluster,
+            "proxy TLS certificate",
+            &ca,
+        )?)),
+        verifier: Arc::new(ClientVerifier {
+            inner: std::sync::RwLock::new(webpki_verifier(
+                &provider,
+                &certs(trusted_pem, "cluster TLS CAs")?,
+            )?),
+        }),
+        provider: provider.clone(),
+    };
     let resolver = ByServerName {
-        cluster: certified_key(&provider, &cluster, "proxy TLS certificate", &ca)?,
+        cluster: cluster_tls.cert.clone(),
         public: public_cert.slot.clone(),
     };
-    let mut roots = RootCertStore::empty();
-    for c in ca {
-        roots.add(c)?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(cluster_tls.verifier.clone())
         .with_cert_resolver(Arc::new(resolver));
     // Stateless session tickets: nodes' heartbeats and authorization calls,
     // and a client's repeated connections, resume instead of repeating the
@@ -154,7 +276,7 @@ pub fn server_config(
     .iter()
     .map(|p| p.to_vec())
     .collect();
-    Ok((Arc::new(config), public_cert))
+    Ok((Arc::new(config), public_cert, cluster_tls))
 }
 
 #[cfg(test)]
@@ -175,12 +297,13 @@ mod tests {
             chain: &cluster_cert,
             key: cluster_key.expose(),
         };
-        let (_, public) = server_config(cluster(), None, ca.cert_pem()).expect("config");
+        let (_, public, _) =
+            server_config(cluster(), None, ca.cert_pem(), ca.cert_pem()).expect("config");
         let mismatched = || CertPem {
             chain: &public_cert,
             key: other_key.expose(),
         };
-        let err = server_config(cluster(), Some(mismatched()), ca.cert_pem())
+        let err = server_config(cluster(), Some(mismatched()), ca.cert_pem(), ca.cert_pem())
             .err()
             .expect("refused");
         assert!(err.to_string().contains("tls_cert_file"), "{err}");

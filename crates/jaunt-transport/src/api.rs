@@ -86,6 +86,10 @@ impl ServerCertVerifier for Verifier {
                 None => Err(untrusted("no system roots".into())),
             };
         }
+        // The saved CAs came from the cluster over a channel already
+        // trusted (the pin, or the CAs saved before), so they stand beside
+        // the pin: after a TLS CA rotation the proxy's CA is a saved one
+        // that the old pin does not name.
         let mut anchors: Vec<CertificateDer<'static>> = self.saved.clone();
         if let Some(pin) = &self.pin {
             let pinned: Vec<_> = intermediates
@@ -93,12 +97,13 @@ impl ServerCertVerifier for Verifier {
                 .filter(|c| jaunt_ca::ca_pin(c).ok().as_deref() == Some(pin.as_str()))
                 .map(|c| c.clone().into_owned())
                 .collect();
-            if pinned.is_empty() {
+            let saved_issuer = intermediates.iter().any(|c| self.saved.contains(c));
+            if pinned.is_empty() && !saved_issuer {
                 return Err(tls_error(format!(
                     "the proxy's certificate does not chain to a CA matching --ca-pin={pin}; check the pin with 'jctl status' on the auth server"
                 )));
             }
-            anchors = pinned;
+            anchors.extend(pinned);
         }
         let mut roots = RootCertStore::empty();
         for a in anchors {
@@ -579,6 +584,30 @@ mod tests {
         let saved = verifier(&public, Some(&cluster), None);
         assert!(check(&saved, &forged, &public_chain, "proxy.example.com").is_err());
         assert_eq!(check(&saved, &genuine, &[], CLUSTER_SERVER_NAME), Ok(()));
+    }
+
+    #[test]
+    fn after_a_tls_ca_rotation_the_saved_cas_stand_beside_an_old_pin() {
+        let (old, _) = issued("cluster", CLUSTER_SERVER_NAME);
+        let (new, rotated) = issued("cluster-next", CLUSTER_SERVER_NAME);
+        let (public, forged) = issued("public", CLUSTER_SERVER_NAME);
+        let old_pin = jaunt_ca::ca_pin(&der(old.cert_pem())).expect("pin");
+        let new_chain = [der(new.cert_pem())];
+        // Saved both CAs at a login during the rotation: the proxy's new
+        // certificate is trusted though the remembered pin is the old one.
+        let mut both = verifier(&public, Some(&old), Some(old_pin.clone()));
+        both.saved.push(der(new.cert_pem()));
+        assert_eq!(
+            check(&both, &rotated, &new_chain, CLUSTER_SERVER_NAME),
+            Ok(())
+        );
+        // Only the old CA saved: refused, naming the pin.
+        let stale = verifier(&public, Some(&old), Some(old_pin));
+        let err = check(&stale, &rotated, &new_chain, CLUSTER_SERVER_NAME).expect_err("stale");
+        assert!(err.contains("--ca-pin"), "{err}");
+        // Nor does a chain that merely claims a saved CA get through.
+        let claimed = [der(old.cert_pem())];
+        assert!(check(&both, &forged, &claimed, CLUSTER_SERVER_NAME).is_err());
     }
 
     #[test]

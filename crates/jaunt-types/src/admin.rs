@@ -171,7 +171,8 @@ impl AdminRequest {
 pub struct RotationStatus {
     pub ca: crate::rotation::CaType,
     pub rotation: crate::rotation::Rotation,
-    /// `SHA256:...` of every key trusted now, the current one first.
+    /// `SHA256:...` of every key trusted now (for the TLS CA, its pin),
+    /// the current one first.
     pub trusted: Vec<String>,
 }
 

@@ -231,6 +231,13 @@ pub struct HeartbeatResponse {
     /// A renewed host certificate, when the old one is past half its life.
     pub host_cert: Option<String>,
     pub tls_cert_pem: Option<String>,
+    /// The cluster's TLS CAs (a PEM bundle; two during a TLS CA rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
+    /// The node's TLS certificate is from a CA that no longer signs: send
+    /// a CSR with the next heartbeat.
+    #[serde(default)]
+    pub tls_renew: bool,
     pub user_ca_keys: Vec<String>,
     /// How often to heartbeat.
     pub heartbeat_secs: u64,

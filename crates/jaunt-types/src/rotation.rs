@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The authorities that rotate (the TLS CA, which clients and nodes pin,
+/// The authorities that rotate (the OpenSSH user CA of agentless nodes
 /// does not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +22,10 @@ pub enum CaType {
     User,
     /// Signs nodes' host certificates; clients trust it.
     Host,
+    /// Signs the proxy's TLS certificate (clients and nodes trust it) and
+    /// the TLS client certificates of users, nodes and leaf clusters (the
+    /// proxy trusts it).
+    Tls,
 }
 
 impl std::fmt::Display for CaType {
@@ -29,6 +33,7 @@ impl std::fmt::Display for CaType {
         f.write_str(match self {
             CaType::User => "user",
             CaType::Host => "host",
+            CaType::Tls => "tls",
         })
     }
 }
@@ -113,12 +118,24 @@ impl Rotation {
     /// `init`); the host CA's only from `update_servers` (clients learn it
     /// at their logins in between).
     pub fn new_key_signs(&self, ca: CaType) -> bool {
-        match (ca, self.phase) {
-            (_, Phase::Standby | Phase::Init | Phase::Rollback) => false,
-            (CaType::User, Phase::UpdateClients | Phase::UpdateServers) => true,
-            (CaType::Host, Phase::UpdateServers) => true,
-            (CaType::Host, Phase::UpdateClients) => false,
+        match ca {
+            CaType::User | CaType::Tls => self.new_key_signs_clients(),
+            CaType::Host => self.new_key_signs_servers(),
         }
+    }
+
+    /// Does the new key sign clients' certificates (users', and for TLS
+    /// nodes' and leaf clusters' client certificates)? From
+    /// `update_clients`: the servers trust it since `init`.
+    pub fn new_key_signs_clients(&self) -> bool {
+        matches!(self.phase, Phase::UpdateClients | Phase::UpdateServers)
+    }
+
+    /// Does the new key sign servers' certificates (nodes' host
+    /// certificates, the proxy's TLS certificate)? Only from
+    /// `update_servers`: clients learn it at their logins before.
+    pub fn new_key_signs_servers(&self) -> bool {
+        self.phase == Phase::UpdateServers
     }
 
     /// The phase an automatic rotation is due to be in at `now`: each of
@@ -197,6 +214,10 @@ mod tests {
             let r = rotation(phase, Mode::Manual);
             assert_eq!(r.new_key_signs(CaType::User), user, "{phase}");
             assert_eq!(r.new_key_signs(CaType::Host), host, "{phase}");
+            // TLS: clients' certificates as the user CA's, the proxy's as
+            // the host CA's.
+            assert_eq!(r.new_key_signs(CaType::Tls), user, "{phase}");
+            assert_eq!(r.new_key_signs_servers(), host, "{phase}");
         }
     }
 

@@ -158,6 +158,13 @@ pub struct TrustHeartbeatResponse {
     pub user_ca_keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ca_keys: Vec<String>,
+    /// The root's TLS CAs now (a PEM bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
+    /// The leaf's certificate is from a TLS CA that no longer signs: send
+    /// a CSR.
+    #[serde(default)]
+    pub tls_renew: bool,
 }
 
 /// A cluster as `jsh clusters` lists it.

@@ -143,11 +143,11 @@ async fn identity_is_created_once_and_reused() {
     let f = Fixture::new();
     let first = f.auth(SecondFactor::Off).await;
     let fp = first.authorities().user.signer().fingerprint();
-    let pin = first.identity().ca_pin().expect("pin");
+    let pin = first.authorities().tls.pin().expect("pin");
     drop(first);
     let again = f.auth(SecondFactor::Off).await;
     assert_eq!(again.authorities().user.signer().fingerprint(), fp);
-    assert_eq!(again.identity().ca_pin().expect("pin"), pin);
+    assert_eq!(again.authorities().tls.pin().expect("pin"), pin);
     assert_ne!(
         again.authorities().host.signer().fingerprint(),
         fp,

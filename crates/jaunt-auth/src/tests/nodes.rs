@@ -59,6 +59,7 @@ async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
             host_cert_ca: None,
             tls_csr_pem: None,
         },
+        None,
     )
     .await
     .expect("heartbeat");
@@ -196,7 +197,7 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
     };
     // The first heartbeat records the interval the node was told.
     let resp = auth
-        .heartbeat(&uuid, beat(Default::default()))
+        .heartbeat(&uuid, beat(Default::default()), None)
         .await
         .expect("beat");
     assert_eq!(resp.heartbeat_secs, 15);
@@ -207,7 +208,7 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
     let mut aged = first.value.clone();
     aged.last_seen -= 20;
     let aged_rev = auth.store.put(&key, &aged, None).await.expect("age");
-    auth.heartbeat(&uuid, beat(Default::default()))
+    auth.heartbeat(&uuid, beat(Default::default()), None)
         .await
         .expect("beat");
     assert_eq!(
@@ -226,7 +227,7 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
     // 30 s old: written, so other instances keep seeing the node online.
     aged.last_seen -= 10;
     let aged_rev = auth.store.put(&key, &aged, None).await.expect("age");
-    auth.heartbeat(&uuid, beat(Default::default()))
+    auth.heartbeat(&uuid, beat(Default::default()), None)
         .await
         .expect("beat");
     let refreshed = stored().await;
@@ -234,13 +235,14 @@ async fn heartbeats_write_the_record_only_when_it_changed_or_ages() {
     assert!(refreshed.value.last_seen >= now() - 1);
     // A change the node reports is written at once.
     let labels: jaunt_types::resources::Labels = [("env".to_string(), "prod".to_string())].into();
-    auth.heartbeat(&uuid, beat(labels.clone()))
+    auth.heartbeat(&uuid, beat(labels.clone()), None)
         .await
         .expect("beat");
     assert_eq!(stored().await.value.labels, labels);
     // Refused: a node not in the inventory.
     assert!(matches!(
-        auth.heartbeat("not-a-node", beat(Default::default())).await,
+        auth.heartbeat("not-a-node", beat(Default::default()), None)
+            .await,
         Err(AuthError::AccessDenied(_))
     ));
 }

@@ -45,6 +45,7 @@ async fn beat(auth: &AuthServer, node: &str, key: &str, signer: &str) -> Option<
                 host_cert_ca: Some(signer.into()),
                 tls_csr_pem: None,
             },
+            None,
         )
         .await
         .expect("heartbeat");
@@ -275,4 +276,139 @@ async fn an_automatic_rotation_moves_on_by_itself() {
         assert_eq!(auth.authorities().host.phase(), want);
     }
     assert_eq!(auth.host_ca_keys().len(), 1);
+}
+
+#[tokio::test]
+async fn a_tls_ca_rotation_moves_clients_then_the_proxy() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    signed_up(&auth, "alice", &["alice"]).await;
+    let names = vec!["proxy.example.com".to_string()];
+    let issuer = |pem: &str| jaunt_ca::client_identity_pem(pem).expect("identity").issuer;
+    let tls_login = || async {
+        let (req, _) = login_request("alice", PASSWORD, None);
+        auth.login(req, "127.0.0.1:1").await.expect("login")
+    };
+    let before = tls_login().await;
+    let old_issuer = issuer(&before.tls_cert_pem);
+    let old_pin = auth.authorities().tls.pin().expect("pin");
+    let old_proxy = auth.proxy_tls(&names).await.expect("proxy tls");
+
+    auth.rotate_ca(manual(CaType::Tls, Phase::Init))
+        .await
+        .expect("init");
+    let during = tls_login().await;
+    assert_eq!(during.tls_ca_pem.matches("BEGIN CERTIFICATE").count(), 2);
+    assert_eq!(issuer(&during.tls_cert_pem), old_issuer);
+    assert_eq!(
+        auth.proxy_tls(&names).await.expect("tls").cert_pem,
+        old_proxy.cert_pem
+    );
+
+    // update_clients: clients' certificates from the new CA; a node
+    // calling with an old one is asked to renew; the proxy's stays.
+    auth.rotate_ca(manual(CaType::Tls, Phase::UpdateClients))
+        .await
+        .expect("update_clients");
+    let new_issuer = issuer(&tls_login().await.tls_cert_pem);
+    assert_ne!(new_issuer, old_issuer);
+    let node = super::nodes::joined_node(&auth, "n1").await;
+    let host_key = SshCa::generate()
+        .expect("key")
+        .public_openssh()
+        .expect("pub");
+    let beat = |issuer: String| {
+        let key = host_key.clone();
+        let node = node.clone();
+        let auth = &auth;
+        async move {
+            auth.heartbeat(
+                &node,
+                HeartbeatRequest {
+                    name: "n1".into(),
+                    labels: Default::default(),
+                    addr: None,
+                    host_public_key: key,
+                    host_cert_valid_before: (crate::now() + 6 * 86_400) as u64,
+                    host_cert_ca: None,
+                    tls_csr_pem: None,
+                },
+                Some(&issuer),
+            )
+            .await
+            .expect("heartbeat")
+        }
+    };
+    let asked = beat(old_issuer.clone()).await;
+    assert!(asked.tls_renew);
+    assert_eq!(
+        asked
+            .tls_ca_pem
+            .expect("CAs")
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    assert!(!beat(new_issuer.clone()).await.tls_renew);
+    assert_eq!(
+        auth.proxy_tls(&names).await.expect("tls").cert_pem,
+        old_proxy.cert_pem
+    );
+    assert_eq!(auth.authorities().tls.pin().expect("pin"), old_pin);
+
+    // update_servers: the proxy's certificate from the new CA, whose pin
+    // new nodes and users give.
+    auth.rotate_ca(manual(CaType::Tls, Phase::UpdateServers))
+        .await
+        .expect("update_servers");
+    let new_proxy = auth.proxy_tls(&names).await.expect("tls");
+    assert_ne!(new_proxy.cert_pem, old_proxy.cert_pem);
+    assert_ne!(new_proxy.ca_pem, old_proxy.ca_pem);
+    assert_ne!(auth.authorities().tls.pin().expect("pin"), old_pin);
+
+    // standby: only the new CA.
+    auth.rotate_ca(manual(CaType::Tls, Phase::Standby))
+        .await
+        .expect("standby");
+    let after = tls_login().await;
+    assert_eq!(after.tls_ca_pem.matches("BEGIN CERTIFICATE").count(), 1);
+    assert_eq!(issuer(&after.tls_cert_pem), new_issuer);
+    assert_eq!(
+        auth.proxy_tls(&names).await.expect("tls").cert_pem,
+        new_proxy.cert_pem
+    );
+    // A second instance reading the store agrees.
+    let other = f.auth(SecondFactor::Off).await;
+    assert_eq!(
+        other.authorities().tls.pin().expect("pin"),
+        auth.authorities().tls.pin().expect("pin")
+    );
+}
+
+#[tokio::test]
+async fn a_tls_ca_rotation_rolled_back_from_update_servers() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let names = vec!["proxy.example.com".to_string()];
+    let old_pin = auth.authorities().tls.pin().expect("pin");
+    let old_ca = auth.proxy_tls(&names).await.expect("tls").ca_pem;
+    for phase in [Phase::Init, Phase::UpdateClients, Phase::UpdateServers] {
+        auth.rotate_ca(manual(CaType::Tls, phase))
+            .await
+            .expect("step");
+    }
+    assert_ne!(auth.proxy_tls(&names).await.expect("tls").ca_pem, old_ca);
+    auth.rotate_ca(manual(CaType::Tls, Phase::Rollback))
+        .await
+        .expect("rollback");
+    // The old CA signs again, for the proxy and for clients, while both
+    // stay trusted; standby drops the new one.
+    assert_eq!(auth.proxy_tls(&names).await.expect("tls").ca_pem, old_ca);
+    assert_eq!(auth.authorities().tls.pin().expect("pin"), old_pin);
+    assert_eq!(auth.authorities().tls.trusted().count(), 2);
+    auth.rotate_ca(manual(CaType::Tls, Phase::Standby))
+        .await
+        .expect("standby");
+    assert_eq!(auth.authorities().tls.trusted().count(), 1);
+    assert_eq!(auth.authorities().tls.pin().expect("pin"), old_pin);
 }

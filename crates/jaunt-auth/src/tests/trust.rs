@@ -91,7 +91,10 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
     // taking the leaf's host CA keys when they change, answering with the
     // root's CA keys); refused once removed.
     let beat = jaunt_types::trust::TrustHeartbeatRequest::default();
-    let answer = root.leaf_heartbeat("leaf", &beat).await.expect("beat");
+    let answer = root
+        .leaf_heartbeat("leaf", &beat, None)
+        .await
+        .expect("beat");
     assert_eq!(answer.tls_cert_pem, None);
     assert_eq!(answer.user_ca_keys, root.user_ca_keys().expect("keys"));
     assert_eq!(
@@ -112,21 +115,23 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
         host_ca_keys: rotated_host.clone(),
         ..Default::default()
     };
-    root.leaf_heartbeat("leaf", &changed).await.expect("beat");
+    root.leaf_heartbeat("leaf", &changed, None)
+        .await
+        .expect("beat");
     let listed = root.remote_clusters().await.expect("remote clusters");
     assert_eq!(listed[0].host_ca_keys, rotated_host);
     let bad = jaunt_types::trust::TrustHeartbeatRequest {
         host_ca_keys: vec!["ssh-ed25519 not-a-key".into()],
         ..Default::default()
     };
-    assert!(root.leaf_heartbeat("leaf", &bad).await.is_err());
+    assert!(root.leaf_heartbeat("leaf", &bad, None).await.is_err());
     let (csr, _) = jaunt_ca::generate_client_csr("leaf").expect("csr");
     let renewal = jaunt_types::trust::TrustHeartbeatRequest {
         tls_csr_pem: Some(csr),
         ..Default::default()
     };
     let renewed = root
-        .leaf_heartbeat("leaf", &renewal)
+        .leaf_heartbeat("leaf", &renewal, None)
         .await
         .expect("beat")
         .tls_cert_pem
@@ -137,7 +142,7 @@ async fn a_leaf_registers_once_with_a_trusted_cluster_token() {
         ("leaf", jaunt_ca::IdentityKind::RemoteCluster)
     );
     root.remove_remote_cluster("leaf").await.expect("removed");
-    assert!(root.leaf_heartbeat("leaf", &beat).await.is_err());
+    assert!(root.leaf_heartbeat("leaf", &beat, None).await.is_err());
     assert!(root.remove_remote_cluster("leaf").await.is_err());
 }
 
@@ -282,13 +287,17 @@ async fn a_roots_rotated_keys_reach_the_leafs_nodes() {
     };
     let (user, host) = (vec![before[0].keys[0].clone(), key()], vec![key()]);
     assert!(
-        leaf.update_root_cas("example", vec!["nonsense".into()], host.clone())
+        leaf.update_root_cas("example", vec!["nonsense".into()], host.clone(), None)
             .await
             .is_err()
     );
-    leaf.update_root_cas("example", user.clone(), host)
-        .await
-        .expect("updated");
+    assert!(
+        !leaf
+            .update_root_cas("example", user.clone(), host, None)
+            .await
+            .expect("updated"),
+        "the TLS CAs did not change"
+    );
     let after = leaf.trusted_user_cas().await.expect("cas");
     assert_eq!(after[0].keys, user);
 }

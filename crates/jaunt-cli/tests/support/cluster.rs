@@ -178,6 +178,12 @@ impl Cluster {
         }
     }
 
+    /// Runs `f` (a call into the in-process services) on the cluster's
+    /// runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.as_ref().expect("runtime").block_on(f)
+    }
+
     /// The running auth service (for the CA keys tests sign with).
     pub fn auth(&self) -> &jaunt_auth::AuthServer {
         self.daemon

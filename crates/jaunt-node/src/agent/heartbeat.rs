@@ -36,14 +36,18 @@ pub(super) async fn heartbeat_loop(
 ) {
     let mut every = Duration::from_secs(5);
     let mut first_done = Some(first_done);
+    // Auth asked for a TLS certificate from the CA that signs now (a TLS
+    // CA rotation): the next heartbeat, at once, brings a CSR.
+    let mut renew_tls = false;
     loop {
-        let outcome = heartbeat_once(&cfg, &mut id, &ctx, &config).await;
+        let outcome = heartbeat_once(&cfg, &mut id, &ctx, &config, renew_tls).await;
         if let Some(done) = first_done.take() {
             let _ = done.send(());
         }
         match outcome {
-            Ok((secs, live)) => {
+            Ok((secs, live, renew)) => {
                 every = Duration::from_secs(secs.max(1));
+                renew_tls = renew;
                 use std::sync::atomic::Ordering;
                 ctx.heartbeat_ok
                     .store(jaunt_sys::clock::now(), Ordering::Relaxed);
@@ -56,7 +60,9 @@ pub(super) async fn heartbeat_loop(
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
-        tokio::time::sleep(every).await;
+        if !renew_tls {
+            tokio::time::sleep(every).await;
+        }
     }
 }
 
@@ -65,14 +71,15 @@ async fn heartbeat_once(
     id: &mut StoredIdentity,
     ctx: &NodeContext,
     config: &SharedConfig,
-) -> Result<(u64, Vec<ProxyInstance>), NodeError> {
+    renew_tls: bool,
+) -> Result<(u64, Vec<ProxyInstance>, bool), NodeError> {
     let host_key = PrivateKey::from_openssh(id.host_key.expose()).map_err(credentials)?;
     let tls_expiry = jaunt_ca::client_identity_pem(&id.tls_cert)
         .map(|i| i.not_after)
         .unwrap_or(0);
     let now = jaunt_sys::clock::now();
     let tls_half_life = (NODE_CERT_TTL_SECS / 2) as i64;
-    let new_tls = if tls_expiry - now < tls_half_life {
+    let new_tls = if renew_tls || tls_expiry - now < tls_half_life {
         Some(jaunt_ca::generate_client_csr(&cfg.nodename).map_err(credentials)?)
     } else {
         None
@@ -132,6 +139,14 @@ async fn heartbeat_once(
         id.user_ca_keys = resp.user_ca_keys;
         changed = true;
     }
+    // The cluster's TLS CAs (two during a TLS CA rotation): the proxy's
+    // certificate is checked against them.
+    if let Some(cas) = resp.tls_ca_pem
+        && cas != id.tls_ca
+    {
+        id.tls_ca = cas;
+        changed = true;
+    }
     if changed {
         save_identity(&cfg.data_dir, id)?;
         if let Ok(mut cas) = ctx.user_cas.write() {
@@ -162,5 +177,5 @@ async fn heartbeat_once(
     if let Ok(api) = ctx.api.read() {
         api.set_fallbacks(resp.proxies.iter().map(|p| p.addr.clone()).collect());
     }
-    Ok((resp.heartbeat_secs, resp.proxies))
+    Ok((resp.heartbeat_secs, resp.proxies, resp.tls_renew))
 }

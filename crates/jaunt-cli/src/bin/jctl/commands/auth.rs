@@ -57,6 +57,7 @@ pub enum AuthCommand {
 pub enum RotateKind {
     User,
     Host,
+    Tls,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,6 +102,7 @@ pub fn run(admin: &AdminClient, cmd: AuthCommand) -> anyhow::Result<()> {
                 ca: match kind {
                     RotateKind::User => CaType::User,
                     RotateKind::Host => CaType::Host,
+                    RotateKind::Tls => CaType::Tls,
                 },
                 grace_period_secs: grace_period.map(|g| g.as_secs()),
                 manual_phase: phase

@@ -11,6 +11,7 @@ fn capitalized(ca: CaType) -> &'static str {
     match ca {
         CaType::User => "User",
         CaType::Host => "Host",
+        CaType::Tls => "TLS",
     }
 }
 
@@ -33,7 +34,7 @@ pub fn run(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
     say!("Second factor:   {}", s.second_factor)?;
     say!("User CA:         {}", s.user_ca_fingerprint)?;
     say!("Host CA:         {}", s.host_ca_fingerprint)?;
-    for ca in [CaType::User, CaType::Host] {
+    for ca in [CaType::User, CaType::Host, CaType::Tls] {
         let line = match s.rotations.iter().find(|r| r.ca == ca) {
             None => "standby".to_string(),
             Some(r) => format!(
