@@ -162,10 +162,32 @@ fn two_instances_on_one_database_serve_one_cluster() {
     let dir = tempfile::tempdir().expect("tmp");
     let pg = Postgres::start_with(&[]);
     let uri = database(&pg, "jaunt");
+    // Both keep recordings in one directory (a volume they share).
+    let recordings = dir.path().join("recordings");
+    let config = dir.path().join("shared.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "recordings:\n  type: dir\n  path: {}\n",
+            recordings.display()
+        ),
+    )
+    .expect("config");
+    let config = format!("--config={}", config.display());
+    let shared = |name: &str| {
+        instance_at(
+            dir.path(),
+            name,
+            Some(&uri),
+            "127.0.0.1:0",
+            "127.0.0.1",
+            &[&config],
+        )
+    };
     // Started together: the cluster's identity is made once.
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| instance(dir.path(), "a", Some(&uri)));
-        let b = s.spawn(|| instance(dir.path(), "b", Some(&uri)));
+        let a = s.spawn(|| shared("a"));
+        let b = s.spawn(|| shared("b"));
         (a.join().expect("a"), b.join().expect("b"))
     });
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
@@ -194,6 +216,37 @@ fn two_instances_on_one_database_serve_one_cluster() {
         }
     }
     let target = format!("{}@web1", os.name);
+
+    // A session recorded through A (its node uploads to the instance it
+    // reaches) plays through B: its file is in the shared directory.
+    run(
+        jsh_command(&home, &["ssh", "-t", &target, "echo SHARED-$((6*7))"]),
+        "",
+    )
+    .ok();
+    login(&home, &b.proxy, &ca_pin, "alice", PASSWORD).ok();
+    let played = eventually("the recording through B", Duration::from_secs(30), || {
+        let out = run(
+            jsh_command(&home, &["recordings", "ls", "--format=json"]),
+            "",
+        );
+        // One JSON object a line.
+        out.stdout.lines().find_map(|line| {
+            let r: serde_json::Value = serde_json::from_str(line).ok()?;
+            let id = r["session_id"].as_str()?;
+            let cast = run(jsh_command(&home, &["play", id, "--format=asciicast"]), "");
+            cast.stdout.contains("SHARED-42").then(|| id.to_string())
+        })
+    });
+    let file_of = std::fs::read_dir(&recordings)
+        .expect("shared directory")
+        .map(|d| d.expect("day").path().join(format!("{played}.cast")))
+        .find(|f| f.exists());
+    assert!(
+        file_of.is_some(),
+        "{played}.cast in {}",
+        recordings.display()
+    );
 
     // A lock made through B ends sessions carried by A (its nodes follow
     // the locks through A) and is lifted through A.
