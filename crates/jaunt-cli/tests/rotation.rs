@@ -117,15 +117,22 @@ fn login_again(s: &Setup) {
     puttyconfig(s, &[&format!("{}@node1", s.os.name)]).ok();
 }
 
-#[test]
-fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
-    let s = setup("ca");
+/// The setup (`tag` as in `setup`), alice's plink session to node1, and
+/// bob, logged in once before any rotation: his jsh home.
+fn start(tag: &str) -> (Setup, String, std::path::PathBuf) {
+    let s = setup(tag);
     let login = s.os.name.clone();
-    let session = format!("{login}@node1 [proxy:127.0.0.1]");
     puttyconfig(&s, &[&format!("{login}@node1")]).ok();
-    // bob logs in once, before the rotation, and never again.
     let bob = s.c.signed_up("bob", &login);
     s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
+    (s, format!("{login}@node1 [proxy:127.0.0.1]"), bob)
+}
+
+#[test]
+fn both_cas_rotate_with_live_nodes_and_clients_and_a_rotation_rolls_back() {
+    // bob logs in once, before the rotation, and never again.
+    let (s, session, bob) = start("ca");
+    let login = s.os.name.clone();
     let host_cas = s.home.join(".putty/sshhostcas");
     all_work(&s, &session, "before");
     let [old_user] = <[String; 1]>::try_from(trusted(&s.c, "user")).expect("one user CA");
@@ -310,12 +317,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn the_tls_ca_rotates_with_live_nodes_and_clients() {
-    let s = setup("cb");
-    let login = s.os.name.clone();
-    let session = format!("{login}@node1 [proxy:127.0.0.1]");
-    puttyconfig(&s, &[&format!("{login}@node1")]).ok();
-    let bob = s.c.signed_up("bob", &login);
-    s.c.login(&bob, "bob", &[], &format!("{PASSWORD}\n")).ok();
+    let (s, session, bob) = start("cb");
     // A client that logs in before the rotation and never again.
     let stale = s.c.user_home("stale");
     copy_dir(&bob.join(".jsh"), &stale.join(".jsh"));

@@ -302,33 +302,21 @@ fn ca_rotations_carry_across_the_trust() {
     // trusts both from her next login or `jsh clusters`; the leaf's nodes
     // then move to the new key.
     leaf.c.rotate("host", "init");
-    let leaf_keys = |out: &str| out.lines().filter(|l| l.contains("*.leaf")).count();
-    eventually(
-        "the root to learn the leaf's new host CA",
-        Duration::from_secs(60),
-        || {
-            // `jsh clusters` refreshes the leaves' host CAs (as a login does).
+    // `jsh clusters` refreshes the leaves' host CAs (as a login does).
+    let leaf_keys_eventually = |count: usize, what: &str| {
+        eventually(what, Duration::from_secs(60), || {
             s.c.jsh(&s.home, &["clusters"], "").ok();
             let known =
                 std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
-            (leaf_keys(&known) == 2).then_some(())
-        },
-    );
+            (known.lines().filter(|l| l.contains("*.leaf")).count() == count).then_some(())
+        })
+    };
+    leaf_keys_eventually(2, "the root to learn the leaf's new host CA");
     leaf.c.rotate("host", "update_clients");
     leaf.c.rotate("host", "update_servers");
     jsh_leaf_eventually(&s, "lnode1", "true");
     leaf.c.rotate("host", "standby");
-    eventually(
-        "the root to forget the leaf's old host CA",
-        Duration::from_secs(60),
-        || {
-            // `jsh clusters` refreshes the leaves' host CAs (as a login does).
-            s.c.jsh(&s.home, &["clusters"], "").ok();
-            let known =
-                std::fs::read_to_string(s.home.join(".jsh/known_hosts")).unwrap_or_default();
-            (leaf_keys(&known) == 1).then_some(())
-        },
-    );
+    leaf_keys_eventually(1, "the root to forget the leaf's old host CA");
     jsh_leaf_eventually(&s, "lnode2", "true");
 
     // The root's TLS CA: the leaf learns both CAs with its heartbeats,

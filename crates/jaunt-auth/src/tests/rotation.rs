@@ -30,23 +30,25 @@ async fn login(auth: &AuthServer) -> (String, Vec<String>) {
     (signer_of(&resp.ssh_cert), resp.host_ca_keys)
 }
 
+/// Node n1's heartbeat with host key `key`, its host certificate from
+/// `signer` (when said).
+fn heartbeat_request(key: &str, signer: Option<&str>) -> HeartbeatRequest {
+    HeartbeatRequest {
+        name: "n1".into(),
+        labels: Default::default(),
+        addr: None,
+        host_public_key: key.into(),
+        host_cert_valid_before: (crate::now() + 6 * 86_400) as u64,
+        host_cert_ca: signer.map(str::to_string),
+        tls_csr_pem: None,
+    }
+}
+
 /// A node's heartbeat saying its host certificate came from `signer`;
 /// whether auth renewed it, and from which key.
 async fn beat(auth: &AuthServer, node: &str, key: &str, signer: &str) -> Option<String> {
     let resp = auth
-        .heartbeat(
-            node,
-            HeartbeatRequest {
-                name: "n1".into(),
-                labels: Default::default(),
-                addr: None,
-                host_public_key: key.into(),
-                host_cert_valid_before: (crate::now() + 6 * 86_400) as u64,
-                host_cert_ca: Some(signer.into()),
-                tls_csr_pem: None,
-            },
-            None,
-        )
+        .heartbeat(node, heartbeat_request(key, Some(signer)), None)
         .await
         .expect("heartbeat");
     resp.host_cert.map(|c| signer_of(&c))
@@ -318,25 +320,12 @@ async fn a_tls_ca_rotation_moves_clients_then_the_proxy() {
         .public_openssh()
         .expect("pub");
     let beat = |issuer: String| {
-        let key = host_key.clone();
-        let node = node.clone();
-        let auth = &auth;
+        let request = heartbeat_request(&host_key, None);
+        let (auth, node) = (&auth, node.clone());
         async move {
-            auth.heartbeat(
-                &node,
-                HeartbeatRequest {
-                    name: "n1".into(),
-                    labels: Default::default(),
-                    addr: None,
-                    host_public_key: key,
-                    host_cert_valid_before: (crate::now() + 6 * 86_400) as u64,
-                    host_cert_ca: None,
-                    tls_csr_pem: None,
-                },
-                Some(&issuer),
-            )
-            .await
-            .expect("heartbeat")
+            auth.heartbeat(&node, request, Some(&issuer))
+                .await
+                .expect("heartbeat")
         }
     };
     let asked = beat(old_issuer.clone()).await;
