@@ -73,7 +73,7 @@ impl AuthServer {
                     second_factor: self.config.second_factor,
                     user_ca_fingerprint: cas.user.signer().fingerprint(),
                     host_ca_fingerprint: cas.host.signer().fingerprint(),
-                    rotations: [&cas.user, &cas.host]
+                    rotations: [&cas.user, &cas.host, &cas.openssh]
                         .into_iter()
                         .filter_map(|set| {
                             Some(jaunt_types::admin::RotationStatus {
@@ -235,7 +235,9 @@ impl AuthServer {
             CaKind::Host => lines(self.authorities().host.public_keys()?, |k| {
                 format!("@cert-authority *.{} {k}", id.cluster_name)
             }),
-            CaKind::OpensshUserCa => id.openssh_ca.public_openssh()?,
+            CaKind::OpensshUserCa => {
+                lines(self.authorities().openssh.public_keys()?, |k| k.to_string())
+            }
             CaKind::Tls => self.authorities().tls.bundle().trim_end().to_string(),
         })
     }

@@ -20,24 +20,20 @@ pub(crate) struct StoredIdentity {
     pub host_ca: Secret<String>,
     pub tls_ca_cert: String,
     pub tls_ca_key: Secret<String>,
-    /// Added after the first release: made on the first start that lacks it.
+    /// The OpenSSH CA's current key. Added after the first release: made
+    /// on the first start that lacks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    openssh_ca: Option<Secret<String>>,
+    pub openssh_ca: Option<Secret<String>>,
     /// The rotations in progress, with their new keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rotations: BTreeMap<CaType, StoredRotation>,
 }
 
-/// The loaded authorities that never change (the SSH user and host CAs
-/// and the TLS CA, which rotate, are `AuthServer::authorities`).
+/// What of the identity never changes (the certificate authorities,
+/// which rotate, are `AuthServer::authorities`).
 #[derive(Debug, Clone)]
 pub struct ClusterIdentity {
     pub cluster_name: String,
-    /// Signs only the proxy's per-connection certificates for agentless
-    /// (OpenSSH) nodes, whose sshd trusts it and nothing else of ours: no
-    /// user ever holds one of its certificates, so a user cannot go round
-    /// the proxy to such a host.
-    pub openssh_ca: SshCa,
 }
 
 pub(crate) async fn load_or_create(
@@ -93,13 +89,6 @@ pub(crate) async fn load_or_create(
     let authorities = Authorities::load(&stored)?;
     let identity = ClusterIdentity {
         cluster_name: stored.cluster_name,
-        openssh_ca: SshCa::from_openssh(
-            stored
-                .openssh_ca
-                .as_ref()
-                .ok_or_else(|| AuthError::Internal("the OpenSSH CA is missing".into()))?
-                .expose(),
-        )?,
     };
     Ok((identity, authorities))
 }

@@ -275,7 +275,7 @@ impl AuthServer {
                 false => self.user_ca_keys()?,
             },
             openssh_ca_keys: match agentless {
-                true => vec![self.identity.openssh_ca.public_openssh()?],
+                true => self.authorities().openssh.public_keys()?,
                 false => Vec::new(),
             },
         })
@@ -403,19 +403,23 @@ impl AuthServer {
             &jaunt_metrics::metrics().auth_certificates,
             &[("kind", "openssh_login")],
         );
-        Ok(self.identity.openssh_ca.sign_user_cert(&UserCertRequest {
-            public_key,
-            user: format!("{user} via proxy for {}", node.name),
-            principals: vec![login.to_string()],
-            now,
-            ttl_secs,
-            permit_pty: permits.pty,
-            permit_port_forwarding: permits.port_forwarding,
-            permit_agent_forwarding: permits.agent_forwarding,
-            source_address: None,
-            roles: Vec::new(),
-            logins_trait: Vec::new(),
-        })?)
+        Ok(self
+            .authorities()
+            .openssh
+            .signer()
+            .sign_user_cert(&UserCertRequest {
+                public_key,
+                user: format!("{user} via proxy for {}", node.name),
+                principals: vec![login.to_string()],
+                now,
+                ttl_secs,
+                permit_pty: permits.pty,
+                permit_port_forwarding: permits.port_forwarding,
+                permit_agent_forwarding: permits.agent_forwarding,
+                source_address: None,
+                roles: Vec::new(),
+                logins_trait: Vec::new(),
+            })?)
     }
 
     /// A host certificate for the proxy's own key, naming agentless node

@@ -1,4 +1,5 @@
-//! Rotating the SSH user and host CAs (phases in `jaunt_types::rotation`).
+//! Rotating the SSH user, host and OpenSSH CAs and the TLS CA (phases in
+//! `jaunt_types::rotation`).
 //!
 //! The stored identity keeps each CA's current key and, while a rotation
 //! runs, its new key and the rotation's state; every instance reads that
@@ -7,7 +8,8 @@
 //! see an automatic rotation due moves it on (compare-and-swap, so once).
 //! Nodes learn the trusted user CA keys and get host certificates from the
 //! new key through their heartbeats; `jsh login` hands clients every
-//! trusted host CA key.
+//! trusted host CA key. Agentless hosts learn the OpenSSH CA's keys only
+//! when `jaunt join openssh` runs again (they have no heartbeat).
 
 use crate::identity::StoredIdentity;
 use crate::records::IDENTITY_KEY;
@@ -163,6 +165,11 @@ pub struct Authorities {
     pub user: CaSet,
     pub host: CaSet,
     pub tls: TlsCaSet,
+    /// Signs only the proxy's per-connection certificates for agentless
+    /// (OpenSSH) nodes, whose sshd trusts it and nothing else of ours: no
+    /// user ever holds one of its certificates, so a user cannot go round
+    /// the proxy to such a host.
+    pub openssh: CaSet,
 }
 
 impl Authorities {
@@ -197,22 +204,36 @@ impl Authorities {
                     rotation: rotation.map(|r| r.rotation.clone()),
                 }
             },
+            openssh: CaSet::load(
+                CaType::Openssh,
+                stored
+                    .openssh_ca
+                    .as_ref()
+                    .ok_or_else(|| AuthError::Internal("the OpenSSH CA is missing".into()))?,
+                stored.rotations.get(&CaType::Openssh),
+            )?,
         })
     }
 
     /// The phase of each CA, for logs.
-    pub fn phases(&self) -> [(CaType, Phase); 3] {
-        [
-            (CaType::User, self.user.phase()),
-            (CaType::Host, self.host.phase()),
-            (CaType::Tls, self.tls.phase()),
-        ]
+    pub fn phases(&self) -> [(CaType, Phase); 4] {
+        CaType::ALL.map(|ca| (ca, self.phase(ca)))
+    }
+
+    pub fn phase(&self, ca: CaType) -> Phase {
+        match ca {
+            CaType::User => self.user.phase(),
+            CaType::Host => self.host.phase(),
+            CaType::Tls => self.tls.phase(),
+            CaType::Openssh => self.openssh.phase(),
+        }
     }
 
     fn same_as(&self, other: &Authorities) -> bool {
         self.user.version() == other.user.version()
             && self.host.version() == other.host.version()
             && self.tls.version() == other.tls.version()
+            && self.openssh.version() == other.openssh.version()
     }
 }
 
@@ -230,7 +251,9 @@ fn step(
     match (stored.rotations.remove(&ca), to) {
         (None, Phase::Init) => {
             let (new_key, new_cert) = match ca {
-                CaType::User | CaType::Host => (SshCa::generate()?.to_openssh()?, None),
+                CaType::User | CaType::Host | CaType::Openssh => {
+                    (SshCa::generate()?.to_openssh()?, None)
+                }
                 CaType::Tls => {
                     let next = TlsCa::generate_next(&stored.cluster_name, now.max(0) as u64)?;
                     (next.key_pem().clone(), Some(next.cert_pem().to_string()))
@@ -256,6 +279,7 @@ fn step(
                 match ca {
                     CaType::User => stored.user_ca = r.new_key,
                     CaType::Host => stored.host_ca = r.new_key,
+                    CaType::Openssh => stored.openssh_ca = Some(r.new_key),
                     CaType::Tls => {
                         stored.tls_ca_cert = r.new_cert.ok_or_else(|| {
                             AuthError::Internal("a TLS rotation without its CA".into())
@@ -369,7 +393,7 @@ impl AuthServer {
         let mut stored = v.value;
         let now = now();
         let mut moved = Vec::new();
-        for ca in [CaType::User, CaType::Host, CaType::Tls] {
+        for ca in CaType::ALL {
             if let Some(r) = stored.rotations.get(&ca).map(|r| r.rotation.clone())
                 && let Some(to) = r.auto_due(now)
             {
@@ -400,6 +424,7 @@ impl AuthServer {
                 user = %fresh.user.phase(),
                 host = %fresh.host.phase(),
                 tls = %fresh.tls.phase(),
+                openssh = %fresh.openssh.phase(),
                 "certificate authorities reloaded"
             );
             self.authorities.send_replace(Arc::new(fresh));
@@ -419,6 +444,15 @@ fn what_now(ca: CaType, phase: Phase) -> &'static str {
         }
         (CaType::Tls, Phase::UpdateServers) => {
             "the proxy presents a certificate from the new CA (its pin is the new --ca-pin); clients that never logged in since init must log in with the new pin"
+        }
+        (CaType::Openssh, Phase::Init) => {
+            "a new OpenSSH CA key is made but signs nothing yet: run 'jaunt join openssh' again on every agentless host (or add the lines of 'jctl auth export --type=openssh-user-ca' to TrustedUserCAKeys) before update_clients"
+        }
+        (CaType::Openssh, Phase::UpdateClients) => {
+            "the proxy's certificates for agentless hosts come from the new key; a host whose sshd does not trust it refuses them"
+        }
+        (CaType::Openssh, Phase::UpdateServers) => {
+            "nothing more changes for the OpenSSH CA; standby drops the old key (run 'jaunt join openssh' again afterwards to drop it from sshd)"
         }
         (_, Phase::Init) => {
             "a new key is trusted everywhere but signs nothing yet; nodes learn it with their next heartbeat, clients at their next 'jsh login'"

@@ -769,3 +769,87 @@ fn a_lock_on_an_openssh_node_ends_its_live_session() {
         "{ended:?}"
     );
 }
+
+/// The OpenSSH CA rotates: an sshd that has not learnt the new key refuses
+/// the proxy from update_clients, running `jaunt join openssh` again makes
+/// it trust both keys, and again after standby only the new one.
+#[test]
+fn the_openssh_ca_rotates_with_a_join_in_between() {
+    let (s, sshd) = joined("or");
+    let data = s.c.dir.path().join("osh");
+    let ca_file = data.join("openssh/jaunt_openssh_user_ca.pub");
+    let trusted = || {
+        std::fs::read_to_string(&ca_file)
+            .expect("CA file")
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let old = trusted();
+    assert_eq!(old.len(), 1);
+    let target = format!("{}@osh1", s.os.name);
+    let session = || s.c.jsh(&s.home, &["ssh", &target, "echo ROTATED-OK"], "");
+    let works = |what: &str| {
+        eventually(what, Duration::from_secs(20), || {
+            let out = session();
+            (out.code == Some(0) && out.stdout.contains("ROTATED-OK")).then_some(out)
+        });
+    };
+    let rotate = |phase: &str| {
+        s.c.jctl(&[
+            "auth",
+            "rotate",
+            "--type=openssh",
+            "--manual",
+            &format!("--phase={phase}"),
+        ])
+        .ok()
+    };
+
+    let out = rotate("init");
+    assert!(out.stdout.contains("jaunt join openssh"), "{out:?}");
+    let status = s.c.jctl(&["status"]).ok().stdout;
+    assert!(
+        status.contains("OpenSSH CA phase: init (manual"),
+        "{status}"
+    );
+    works("the old key still signs in init");
+    rotate("update_clients");
+    // sshd trusts only the old key: the proxy's new certificate is refused,
+    // and the user is told it was sshd.
+    let out = session();
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("sshd on osh1 refused the login"),
+        "{out:?}"
+    );
+
+    // Joining again hands sshd both keys, the current one first.
+    join(&s.c, &sshd, &data, "osh1", &[]).ok();
+    let both = trusted();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0], old[0]);
+    assert_eq!(
+        s.c.jctl(&["auth", "export", "--type=openssh-user-ca"])
+            .ok()
+            .stdout
+            .trim(),
+        both.join("\n")
+    );
+    works("both keys trusted");
+    rotate("update_servers");
+    rotate("standby");
+    works("the new key alone signs");
+    join(&s.c, &sshd, &data, "osh1", &[]).ok();
+    assert_eq!(trusted(), vec![both[1].clone()], "the old key is gone");
+    works("sshd trusts the new key only");
+    let steps = audit(&s.c, &["--type=cert.rotate"]);
+    assert!(
+        steps
+            .iter()
+            .filter(|e| e["fields"]["ca"] == "openssh")
+            .count()
+            >= 4,
+        "{steps:?}"
+    );
+}

@@ -13,8 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The authorities that rotate (the OpenSSH user CA of agentless nodes
-/// does not).
+/// The authorities that rotate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaType {
@@ -26,6 +25,15 @@ pub enum CaType {
     /// the TLS client certificates of users, nodes and leaf clusters (the
     /// proxy trusts it).
     Tls,
+    /// Signs the proxy's per-connection certificates for agentless nodes;
+    /// their sshd trusts it (`TrustedUserCAKeys`). Rotates as the user CA
+    /// does, with the proxy as its one client.
+    Openssh,
+}
+
+impl CaType {
+    /// Every CA that rotates, in the order listings show them.
+    pub const ALL: [CaType; 4] = [CaType::User, CaType::Host, CaType::Tls, CaType::Openssh];
 }
 
 impl std::fmt::Display for CaType {
@@ -34,6 +42,7 @@ impl std::fmt::Display for CaType {
             CaType::User => "user",
             CaType::Host => "host",
             CaType::Tls => "tls",
+            CaType::Openssh => "openssh",
         })
     }
 }
@@ -119,7 +128,7 @@ impl Rotation {
     /// at their logins in between).
     pub fn new_key_signs(&self, ca: CaType) -> bool {
         match ca {
-            CaType::User | CaType::Tls => self.new_key_signs_clients(),
+            CaType::User | CaType::Tls | CaType::Openssh => self.new_key_signs_clients(),
             CaType::Host => self.new_key_signs_servers(),
         }
     }
@@ -218,6 +227,8 @@ mod tests {
             // the host CA's.
             assert_eq!(r.new_key_signs(CaType::Tls), user, "{phase}");
             assert_eq!(r.new_key_signs_servers(), host, "{phase}");
+            // OpenSSH: the proxy's certificates, as users' are.
+            assert_eq!(r.new_key_signs(CaType::Openssh), user, "{phase}");
         }
     }
 

@@ -401,3 +401,108 @@ async fn a_tls_ca_rotation_rolled_back_from_update_servers() {
     assert_eq!(auth.authorities().tls.trusted().count(), 1);
     assert_eq!(auth.authorities().tls.pin().expect("pin"), old_pin);
 }
+
+/// The OpenSSH CA: an agentless host joining again is handed every trusted
+/// key, and the proxy's per-connection certificates move to the new key at
+/// update_clients (a rollback takes them back).
+#[tokio::test]
+async fn the_openssh_ca_rotates_for_agentless_hosts() {
+    let f = Fixture::new();
+    let auth = f.auth(SecondFactor::Off).await;
+    let host_key = SshCa::generate()
+        .expect("key")
+        .public_openssh()
+        .expect("pub");
+    let join = || async {
+        auth.join_node(jaunt_types::api::NodeJoinRequest {
+            token: auth
+                .add_node_token(None, None, None)
+                .await
+                .expect("token")
+                .0
+                .token,
+            name: "osh1".into(),
+            labels: Default::default(),
+            addr: Some("127.0.0.1:22".into()),
+            host_public_key: host_key.clone(),
+            tls_csr_pem: String::new(),
+            sub_kind: Some(jaunt_types::api::NodeSubKind::Openssh),
+            additional_principals: Vec::new(),
+        })
+        .await
+        .expect("join")
+    };
+    let exported = || async {
+        match auth
+            .admin(AdminRequest::CaExport {
+                kind: jaunt_types::admin::CaKind::OpensshUserCa,
+            })
+            .await
+        {
+            AdminResponse::Text { text } => text,
+            other => panic!("{other:?}"),
+        }
+    };
+    let joined = join().await;
+    assert_eq!(joined.openssh_ca_keys.len(), 1);
+    let old_key = joined.openssh_ca_keys[0].clone();
+    assert_eq!(exported().await, old_key);
+    let node = auth.find_node("osh1").await.expect("node");
+    let signer = || {
+        let key = SshCa::generate().expect("key").public_key().clone();
+        let valid_before = (crate::now() + 600) as u64;
+        let cert = auth
+            .sign_openssh_login(
+                &node,
+                "alice",
+                "root",
+                key,
+                valid_before,
+                crate::nodes::OpensshPermits::default(),
+            )
+            .expect("sign");
+        jaunt_ca::fingerprint(&cert.signature_key().clone().into())
+    };
+    let old = signer();
+    // Users' and hosts' CAs are another matter: never this one.
+    assert_ne!(old, auth.authorities().user.signer().fingerprint());
+
+    auth.rotate_ca(manual(CaType::Openssh, Phase::Init))
+        .await
+        .expect("init");
+    assert_eq!(signer(), old, "init signs with the old key");
+    let keys = join().await.openssh_ca_keys;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], old_key, "the current key first");
+    assert_eq!(exported().await, keys.join("\n"));
+    auth.rotate_ca(manual(CaType::Openssh, Phase::UpdateClients))
+        .await
+        .expect("update_clients");
+    let new = signer();
+    assert_ne!(new, old);
+    auth.rotate_ca(manual(CaType::Openssh, Phase::Rollback))
+        .await
+        .expect("rollback");
+    assert_eq!(signer(), old, "a rollback signs with the old key again");
+    auth.rotate_ca(manual(CaType::Openssh, Phase::Standby))
+        .await
+        .expect("standby");
+    assert_eq!(join().await.openssh_ca_keys, vec![old_key.clone()]);
+
+    // A rotation to its end leaves only the new key.
+    for phase in [
+        Phase::Init,
+        Phase::UpdateClients,
+        Phase::UpdateServers,
+        Phase::Standby,
+    ] {
+        auth.rotate_ca(manual(CaType::Openssh, phase))
+            .await
+            .expect("step");
+    }
+    let keys = join().await.openssh_ca_keys;
+    assert_eq!(keys.len(), 1);
+    assert_ne!(keys[0], old_key);
+    assert_ne!(signer(), old);
+    assert_eq!(auth.authorities().phase(CaType::Openssh), Phase::Standby);
+}

@@ -84,19 +84,21 @@ pub fn run(cmd: JoinCommand) -> anyhow::Result<()> {
         additional_principals: args.additional_principals.clone(),
     };
     let joined = join(&args, &request)?;
-    let ca = joined.openssh_ca_keys.first().ok_or_else(|| {
-        anyhow!("the auth service sent no OpenSSH CA key; is it older than this jaunt?")
-    })?;
+    // Every key the cluster trusts now: two while its OpenSSH CA rotates.
+    if joined.openssh_ca_keys.is_empty() {
+        anyhow::bail!("the auth service sent no OpenSSH CA key; is it older than this jaunt?");
+    }
+    let ca_lines: String = joined
+        .openssh_ca_keys
+        .iter()
+        .map(|k| format!("{}\n", k.trim()))
+        .collect();
     write_atomic(
         &files.host_cert,
         format!("{}\n", joined.host_cert.trim()).as_bytes(),
         Mode::Public,
     )?;
-    write_atomic(
-        &files.ca,
-        format!("{}\n", ca.trim()).as_bytes(),
-        Mode::Public,
-    )?;
+    write_atomic(&files.ca, ca_lines.as_bytes(), Mode::Public)?;
     let checker = Command::parse(&args.sshd_check_command, "--sshd-check-command")?;
     install_drop_in(&files, &checker)?;
     let included = include(&args.openssh_config, &files.drop_in, &checker)?;

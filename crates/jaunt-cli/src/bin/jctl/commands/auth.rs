@@ -1,7 +1,7 @@
 //! `jctl auth export|sign|rotate`: the cluster's CA keys in the forms
 //! other software reads, host certificates for agentless hosts set up by
 //! configuration management rather than `jaunt join openssh`, and
-//! rotating the SSH user and host CAs.
+//! rotating the cluster's CAs.
 
 use crate::admin::{AdminClient, unexpected};
 use anyhow::{Context, anyhow};
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum AuthCommand {
-    /// Print a CA's public key: user, host, openssh-user-ca (the line for
+    /// Print a CA's public keys: user, host, openssh-user-ca (the lines for
     /// sshd's TrustedUserCAKeys) or tls.
     Export {
         #[arg(long = "type", value_enum)]
@@ -58,6 +58,8 @@ pub enum RotateKind {
     User,
     Host,
     Tls,
+    /// The OpenSSH CA that agentless hosts' sshd trusts
+    Openssh,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +105,7 @@ pub fn run(admin: &AdminClient, cmd: AuthCommand) -> anyhow::Result<()> {
                     RotateKind::User => CaType::User,
                     RotateKind::Host => CaType::Host,
                     RotateKind::Tls => CaType::Tls,
+                    RotateKind::Openssh => CaType::Openssh,
                 },
                 grace_period_secs: grace_period.map(|g| g.as_secs()),
                 manual_phase: phase

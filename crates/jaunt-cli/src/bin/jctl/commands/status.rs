@@ -12,6 +12,7 @@ fn capitalized(ca: CaType) -> &'static str {
         CaType::User => "User",
         CaType::Host => "Host",
         CaType::Tls => "TLS",
+        CaType::Openssh => "OpenSSH",
     }
 }
 
@@ -34,7 +35,7 @@ pub fn run(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
     say!("Second factor:   {}", s.second_factor)?;
     say!("User CA:         {}", s.user_ca_fingerprint)?;
     say!("Host CA:         {}", s.host_ca_fingerprint)?;
-    for ca in [CaType::User, CaType::Host, CaType::Tls] {
+    for ca in CaType::ALL {
         let line = match s.rotations.iter().find(|r| r.ca == ca) {
             None => "standby".to_string(),
             Some(r) => format!(
@@ -50,7 +51,7 @@ pub fn run(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
             ),
         };
         let label = format!("{} CA phase:", capitalized(ca));
-        say!("{label:<17}{line}")?;
+        say!("{label:<16} {line}")?;
     }
     say!("CA pin:          {}", s.ca_pin)?;
     say!("Users / roles:   {} / {}", s.users, s.roles)?;
