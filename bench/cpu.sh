@@ -26,7 +26,7 @@ printf 'get bench.bin %s\n' "$work/back" >"$work/down"
 # processes end unreaped by the listener, and /proc would miss them.
 acct=/sys/fs/cgroup/cpuacct
 if [ -w "$acct" ]; then
-  for p in $sshd_pid $jump_pid $auth_pid $direct_pid $tunnel_pid; do
+  for p in $sshd_pid $jump_pid $auth_pid $direct_pid $tunnel_pid $osh_pid; do
     mkdir -p "$acct/jaunt-bench-$p"
     echo "$p" >"$acct/jaunt-bench-$p/cgroup.procs"
   done
@@ -58,9 +58,12 @@ for dir in $DIRS; do
       jaunt-direct) opts=("${jaunt_opts[@]}"); host="$user@direct.bench"; relay=$auth_pid; server=$direct_pid ;;
       jaunt-tunnel) opts=("${jaunt_opts[@]}"); host="$user@tunnel.bench"; relay=$auth_pid; server=$tunnel_pid ;;
       node-only) opts=("${node_opts[@]}"); host="$user@nodeonly"; relay=""; server=$direct_pid ;;
+      jaunt-openssh) opts=("${jaunt_opts[@]}"); host="$user@osh.bench"; relay=$auth_pid; server=$osh_pid ;;
+      *) echo "bench: cpu.sh does not know setup $setup" >&2; exit 1 ;;
     esac
     case $setup in
       direct-sshd) putty=(-batch -P "$sshd_port" -i "$work/userkey.ppk" -hostkey "$hostfp" "$user@127.0.0.1") ;;
+      jaunt-openssh) putty=(-batch -load "$user@osh [proxy:127.0.0.1]") ;;
       jaunt-*) putty=(-batch -load "$user@${setup#jaunt-} [proxy:127.0.0.1]") ;;
     esac
     ssh_opts=("${opts[@]/-P/-p}")

@@ -209,6 +209,12 @@ jump_opts=(-F "$work/jump_config" "${jump_opts[@]}")
 if [ -n "${CIPHER:-}" ]; then
   for a in direct_opts jump_opts jaunt_opts node_opts; do eval "$a+=(-c \"\$CIPHER\")"; done
 fi
+# PUTTY_CIPHER=aes,aesgcm,chacha20,3des,WARN,des,blowfish,arcfour (say): the
+# same for PuTTY, in its saved sessions and its defaults (direct sshd).
+if [ -n "${PUTTY_CIPHER:-}" ]; then
+  printf 'Cipher=%s\n' "$PUTTY_CIPHER" >"$PUTTYDIR/sessions/Default%20Settings"
+  sed -i "s/^Cipher=.*/Cipher=$PUTTY_CIPHER/" "$PUTTYDIR"/sessions/*
+fi
 
 
 # Seconds for one command, as a decimal.
