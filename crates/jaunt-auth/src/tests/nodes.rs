@@ -74,27 +74,42 @@ async fn a_token_can_pin_the_labels_of_the_nodes_that_join_with_it() {
     assert!(auth.add_node_token(None, None, Some(bad)).await.is_err());
 }
 
+/// Joins a node named `name` with host key `host_public_key` through a
+/// fresh token: a Jaunt node (with a TLS CSR) or, with `sub_kind`, an
+/// agentless one (at 127.0.0.1:22).
+pub(super) async fn join_as(
+    auth: &AuthServer,
+    name: &str,
+    host_public_key: &str,
+    sub_kind: Option<jaunt_types::api::NodeSubKind>,
+) -> jaunt_types::api::NodeJoinResponse {
+    let (token, _) = auth.add_node_token(None, None, None).await.expect("token");
+    auth.join_node(jaunt_types::api::NodeJoinRequest {
+        token: token.token,
+        name: name.into(),
+        labels: Default::default(),
+        addr: sub_kind.map(|_| "127.0.0.1:22".to_string()),
+        host_public_key: host_public_key.to_string(),
+        tls_csr_pem: match sub_kind {
+            None => generate_client_csr(name).expect("csr").0,
+            Some(_) => String::new(),
+        },
+        sub_kind,
+        additional_principals: Vec::new(),
+    })
+    .await
+    .expect("join")
+}
+
 /// Joins a node named `name` through a fresh token; its UUID.
 pub(super) async fn joined_node(auth: &AuthServer, name: &str) -> String {
-    let (token, _) = auth.add_node_token(None, None, None).await.expect("token");
     let key = jaunt_ca::ssh_key::PrivateKey::random(
         &mut jaunt_ca::ssh_key::rand_core::UnwrapErr(jaunt_ca::ssh_key::getrandom::SysRng),
         jaunt_ca::ssh_key::Algorithm::Ed25519,
     )
     .expect("key");
-    auth.join_node(jaunt_types::api::NodeJoinRequest {
-        token: token.token,
-        name: name.into(),
-        labels: Default::default(),
-        addr: None,
-        host_public_key: key.public_key().to_openssh().expect("openssh"),
-        tls_csr_pem: generate_client_csr(name).expect("csr").0,
-        sub_kind: None,
-        additional_principals: Vec::new(),
-    })
-    .await
-    .expect("join")
-    .uuid
+    let public = key.public_key().to_openssh().expect("openssh");
+    join_as(auth, name, &public, None).await.uuid
 }
 
 #[tokio::test]

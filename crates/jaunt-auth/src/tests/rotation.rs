@@ -63,24 +63,7 @@ async fn a_manual_rotation_of_each_ca_through_every_phase() {
         .expect("key")
         .public_openssh()
         .expect("pub");
-    let joined = auth
-        .join_node(jaunt_types::api::NodeJoinRequest {
-            token: auth
-                .add_node_token(None, None, None)
-                .await
-                .expect("token")
-                .0
-                .token,
-            name: "n1".into(),
-            labels: Default::default(),
-            addr: None,
-            host_public_key: host_key.clone(),
-            tls_csr_pem: generate_client_csr("n1").expect("csr").0,
-            sub_kind: None,
-            additional_principals: Vec::new(),
-        })
-        .await
-        .expect("join");
+    let joined = super::nodes::join_as(&auth, "n1", &host_key, None).await;
     let old_user = auth.authorities().user.signer().fingerprint();
     let old_host = auth.authorities().host.signer().fingerprint();
     let old_host_key = auth.authorities().host.public_keys().expect("keys")[0].clone();
@@ -413,24 +396,13 @@ async fn the_openssh_ca_rotates_for_agentless_hosts() {
         .expect("key")
         .public_openssh()
         .expect("pub");
-    let join = || async {
-        auth.join_node(jaunt_types::api::NodeJoinRequest {
-            token: auth
-                .add_node_token(None, None, None)
-                .await
-                .expect("token")
-                .0
-                .token,
-            name: "osh1".into(),
-            labels: Default::default(),
-            addr: Some("127.0.0.1:22".into()),
-            host_public_key: host_key.clone(),
-            tls_csr_pem: String::new(),
-            sub_kind: Some(jaunt_types::api::NodeSubKind::Openssh),
-            additional_principals: Vec::new(),
-        })
-        .await
-        .expect("join")
+    let join = || {
+        super::nodes::join_as(
+            &auth,
+            "osh1",
+            &host_key,
+            Some(jaunt_types::api::NodeSubKind::Openssh),
+        )
     };
     let exported = || async {
         match auth
