@@ -199,7 +199,11 @@ jump_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/d
   -J "$user@127.0.0.1:$jump_port" -P "$sshd_port")
 jaunt_opts=(-F "$work/jaunt_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
 node_opts=(-F "$work/node_ssh_config" -o BatchMode=yes -o LogLevel=ERROR)
-SETUPS=${SETUPS:-direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh node-only$([ "${LEAF:-0}" = 1 ] && echo " jaunt-leaf")}
+# (Not a command substitution in the assignment: under `set -e` its
+# failing test ended every script run without SETUPS.)
+default_setups="direct-sshd proxyjump jaunt-direct jaunt-tunnel jaunt-openssh node-only"
+if [ "${LEAF:-0}" = 1 ]; then default_setups+=" jaunt-leaf"; fi
+SETUPS=${SETUPS:-$default_setups}
 # The bastion hop needs the same options for itself: through ssh_config.
 printf 'Host 127.0.0.1\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  IdentityFile %s\n  LogLevel ERROR\n' \
   "$work/userkey" >"$work/jump_config"
