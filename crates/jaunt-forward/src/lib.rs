@@ -34,6 +34,12 @@ pub(crate) const WINDOW: u32 = 2 * 1024 * 1024;
 /// The window sshd is granted (its replies, downloads).
 pub(crate) const SSHD_WINDOW: u32 = 8 * 1024 * 1024;
 
+/// The read-ahead buffer of each of a session's two SSH connections: one
+/// packet's worth. 128 KiB moved no more bytes a second (1 GiB sftp, scp
+/// and psftp each way, alternating builds) and cost 29 KiB more per idle
+/// session (docs/benchmarks.md).
+pub(crate) const READ_AHEAD: usize = 32 * 1024;
+
 /// How long a client may take to authenticate.
 const LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// A host certificate is made again when less than this is left of it.
@@ -149,7 +155,7 @@ impl Forwarder {
         let name = node.name.clone();
         let connection = server::Connection::new(self.auth.clone(), node, peer, relay_user, sshd);
         let authenticated = connection.authenticated();
-        let client = tokio::io::BufReader::with_capacity(128 * 1024, client);
+        let client = tokio::io::BufReader::with_capacity(READ_AHEAD, client);
         let serve = async {
             match russh::server::run_stream(config, client, connection).await {
                 Ok(session) => {

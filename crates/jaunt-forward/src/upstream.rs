@@ -143,7 +143,7 @@ pub async fn connect(
         window_size: crate::SSHD_WINDOW,
         ..Default::default()
     });
-    let stream = tokio::io::BufReader::with_capacity(128 * 1024, stream);
+    let stream = tokio::io::BufReader::with_capacity(crate::READ_AHEAD, stream);
     let mut handle = match client::connect_stream(config, stream, check).await {
         Ok(h) => h,
         Err(e) => {
