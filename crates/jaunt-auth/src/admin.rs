@@ -235,9 +235,7 @@ impl AuthServer {
             CaKind::Host => lines(self.authorities().host.public_keys()?, |k| {
                 format!("@cert-authority *.{} {k}", id.cluster_name)
             }),
-            CaKind::OpensshUserCa => {
-                lines(self.authorities().openssh.public_keys()?, |k| k.to_string())
-            }
+            CaKind::OpensshUserCa => self.authorities().openssh.public_keys()?.join("\n"),
             CaKind::Tls => self.authorities().tls.bundle().trim_end().to_string(),
         })
     }
