@@ -5,6 +5,9 @@
 # processes; the Jaunt node with its session processes: the SFTP helper,
 # `cat`). Throughput on this shared 2-core machine drifts by 15-40% between
 # runs; CPU per GiB does not, so it ranks two builds from one run each.
+# "machine" is every core's busy time per GiB (/proc/stat), which also
+# counts what no process is charged for (loopback TCP's receive work runs
+# in softirq), and "idle" the share of both cores no one used meanwhile.
 #
 #   TOOLS="scp psftp" bench/cpu.sh
 #   JAUNT_BIN_DIR=/some/build SETUPS="jaunt-direct" bench/cpu.sh
@@ -46,8 +49,11 @@ children() {
   reaped=$(tail -1 "$work/times" | sed 's/\([0-9]\)m/\1 /g; s/s//g' | awk '{print $1 * 60 + $2 + $3 * 60 + $4}')
 }
 per_gib() { echo "($2 - $1) * 1024 / $SIZE_MIB" | bc -l | xargs printf '%.2f'; }
+# "busy idle" jiffies of all cores so far (idle counts iowait).
+machine() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+jiffy=$(getconf CLK_TCK)
 
-printf '%-5s %-4s %-13s %8s %10s %10s %10s %10s\n' tool dir setup MiB/s client relay server total
+printf '%-5s %-4s %-13s %8s %10s %10s %10s %10s %10s %6s\n' tool dir setup MiB/s client relay server total machine idle
 for tool in $TOOLS; do
 for dir in $DIRS; do
   for setup in $SETUPS; do
@@ -72,6 +78,7 @@ for dir in $DIRS; do
       [ -n "$relay" ] && r0=$(cpu "$relay")
       s0=$(cpu "$server")
       children; c0=$reaped
+      read -r m0 i0 < <(machine)
       t0=$(date +%s.%N)
       case $tool-$dir in
         scp-up) scp "${opts[@]}" "$work/file" "$host:/home/$user/bench-up.bin" ;;
@@ -82,15 +89,18 @@ for dir in $DIRS; do
         cat-down) ssh "${ssh_opts[@]}" "$host" "cat /home/$user/bench.bin" >/dev/null ;;
       esac
       t1=$(date +%s.%N)
+      read -r m1 i1 < <(machine)
       children; c1=$reaped
       # The server reaps its session processes just after the client ends.
       sleep 1
       s1=$(cpu "$server")
       [ -n "$relay" ] && r1=$(cpu "$relay")
       client=$(per_gib "$c0" "$c1"); relayc=$(per_gib "$r0" "$r1"); serverc=$(per_gib "$s0" "$s1")
-      printf '%-5s %-4s %-13s %8.1f %10s %10s %10s %10.2f\n' "$tool" "$dir" "$setup" \
+      machinec=$(per_gib 0 "$(echo "($m1 - $m0) / $jiffy" | bc -l)")
+      idle=$(echo "100 * ($i1 - $i0) / ($m1 - $m0 + $i1 - $i0)" | bc -l)
+      printf '%-5s %-4s %-13s %8.1f %10s %10s %10s %10.2f %10s %5.0f%%\n' "$tool" "$dir" "$setup" \
         "$(echo "$SIZE_MIB / ($t1 - $t0)" | bc -l)" "$client" "$relayc" "$serverc" \
-        "$(echo "$client + $relayc + $serverc" | bc -l)"
+        "$(echo "$client + $relayc + $serverc" | bc -l)" "$machinec" "$idle"
     done
   done
 done
