@@ -53,6 +53,11 @@ const PURGE_BATCH: i64 = 500;
 #[derive(Clone)]
 pub struct PostgresBackend {
     pool: Pool,
+    /// The runtime that opened the store. Connections are made there: a
+    /// connection's I/O runs on the runtime it was made on, and a pooled
+    /// one serves every caller, so it must not belong to a runtime kept
+    /// for other work (the agentless relay's threads, `jaunt-forward`).
+    home: tokio::runtime::Handle,
     /// The URI without its password, for messages.
     shown: Arc<str>,
     retry_for: Duration,
@@ -180,6 +185,7 @@ impl PostgresBackend {
             .map_err(db_err)?;
         let backend = PostgresBackend {
             pool,
+            home: tokio::runtime::Handle::try_current().map_err(db_err)?,
             shown,
             retry_for: options.retry_for,
         };
@@ -244,7 +250,12 @@ impl PostgresBackend {
         let mut pause = Duration::from_millis(50);
         let mut maybe_done = false;
         loop {
-            let failure = match self.pool.get().await {
+            let pool = self.pool.clone();
+            let got = match self.home.spawn(async move { pool.get().await }).await {
+                Ok(got) => got,
+                Err(e) => return (Err(db_err(e)), maybe_done),
+            };
+            let failure = match got {
                 Ok(client) => match op(client).await {
                     Ok(v) => return (Ok(v), maybe_done),
                     Err(f) => f,
