@@ -248,9 +248,42 @@ fn two_instances_on_one_database_serve_one_cluster() {
         recordings.display()
     );
 
+    // An agentless node joined through A, reached through B: B's relay
+    // threads write its session's events to the shared database, and A
+    // reads them.
+    let sshd = Sshd::start("");
+    let unlocked = std::process::Command::new("usermod")
+        .args(["-p", "*", &os.name])
+        .status()
+        .expect("usermod");
+    assert!(unlocked.success(), "sshd refuses a locked account");
+    let mut join = std::process::Command::new(bin("jaunt"));
+    join.args(["join", "openssh", "--nodename=osh1"])
+        .arg(format!("--proxy={}", a.proxy))
+        .arg(format!("--token={}", node_token(&data_b)))
+        .arg(format!("--ca-pin={ca_pin}"))
+        .arg(format!("--address={}", sshd.addr()))
+        .arg(format!("--openssh-config={}", sshd.config.display()))
+        .arg(format!("--data-dir={}", dir.path().join("osh").display()))
+        .arg(format!("--sshd-check-command={SSHD} -t -f"))
+        .arg(format!("--sshd-restart-command={}", sshd.restart_command()));
+    run(join, "").ok();
+    let osh = format!("{}@osh1", os.name);
+    let out = ssh_ok(&home, &osh, &["echo", "agentless"], "a session on osh1");
+    assert_eq!(out.stdout.trim(), "agentless");
+    // Written before the session was reported started: no waiting.
+    let started = events(&data_a, "session.start");
+    assert!(
+        started
+            .iter()
+            .any(|e| e["node"] == "osh1" && e["fields"]["server_sub_kind"] == "openssh"),
+        "{started:#?}"
+    );
+
     // A lock made through B ends sessions carried by A (its nodes follow
-    // the locks through A) and is lifted through A.
-    let mut live: Vec<std::process::Child> = ["web1", "web2"]
+    // the locks through A) and by B's relay threads (osh1), and is lifted
+    // through A.
+    let mut live: Vec<std::process::Child> = ["web1", "web2", "osh1"]
         .iter()
         .map(|name| {
             let mut cmd = jsh_command(&home, &["ssh", &format!("{}@{name}", os.name)]);

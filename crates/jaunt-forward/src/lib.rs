@@ -13,6 +13,7 @@ mod record;
 mod server;
 pub mod sftp;
 mod upstream;
+mod workers;
 
 use jaunt_auth::AuthServer;
 use jaunt_auth::records::NodeRecord;
@@ -51,6 +52,8 @@ pub enum ForwardError {
     Key(String),
     #[error("cannot certify the proxy for node {node}: {reason}")]
     Certificate { node: String, reason: String },
+    #[error("cannot start the agentless relay's threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// The proxy's side of every agentless node: one host key, and a
@@ -59,6 +62,7 @@ pub struct Forwarder {
     auth: Arc<AuthServer>,
     host_key: PrivateKey,
     configs: Mutex<HashMap<String, CachedConfig>>,
+    workers: workers::Workers,
 }
 
 /// The server settings presenting one node's names, until its
@@ -77,10 +81,12 @@ impl Forwarder {
             Algorithm::Ed25519,
         )
         .map_err(|e| ForwardError::Key(e.to_string()))?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Forwarder {
             auth,
             host_key,
             configs: Mutex::new(HashMap::new()),
+            workers: workers::Workers::start(threads).map_err(ForwardError::Threads)?,
         })
     }
 
@@ -130,6 +136,37 @@ impl Forwarder {
             );
         }
         Ok(config)
+    }
+
+    /// `serve` for a client on a plain socket, on one of the forwarder's
+    /// threads (`workers.rs`): both sockets move there, so that thread
+    /// alone reads and writes them.
+    pub async fn serve_tcp(
+        self: &Arc<Self>,
+        client: TcpStream,
+        peer: SocketAddr,
+        sshd: TcpStream,
+        node: NodeRecord,
+        relay_user: String,
+    ) {
+        let (client, sshd) = match (client.into_std(), sshd.into_std()) {
+            (Ok(client), Ok(sshd)) => (client, sshd),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(%peer, error = %e, "agentless relay failed: cannot hand its sockets over");
+                return;
+            }
+        };
+        let this = self.clone();
+        let task = self.workers.pick().spawn(async move {
+            match (TcpStream::from_std(client), TcpStream::from_std(sshd)) {
+                (Ok(client), Ok(sshd)) => this.serve(client, peer, sshd, node, relay_user).await,
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(%peer, error = %e, "agentless relay failed: cannot take its sockets over")
+                }
+            }
+        });
+        let _stop = workers::AbortOnDrop(task.abort_handle());
+        let _ = task.await;
     }
 
     /// Serves one client connection for `node`, whose sshd is `sshd`,

@@ -325,14 +325,9 @@ async fn open_data(api: &ApiClient, proxy: SocketAddr, dial: &TunnelDial) -> Res
 
 /// Carries a session between the root's data connection and the node.
 async fn carry(data: Data, node: Upstream, client: SocketAddr) {
-    match (data, node) {
-        // Both ends are plain sockets: the kernel moves the bytes.
-        #[cfg(target_os = "linux")]
-        (Data::Raw(root), Upstream::Tcp(node)) => {
-            crate::upstream::log_relay(client, crate::splice::relay(&root, &node).await)
-        }
-        (Data::Raw(root), node) => relay(root, node, client).await,
-        (Data::Tls(root), node) => relay(root, node, client).await,
+    match data {
+        Data::Raw(root) => crate::upstream::relay_tcp(root, node, client).await,
+        Data::Tls(root) => relay(root, node, client).await,
     }
 }
 

@@ -16,7 +16,7 @@
 use crate::lines::{read_line, write_json_line};
 use crate::peers::{FORWARD_MAGIC, Peers, TAG_LEN};
 use crate::tunnel::Tunnels;
-use crate::upstream::{Upstream, log_relay, relay};
+use crate::upstream::{Upstream, log_relay, relay_tcp};
 use jaunt_types::api::{DialResponse, RAW_RELAY_MAGIC, TUNNEL_DATA_MAGIC};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -255,12 +255,7 @@ async fn serve_client(mut client: TcpStream, peer: SocketAddr, ticket: &str, tic
     {
         return;
     }
-    match upstream {
-        // Both ends are plain sockets: the kernel moves the bytes.
-        #[cfg(target_os = "linux")]
-        Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
-        upstream => relay(client, upstream, peer).await,
-    }
+    relay_tcp(client, upstream, peer).await
 }
 
 #[cfg(test)]

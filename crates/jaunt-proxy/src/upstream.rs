@@ -98,6 +98,26 @@ where
     }
 }
 
+/// `relay` for a client on a plain socket: to a node's socket the kernel
+/// moves the bytes (splice), and an agentless node's connection runs on
+/// the forwarder's own threads.
+pub async fn relay_tcp(client: TcpStream, node: Upstream, peer: SocketAddr) {
+    match node {
+        #[cfg(target_os = "linux")]
+        Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
+        Upstream::Agentless(a) => {
+            let Agentless {
+                sshd,
+                node,
+                user,
+                forwarder,
+            } = *a;
+            forwarder.serve_tcp(client, peer, sshd, node, user).await
+        }
+        node => relay(client, node, peer).await,
+    }
+}
+
 /// How a relay ended: bytes each way, or why it broke.
 pub fn log_relay(peer: SocketAddr, moved: std::io::Result<(u64, u64)>) {
     match moved {
