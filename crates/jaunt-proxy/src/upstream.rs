@@ -87,13 +87,10 @@ where
         Upstream::Tcp(mut node) => copy_both(&mut client, &mut node, peer).await,
         Upstream::Tunnel(mut node) => copy_both(&mut client, &mut node, peer).await,
         Upstream::Agentless(a) => {
-            let Agentless {
-                sshd,
-                node,
-                user,
-                forwarder,
-            } = *a;
-            forwarder.serve(client, peer, sshd, node, user).await
+            let a = *a;
+            a.forwarder
+                .serve(client, peer, a.sshd, a.node, a.user)
+                .await
         }
     }
 }
@@ -106,13 +103,10 @@ pub async fn relay_tcp(client: TcpStream, node: Upstream, peer: SocketAddr) {
         #[cfg(target_os = "linux")]
         Upstream::Tcp(node) => log_relay(peer, crate::splice::relay(&client, &node).await),
         Upstream::Agentless(a) => {
-            let Agentless {
-                sshd,
-                node,
-                user,
-                forwarder,
-            } = *a;
-            forwarder.serve_tcp(client, peer, sshd, node, user).await
+            let a = *a;
+            a.forwarder
+                .serve_tcp(client, peer, a.sshd, a.node, a.user)
+                .await
         }
         node => relay(client, node, peer).await,
     }
